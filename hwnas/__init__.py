@@ -1,0 +1,37 @@
+"""hwnas: hardware-aware compression of transformer language models.
+
+Public entry points are re-exported lazily so that ``import hwnas`` (and
+``hwnas --help``) never pulls in torch or a device runtime.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Architecture": "hwnas.space",
+    "SearchSpace": "hwnas.space",
+    "get_space": "hwnas.space",
+    "HwnasError": "hwnas.errors",
+    "create_device": "hwnas.devices.registry",
+    "list_devices": "hwnas.devices.registry",
+    "Shape": "hwnas.devices.base",
+    "TimingConfig": "hwnas.devices.timing",
+    "ProfileConfig": "hwnas.profiling.runner",
+    "profile": "hwnas.profiling.runner",
+    "read_profile": "hwnas.profiling.store",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hwnas' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,1 @@
+"""The ``hwnas`` command line: a thin click layer over the public API."""

@@ -1,0 +1,130 @@
+"""``hwnas profile``: measure architectures on a device into a resumable JSONL file."""
+
+from __future__ import annotations
+
+import click
+
+from hwnas.cli._common import console, fmt_ms, fmt_s, parse_duration_s, parse_int_list
+
+
+@click.command()
+@click.option("--device", "device_name", default="cpu", show_default=True, help="Device backend (see `hwnas devices`).")
+@click.option("--space", "space_name", default=None, help="Built-in space (tiny, small, base, full) or a YAML/JSON space file. [default: small]")
+@click.option("--samples", default=200, show_default=True, type=int, help="Architectures to sample from the space.")
+@click.option("--seq-len", default="128", show_default=True, help="Sequence length(s), comma-separated: 64,128.")
+@click.option("--batch-size", default="1", show_default=True, help="Batch size(s), comma-separated: 1,8.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .jsonl file (never overwritten).")
+@click.option("--resume", is_flag=True, help="Continue --out: skip what it already holds, measure the rest.")
+@click.option("--threads", default="1", show_default=True, help="Intra-op threads, or 'default' to leave the runtime's choice.")
+@click.option("--dtype", default="fp32", show_default=True, help="Data type (fp32, bf16, fp16: as the device supports).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seeds the sampling plan, weights, inputs and round order.")
+@click.option("--plan", type=click.Choice(["lhs", "random"]), default="lhs", show_default=True,
+              help="Sampling plan: space-filling Latin hypercube with corners, or uniform random.")
+@click.option("--archs", "archs_file", type=click.Path(), default=None,
+              help="Profile these architectures (jsonl/json/txt of layers=..,hidden=..,heads=..,ffn=..) instead of sampling.")
+@click.option("--time-budget", default=None, help="Stop starting new work after this long (e.g. 30m, 2h); resume later.")
+@click.option("--interleave", default=8, show_default=True, type=int, help="Architectures timed together in interleaved rounds.")
+@click.option("--quick", is_flag=True, help="A fast, loose timing protocol for smoke tests (not for datasets).")
+def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, threads, dtype, seed, plan,
+            archs_file, time_budget, interleave, quick) -> None:
+    """Measure sampled architectures on a device, robustly, into a resumable JSONL file.
+
+    \b
+    Examples:
+      hwnas profile --device cpu --space small --samples 200 --seq-len 128 --batch-size 1 --out profiles/cpu.jsonl
+      hwnas profile --device onnxruntime --space small --samples 200 --out profiles/ort.jsonl
+      hwnas profile ... --resume        # after a crash or Ctrl-C
+    """
+    from hwnas.devices.timing import TimingConfig
+    from hwnas.errors import InvalidConfig
+    from hwnas.profiling.runner import ProfileConfig
+    from hwnas.profiling.runner import profile as run_profile
+
+    if threads == "default":
+        n_threads = None
+    else:
+        try:
+            n_threads = int(threads)
+        except ValueError:
+            raise InvalidConfig(f"--threads must be an integer >= 1 or 'default'; got {threads!r}") from None
+    config = ProfileConfig(
+        device=device_name,
+        space=space_name or ("" if archs_file else "small"),
+        samples=samples,
+        seq_lens=parse_int_list(seq_len, what="--seq-len"),
+        batch_sizes=parse_int_list(batch_size, what="--batch-size"),
+        threads=n_threads,
+        dtype=dtype,
+        seed=seed,
+        plan=plan,
+        archs_file=archs_file,
+        check_space=space_name is not None,
+        time_budget_s=parse_duration_s(time_budget, what="--time-budget") if time_budget else None,
+        interleave=interleave,
+        timing=TimingConfig.quick() if quick else TimingConfig(),
+    )
+    summary = _run_with_progress(run_profile, config, out, resume)
+    _print_summary(summary)
+    if summary.stopped == "time budget":
+        click.echo(f"time budget reached: {summary.remaining} task(s) left; continue with --resume", err=True)
+
+
+def _run_with_progress(run_profile, config, out, resume):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    con = console(stderr=True)
+    progress = Progress(
+        TextColumn("[bold]profiling[/] {task.fields[device]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[last]}"),
+        console=con,
+        transient=False,
+    )
+    state = {"task": None}
+
+    def on_start(todo: int, done: int) -> None:
+        if done:
+            con.print(f"resuming {out}: {done} measurement(s) already there, {todo} to go")
+        state["task"] = progress.add_task("profile", total=todo, device=config.device, last="")
+
+    def on_record(record) -> None:
+        arch = f"L{record['layers']}-H{record['hidden']}-A{record['heads']}-I{record['ffn']}"
+        progress.update(state["task"], advance=1, last=f"{arch}: {fmt_ms(record['latency_ms'])}")
+
+    def on_status(message: str) -> None:
+        if state["task"] is not None:
+            progress.update(state["task"], last=message)
+
+    try:
+        with progress:
+            return run_profile(config, out, resume=resume, on_start=on_start, on_record=on_record, on_status=on_status)
+    except KeyboardInterrupt:
+        con.print(f"interrupted: every completed chunk is saved in {out}; continue with --resume")
+        raise
+
+
+def _print_summary(summary) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"profile summary: {summary.out}", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    table.add_row("measured now", str(summary.measured))
+    table.add_row("already in file", str(summary.skipped))
+    table.add_row("left to measure", str(summary.remaining))
+    if summary.measured:
+        table.add_row("latency range", f"{fmt_ms(summary.latency_ms_min)} .. {fmt_ms(summary.latency_ms_max)}")
+        table.add_row("median spread (IQR/median)", f"{summary.median_spread * 100:.1f}%")
+        table.add_row("noisy (spread > threshold)", str(summary.noisy))
+        busy = summary.build_s + summary.export_s + summary.warmup_s + summary.timed_s
+        table.add_row("time: timed inference", fmt_s(summary.timed_s))
+        table.add_row("time: warm-up", fmt_s(summary.warmup_s))
+        table.add_row("time: build", fmt_s(summary.build_s))
+        table.add_row("time: export/compile", fmt_s(summary.export_s))
+        table.add_row("time: other", fmt_s(max(0.0, summary.wall_s - busy)))
+        table.add_row("wall time", fmt_s(summary.wall_s))
+    console().print(table)

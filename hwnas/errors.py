@@ -1,0 +1,81 @@
+"""The one exception family of hwnas.
+
+Every error hwnas raises on purpose derives from :class:`HwnasError`. Errors
+caused by what the user asked for (a bad architecture, an unknown device, a
+corrupt file) carry ``exit_code = 2``; failures while doing valid work carry
+``exit_code = 1``. The CLI prints ``str(error)`` as one line and exits with
+that code; tracebacks only appear with ``hwnas --debug``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "HwnasError",
+    "InvalidArchitecture",
+    "InvalidSpace",
+    "InvalidConfig",
+    "InvalidData",
+    "UnknownDevice",
+    "DeviceUnavailable",
+    "ProfilingError",
+    "ProfileStoreError",
+    "PredictorMismatch",
+    "BundleError",
+    "NotFittedError",
+]
+
+
+class HwnasError(Exception):
+    """Base class of all hwnas errors."""
+
+    exit_code = 1
+
+
+class _UsageError(HwnasError):
+    """Errors caused by input the user gave; the CLI exits with code 2."""
+
+    exit_code = 2
+
+
+class InvalidArchitecture(_UsageError, ValueError):
+    """An architecture is malformed or outside the space it is checked against."""
+
+
+class InvalidSpace(_UsageError, ValueError):
+    """A search space definition (built-in name or file) is invalid."""
+
+
+class InvalidConfig(_UsageError, ValueError):
+    """A configuration value is out of range or of the wrong type."""
+
+
+class InvalidData(_UsageError, ValueError):
+    """An input data file is missing, empty or malformed."""
+
+
+class UnknownDevice(_UsageError, ValueError):
+    """A device name is not registered."""
+
+
+class DeviceUnavailable(_UsageError, RuntimeError):
+    """A registered device cannot run here (missing package, missing hardware)."""
+
+
+class ProfilingError(HwnasError, RuntimeError):
+    """Profiling an architecture failed (export, verification, runtime error)."""
+
+
+class ProfileStoreError(_UsageError, ValueError):
+    """A profile file cannot be read, or cannot be resumed with these settings."""
+
+
+class PredictorMismatch(_UsageError, ValueError):
+    """A predictor is asked about a device, space or feature set it was not made for."""
+
+
+class BundleError(_UsageError, ValueError):
+    """A predictor bundle is corrupt, truncated, tampered with or of an unknown format."""
+
+
+class NotFittedError(HwnasError, ValueError, AttributeError):
+    """An estimator was used before ``fit``."""

@@ -1,0 +1,283 @@
+"""The profile runner: plan, build, measure in interleaved chunks, store.
+
+A run is a list of *tasks*, one per (architecture, shape). Tasks are taken
+in chunks of ``interleave``: every runner of a chunk is built and warmed up,
+then the chunk is timed in interleaved rounds (:mod:`hwnas.devices.timing`),
+and its records are appended to the store together. A kill loses at most the
+chunk in progress; ``resume=True`` skips every task already in the file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.devices.base import Device, Shape
+from hwnas.devices.registry import create_device
+from hwnas.devices.timing import TimingConfig, measure_interleaved
+from hwnas.errors import InvalidConfig, ProfileStoreError
+from hwnas.profiling.store import SCHEMA_VERSION, ProfileStore, record_key
+from hwnas.space import Architecture, SearchSpace, get_space, load_architectures
+
+__all__ = ["ProfileConfig", "ProfileSummary", "Task", "plan_tasks", "profile", "measure_tasks"]
+
+
+@dataclass(frozen=True)
+class Task:
+    arch: Architecture
+    shape: Shape
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """What to profile and how.
+
+    Args:
+        device: a registered device name (``hwnas devices`` lists them).
+        space: built-in space name or a YAML/JSON space file.
+        samples: number of architectures drawn from the space (ignored with ``archs_file``).
+        seq_lens, batch_sizes: every combination is measured for every architecture.
+        threads: intra-op threads (``None``: the runtime's default).
+        dtype: a dtype the device supports.
+        seed: seeds the sampling plan, the random weights and the round order.
+        plan: ``"lhs"`` (space-filling, corners included) or ``"random"``.
+        archs_file: explicit architectures instead of sampling (see
+            :func:`hwnas.space.load_architectures`); checked against ``space`` when ``check_space``.
+        time_budget_s: stop starting new chunks after this many seconds.
+        interleave: architectures measured together in interleaved rounds.
+    """
+
+    device: str = "cpu"
+    space: str = "small"
+    samples: int = 200
+    seq_lens: tuple[int, ...] = (128,)
+    batch_sizes: tuple[int, ...] = (1,)
+    threads: int | None = 1
+    dtype: str = "fp32"
+    seed: int = 0
+    plan: str = "lhs"
+    archs_file: str | None = None
+    check_space: bool = True
+    time_budget_s: float | None = None
+    interleave: int = 8
+    timing: TimingConfig = field(default_factory=TimingConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
+            raise InvalidConfig(f"samples must be an integer >= 1; got {self.samples!r}")
+        if isinstance(self.interleave, bool) or not isinstance(self.interleave, int) or self.interleave < 1:
+            raise InvalidConfig(f"interleave must be an integer >= 1; got {self.interleave!r}")
+        if self.plan not in ("lhs", "random"):
+            raise InvalidConfig(f"plan must be 'lhs' or 'random'; got {self.plan!r}")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise InvalidConfig(f"time_budget_s must be > 0; got {self.time_budget_s!r}")
+        for name in ("seq_lens", "batch_sizes"):
+            values = tuple(getattr(self, name))
+            if not values:
+                raise InvalidConfig(f"{name} must list at least one value")
+            object.__setattr__(self, name, values)
+            for v in values:
+                Shape(1, v) if name == "seq_lens" else Shape(v, 1)
+
+    def shapes(self) -> list[Shape]:
+        return [Shape(b, s) for b, s in itertools.product(self.batch_sizes, self.seq_lens)]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["seq_lens"] = list(self.seq_lens)
+        out["batch_sizes"] = list(self.batch_sizes)
+        return out
+
+
+@dataclass
+class ProfileSummary:
+    """What a run did. Times in seconds; latencies in milliseconds."""
+
+    out: str
+    planned: int
+    skipped: int
+    measured: int
+    stopped: str = "done"  # "done", "time budget", "interrupted"
+    latency_ms_min: float = float("nan")
+    latency_ms_max: float = float("nan")
+    median_spread: float = float("nan")
+    noisy: int = 0
+    build_s: float = 0.0
+    export_s: float = 0.0
+    warmup_s: float = 0.0
+    timed_s: float = 0.0
+    wall_s: float = 0.0
+    records: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def remaining(self) -> int:
+        return self.planned - self.skipped - self.measured
+
+
+def plan_tasks(config: ProfileConfig) -> tuple[SearchSpace | None, list[Task]]:
+    """The full, deterministic task list of ``config`` (same seed: same list, so resume is exact)."""
+    space = get_space(config.space) if config.space else None
+    if config.archs_file:
+        archs = load_architectures(config.archs_file)
+        if space is not None and config.check_space:
+            archs = [space.validate(a) for a in archs]
+    else:
+        if space is None:
+            raise InvalidConfig("give a space to sample from or an architecture file")
+        archs = space.sample(config.samples, plan=config.plan, seed=config.seed)
+    seen: set[Architecture] = set()
+    unique = [a for a in archs if not (a in seen or seen.add(a))]
+    return space, [Task(a, s) for a in unique for s in config.shapes()]
+
+
+def _task_key(task: Task, device: Device) -> str:
+    return record_key(task.arch, task.shape.batch_size, task.shape.seq_len, device.name, device.dtype, device.threads)
+
+
+def measure_tasks(
+    device: Device,
+    tasks: Sequence[Task],
+    timing: TimingConfig | None = None,
+    *,
+    seed: int = 0,
+    extra: dict[str, Any] | None = None,
+    on_status: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Build, warm up and measure ``tasks`` together (one interleaved chunk).
+
+    Returns one store record per task, in order. Runners are closed on exit.
+    """
+    timing = timing or TimingConfig()
+    runners = []
+    try:
+        with device.pinned():
+            for task in tasks:
+                if on_status:
+                    on_status(f"building {task.arch} @ {task.shape}")
+                runners.append(device.prepare(task.arch, task.shape))
+            if on_status:
+                on_status(f"measuring {len(tasks)} architecture(s) in interleaved rounds")
+            measurements = measure_interleaved(runners, timing, seed=seed)
+    finally:
+        for r in runners:
+            r.close()
+    fingerprint = device.fingerprint()
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    records = []
+    for task, runner, m in zip(tasks, runners, measurements):
+        record: dict[str, Any] = {
+            "schema": SCHEMA_VERSION,
+            **task.arch.as_dict(),
+            "batch_size": task.shape.batch_size,
+            "seq_len": task.shape.seq_len,
+            "device": device.name,
+            "dtype": device.dtype,
+            "threads": device.threads,
+            "params": task.arch.num_parameters(device.vocab_size, device.max_positions),
+        }
+        record.update(m.summary())
+        record.update(build_s=runner.build_s, export_s=runner.export_s, timestamp=stamp)
+        record["settings"] = device.settings()
+        record["fingerprint"] = fingerprint
+        if extra:
+            record.update(extra)
+        records.append(record)
+    return records
+
+
+def profile(
+    config: ProfileConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    on_start: Callable[[int, int], None] | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    on_status: Callable[[str], None] | None = None,
+) -> ProfileSummary:
+    """Profile ``config`` into the JSON Lines file ``out``.
+
+    Args:
+        resume: continue an existing file, skipping every task it already holds.
+            Without it an existing non-empty file is refused (never overwritten).
+        on_start: called once with ``(tasks to measure, tasks already done)``.
+        on_record: called with every record once it is safely on disk.
+        on_status: called with short status lines (building, measuring).
+
+    Raises:
+        ProfileStoreError: ``out`` exists without ``resume``, is unwritable, or holds
+            measurements of another device or settings.
+        KeyboardInterrupt: re-raised after the summary is complete; completed
+            chunks are on disk.
+    """
+    store = ProfileStore(out)
+    store.check_writable()
+    existing: list[dict[str, Any]] = []
+    if store.exists():
+        if not resume:
+            raise ProfileStoreError(f"{out} already exists; pass --resume to continue it, or choose another --out")
+        existing = store.records()
+    space, tasks = plan_tasks(config)
+    device = create_device(config.device, threads=config.threads, dtype=config.dtype, seed=config.seed)
+    for r in existing:
+        mismatch = [
+            f"{k}={r.get(k)!r} (asked {v!r})"
+            for k, v in (("device", device.name), ("dtype", device.dtype), ("threads", device.threads))
+            if r.get(k, v) != v
+        ]
+        if mismatch:
+            raise ProfileStoreError(
+                f"{out} holds measurements with {', '.join(mismatch)}; resume with the same settings or write to another --out"
+            )
+    done = {
+        record_key({d: r[d] for d in ("layers", "hidden", "heads", "ffn")}, r["batch_size"], r["seq_len"],
+                   r["device"], r.get("dtype", "fp32"), r.get("threads"))
+        for r in existing
+    }
+    todo = [t for t in tasks if _task_key(t, device) not in done]
+    summary = ProfileSummary(out=str(out), planned=len(tasks), skipped=len(tasks) - len(todo), measured=0)
+    if on_start:
+        on_start(len(todo), summary.skipped)
+    run_id = uuid.uuid4().hex[:12]
+    extra = {"space": space.name if space else None, "run_id": run_id}
+    start = time.perf_counter()
+    try:
+        for chunk_no, offset in enumerate(range(0, len(todo), config.interleave)):
+            if config.time_budget_s is not None and time.perf_counter() - start >= config.time_budget_s:
+                summary.stopped = "time budget"
+                break
+            chunk = todo[offset: offset + config.interleave]
+            records = measure_tasks(device, chunk, config.timing, seed=config.seed * 100003 + chunk_no,
+                                    extra=extra, on_status=on_status)
+            store.append(records)
+            summary.measured += len(records)
+            summary.records.extend(records)
+            if on_record:
+                for r in records:
+                    on_record(r)
+    except KeyboardInterrupt:
+        summary.stopped = "interrupted"
+        raise
+    finally:
+        summary.wall_s = time.perf_counter() - start
+        _fill_summary(summary)
+    return summary
+
+
+def _fill_summary(summary: ProfileSummary) -> None:
+    rs = summary.records
+    if not rs:
+        return
+    lat = np.array([r["latency_ms"] for r in rs])
+    summary.latency_ms_min, summary.latency_ms_max = float(lat.min()), float(lat.max())
+    summary.median_spread = float(np.median([r["spread"] for r in rs]))
+    summary.noisy = int(sum(bool(r["noisy"]) for r in rs))
+    for k in ("build_s", "export_s", "warmup_s", "timed_s"):
+        setattr(summary, k, float(sum(r[k] for r in rs)))
