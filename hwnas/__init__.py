@@ -23,6 +23,8 @@ _LAZY = {
     "ProfileConfig": "hwnas.profiling.runner",
     "profile": "hwnas.profiling.runner",
     "read_profile": "hwnas.profiling.store",
+    "load_predictor": "hwnas.predictors",
+    "load_supernet": "hwnas.supernet",
 }
 
 __all__ = ["__version__", *_LAZY]
