@@ -1,0 +1,369 @@
+"""``distill()``: from an architecture to a trained, exported, verified student.
+
+Stages, each written under the output folder and reused by the next call:
+
+1. task data (and an evaluation split: the given file, or the last 10% of the
+   training file, at most 1000 examples, when none is given);
+2. the task teacher (:mod:`hwnas.distill.teacher`, cached by content);
+3. the student's initial weights (supernet, teacher slices or random);
+4. optional task-agnostic distillation on the task's sentences (hidden states
+   and attention only, no labels);
+5. task distillation with the configured losses (resumable checkpoint);
+6. export: ``save_pretrained`` folder with tokenizer, ``model.onnx``, both
+   verified; latency of student and teacher measured together; ``report.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwnas.distill.data import TaskData, augment, encode, load_task
+from hwnas.distill.losses import LossConfig
+from hwnas.errors import InvalidConfig
+from hwnas.space import Architecture, load_architectures
+
+__all__ = ["DistillConfig", "distill", "resolve_arch", "REPORT_FILE", "DEFAULT_LOSSES"]
+
+REPORT_FILE = "report.json"
+CONFIG_FILE = "distill_config.json"
+DEFAULT_LOSSES = {"logits": 1.0, "hidden": 1.0, "attention": 1.0}
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Everything ``hwnas distill`` needs.
+
+    Args:
+        arch: an ``Architecture``, an ``layers=..,hidden=..`` string or a ``winner.json`` path.
+        task: training data (file or ``datasets`` name); ``eval``: evaluation data (optional).
+        teacher: ``"default"`` or a model folder. A folder whose head already has the
+            task's number of labels is used as the task teacher as is.
+        supernet: a supernet folder; the student starts from ``sn.extract(arch)``.
+        init: without a supernet, ``"teacher"`` (slice the teacher) or ``"random"``.
+        losses: the loss weights and settings.
+        steps, batch_size, lr: task-distillation training.
+        agnostic_steps: task-agnostic distillation steps before (0: none).
+        teacher_steps, teacher_lr: fine-tuning of the task teacher.
+        max_len: tokens per example; ``limit``: use only the first examples of the training data.
+        augment: noisy copies of each training example (0: none).
+        predictor: a predictor bundle for the predicted latency in the report.
+        measure: time the student and the teacher after training.
+        threads: CPU threads for latency measurement (the predictor's setting when one is given).
+        cache_dir: where fine-tuned teachers are cached (default: ``<out>/../teachers``).
+    """
+
+    arch: Any
+    task: str
+    eval: str | None = None
+    teacher: str = "default"
+    supernet: str | None = None
+    init: str = "teacher"
+    losses: LossConfig = field(default_factory=lambda: LossConfig(weights=dict(DEFAULT_LOSSES)))
+    steps: int = 600
+    batch_size: int = 32
+    lr: float = 1e-4
+    agnostic_steps: int = 0
+    teacher_steps: int = 600
+    teacher_lr: float = 5e-5
+    max_len: int = 128
+    limit: int | None = None
+    eval_limit: int | None = None
+    augment: int = 0
+    seed: int = 0
+    mixed_precision: str = "auto"
+    checkpoint_every: int = 100
+    predictor: str | None = None
+    measure: bool = True
+    threads: int | None = 1
+    timing: str = "default"
+    cache_dir: str | None = None
+    text_col: str | None = None
+    text_pair_col: str | None = None
+    label_col: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.init not in ("teacher", "random"):
+            raise InvalidConfig(f"init must be 'teacher' or 'random' (the supernet is chosen with supernet=); got {self.init!r}")
+        if self.timing not in ("default", "quick"):
+            raise InvalidConfig(f"timing must be 'default' or 'quick'; got {self.timing!r}")
+        for name in ("agnostic_steps", "augment"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise InvalidConfig(f"{name} must be an integer >= 0; got {v!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["arch"] = resolve_arch(self.arch)[0].key
+        d["losses"] = self.losses.to_dict()
+        return d
+
+
+def resolve_arch(arch: Any) -> tuple[Architecture, dict[str, Any]]:
+    """An :class:`Architecture` and, for a ``winner.json``, the search's record of it."""
+    if isinstance(arch, Architecture):
+        return arch, {}
+    text = str(arch)
+    path = Path(text)
+    if path.suffix.lower() in (".json", ".jsonl", ".txt") or path.is_file():
+        archs = load_architectures(path)
+        if len(archs) != 1:
+            raise InvalidConfig(f"{path} holds {len(archs)} architectures; give a file with one (such as winner.json)")
+        info: dict[str, Any] = {}
+        if path.suffix.lower() == ".json":
+            data = json.loads(path.read_text())
+            if isinstance(data, dict) and "arch" in data:
+                info = {k: v for k, v in data.items() if k != "arch"}
+        return archs[0], info
+    return Architecture.parse(text), {}
+
+
+def _split_eval(data: TaskData, seed: int) -> tuple[TaskData, TaskData]:
+    n_eval = min(1000, max(1, len(data) // 10))
+    if len(data) - n_eval < 2:
+        raise InvalidConfig(f"{data.source}: {len(data)} examples are too few to hold some out for evaluation; give eval data")
+    return data.subset(range(len(data) - n_eval)), data.subset(range(len(data) - n_eval, len(data)))
+
+
+def _status(on_status: Callable[[str], None] | None, text: str) -> None:
+    if on_status:
+        on_status(text)
+
+
+def distill(
+    config: DistillConfig,
+    out: str | Path,
+    *,
+    on_status: Callable[[str], None] | None = None,
+    on_step: Callable[[str, int, int, dict[str, float]], None] | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Run every stage into ``out`` and return the report (also written to ``out/report.json``).
+
+    A finished folder with the same settings is returned as is; a folder
+    written with other settings is refused unless ``overwrite``. An unfinished
+    one is resumed.
+
+    Args:
+        on_status: short lines naming the stage.
+        on_step: ``(stage, step, steps, loss parts)`` during training; stage is
+            ``"teacher"``, ``"agnostic"`` or ``"distill"``.
+    """
+    import torch
+    from transformers import AutoConfig
+
+    from hwnas.distill.export import export_onnx_classifier, measure_models, save_hf
+    from hwnas.distill.models import architecture_of, init_student, resolve_teacher
+    from hwnas.distill.teacher import finetune_teacher, load_task_teacher
+    from hwnas.distill.trainer import TrainConfig, clear_checkpoint, train
+
+    t_start = time.perf_counter()
+    out = Path(out)
+    arch, search_info = resolve_arch(config.arch)
+    settings = config.to_dict()
+    cfg_file, report_file = out / CONFIG_FILE, out / REPORT_FILE
+    if cfg_file.is_file():
+        previous = json.loads(cfg_file.read_text())
+        if previous != json.loads(json.dumps(settings, default=str)):
+            if not overwrite:
+                changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != json.loads(json.dumps(settings.get(k), default=str)))
+                raise InvalidConfig(
+                    f"{out} holds a distillation with other settings (changed: {', '.join(changed)}); "
+                    "choose another --out, or pass --overwrite to replace it"
+                )
+            report_file.unlink(missing_ok=True)
+            clear_checkpoint(out)
+            clear_checkpoint(out / "agnostic")
+        elif report_file.is_file():
+            _status(on_status, f"reusing finished student in {out}")
+            return json.loads(report_file.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_file.write_text(json.dumps(settings, indent=2, default=str) + "\n")
+
+    # 1. data
+    _status(on_status, "loading task data")
+    cols = {"text_col": config.text_col, "text_pair_col": config.text_pair_col, "label_col": config.label_col}
+    train_data = load_task(config.task, limit=config.limit, **cols)
+    if config.eval:
+        eval_data = load_task(config.eval, label_names=train_data.label_names or None, limit=config.eval_limit,
+                              task=train_data.kind, **cols)
+        eval_note = config.eval
+    else:
+        train_data, eval_data = _split_eval(train_data, config.seed)
+        eval_note = f"last {len(eval_data)} examples of {config.task} (held out)"
+    if (eval_data.pairs is None) != (train_data.pairs is None):
+        raise InvalidConfig(f"{config.eval}: sentence pairs in one of train/eval data but not the other")
+
+    # 2. teacher
+    teacher_base = resolve_teacher(config.teacher)
+    base_cfg = AutoConfig.from_pretrained(teacher_base)
+    finetuned = bool(getattr(base_cfg, "architectures", None)) and any(
+        a.endswith("ForSequenceClassification") for a in base_cfg.architectures) and base_cfg.num_labels == train_data.num_labels
+    teacher_train = TrainConfig(steps=config.teacher_steps, batch_size=config.batch_size, lr=config.teacher_lr,
+                                max_len=config.max_len, seed=config.seed, mixed_precision=config.mixed_precision,
+                                checkpoint_every=config.checkpoint_every)
+    cache_dir = Path(config.cache_dir) if config.cache_dir else out.parent / "teachers"
+    if finetuned:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(teacher_base)
+        teacher = load_task_teacher(teacher_base, encode(tok, eval_data, config.max_len), train_data.kind, train_data.num_labels)
+    else:
+        teacher = finetune_teacher(teacher_base, train_data, eval_data, teacher_train, cache_dir, max_len=config.max_len,
+                                   on_status=on_status,
+                                   on_step=(lambda s, n, p: on_step("teacher", s, n, p)) if on_step else None)
+    tokenizer = teacher.tokenizer
+    train_aug = augment(train_data, config.augment, seed=config.seed) if config.augment else train_data
+    train_enc = encode(tokenizer, train_aug, config.max_len)
+    eval_enc = encode(tokenizer, eval_data, config.max_len)
+
+    # 3. student
+    supernet = None
+    if config.supernet:
+        from hwnas.supernet import load_supernet
+
+        supernet = load_supernet(config.supernet)
+        arch = supernet.space.validate(arch)
+    problem = "regression" if train_data.kind == "regression" else "single_label_classification"
+    student, init_note = init_student(arch, train_data.num_labels, init="supernet" if supernet else config.init,
+                                      teacher_path=teacher.path, supernet=supernet, problem_type=problem,
+                                      seed=config.seed)
+    if train_data.label_names:
+        student.config.id2label = {i: n for i, n in enumerate(train_data.label_names)}
+        student.config.label2id = {n: i for i, n in enumerate(train_data.label_names)}
+    history: dict[str, Any] = {}
+
+    # 4. task-agnostic distillation (no labels: hidden states and attention only)
+    if config.agnostic_steps:
+        from safetensors.torch import load_file, save_file
+
+        agn_dir = out / "agnostic"
+        done_file = agn_dir / "student.safetensors"
+        if done_file.is_file():
+            student.load_state_dict(load_file(str(done_file)))
+            _status(on_status, "reusing task-agnostic distillation")
+        else:
+            _status(on_status, f"task-agnostic distillation ({config.agnostic_steps} steps)")
+            agn_cfg = TrainConfig(steps=config.agnostic_steps, batch_size=config.batch_size, lr=config.lr * 2,
+                                  max_len=config.max_len, seed=config.seed + 1, mixed_precision=config.mixed_precision,
+                                  checkpoint_every=config.checkpoint_every)
+            r = train(student, teacher.model, LossConfig(weights={"hidden": 1.0, "attention": 1.0}), train_enc,
+                      train_data.kind, agn_cfg, agn_dir,
+                      on_step=(lambda s, n, p: on_step("agnostic", s, n, p)) if on_step else None)
+            save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(done_file))
+            clear_checkpoint(agn_dir)
+            history["agnostic"] = {"loss_first": r.loss_first, "loss_last": r.loss_last, "train_s": r.wall_s}
+
+    # 5. task distillation
+    _status(on_status, f"distilling {arch} ({config.steps} steps, losses {', '.join(config.losses.active)})")
+    tc = TrainConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr, max_len=config.max_len,
+                     seed=config.seed, mixed_precision=config.mixed_precision, checkpoint_every=config.checkpoint_every)
+    result = train(student, teacher.model, config.losses, train_enc, train_data.kind, tc, out, eval_encoded=eval_enc,
+                   on_step=(lambda s, n, p: on_step("distill", s, n, p)) if on_step else None,
+                   meta={"arch": arch.key, "init": init_note})
+    history["distill"] = {"loss_first": result.loss_first, "loss_last": result.loss_last, "train_s": result.wall_s,
+                          "resumed_from": result.resumed_from, "mixed_precision": result.mixed_precision,
+                          "curve": result.history}
+
+    # 6. export and verify
+    _status(on_status, "exporting and verifying (Hugging Face folder, ONNX)")
+    sample = list(range(min(8, len(eval_data))))
+    texts = [eval_data.texts[i] for i in sample]
+    pairs = [eval_data.pairs[i] for i in sample] if eval_data.pairs is not None else None
+    hf_check = save_hf(student, tokenizer, out, texts, pairs, config.max_len)
+    onnx_check = export_onnx_classifier(out, texts, pairs, config.max_len)
+    clear_checkpoint(out)
+
+    predicted: dict[str, Any] = {}
+    threads = config.threads
+    if config.predictor:
+        from hwnas.predictors import load_predictor
+
+        p = load_predictor(config.predictor)
+        threads = _manifest_threads(p.manifest, threads)
+        predicted = {
+            "predictor": str(config.predictor),
+            "device": p.device,
+            "latency_ms": float(p.predict([arch], seq_len=128, batch_size=1)[0]),
+            "latency_upper_ms": float(p.predict_upper([arch], seq_len=128, batch_size=1)[0]),
+        }
+    elif search_info.get("latency_ms") is not None:
+        predicted = {"predictor": search_info.get("predictor"), "device": search_info.get("device"),
+                     "latency_ms": search_info.get("latency_ms"), "latency_upper_ms": search_info.get("latency_upper_ms")}
+
+    measured: dict[str, Any] = {}
+    if config.measure:
+        from hwnas.devices.timing import TimingConfig
+
+        _status(on_status, f"measuring student and teacher latency (cpu, {threads} thread(s), seq 128, batch 1)")
+        timing = TimingConfig.quick() if config.timing == "quick" else TimingConfig()
+        lat = measure_models({"student": student, "teacher": teacher.model}, seq_len=128, batch_size=1,
+                             threads=threads, timing=timing)
+        measured = {
+            "device": "cpu",
+            "threads": threads,
+            "seq_len": 128,
+            "batch_size": 1,
+            "timing": config.timing,
+            "student": lat["student"],
+            "teacher": lat["teacher"],
+            "speedup": lat["teacher"]["latency_ms"] / lat["student"]["latency_ms"],
+        }
+    metric = "accuracy" if train_data.kind == "classification" else "pearson"
+    s_score, t_score = result.metrics.get(metric), teacher.metrics.get(metric)
+    import transformers
+
+    report = {
+        "arch": arch.as_dict(),
+        "arch_key": arch.key,
+        "parameters": sum(p.numel() for p in student.parameters()),
+        "encoder_parameters": arch.num_parameters(student.config.vocab_size, student.config.max_position_embeddings),
+        "init": init_note,
+        "supernet": config.supernet,
+        "search": search_info or None,
+        "teacher": {
+            "base": str(config.teacher),
+            "path": str(teacher.path),
+            "reused": teacher.reused,
+            "arch": architecture_of(teacher.model.config).key,
+            "parameters": sum(p.numel() for p in teacher.model.parameters()),
+            "metrics": teacher.metrics,
+        },
+        "task": train_data.describe(),
+        "eval": {**eval_data.describe(), "note": eval_note},
+        "metric": metric,
+        "student_score": s_score,
+        "teacher_score": t_score,
+        "retained": (s_score / t_score) if s_score is not None and t_score else None,
+        "student_metrics": result.metrics,
+        "losses": config.losses.to_dict(),
+        "training": history,
+        "predicted_latency": predicted or None,
+        "measured_latency": measured or None,
+        "exports": {"huggingface": hf_check.as_dict(), "onnx": onnx_check.as_dict()},
+        "files": sorted(p.name for p in out.iterdir() if p.is_file()) + [REPORT_FILE],
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                     "python": platform.python_version()},
+        "wall_s": time.perf_counter() - t_start,
+    }
+    tmp = report_file.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    tmp.replace(report_file)
+    return report
+
+
+def _manifest_threads(manifest: dict[str, Any], default: int | None) -> int | None:
+    """The thread count the predictor's measurements used, if its manifest records it."""
+    for key in ("threads",):
+        if isinstance(manifest.get(key), int):
+            return manifest[key]
+    for section in ("device_settings", "settings", "training", "data"):
+        sub = manifest.get(section)
+        if isinstance(sub, dict) and isinstance(sub.get("threads"), int):
+            return sub["threads"]
+    return default

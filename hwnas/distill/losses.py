@@ -1,0 +1,500 @@
+"""Distillation losses: named components combined by weights from a config file.
+
+Every component compares a student's forward pass with the teacher's on the
+same batch. Each is a small function on tensors (tested against hand-computed
+values) wrapped in a :class:`LossComponent` that knows which model outputs it
+needs and which trainable parameters (projections, critics) it owns.
+
+Components (registry :data:`LOSSES`):
+
+``task``
+    cross-entropy with the gold labels (mean squared error for regression).
+``logits``
+    KL divergence between teacher and student class distributions at
+    temperature ``T``, multiplied by ``T**2`` so that its gradients keep the
+    same scale whatever ``T`` is (Hinton et al., 2015). Regression: MSE of the outputs.
+``hidden``
+    MSE between hidden states of mapped layers (student layer ``i`` of ``Ls``
+    learns teacher layer ``round(i * Lt / Ls)``), over real (non-padding)
+    tokens; a learned linear projection maps the student's width to the
+    teacher's when they differ (TinyBERT).
+``attention``
+    KL divergence between teacher and student attention distributions of
+    mapped layers, per query token, over real tokens. With different head
+    counts both are first averaged over heads.
+``value_relation``
+    MiniLM's value-relation transfer on the last layer: values are split into
+    ``R`` relation heads, ``softmax(V V^T / sqrt(d))`` gives a token-to-token
+    distribution, and the student's is pulled to the teacher's by KL.
+``mi_alpha``
+    Distiller's intermediate objective: maximise a lower bound on the mutual
+    information between teacher and student sentence representations (mean of
+    mapped layers' token states), the ``alpha`` interpolation between the
+    InfoNCE and NWJ bounds (Poole et al., 2019, "On variational bounds of
+    mutual information"). The critic is a cosine similarity over a learned
+    projection, divided by a temperature. The loss is minus the bound.
+
+The loss-weights file (JSON or YAML) looks like::
+
+    weights: {logits: 1.0, hidden: 1.0, attention: 0.0, value_relation: 0.0, mi_alpha: 0.0, task: 0.0}
+    temperature: 2.0        # logits KD temperature
+    alpha: 0.5              # mi_alpha interpolation (0: NWJ, 1: InfoNCE)
+    mi_temperature: 0.1     # critic temperature of mi_alpha
+    relation_heads: null    # value_relation heads (null: largest of 12, 8, 6, 4, 2, 1 that fits both)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hwnas.errors import InvalidConfig
+
+__all__ = [
+    "LOSSES",
+    "LossConfig",
+    "ModelOutputs",
+    "DistillLoss",
+    "kd_logits",
+    "hidden_mse",
+    "attention_kl",
+    "value_relation_kl",
+    "mi_alpha_bound",
+    "layer_map",
+    "register_loss",
+]
+
+_EPS = 1e-12
+
+
+# ---------------------------------------------------------------- the pure functions
+def kd_logits(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """``T^2 * KL(softmax(teacher/T) || softmax(student/T))``, averaged over the batch.
+
+    Args:
+        student, teacher: ``batch x classes`` logits.
+        temperature: ``T > 0``.
+    """
+    t = temperature
+    log_p_s = F.log_softmax(student / t, dim=-1)
+    log_p_t = F.log_softmax(teacher / t, dim=-1)
+    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1)
+    return kl.mean() * t * t
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` (``batch x seq``) over positions where ``mask`` is 1."""
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def hidden_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per feature, averaged over real tokens.
+
+    Args:
+        student, teacher: ``batch x seq x hidden`` (the student already projected to the teacher's width).
+        mask: ``batch x seq``, 1 for real tokens.
+    """
+    return _masked_mean(((student - teacher) ** 2).mean(-1), mask)
+
+
+def _row_kl(p_teacher: torch.Tensor, log_q_student: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) along the last axis; ``0 * log 0`` counts as 0."""
+    return (p_teacher * (torch.log(p_teacher.clamp_min(_EPS)) - log_q_student)).sum(-1)
+
+
+def attention_kl(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) of attention distributions, averaged over heads and real query tokens.
+
+    Args:
+        student, teacher: ``batch x heads x seq x seq`` attention probabilities
+            (rows sum to 1). Different head counts are averaged over heads first.
+        mask: ``batch x seq``, 1 for real tokens.
+    """
+    if student.shape[1] != teacher.shape[1]:
+        student, teacher = student.mean(1, keepdim=True), teacher.mean(1, keepdim=True)
+    kl = _row_kl(teacher, torch.log(student.clamp_min(_EPS)))  # batch x heads x seq
+    return _masked_mean(kl.mean(1), mask)
+
+
+def _relations(values: torch.Tensor, mask: torch.Tensor, heads: int) -> torch.Tensor:
+    """Log of ``softmax(V_r V_r^T / sqrt(d_r))`` per relation head: ``batch x heads x seq x seq``."""
+    b, n, h = values.shape
+    v = values.view(b, n, heads, h // heads).transpose(1, 2)
+    scores = v @ v.transpose(-1, -2) / math.sqrt(h // heads)
+    scores = scores.masked_fill(mask[:, None, None, :] == 0, torch.finfo(scores.dtype).min)
+    return F.log_softmax(scores, dim=-1)
+
+
+def value_relation_kl(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, heads: int) -> torch.Tensor:
+    """MiniLM value-relation loss: KL between teacher and student value relations.
+
+    Args:
+        student: ``batch x seq x hidden_s`` value vectors (all heads concatenated).
+        teacher: ``batch x seq x hidden_t``.
+        mask: ``batch x seq``, 1 for real tokens.
+        heads: relation heads ``R``; must divide both widths.
+    """
+    log_s = _relations(student, mask, heads)
+    log_t = _relations(teacher, mask, heads)
+    kl = (log_t.exp() * (log_t - log_s)).sum(-1)  # batch x heads x seq
+    return _masked_mean(kl.mean(1), mask)
+
+
+def _log_interpolate(log_a: torch.Tensor, log_b: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``log(alpha * a + (1 - alpha) * b)`` computed in log space."""
+    if alpha >= 1:
+        return log_a
+    if alpha <= 0:
+        return log_b
+    return torch.logaddexp(log_a + math.log(alpha), log_b + math.log1p(-alpha))
+
+
+def mi_alpha_bound(scores: torch.Tensor, alpha: float, log_baseline: float | torch.Tensor = 0.0) -> torch.Tensor:
+    """The ``alpha`` lower bound on mutual information from in-batch critic scores.
+
+    ``scores[i, j] = f(x_i, y_j)``; the diagonal holds the matched (joint)
+    pairs. For row ``i`` and column ``j`` the baseline is
+    ``b[i, j] = log(alpha * mean_{k != j} exp(scores[i, k]) + (1 - alpha) * exp(log_baseline))``
+    (leaving column ``j`` out keeps a pair out of its own baseline). Then::
+
+        joint = mean_{i != j} (scores[i, i] - b[i, j])
+        marginal = mean_{i != j} exp(scores[i, j] - b[i, i])
+        bound = 1 + joint - marginal
+
+    ``alpha = 0`` with a zero baseline is the NWJ bound; ``alpha = 1`` is a
+    leave-one-out InfoNCE bound (at most ``log(batch)``).
+
+    Args:
+        scores: ``batch x batch`` critic values, batch >= 2.
+        alpha: in ``[0, 1]``.
+        log_baseline: ``log q(y)``, a scalar (0 by default).
+    Returns:
+        the bound in nats (a scalar); maximise it, or minimise its negative.
+    """
+    n = scores.shape[0]
+    if n < 2:
+        raise InvalidConfig("mi_alpha needs a batch of at least 2 examples")
+    eye = torch.eye(n, dtype=torch.bool, device=scores.device)
+    # leave-one-out log-mean-exp over each row, leaving out each column in turn
+    row_lse = torch.logsumexp(scores, dim=1, keepdim=True)                       # n x 1
+    loo = row_lse + torch.log1p(-torch.exp((scores - row_lse).clamp(max=-1e-7)))  # log sum_{k != j}
+    loo_mean = loo - math.log(n - 1)
+    base = torch.as_tensor(log_baseline, dtype=scores.dtype, device=scores.device).expand_as(scores)
+    b = _log_interpolate(loo_mean, base, alpha)                                   # n x n
+    diag_scores = scores.diagonal()
+    joint = (diag_scores[:, None] - b)[~eye].mean()
+    marg_log = (scores - b.diagonal()[:, None])[~eye]
+    marginal = torch.exp(torch.logsumexp(marg_log, dim=0) - math.log(marg_log.numel()))
+    return 1 + joint - marginal
+
+
+def layer_map(student_layers: int, teacher_layers: int) -> list[tuple[int, int]]:
+    """Pairs ``(student index, teacher index)`` into ``hidden_states`` (index 0 = embeddings).
+
+    Student layer ``i`` (1-based) learns teacher layer ``round(i * Lt / Ls)``: uniform
+    spacing that always pairs the last layers.
+    """
+    return [(i, max(1, min(teacher_layers, round(i * teacher_layers / student_layers))))
+            for i in range(1, student_layers + 1)]
+
+
+# ---------------------------------------------------------------- model outputs
+@dataclass
+class ModelOutputs:
+    """What one forward pass gives the losses.
+
+    Attributes:
+        logits: ``batch x classes`` (``batch x 1`` for regression).
+        hidden_states: ``layers + 1`` tensors of ``batch x seq x hidden`` (index 0: embeddings).
+        attentions: ``layers`` tensors of ``batch x heads x seq x seq``, or ``None``.
+        values: ``layers`` tensors of ``batch x seq x hidden`` (value projections), or ``None``.
+        attention_mask: ``batch x seq``, 1 for real tokens.
+    """
+
+    logits: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None
+    attentions: tuple[torch.Tensor, ...] | None
+    values: list[torch.Tensor] | None
+    attention_mask: torch.Tensor
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    layers: int
+    hidden: int
+    heads: int
+
+
+# ---------------------------------------------------------------- components
+class LossComponent(nn.Module):
+    """A named loss. Subclasses set ``name``, ``needs`` and implement :meth:`forward`.
+
+    ``needs`` is a subset of ``{"hidden_states", "attentions", "values", "teacher"}``
+    telling the trainer which outputs to collect.
+    """
+
+    name: str = ""
+    needs: frozenset[str] = frozenset({"teacher"})
+
+    def __init__(self, config: LossConfig, student: ModelShape, teacher: ModelShape, kind: str) -> None:
+        super().__init__()
+        self.config, self.student_shape, self.teacher_shape, self.kind = config, student, teacher, kind
+
+    def forward(self, student: ModelOutputs, teacher: ModelOutputs | None, labels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+LOSSES: dict[str, type[LossComponent]] = {}
+
+
+def register_loss(cls: type[LossComponent]) -> type[LossComponent]:
+    """Class decorator adding a component to :data:`LOSSES`; a duplicate name is an error."""
+    if not cls.name or cls.name in LOSSES:
+        raise InvalidConfig(f"loss name {cls.name!r} is empty or already registered")
+    LOSSES[cls.name] = cls
+    return cls
+
+
+def _projection(src: int, dst: int) -> nn.Module:
+    return nn.Identity() if src == dst else nn.Linear(src, dst)
+
+
+@register_loss
+class TaskLoss(LossComponent):
+    """Cross-entropy with gold labels (MSE for regression); needs no teacher."""
+
+    name = "task"
+    needs = frozenset()
+
+    def forward(self, student, teacher, labels):
+        if self.kind == "regression":
+            return F.mse_loss(student.logits.squeeze(-1), labels.to(student.logits.dtype))
+        return F.cross_entropy(student.logits, labels)
+
+
+@register_loss
+class LogitsLoss(LossComponent):
+    """Temperature-scaled KL of class distributions (x T^2); MSE for regression."""
+
+    name = "logits"
+
+    def forward(self, student, teacher, labels):
+        if self.kind == "regression":
+            return F.mse_loss(student.logits, teacher.logits)
+        return kd_logits(student.logits, teacher.logits, self.config.temperature)
+
+
+@register_loss
+class HiddenLoss(LossComponent):
+    """Hidden-state MSE on mapped layers, with a learned projection when widths differ."""
+
+    name = "hidden"
+    needs = frozenset({"teacher", "hidden_states"})
+
+    def __init__(self, config, student, teacher, kind):
+        super().__init__(config, student, teacher, kind)
+        self.pairs = layer_map(student.layers, teacher.layers)
+        self.proj = _projection(student.hidden, teacher.hidden)
+
+    def forward(self, student, teacher, labels):
+        mask = student.attention_mask
+        parts = [hidden_mse(self.proj(student.hidden_states[i]), teacher.hidden_states[j], mask) for i, j in self.pairs]
+        return torch.stack(parts).mean()
+
+
+@register_loss
+class AttentionLoss(LossComponent):
+    """Attention-distribution KL on mapped layers."""
+
+    name = "attention"
+    needs = frozenset({"teacher", "attentions"})
+
+    def __init__(self, config, student, teacher, kind):
+        super().__init__(config, student, teacher, kind)
+        self.pairs = layer_map(student.layers, teacher.layers)
+
+    def forward(self, student, teacher, labels):
+        mask = student.attention_mask
+        parts = [attention_kl(student.attentions[i - 1], teacher.attentions[j - 1], mask) for i, j in self.pairs]
+        return torch.stack(parts).mean()
+
+
+def relation_heads_for(student_hidden: int, teacher_hidden: int, requested: int | None = None) -> int:
+    """Relation heads for MiniLM's value relation: ``requested``, or the largest of 12, 8, 6, 4, 2, 1 dividing both."""
+    if requested is not None:
+        if student_hidden % requested or teacher_hidden % requested:
+            raise InvalidConfig(
+                f"relation_heads must divide both hidden sizes; got relation_heads={requested}, "
+                f"student hidden={student_hidden}, teacher hidden={teacher_hidden}"
+            )
+        return requested
+    return next(r for r in (12, 8, 6, 4, 2, 1) if student_hidden % r == 0 and teacher_hidden % r == 0)
+
+
+@register_loss
+class ValueRelationLoss(LossComponent):
+    """MiniLM's value-relation KL on the last layer."""
+
+    name = "value_relation"
+    needs = frozenset({"teacher", "values"})
+
+    def __init__(self, config, student, teacher, kind):
+        super().__init__(config, student, teacher, kind)
+        self.heads = relation_heads_for(student.hidden, teacher.hidden, config.relation_heads)
+
+    def forward(self, student, teacher, labels):
+        return value_relation_kl(student.values[-1], teacher.values[-1], student.attention_mask, self.heads)
+
+
+@register_loss
+class MIAlphaLoss(LossComponent):
+    """Minus Distiller's MI-alpha bound between teacher and student sentence representations."""
+
+    name = "mi_alpha"
+    needs = frozenset({"teacher", "hidden_states"})
+
+    def __init__(self, config, student, teacher, kind):
+        super().__init__(config, student, teacher, kind)
+        self.pairs = layer_map(student.layers, teacher.layers)
+        self.proj = nn.Linear(student.hidden, teacher.hidden)
+
+    @staticmethod
+    def _pool(states: tuple[torch.Tensor, ...], layers: list[int], mask: torch.Tensor) -> torch.Tensor:
+        m = mask.to(states[0].dtype)[..., None]
+        stacked = torch.stack([states[i] for i in layers]).mean(0)  # batch x seq x hidden
+        return (stacked * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+    def forward(self, student, teacher, labels):
+        mask = student.attention_mask
+        s = F.normalize(self.proj(self._pool(student.hidden_states, [i for i, _ in self.pairs], mask)), dim=-1)
+        t = F.normalize(self._pool(teacher.hidden_states, [j for _, j in self.pairs], mask), dim=-1)
+        scores = (t @ s.T) / self.config.mi_temperature  # scores[i, j] = f(teacher_i, student_j)
+        return -mi_alpha_bound(scores.float(), self.config.alpha)
+
+
+# ---------------------------------------------------------------- config and the combination
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the loss components and their settings (see the module docstring)."""
+
+    weights: Mapping[str, float] = field(default_factory=lambda: {"logits": 1.0, "hidden": 1.0})
+    temperature: float = 2.0
+    alpha: float = 0.5
+    mi_temperature: float = 0.1
+    relation_heads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.weights, Mapping) or not self.weights:
+            raise InvalidConfig(f"weights must be a mapping of loss name to weight; got {self.weights!r}")
+        clean: dict[str, float] = {}
+        for name, w in self.weights.items():
+            if name not in LOSSES:
+                raise InvalidConfig(f"unknown loss {name!r} in weights; losses are: {', '.join(LOSSES)}")
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+                raise InvalidConfig(f"weight of {name!r} must be a finite number >= 0; got {w!r}")
+            clean[name] = float(w)
+        if not any(clean.values()):
+            raise InvalidConfig(f"at least one loss weight must be > 0; got {clean}")
+        object.__setattr__(self, "weights", clean)
+        if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
+            raise InvalidConfig(f"temperature must be > 0; got {self.temperature!r}")
+        if not (isinstance(self.alpha, (int, float)) and 0 <= self.alpha <= 1):
+            raise InvalidConfig(f"alpha must be in [0, 1]; got {self.alpha!r}")
+        if not (isinstance(self.mi_temperature, (int, float)) and self.mi_temperature > 0):
+            raise InvalidConfig(f"mi_temperature must be > 0; got {self.mi_temperature!r}")
+        if self.relation_heads is not None and (not isinstance(self.relation_heads, int) or self.relation_heads < 1):
+            raise InvalidConfig(f"relation_heads must be an integer >= 1 or null; got {self.relation_heads!r}")
+
+    @property
+    def active(self) -> dict[str, float]:
+        return {k: v for k, v in self.weights.items() if v > 0}
+
+    def needs(self) -> set[str]:
+        out: set[str] = set()
+        for name in self.active:
+            out |= LOSSES[name].needs
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["weights"] = dict(self.weights)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "loss config") -> LossConfig:
+        if not isinstance(data, Mapping):
+            raise InvalidConfig(f"{where}: expected a mapping with 'weights'; got {type(data).__name__}")
+        allowed = {"weights", "temperature", "alpha", "mi_temperature", "relation_heads"}
+        unknown = set(data) - allowed
+        if unknown:
+            raise InvalidConfig(f"{where}: unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        try:
+            return cls(**dict(data))
+        except InvalidConfig as exc:
+            raise InvalidConfig(f"{where}: {exc}") from None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> LossConfig:
+        """Read a JSON or YAML loss-weights file."""
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidConfig(f"loss config {path} does not exist")
+        text = path.read_text(encoding="utf-8")
+        try:
+            if path.suffix.lower() in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(text)
+            else:
+                data = json.loads(text)
+        except Exception as exc:  # yaml.YAMLError, json.JSONDecodeError
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InvalidConfig(f"loss config {path} cannot be parsed: {first}") from None
+        return cls.from_dict(data, where=f"loss config {path}")
+
+    @classmethod
+    def parse(cls, text: str) -> LossConfig:
+        """``"logits=1,hidden=1"`` (weights only) or a path to a config file."""
+        if Path(text).suffix.lower() in (".json", ".yaml", ".yml"):
+            return cls.from_file(text)
+        weights: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, sep, value = part.partition("=")
+            try:
+                weights[name.strip()] = float(value) if sep else 1.0
+            except ValueError:
+                raise InvalidConfig(f"cannot read loss weight {part!r}; write name=weight, e.g. logits=1,hidden=0.5") from None
+        return cls(weights=weights)
+
+
+class DistillLoss(nn.Module):
+    """The weighted sum of the active components; owns their trainable parameters.
+
+    ``forward`` returns ``(total, parts)`` where ``parts`` maps each active
+    component's name to its unweighted value (a detached float).
+    """
+
+    def __init__(self, config: LossConfig, student: ModelShape, teacher: ModelShape, kind: str) -> None:
+        super().__init__()
+        self.config = config
+        self.components = nn.ModuleDict(
+            {name: LOSSES[name](config, student, teacher, kind) for name in config.active}
+        )
+
+    def forward(self, student: ModelOutputs, teacher: ModelOutputs | None, labels: torch.Tensor):
+        total = student.logits.new_zeros(())
+        parts: dict[str, float] = {}
+        for name, component in self.components.items():
+            value = component(student, teacher, labels)
+            parts[name] = float(value.detach())
+            total = total + self.config.weights[name] * value.float()
+        return total, parts
