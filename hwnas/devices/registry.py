@@ -34,6 +34,11 @@ ENTRY_POINT_GROUP = "hwnas.devices"
 _BUILTIN: dict[str, str] = {
     "cpu": "hwnas.devices.cpu:CPUDevice",
     "onnxruntime": "hwnas.devices.onnxruntime:ORTDevice",
+    "cuda": "hwnas.devices.cuda:CUDADevice",
+    "onnxruntime-cuda": "hwnas.devices.onnxruntime_cuda:ORTCUDADevice",
+    "tensorrt": "hwnas.devices.tensorrt:TensorRTDevice",
+    "tpu": "hwnas.devices.xla:TPUDevice",
+    "xla-cpu": "hwnas.devices.xla:XLACPUDevice",
 }
 
 _registry: dict[str, str | type[Device]] = dict(_BUILTIN)
