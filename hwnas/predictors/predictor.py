@@ -1,0 +1,233 @@
+"""The fitted, portable latency predictor: what a bundle holds and what search calls.
+
+A :class:`LatencyPredictor` is built from a fitted
+:class:`~hwnas.predictors.estimators.PhysicsXGBRegressor` (or loaded from a
+``.hwnas`` bundle) and computes, for ``n`` rows of inputs::
+
+    log(latency_ms) = log(c0 + sum_k c_k * term_k(x))      # physical model
+                    + booster(tree_features(x))              # XGBoost correction
+                    + correction(x)                          # transfer, if any
+
+Its state is plain numbers (JSON in the manifest) plus one ``xgboost.Booster``;
+nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from hwnas.errors import InvalidData, PredictorMismatch
+from hwnas.predictors.features import INPUTS, featurize, input_array
+
+__all__ = ["LatencyPredictor", "OutOfDomainWarning", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "hwnas-predictor"
+FORMAT_VERSION = 1
+
+#: Rows predicted per chunk: keeps the feature matrices in cache.
+_CHUNK = 16384
+
+
+class OutOfDomainWarning(UserWarning):
+    """Inputs outside the ranges a predictor was trained on (trees do not extrapolate)."""
+
+
+class LatencyPredictor:
+    """Latency in milliseconds for architectures at a shape, on one device.
+
+    Attributes:
+        manifest: everything about the predictor (device, domain, metrics, versions).
+        device: device name of the training measurements (e.g. ``"cpu"``).
+        space: the search space name of the training data, or ``None``.
+        booster: the ``xgboost.Booster`` of the correction.
+    """
+
+    def __init__(self, manifest: dict[str, Any], booster: Any) -> None:
+        self.manifest = manifest
+        self.booster = booster
+        phys = manifest["physics"]
+        self._terms = tuple(phys["terms"])
+        self._coef = np.asarray([phys["intercept"], *(phys["coef"][t] for t in self._terms)], dtype=np.float64)
+        feats = manifest["features"]
+        self._tree_features = tuple(feats["tree_features"])
+        self._inputs = tuple(manifest["inputs"])
+        self._bytes = float(feats.get("bytes_per_element", 4))
+        # Transfer corrections, applied in order (a predictor transferred twice has two).
+        self._corr = [
+            (
+                tuple(c["features"]),
+                np.asarray(c["mean"], dtype=np.float64),
+                np.asarray(c["scale"], dtype=np.float64),
+                np.asarray(c["coef"], dtype=np.float64),
+                float(c["intercept"]),
+            )
+            for c in manifest.get("corrections") or []
+        ]
+        self._log_margin = float(manifest["uncertainty"]["log_margin"])
+        domain = manifest.get("domain", {}).get("ranges", {})
+        self._lo = np.array([domain.get(c, [-np.inf, np.inf])[0] for c in self._inputs], dtype=np.float64)
+        self._hi = np.array([domain.get(c, [-np.inf, np.inf])[1] for c in self._inputs], dtype=np.float64)
+
+    # ------------------------------------------------------------ identity
+    @property
+    def device(self) -> str:
+        return str(self.manifest["device"]["name"])
+
+    @property
+    def space(self) -> str | None:
+        return self.manifest.get("space")
+
+    @property
+    def coverage(self) -> float:
+        """Probability that a measurement lies below :meth:`predict_upper`."""
+        return float(self.manifest["uncertainty"]["coverage"])
+
+    @property
+    def is_table(self) -> bool:
+        """True when fitted on a table of arbitrary numeric columns rather than architectures."""
+        return self._inputs != INPUTS
+
+    def check_device(self, name: str, override: bool = False, *, threads: int | None = None,
+                     dtype: str | None = None) -> None:
+        """Refuse to serve another device than the one measured.
+
+        Args:
+            name: the device the caller wants latencies for.
+            override: accept the mismatch (a warning is still issued).
+            threads, dtype: when given, also compared with the training settings.
+
+        Raises:
+            PredictorMismatch: a difference, unless ``override``.
+        """
+        settings = self.manifest["device"].get("settings") or {}
+        diffs = []
+        if name != self.device:
+            diffs.append(f"device {name!r} (predictor: {self.device!r})")
+        if threads is not None and settings.get("threads") not in (None, threads):
+            diffs.append(f"threads={threads} (predictor: {settings.get('threads')})")
+        if dtype is not None and settings.get("dtype") not in (None, dtype):
+            diffs.append(f"dtype={dtype!r} (predictor: {settings.get('dtype')!r})")
+        if not diffs:
+            return
+        message = f"this predictor was fitted on other measurements: asked for {', '.join(diffs)}"
+        if override:
+            warnings.warn(message + "; using it anyway because of the override", UserWarning, stacklevel=2)
+            return
+        raise PredictorMismatch(message + "; profile that device and fit a predictor (or transfer one with --base), "
+                                "or override the check")
+
+    # ------------------------------------------------------------ predict
+    def predict(self, archs: Any, *, seq_len: int | Sequence[int] = 128, batch_size: int | Sequence[int] = 1) -> np.ndarray:
+        """Predicted latency in ms, one per architecture (an ``n``-vector of float64).
+
+        Args:
+            archs: ``n`` :class:`~hwnas.space.Architecture` objects, or an int array
+                ``n x 4`` (layers, hidden, heads, ffn) or ``n x 6`` (with seq_len, batch_size).
+            seq_len, batch_size: the input shape, one for all or one per row.
+
+        Warns:
+            OutOfDomainWarning: some rows lie outside the training ranges.
+        """
+        if self.is_table:
+            raise PredictorMismatch(
+                f"this predictor was fitted on table columns {list(self._inputs)}, not on architectures; "
+                "use predict_table"
+            )
+        raw = input_array(archs, seq_len=seq_len, batch_size=batch_size)
+        return self._predict_raw(raw)
+
+    def predict_upper(self, archs: Any, *, seq_len: int | Sequence[int] = 128,
+                      batch_size: int | Sequence[int] = 1) -> np.ndarray:
+        """Calibrated upper bound in ms: a new measurement lies below it with probability
+        :attr:`coverage` (conformal, from cross-fitted residuals). An ``n``-vector."""
+        return self.predict(archs, seq_len=seq_len, batch_size=batch_size) * math.exp(self._log_margin)
+
+    def predict_table(self, table: Any) -> np.ndarray:
+        """Latency in ms for rows of a table (DataFrame or mapping of columns) with the input columns."""
+        if hasattr(table, "columns"):
+            missing = [c for c in self._inputs if c not in table.columns]
+            if missing:
+                raise PredictorMismatch(f"the table lacks column(s) {missing}; this predictor needs {list(self._inputs)}")
+            raw = table[list(self._inputs)].to_numpy(dtype=np.float64)
+        elif isinstance(table, Mapping):
+            missing = [c for c in self._inputs if c not in table]
+            if missing:
+                raise PredictorMismatch(f"missing column(s) {missing}; this predictor needs {list(self._inputs)}")
+            raw = np.column_stack([np.asarray(table[c], dtype=np.float64) for c in self._inputs])
+        else:
+            raw = np.asarray(table, dtype=np.float64)
+            if raw.ndim != 2 or raw.shape[1] != len(self._inputs):
+                raise PredictorMismatch(f"expected an n x {len(self._inputs)} array of {list(self._inputs)}; got shape {raw.shape}")
+        if not np.all(np.isfinite(raw)):
+            raise InvalidData("the table holds NaN or infinite values")
+        return self._predict_raw(raw)
+
+    def _check_domain(self, raw: np.ndarray) -> None:
+        if raw.shape[0] == 0:
+            return
+        lo, hi = raw.min(axis=0), raw.max(axis=0)
+        out = [(c, lo[j], hi[j]) for j, c in enumerate(self._inputs) if lo[j] < self._lo[j] or hi[j] > self._hi[j]]
+        if out:
+            parts = ", ".join(f"{c} {int(a) if float(a).is_integer() else a}..{int(b) if float(b).is_integer() else b} "
+                              f"(trained {self._lo[self._inputs.index(c)]:g}..{self._hi[self._inputs.index(c)]:g})"
+                              for c, a, b in out)
+            warnings.warn(f"predicting outside the training domain: {parts}; the error may be larger than the "
+                          "metrics in the manifest", OutOfDomainWarning, stacklevel=3)
+
+    def _features(self, raw: np.ndarray, names: Sequence[str], dtype: Any = np.float64) -> np.ndarray:
+        if self.is_table:
+            return raw[:, [self._inputs.index(n) for n in names]].astype(dtype, copy=False)
+        return featurize(raw, names, bytes_per_element=self._bytes, dtype=dtype)
+
+    def _predict_raw(self, raw: np.ndarray) -> np.ndarray:
+        """``n x k`` raw inputs -> ``n`` latencies in ms, in cache-sized chunks."""
+        self._check_domain(raw)
+        n = raw.shape[0]
+        out = np.empty(n, dtype=np.float64)
+        nt = len(self._terms)
+        names = (*self._terms, *self._tree_features)
+        for start in range(0, n, _CHUNK):
+            block = raw[start:start + _CHUNK]
+            feats = self._features(block, names)
+            phys = feats[:, :nt] @ self._coef[1:] + self._coef[0]
+            np.maximum(phys, 1e-9, out=phys)
+            z = np.ascontiguousarray(feats[:, nt:], dtype=np.float32)
+            log = np.log(phys) + self.booster.inplace_predict(z)
+            for corr in self._corr:
+                log = log + self._correction(corr, block, log)
+            out[start:start + block.shape[0]] = np.exp(log)
+        return out
+
+    def _correction(self, corr: tuple, raw: np.ndarray, base_log: np.ndarray) -> np.ndarray:
+        names, mean, scale, coef, intercept = corr
+        G = correction_features(raw, names, base_log, self._inputs)
+        return ((G - mean) / scale) @ coef + intercept
+
+    def log_predict_raw(self, raw: np.ndarray) -> np.ndarray:
+        """log(ms) for ``n x k`` raw inputs in :attr:`manifest` ``inputs`` order, without domain warnings."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OutOfDomainWarning)
+            return np.log(self._predict_raw(np.asarray(raw, dtype=np.float64)))
+
+    def __repr__(self) -> str:
+        return f"LatencyPredictor(device={self.device!r}, space={self.space!r}, n_samples={self.manifest.get('domain', {}).get('n_samples')})"
+
+
+def correction_features(raw: np.ndarray, names: Sequence[str], base_log: np.ndarray,
+                        inputs: Sequence[str] = INPUTS) -> np.ndarray:
+    """Features of the transfer correction: ``base_log`` (log ms of the base predictor)
+    and ``log_<input>`` for inputs. Returns an ``n x len(names)`` float64 array."""
+    cols = []
+    for name in names:
+        if name == "base_log":
+            cols.append(base_log)
+        elif name.startswith("log_") and name[4:] in inputs:
+            cols.append(np.log(np.maximum(raw[:, list(inputs).index(name[4:])], 1e-12)))
+        else:
+            raise PredictorMismatch(f"unknown correction feature {name!r}")
+    return np.column_stack(cols) if cols else np.empty((raw.shape[0], 0))
