@@ -1,0 +1,157 @@
+"""Checkpoints in safetensors + JSON, written so that a kill never leaves a broken one.
+
+A checkpoint is a folder ``checkpoints/step-000123/`` with
+
+* ``model.safetensors``: the supernet weights;
+* ``optimizer.safetensors``: every tensor of the optimizer state (``state.<param
+  index>.<name>``) and the torch RNG state (``rng.torch``);
+* ``optimizer.json``: the optimizer's parameter groups and the non-tensor state;
+* ``state.json``: step, seed, elapsed seconds and anything the trainer adds.
+
+The folder is written under a ``.tmp`` name, flushed to disk, renamed, and only
+then does ``checkpoints/latest.json`` (replaced atomically) point to it; older
+checkpoints are deleted afterwards. A kill at any moment leaves ``latest.json``
+pointing to a complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from hwnas.errors import InvalidConfig
+
+__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "atomic_write_text", "fsync_dir"]
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, entry in state["state"].items():
+        for name, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{idx}.{name}"] = value.detach().contiguous().cpu()
+            else:
+                scalars.setdefault(str(idx), {})[name] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if not key.startswith("state."):
+            continue
+        _, idx, name = key.split(".", 2)
+        state.setdefault(int(idx), {})[name] = value
+    for idx, entry in meta.get("scalars", {}).items():
+        state.setdefault(int(idx), {}).update(entry)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    """The folder ``checkpoints/latest.json`` points to, or ``None``."""
+    root = Path(root)
+    pointer = root / "latest.json"
+    if not pointer.is_file():
+        return None
+    try:
+        name = json.loads(pointer.read_text())["checkpoint"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise InvalidConfig(f"{pointer} is corrupt; delete the checkpoints folder to start again") from None
+    path = root / name
+    if not (path / "state.json").is_file():
+        raise InvalidConfig(f"{pointer} points to {name}, which is missing or incomplete")
+    return path
+
+
+def save_checkpoint(
+    root: str | Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    *,
+    keep: int = 1,
+) -> Path:
+    """Write checkpoint ``step`` under ``root`` and point ``latest.json`` to it."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:07d}"
+    final, tmp = root / name, root / (name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    model_state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(model_state, str(tmp / "model.safetensors"), metadata={"format": "pt", "step": str(step)})
+    opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+    opt_tensors["rng.torch"] = torch.get_rng_state()
+    save_file(opt_tensors, str(tmp / "optimizer.safetensors"), metadata={"format": "pt", "step": str(step)})
+    (tmp / "optimizer.json").write_text(json.dumps(opt_meta, indent=1))
+    (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=2))
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    fsync_dir(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    fsync_dir(root)
+    atomic_write_text(root / "latest.json", json.dumps({"checkpoint": name, "step": step}))
+    done = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and not p.name.endswith(".tmp"))
+    for old in done[:-keep] if keep > 0 else []:
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob("*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    return final
+
+
+def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
+    """Restore ``model`` (and ``optimizer`` and the torch RNG) from a checkpoint folder; returns ``state.json``."""
+    path = Path(path)
+    state = json.loads((path / "state.json").read_text())
+    weights = load_file(str(path / "model.safetensors"))
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise InvalidConfig(
+            f"checkpoint {path} does not match this supernet (missing {len(missing)}, unexpected {len(unexpected)} tensors); "
+            "was it trained with another space or teacher?"
+        )
+    if optimizer is not None:
+        tensors = load_file(str(path / "optimizer.safetensors"))
+        meta = json.loads((path / "optimizer.json").read_text())
+        rng = tensors.pop("rng.torch", None)
+        optimizer.load_state_dict(_unflatten_optimizer(tensors, meta))
+        if rng is not None:
+            torch.set_rng_state(rng)
+    return state
