@@ -31,6 +31,8 @@ FORMAT_VERSION = 1
 
 #: Rows predicted per chunk: keeps the feature matrices in cache.
 _CHUNK = 16384
+#: Up to this many rows the trees are walked with numpy instead of XGBoost's call.
+_SMALL_BATCH = 32
 
 
 class OutOfDomainWarning(UserWarning):
@@ -69,6 +71,7 @@ class LatencyPredictor:
             for c in manifest.get("corrections") or []
         ]
         self._log_margin = float(manifest["uncertainty"]["log_margin"])
+        self._small = SmallBatchTrees.from_booster(booster)
         domain = manifest.get("domain", {}).get("ranges", {})
         self._lo = np.array([domain.get(c, [-np.inf, np.inf])[0] for c in self._inputs], dtype=np.float64)
         self._hi = np.array([domain.get(c, [-np.inf, np.inf])[1] for c in self._inputs], dtype=np.float64)
@@ -197,7 +200,11 @@ class LatencyPredictor:
             phys = feats[:, :nt] @ self._coef[1:] + self._coef[0]
             np.maximum(phys, 1e-9, out=phys)
             z = np.ascontiguousarray(feats[:, nt:], dtype=np.float32)
-            log = np.log(phys) + self.booster.inplace_predict(z)
+            if self._small is not None and z.shape[0] <= _SMALL_BATCH:
+                margin = self._small(z)
+            else:
+                margin = self.booster.inplace_predict(z)
+            log = np.log(phys) + margin
             for corr in self._corr:
                 log = log + self._correction(corr, block, log)
             out[start:start + block.shape[0]] = np.exp(log)
@@ -231,3 +238,72 @@ def correction_features(raw: np.ndarray, names: Sequence[str], base_log: np.ndar
         else:
             raise PredictorMismatch(f"unknown correction feature {name!r}")
     return np.column_stack(cols) if cols else np.empty((raw.shape[0], 0))
+
+
+class SmallBatchTrees:
+    """The booster's trees evaluated with numpy, for a handful of rows.
+
+    XGBoost's Python prediction call costs about 150 us however few the rows;
+    a single query (search asking about one architecture) would spend most of
+    its time there. This walks every tree at once, one level per step, and
+    matches XGBoost's rule (``x < split_condition`` goes left). Only plain
+    numeric ``gbtree`` models qualify; :meth:`from_booster` returns ``None``
+    otherwise and XGBoost itself is used.
+    """
+
+    def __init__(self, feat, thr, left, right, value, depth: int, base: float) -> None:
+        self.feat, self.thr, self.left, self.right, self.value = feat, thr, left, right, value
+        self.depth = depth
+        self.base = base
+        self._trees = np.arange(feat.shape[0])
+
+    @classmethod
+    def from_booster(cls, booster: Any) -> SmallBatchTrees | None:
+        import json
+
+        try:
+            doc = json.loads(bytes(booster.save_raw(raw_format="json")))
+            learner = doc["learner"]
+            gb = learner["gradient_booster"]
+            if gb.get("name") != "gbtree" or int(learner["learner_model_param"].get("num_target", "1")) != 1:
+                return None
+            trees = gb["model"]["trees"]
+            base = float(str(learner["learner_model_param"]["base_score"]).strip("[]"))
+        except (KeyError, ValueError, TypeError):
+            return None
+        if not trees or any(t.get("categories_nodes") for t in trees):
+            return None
+        k, m = len(trees), max(len(t["left_children"]) for t in trees)
+        feat = np.zeros((k, m), dtype=np.intp)
+        thr = np.zeros((k, m), dtype=np.float32)
+        left = np.zeros((k, m), dtype=np.intp)
+        right = np.zeros((k, m), dtype=np.intp)
+        value = np.zeros((k, m), dtype=np.float32)
+        depth = 0
+        for i, t in enumerate(trees):
+            lc, rc = np.asarray(t["left_children"]), np.asarray(t["right_children"])
+            n = lc.size
+            leaf = lc == -1
+            idx = np.arange(n)
+            feat[i, :n] = np.where(leaf, 0, t["split_indices"])
+            thr[i, :n] = np.asarray(t["split_conditions"], dtype=np.float32)
+            value[i, :n] = np.where(leaf, thr[i, :n], 0.0)
+            left[i, :n] = np.where(leaf, idx, lc)  # a leaf points to itself: extra steps stay put
+            right[i, :n] = np.where(leaf, idx, rc)
+            d = np.zeros(n, dtype=int)
+            for j in range(n):  # parents precede children in XGBoost's node order
+                if not leaf[j]:
+                    d[lc[j]] = d[rc[j]] = d[j] + 1
+            depth = max(depth, int(d.max()))
+        return cls(feat, thr, left, right, value, depth, base)
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        """Margins for ``n x f`` float32 inputs (no missing values): an ``n``-vector."""
+        n = z.shape[0]
+        t = self._trees
+        node = np.zeros((n, t.size), dtype=np.intp)
+        rows = np.arange(n)[:, None]
+        for _ in range(self.depth):
+            go_left = z[rows, self.feat[t, node]] < self.thr[t, node]
+            node = np.where(go_left, self.left[t, node], self.right[t, node])
+        return (self.base + self.value[t, node].sum(axis=1, dtype=np.float32)).astype(np.float32)

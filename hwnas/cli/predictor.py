@@ -1,0 +1,221 @@
+"""``hwnas predictor fit|eval|show`` and ``hwnas predict``: portable latency predictors."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from hwnas.cli._common import console, fmt_ms
+
+
+def _features_option(text: str | None):
+    if text is None:
+        return None
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        from hwnas.errors import InvalidConfig
+
+        raise InvalidConfig(f"--features must be comma-separated column names (e.g. a,b,c); got {text!r}")
+    return names
+
+
+def _metrics_table(title: str, rows: list[tuple[str, dict]]):
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("")
+    for label in ("n", "within ±5%", "within ±10%", "MAPE", "RMSE", "Kendall tau", "Spearman rho", "below upper"):
+        table.add_column(label, justify="right")
+    for name, m in rows:
+        table.add_row(
+            name, str(m.get("n", "")), f"{m['within_5'] * 100:.1f}%", f"{m['within_10'] * 100:.1f}%",
+            f"{m['mape'] * 100:.2f}%", f"{m['rmse_ms']:.3f} ms", f"{m['kendall_tau']:.3f}", f"{m['spearman_rho']:.3f}",
+            f"{m['upper_coverage'] * 100:.1f}%" if "upper_coverage" in m else "-",
+        )
+    return table
+
+
+@click.group()
+def predictor() -> None:
+    """Fit, evaluate and inspect portable latency predictors (.hwnas bundles).
+
+    \b
+    Examples:
+      hwnas predictor fit profiles/cpu.jsonl --out predictors/cpu.hwnas
+      hwnas predictor eval predictors/cpu.hwnas profiles/cpu-holdout.jsonl
+      hwnas predictor show predictors/cpu.hwnas
+      hwnas predictor fit ort.jsonl --base predictors/cpu.hwnas --out predictors/ort.hwnas
+      hwnas predictor fit measurements.csv --target latency_ms --features a,b,c --out p.hwnas
+    """
+
+
+@predictor.command()
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output bundle (.hwnas); never overwritten without --force.")
+@click.option("--base", "base_path", type=click.Path(dir_okay=False), default=None,
+              help="Transfer this predictor to DATA's device from few samples instead of fitting from scratch.")
+@click.option("--target", default=None, help="Latency column in ms for CSV/Parquet tables. [default: latency_ms]")
+@click.option("--features", default=None, help="Numeric input columns of a table, comma-separated (default: layers,hidden,heads,ffn,seq_len,batch_size).")
+@click.option("--device", "device_name", default=None, help="Device name for a table without a 'device' column.")
+@click.option("--coverage", default=0.95, show_default=True, type=float, help="Probability that a measurement lies below the upper bound.")
+@click.option("--folds", default=5, show_default=True, type=int, help="Cross-validation folds (hyper-parameters and calibration).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seeds the folds and XGBoost.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def fit(data, out, base_path, target, features, device_name, coverage, folds, seed, force) -> None:
+    """Fit a predictor on a profile (.jsonl) or a table (.csv, .parquet) and save it as a bundle."""
+    from pathlib import Path
+
+    from hwnas.errors import BundleError, InvalidConfig
+    from hwnas.predictors.bundle import load_bundle, save_bundle
+    from hwnas.predictors.training import fit_predictor, load_measurements, transfer_predictor
+
+    if not 0 < coverage < 1:
+        raise InvalidConfig(f"--coverage must be between 0 and 1 (e.g. 0.95); got {coverage}")
+    if folds < 2:
+        raise InvalidConfig(f"--folds must be an integer >= 2; got {folds}")
+    if Path(out).exists() and not force:
+        raise BundleError(f"{out} already exists; choose another --out or pass --force to replace it")
+    meas = load_measurements(data, target=target, features=_features_option(features), device=device_name)
+    con = console(stderr=True)
+    if base_path:
+        base = load_bundle(base_path)
+        with con.status(f"transferring {base.device} -> {meas.device['name']} from {len(meas)} measurement(s)"):
+            pred = transfer_predictor(base, meas, coverage=coverage, seed=seed)
+        title = f"leave-one-out accuracy of the transfer ({len(meas)} measurements)"
+    else:
+        with con.status(f"fitting on {len(meas)} measurement(s): {folds}-fold cross-validation of the hyper-parameters"):
+            pred = fit_predictor(meas, seed=seed, n_folds=folds, coverage=coverage)
+        title = f"{folds}-fold cross-validated accuracy ({len(meas)} measurements)"
+    save_bundle(pred, out, overwrite=force)
+    console().print(_metrics_table(title, [(meas.device["name"], pred.manifest["metrics"]["cv"])]))
+    click.echo(f"saved {out} (device {pred.device}, upper bound at {pred.coverage:.0%} coverage: "
+               f"x{float(__import__('math').exp(pred.manifest['uncertainty']['log_margin'])):.3f})")
+
+
+@predictor.command(name="eval")
+@click.argument("bundle", type=click.Path(dir_okay=False))
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.option("--target", default=None, help="Latency column in ms for CSV/Parquet tables. [default: latency_ms]")
+@click.option("--features", default=None, help="Input columns of a table (default: the predictor's inputs).")
+@click.option("--override-device", is_flag=True, help="Evaluate even if DATA was measured on another device.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def eval_(bundle, data, target, features, override_device, as_json) -> None:
+    """Accuracy of a predictor on measurements it never saw."""
+    import numpy as np
+
+    from hwnas.predictors.bundle import load_bundle
+    from hwnas.predictors.training import evaluate_predictor, load_measurements
+
+    pred = load_bundle(bundle)
+    feats = _features_option(features)
+    if feats is None and pred.is_table:
+        feats = list(pred.manifest["inputs"])
+    meas = load_measurements(data, target=target, features=feats)
+    if meas.device.get("name") not in (None, "unknown"):
+        pred.check_device(meas.device["name"], override=override_device, threads=meas.device.get("threads"),
+                          dtype=meas.device.get("dtype"))
+    metrics = evaluate_predictor(pred, meas)
+    lo, hi = pred._lo, pred._hi
+    outside = int(np.sum(np.any((meas.X < lo) | (meas.X > hi), axis=1)))
+    metrics["outside_domain"] = outside
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+        return
+    console().print(_metrics_table(f"{bundle} on {data}", [(pred.device, metrics)]))
+    if outside:
+        click.echo(f"warning: {outside} of {len(meas)} row(s) lie outside the training domain", err=True)
+
+
+@predictor.command()
+@click.argument("bundle", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the whole manifest as JSON.")
+def show(bundle, as_json) -> None:
+    """Device, versions, domain, metrics and model of a bundle (verified on load)."""
+    from hwnas.cli._common import echo_kv
+    from hwnas.predictors.bundle import load_bundle
+
+    pred = load_bundle(bundle)
+    m = pred.manifest
+    if as_json:
+        click.echo(json.dumps(m, indent=2))
+        return
+    dev = m["device"]
+    fp = dev.get("fingerprint") or {}
+    dom = m["domain"]
+    cv = m.get("metrics", {}).get("cv", {})
+    rows = [
+        ("bundle", f"{bundle} (format {m['format']} v{m['format_version']}, {m.get('kind')})"),
+        ("device", f"{dev.get('name')} threads={dev.get('threads')} dtype={dev.get('dtype')}"),
+        ("host", f"{fp.get('cpu_model', '-')}, torch {fp.get('torch', '-')}"),
+        ("space", str(m.get("space"))),
+        ("inputs", ", ".join(m["inputs"])),
+        ("domain", ", ".join(f"{k} {v[0]:g}..{v[1]:g}" for k, v in dom["ranges"].items())),
+        ("samples", str(dom["n_samples"])),
+        ("latency range", f"{fmt_ms(dom['latency_ms'][0])} .. {fmt_ms(dom['latency_ms'][1])}"),
+        ("physics terms", ", ".join(m["physics"]["terms"])),
+        ("trees", f"{m.get('model', {}).get('num_trees')} on {', '.join(m['features']['tree_features'])}"),
+        ("corrections", str(len(m.get("corrections") or []))),
+        ("upper bound", f"{m['uncertainty']['coverage']:.0%} coverage, x{__import__('math').exp(m['uncertainty']['log_margin']):.3f}"),
+    ]
+    if cv:
+        rows.append(("fit-time CV", f"within ±5% {cv['within_5']:.1%}, ±10% {cv['within_10']:.1%}, MAPE {cv['mape']:.2%}, "
+                                    f"Kendall tau {cv['kendall_tau']:.3f}"))
+    rows.append(("versions", ", ".join(f"{k} {v}" for k, v in (m.get("library_versions") or {}).items())))
+    echo_kv(rows)
+
+
+@click.command()
+@click.option("--predictor", "bundle", required=True, type=click.Path(dir_okay=False), help="A .hwnas bundle.")
+@click.option("--arch", "arch_texts", multiple=True, help="layers=4,hidden=256,heads=4,ffn=1024 (repeatable).")
+@click.option("--archs", "archs_file", type=click.Path(dir_okay=False), default=None,
+              help="A file of architectures (jsonl/json/txt, or a search winner.json).")
+@click.option("--seq-len", default=128, show_default=True, type=int, help="Sequence length.")
+@click.option("--batch-size", default=1, show_default=True, type=int, help="Batch size.")
+@click.option("--device", "device_name", default=None, help="Refuse unless the predictor was fitted on this device.")
+@click.option("--override-device", is_flag=True, help="Use the predictor even for another --device.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+def predict(bundle, arch_texts, archs_file, seq_len, batch_size, device_name, override_device, as_json) -> None:
+    """Predict the latency (ms) of architectures with a predictor bundle.
+
+    \b
+    Example:
+      hwnas predict --predictor predictors/cpu.hwnas --arch layers=4,hidden=256,heads=4,ffn=1024 --seq-len 128 --batch-size 1
+    """
+    import warnings
+
+    from hwnas.devices.base import Shape
+    from hwnas.errors import InvalidArchitecture
+    from hwnas.predictors.bundle import load_bundle
+    from hwnas.predictors.predictor import OutOfDomainWarning
+    from hwnas.space import Architecture, load_architectures
+
+    Shape(batch_size, seq_len)  # validates both, naming the bad one
+    archs = [Architecture.parse(t) for t in arch_texts]
+    if archs_file:
+        archs.extend(load_architectures(archs_file))
+    if not archs:
+        raise InvalidArchitecture("give at least one --arch layers=..,hidden=..,heads=..,ffn=.. or an --archs file")
+    pred = load_bundle(bundle)
+    if device_name is not None:
+        pred.check_device(device_name, override=override_device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", OutOfDomainWarning)
+        lat = pred.predict(archs, seq_len=seq_len, batch_size=batch_size)
+        upper = pred.predict_upper(archs, seq_len=seq_len, batch_size=batch_size)
+    for w in caught[:1]:
+        click.echo(f"warning: {w.message}", err=True)
+    if as_json:
+        for a, l, u in zip(archs, lat, upper):
+            click.echo(json.dumps({"arch": a.as_dict(), "seq_len": seq_len, "batch_size": batch_size,
+                                   "device": pred.device, "latency_ms": float(l), "latency_upper_ms": float(u)}))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{pred.device}, seq_len={seq_len}, batch_size={batch_size}")
+    table.add_column("architecture")
+    table.add_column("latency", justify="right")
+    table.add_column(f"upper ({pred.coverage:.0%})", justify="right")
+    for a, l, u in zip(archs, lat, upper):
+        table.add_row(a.key, f"{l:.3f} ms", f"{u:.3f} ms")
+    console().print(table)
