@@ -189,6 +189,8 @@ class Architecture:
                     "layers=4,hidden=256,heads=4,ffn=1024"
                 )
             key, value = (s.strip() for s in part.split("=", 1))
+            if key in values:
+                raise InvalidArchitecture(f"{key} is given twice in {text!r}")
             try:
                 values[key] = int(value)
             except ValueError:

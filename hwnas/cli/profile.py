@@ -24,9 +24,11 @@ from hwnas.cli._common import console, fmt_ms, fmt_s, parse_duration_s, parse_in
               help="Profile these architectures (jsonl/json/txt of layers=..,hidden=..,heads=..,ffn=..) instead of sampling.")
 @click.option("--time-budget", default=None, help="Stop starting new work after this long (e.g. 30m, 2h); resume later.")
 @click.option("--interleave", default=8, show_default=True, type=int, help="Architectures timed together in interleaved rounds.")
+@click.option("--max-time", default="4s", show_default=True,
+              help="Cap on timed inference per architecture and pass (e.g. 2.5s); stops earlier once the median is tight.")
 @click.option("--quick", is_flag=True, help="A fast, loose timing protocol for smoke tests (not for datasets).")
 def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, threads, dtype, seed, plan,
-            archs_file, time_budget, interleave, quick) -> None:
+            archs_file, time_budget, interleave, max_time, quick) -> None:
     """Measure sampled architectures on a device, robustly, into a resumable JSONL file.
 
     \b
@@ -61,7 +63,7 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
         check_space=space_name is not None,
         time_budget_s=parse_duration_s(time_budget, what="--time-budget") if time_budget else None,
         interleave=interleave,
-        timing=TimingConfig.quick() if quick else TimingConfig(),
+        timing=TimingConfig.quick() if quick else TimingConfig(max_time_s=parse_duration_s(max_time, what="--max-time")),
     )
     summary = _run_with_progress(run_profile, config, out, resume)
     _print_summary(summary)

@@ -51,7 +51,7 @@ class ProfileConfig:
         plan: ``"lhs"`` (space-filling, corners included) or ``"random"``.
         archs_file: explicit architectures instead of sampling (see
             :func:`hwnas.space.load_architectures`); checked against ``space`` when ``check_space``.
-        time_budget_s: stop starting new chunks after this many seconds.
+        time_budget_s: stop starting new chunks after this many seconds (the first chunk always runs).
         interleave: architectures measured together in interleaved rounds.
     """
 
@@ -250,7 +250,7 @@ def profile(
     start = time.perf_counter()
     try:
         for chunk_no, offset in enumerate(range(0, len(todo), config.interleave)):
-            if config.time_budget_s is not None and time.perf_counter() - start >= config.time_budget_s:
+            if chunk_no and config.time_budget_s is not None and time.perf_counter() - start >= config.time_budget_s:
                 summary.stopped = "time budget"
                 break
             chunk = todo[offset: offset + config.interleave]

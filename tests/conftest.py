@@ -1,0 +1,28 @@
+"""Shared fixtures. Tests use tiny real models and real runtimes."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Keep the test suite polite on small shared machines and deterministic.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def quick_timing():
+    from hwnas.devices.timing import TimingConfig
+
+    return TimingConfig.quick()
+
+
+@pytest.fixture
+def tiny_arch():
+    from hwnas.space import Architecture
+
+    return Architecture(layers=1, hidden=32, heads=2, ffn=64)
