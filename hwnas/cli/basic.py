@@ -19,6 +19,7 @@ def devices(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([info.__dict__ for info in infos], indent=2, default=list))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="hwnas devices")
@@ -29,7 +30,7 @@ def devices(as_json: bool) -> None:
             info.name,
             "[green]yes[/]" if info.available else "[red]no[/]",
             ",".join(info.dtypes),
-            info.description if info.available else info.reason,
+            escape(info.description if info.available else info.reason),
         )
     console().print(table)
 
