@@ -1,0 +1,134 @@
+"""Estimator contract (fit, predict, unfitted refusal, clone) for every estimator, and the pieces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from hwnas.errors import InvalidConfig, InvalidData, NotFittedError
+from hwnas.predictors.estimators import (
+    ESTIMATORS,
+    PhysicsXGBRegressor,
+    conformal_margin,
+    fit_nnls,
+    tune,
+)
+from hwnas.predictors.predictor import SmallBatchTrees
+
+# Small settings so the contract runs fast; defaults are exercised by the bundle tests.
+FAST = {
+    "random-forest": {"n_estimators": 20},
+    "xgb-raw": {"n_estimators": 20},
+    "physics-xgb": {"n_estimators": 20, "n_folds": 3},
+}
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_contract(name, synthetic):
+    est = ESTIMATORS[name](**FAST.get(name, {}))
+    X, y = synthetic.X, synthetic.y
+    with pytest.raises(NotFittedError, match="not fitted"):
+        est.predict(X)
+    fitted = est.fit(X, y)
+    assert fitted is est
+    pred = est.predict(X)
+    assert pred.shape == (len(y),) and np.all(np.isfinite(pred)) and np.all(pred > 0)
+    # a known law: the in-sample error is far below that of a constant guess
+    const = np.full_like(y, np.exp(np.mean(np.log(y))))
+    assert np.mean(np.abs(np.log(pred / y))) < 0.5 * np.mean(np.abs(np.log(const / y)))
+    twin = clone(est)
+    assert twin.get_params() == est.get_params()
+    assert not hasattr(twin, "n_samples_")
+    with pytest.raises(NotFittedError):
+        twin.predict(X)
+    assert est.score(X, y) <= 0.0  # minus the mean |log ratio|
+    with pytest.raises(InvalidData, match="one latency per row"):
+        clone(est).fit(X, y[:-1])
+    with pytest.raises(InvalidData, match="positive"):
+        clone(est).fit(X, -y)
+    with pytest.raises(InvalidData, match="n x 6"):
+        est.predict(X[:, :4])
+
+
+def test_dataframe_inputs_are_selected_by_name(measurements):
+    import pandas as pd
+
+    from hwnas.predictors.features import INPUTS
+
+    df = pd.DataFrame(measurements.X, columns=INPUTS)[list(reversed(INPUTS))]
+    est = ESTIMATORS["cost-lstsq"]().fit(df, measurements.y)
+    np.testing.assert_allclose(est.predict(df), est.predict(measurements.X))
+    with pytest.raises(InvalidData, match="lacks column"):
+        est.predict(df.drop(columns=["ffn"]))
+
+
+def test_nnls_recovers_known_coefficients():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(1, 10, size=(40, 2))
+    y = 2.0 + 3.0 * x[:, 0] + 0.5 * x[:, 1]
+    coef = fit_nnls(np.column_stack([np.ones(40), x]), y)
+    np.testing.assert_allclose(coef, [2.0, 3.0, 0.5], rtol=1e-6)
+    # a term that would need a negative weight gets zero
+    coef = fit_nnls(np.column_stack([np.ones(40), x]), 20.0 - x[:, 0])
+    assert np.all(coef >= 0) and coef[1] == 0.0
+
+
+def test_conformal_margin_hand_values():
+    r = np.arange(1, 20) / 100.0  # 19 residuals: 0.01 .. 0.19
+    q, exact = conformal_margin(r, 0.9)  # ceil(20 * 0.9) = 18th smallest
+    assert exact and q == pytest.approx(0.18)
+    q, exact = conformal_margin(r[:5], 0.95)  # too few for 95%: the largest, flagged
+    assert not exact and q == pytest.approx(0.05)
+
+
+def test_upper_bound_and_monotone_prediction(measurements, synthetic):
+    est = PhysicsXGBRegressor(n_estimators=30, n_folds=3, monotone=True).fit(measurements.X, measurements.y)
+    X = measurements.X
+    assert np.all(est.predict_upper(X) > est.predict(X))
+    assert est.oof_pred_.shape == (len(X),)
+    assert est.monotone_constraints() == {"layers": 1, "hidden": 1, "ffn": 1, "seq_len": 1, "batch_size": 1}
+    # non-decreasing in layers and ffn across the whole trained range
+    grid = np.array([[layers, 160, 4, ffn, 128, 1] for ffn in (256, 512, 768) for layers in (1, 2, 3)])
+    pred = est.predict(grid).reshape(3, 3)
+    assert np.all(np.diff(pred, axis=1) >= 0) and np.all(np.diff(pred, axis=0) >= 0)
+    # on a known law the calibrated bound covers about its nominal share
+    good = PhysicsXGBRegressor(n_estimators=30, n_folds=5).fit(synthetic.X, synthetic.y)
+    covered = np.mean(synthetic.y <= good.oof_pred_ * np.exp(good.log_margin_))
+    assert 0.9 <= covered <= 1.0
+    assert np.mean(np.abs(good.oof_pred_ / synthetic.y - 1) <= 0.05) > 0.9
+
+
+def test_invalid_hyperparameters_are_refused(measurements):
+    for params, match in (({"n_estimators": 0}, "n_estimators"), ({"learning_rate": 0}, "learning_rate"),
+                          ({"coverage": 1.5}, "coverage"), ({"n_folds": 1}, "n_folds")):
+        with pytest.raises(InvalidConfig, match=match):
+            PhysicsXGBRegressor(**params).fit(measurements.X, measurements.y)
+
+
+def test_tune_is_seeded_and_picks_from_the_grid(measurements):
+    grid = {"n_estimators": [10, 30], "max_depth": [2, 3]}
+    a, rows = tune(PhysicsXGBRegressor(n_folds=3), measurements.X, measurements.y, grid=grid, n_folds=3, seed=1)
+    b, _ = tune(PhysicsXGBRegressor(n_folds=3), measurements.X, measurements.y, grid=grid, n_folds=3, seed=1)
+    assert len(rows) == 4
+    assert a.cv_chosen_ == b.cv_chosen_
+    assert a.cv_chosen_["params"] in [r["params"] for r in rows]
+    np.testing.assert_array_equal(a.predict(measurements.X), b.predict(measurements.X))
+
+
+def test_numpy_tree_walk_matches_xgboost(measurements):
+    est = PhysicsXGBRegressor(n_estimators=40, max_depth=4, coverage=None).fit(measurements.X, measurements.y)
+    trees = SmallBatchTrees.from_booster(est.booster_)
+    assert trees is not None and trees.depth <= 4
+    rng = np.random.default_rng(0)
+    z = np.column_stack([rng.integers(1, 8, 300), rng.integers(64, 400, 300), rng.choice([2, 4, 8], 300),
+                         rng.integers(128, 2000, 300), rng.choice([64, 128], 300), np.ones(300)]).astype(np.float32)
+    np.testing.assert_allclose(trees(z), est.booster_.inplace_predict(z), atol=1e-6)
+
+
+def test_table_inputs(measurements):
+    cols = ("a", "b")
+    x = measurements.X[:, [0, 3]] * measurements.X[:, [1, 1]]  # two cost-like columns
+    est = PhysicsXGBRegressor(inputs=cols, n_estimators=10, n_folds=3).fit(x, measurements.y)
+    assert est.terms_ == cols and est.tree_features_ == cols
+    assert est.predict(x).shape == (len(x),)
