@@ -219,3 +219,45 @@ def predict(bundle, arch_texts, archs_file, seq_len, batch_size, device_name, ov
     for a, l, u in zip(archs, lat, upper):
         table.add_row(a.key, f"{l:.3f} ms", f"{u:.3f} ms")
     console().print(table)
+
+
+def run_adaptive_profile(config, out, resume: bool, *, target: float, round_size: int) -> None:
+    """``hwnas profile --until-accuracy``: adaptive rounds with a progress bar and a round table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from hwnas.profiling.adaptive import profile_until_accuracy
+
+    con = console(stderr=True)
+    progress = Progress(TextColumn("[bold]adaptive profiling[/] " + config.device), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=con)
+    task = progress.add_task("profile", total=config.samples, last="")
+
+    def on_record(record) -> None:
+        progress.update(task, advance=1, last=f"L{record['layers']}-H{record['hidden']}-A{record['heads']}-I{record['ffn']}: "
+                                              f"{fmt_ms(record['latency_ms'])}")
+
+    def on_round(rnd) -> None:
+        con.print(f"round {rnd.round}: {rnd.measured} measured, cross-validated within ±10% {rnd.cv_within_10:.1%} "
+                  f"(±5% {rnd.cv_within_5:.1%}, MAPE {rnd.cv_mape:.2%}), {len(rnd.added)} added")
+
+    def on_status(message: str) -> None:
+        progress.update(task, last=message)
+
+    try:
+        with progress:
+            summary = profile_until_accuracy(config, out, target=target, round_size=round_size, resume=resume,
+                                             on_round=on_round, on_record=on_record, on_status=on_status)
+    except KeyboardInterrupt:
+        con.print(f"interrupted: every completed round is saved in {out}; continue with --resume")
+        raise
+    table = Table(title=f"adaptive profile: {out}", show_header=False)
+    table.add_row("measurements in file", str(summary.measured))
+    table.add_row("rounds", str(len(summary.rounds)))
+    table.add_row("cross-validated within ±10%", f"{summary.cv_within_10:.1%} (target {target:.0%})")
+    table.add_row("stopped", summary.stopped)
+    table.add_row("wall time", f"{summary.wall_s:.1f} s")
+    console().print(table)
+    if summary.stopped in ("budget", "time budget") and summary.cv_within_10 < target:
+        click.echo(f"the target was not reached within the {summary.stopped}; raise --samples or --time-budget "
+                   "and continue with --resume", err=True)

@@ -1,0 +1,241 @@
+"""Adaptive profiling: measure where the latency predictor is least certain.
+
+``hwnas profile ... --until-accuracy 0.95`` profiles in rounds. It starts with
+a small space-filling plan (corners plus a Latin hypercube), then, every
+round, fits a committee of physics + XGBoost predictors on K cross-validation
+folds of what has been measured, scores every unmeasured (architecture, shape)
+of the space by how much the committee disagrees (the standard deviation of
+its log predictions), and measures the ``round_size`` most disputed ones
+together in one interleaved chunk. It stops when the cross-validated share of
+predictions within ±10% reaches the target, when ``samples`` measurements
+(the budget) are in the file, or when the time budget runs out.
+
+The idea follows nn-Meter's adaptive sampling (measure more where the
+predictor errs), with disagreement standing in for error because the error
+of an unmeasured architecture is unknown. Every round is appended to the
+same crash-safe JSON Lines store as :func:`hwnas.profiling.runner.profile`
+writes, so ``--resume`` continues a killed run: the measured records are read
+back and the rounds go on from there.
+
+This module uses :mod:`hwnas.predictors` (imported lazily), the one place
+where profiling looks downstream: the loop needs a predictor to decide what
+to measure next.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hwnas.errors import InvalidConfig, ProfileStoreError
+from hwnas.profiling.runner import ProfileConfig, Task, measure_tasks
+from hwnas.profiling.store import ProfileStore, record_key
+from hwnas.space import DIMENSIONS, Architecture, get_space
+
+__all__ = ["AdaptiveRound", "AdaptiveSummary", "profile_until_accuracy", "committee_disagreement"]
+
+#: Hyper-parameters of the committee (fixed: tuning every round would cost more than it tells).
+_COMMITTEE_PARAMS = {"n_estimators": 50, "max_depth": 3, "learning_rate": 0.1, "coverage": None}
+
+
+@dataclass
+class AdaptiveRound:
+    """One round: how many measurements, the cross-validated accuracy, what was added."""
+
+    round: int
+    measured: int
+    cv_within_10: float
+    cv_within_5: float
+    cv_mape: float
+    added: list[str] = field(default_factory=list)
+    max_disagreement: float = float("nan")
+
+
+@dataclass
+class AdaptiveSummary:
+    out: str
+    measured: int
+    stopped: str  # "target reached", "budget", "time budget", "space exhausted"
+    rounds: list[AdaptiveRound] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def cv_within_10(self) -> float:
+        return self.rounds[-1].cv_within_10 if self.rounds else float("nan")
+
+
+def _raw(records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    x = np.array([[r[d] for d in DIMENSIONS] + [r["seq_len"], r["batch_size"]] for r in records], dtype=np.float64)
+    y = np.array([r["latency_ms"] for r in records], dtype=np.float64)
+    return x, y
+
+
+def committee_disagreement(x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, folds: int = 5,
+                           seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Fit one predictor per cross-validation fold; return ``(oof_ms, disagreement)``.
+
+    Args:
+        x: ``n x 6`` measured inputs, ``y`` their ``n`` latencies (ms).
+        pool: ``m x 6`` candidate inputs.
+
+    Returns:
+        ``oof_ms``: ``n`` out-of-fold predictions of the measured rows (ms);
+        ``disagreement``: ``m`` standard deviations of the committee's log
+        predictions on the pool.
+    """
+    from sklearn.model_selection import KFold
+
+    from hwnas.predictors.estimators import PhysicsXGBRegressor
+
+    n = len(y)
+    k = max(2, min(folds, n))
+    oof = np.empty(n)
+    logs = []
+    for train, test in KFold(k, shuffle=True, random_state=seed).split(x):
+        est = PhysicsXGBRegressor(seed=seed, **_COMMITTEE_PARAMS).fit(x[train], y[train])
+        oof[test] = est.predict(x[test])
+        if len(pool):
+            logs.append(np.log(est.predict(pool)))
+    spread = np.std(np.vstack(logs), axis=0) if logs else np.empty(0)
+    return oof, spread
+
+
+def profile_until_accuracy(
+    config: ProfileConfig,
+    out: str,
+    *,
+    target: float = 0.95,
+    round_size: int = 8,
+    initial: int | None = None,
+    resume: bool = False,
+    on_round: Callable[[AdaptiveRound], None] | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    on_status: Callable[[str], None] | None = None,
+) -> AdaptiveSummary:
+    """Profile ``config.space`` on ``config.device`` until the predictor is accurate enough.
+
+    Args:
+        config: device, space, shapes, threads, dtype, seed and timing as for
+            :func:`~hwnas.profiling.runner.profile`; ``config.samples`` is the
+            budget (the most measurements the file will hold) and
+            ``config.time_budget_s`` a time limit.
+        out: the JSON Lines file (refused if it exists, unless ``resume``).
+        target: stop once the cross-validated share within ±10% reaches it (0..1].
+        round_size: measurements added per round (measured together, interleaved).
+        initial: size of the space-filling start (default ``2 * round_size``).
+
+    Raises:
+        InvalidConfig: a bad target, round size or explicit architecture list.
+        ProfileStoreError: ``out`` exists without ``resume``, or holds other settings.
+    """
+    from hwnas.devices.registry import create_device
+    from hwnas.predictors.metrics import evaluate
+
+    if not 0 < target <= 1:
+        raise InvalidConfig(f"--until-accuracy must be a share in (0, 1], e.g. 0.95; got {target}")
+    if isinstance(round_size, bool) or not isinstance(round_size, int) or round_size < 1:
+        raise InvalidConfig(f"--round-size must be an integer >= 1; got {round_size!r}")
+    if config.archs_file:
+        raise InvalidConfig("--until-accuracy chooses architectures itself; it cannot be combined with --archs")
+    initial = 2 * round_size if initial is None else initial
+    if initial < 5:
+        raise InvalidConfig(f"the initial plan needs at least 5 architectures to fit a predictor; got {initial}")
+    store = ProfileStore(out)
+    store.check_writable()
+    existing: list[dict[str, Any]] = []
+    if store.exists():
+        if not resume:
+            raise ProfileStoreError(f"{out} already exists; pass --resume to continue it, or choose another --out")
+        existing = store.records()
+    space = get_space(config.space or "small")
+    device = create_device(config.device, threads=config.threads, dtype=config.dtype, seed=config.seed)
+    for r in existing:
+        if (r.get("device"), r.get("dtype"), r.get("threads")) != (device.name, device.dtype, device.threads):
+            raise ProfileStoreError(
+                f"{out} holds measurements of device={r.get('device')!r}, dtype={r.get('dtype')!r}, "
+                f"threads={r.get('threads')!r}; resume with the same settings or write to another --out"
+            )
+
+    def key(task: Task) -> str:
+        return record_key(task.arch, task.shape.batch_size, task.shape.seq_len, device.name, device.dtype, device.threads)
+
+    records = list(existing)
+    done = {record_key({d: r[d] for d in DIMENSIONS}, r["batch_size"], r["seq_len"], r["device"],
+                       r.get("dtype", "fp32"), r.get("threads")) for r in records}
+    shapes = config.shapes()
+    pool = [Task(a, s) for a in space.enumerate() for s in shapes if key(Task(a, s)) not in done]
+    run_id = uuid.uuid4().hex[:12]
+    summary = AdaptiveSummary(out=str(out), measured=len(records), stopped="budget")
+    start = time.perf_counter()
+    chunk_no = 0
+
+    def measure(tasks: list[Task], round_no: int) -> list[str]:
+        nonlocal chunk_no
+        added = []
+        for offset in range(0, len(tasks), config.interleave):
+            chunk = tasks[offset: offset + config.interleave]
+            new = measure_tasks(device, chunk, config.timing, seed=config.seed * 100003 + 7919 + chunk_no,
+                                extra={"space": space.name, "run_id": run_id, "plan": "adaptive", "round": round_no},
+                                on_status=on_status)
+            chunk_no += 1
+            store.append(new)
+            records.extend(new)
+            for r in new:
+                if on_record:
+                    on_record(r)
+            added.extend(t.arch.key for t in chunk)
+        taken = {key(t) for t in tasks}
+        pool[:] = [t for t in pool if key(t) not in taken]
+        return added
+
+    try:
+        round_no = 0
+        if len(records) < initial:
+            want = initial - len(records)
+            plan = [Task(a, s) for a in space.sample(min(len(space), initial), plan="lhs", seed=config.seed) for s in shapes]
+            first = [t for t in plan if key(t) not in done][: min(want, config.samples - len(records))]
+            if first:
+                if on_status:
+                    on_status(f"round 0: a space-filling start of {len(first)} measurement(s)")
+                measure(first, 0)
+        while True:
+            round_no += 1
+            x, y = _raw(records)
+            pool_x = np.array([[*t.arch.as_tuple(), t.shape.seq_len, t.shape.batch_size] for t in pool],
+                              dtype=np.float64).reshape(-1, 6)
+            if on_status:
+                on_status(f"round {round_no}: fitting the committee on {len(y)} measurement(s)")
+            oof, spread = committee_disagreement(x, y, pool_x, seed=config.seed)
+            m = evaluate(y, oof)
+            rnd = AdaptiveRound(round_no, len(y), m["within_10"], m["within_5"], m["mape"],
+                                max_disagreement=float(spread.max()) if spread.size else float("nan"))
+            summary.rounds.append(rnd)
+            summary.measured = len(y)
+            if m["within_10"] >= target:
+                summary.stopped = "target reached"
+            elif len(y) >= config.samples:
+                summary.stopped = "budget"
+            elif not pool:
+                summary.stopped = "space exhausted"
+            elif config.time_budget_s is not None and time.perf_counter() - start >= config.time_budget_s:
+                summary.stopped = "time budget"
+            else:
+                summary.stopped = ""
+            if summary.stopped:
+                if on_round:
+                    on_round(rnd)
+                break
+            k = min(round_size, config.samples - len(y), len(pool))
+            order = np.argsort(-spread, kind="stable")
+            chosen = [pool[i] for i in order[:k]]
+            rnd.added = measure(chosen, round_no)
+            if on_round:
+                on_round(rnd)
+    finally:
+        summary.wall_s = time.perf_counter() - start
+    return summary
