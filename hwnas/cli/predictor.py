@@ -226,8 +226,13 @@ def run_adaptive_profile(config, out, resume: bool, *, target: float, round_size
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from hwnas.errors import InvalidConfig
     from hwnas.profiling.adaptive import profile_until_accuracy
 
+    if not 0 < target <= 1:
+        raise InvalidConfig(f"--until-accuracy must be a share in (0, 1], e.g. 0.95; got {target}")
+    if round_size < 1:
+        raise InvalidConfig(f"--round-size must be an integer >= 1; got {round_size}")
     con = console(stderr=True)
     progress = Progress(TextColumn("[bold]adaptive profiling[/] " + config.device), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=con)

@@ -127,7 +127,7 @@ def profile_until_accuracy(
         out: the JSON Lines file (refused if it exists, unless ``resume``).
         target: stop once the cross-validated share within ±10% reaches it (0..1].
         round_size: measurements added per round (measured together, interleaved).
-        initial: size of the space-filling start (default ``2 * round_size``).
+        initial: size of the space-filling start (default ``max(5, 2 * round_size)``).
 
     Raises:
         InvalidConfig: a bad target, round size or explicit architecture list.
@@ -142,7 +142,7 @@ def profile_until_accuracy(
         raise InvalidConfig(f"--round-size must be an integer >= 1; got {round_size!r}")
     if config.archs_file:
         raise InvalidConfig("--until-accuracy chooses architectures itself; it cannot be combined with --archs")
-    initial = 2 * round_size if initial is None else initial
+    initial = max(5, 2 * round_size) if initial is None else initial
     if initial < 5:
         raise InvalidConfig(f"the initial plan needs at least 5 architectures to fit a predictor; got {initial}")
     store = ProfileStore(out)
