@@ -123,6 +123,31 @@ def resolve_arch(arch: Any) -> tuple[Architecture, dict[str, Any]]:
     return Architecture.parse(text), {}
 
 
+def teacher_train_config(config: DistillConfig):
+    """The fine-tuning settings of the task teacher (part of its cache key)."""
+    from hwnas.distill.trainer import TrainConfig
+
+    return TrainConfig(steps=config.teacher_steps, batch_size=config.batch_size, lr=config.teacher_lr,
+                       max_len=config.max_len, seed=config.seed, mixed_precision=config.mixed_precision,
+                       checkpoint_every=config.checkpoint_every)
+
+
+def load_data(config: DistillConfig) -> tuple[TaskData, TaskData, str]:
+    """Training and evaluation data of ``config`` and a line saying where the evaluation data came from."""
+    cols = {"text_col": config.text_col, "text_pair_col": config.text_pair_col, "label_col": config.label_col}
+    train_data = load_task(config.task, limit=config.limit, **cols)
+    if config.eval:
+        eval_data = load_task(config.eval, label_names=train_data.label_names or None, limit=config.eval_limit,
+                              task=train_data.kind, **cols)
+        eval_note = str(config.eval)
+    else:
+        train_data, eval_data = _split_eval(train_data, config.seed)
+        eval_note = f"last {len(eval_data)} examples of {config.task} (held out)"
+    if (eval_data.pairs is None) != (train_data.pairs is None):
+        raise InvalidConfig(f"{config.eval}: sentence pairs in one of train/eval data but not the other")
+    return train_data, eval_data, eval_note
+
+
 def _split_eval(data: TaskData, seed: int) -> tuple[TaskData, TaskData]:
     n_eval = min(1000, max(1, len(data) // 10))
     if len(data) - n_eval < 2:
@@ -187,26 +212,14 @@ def distill(
 
     # 1. data
     _status(on_status, "loading task data")
-    cols = {"text_col": config.text_col, "text_pair_col": config.text_pair_col, "label_col": config.label_col}
-    train_data = load_task(config.task, limit=config.limit, **cols)
-    if config.eval:
-        eval_data = load_task(config.eval, label_names=train_data.label_names or None, limit=config.eval_limit,
-                              task=train_data.kind, **cols)
-        eval_note = config.eval
-    else:
-        train_data, eval_data = _split_eval(train_data, config.seed)
-        eval_note = f"last {len(eval_data)} examples of {config.task} (held out)"
-    if (eval_data.pairs is None) != (train_data.pairs is None):
-        raise InvalidConfig(f"{config.eval}: sentence pairs in one of train/eval data but not the other")
+    train_data, eval_data, eval_note = load_data(config)
 
     # 2. teacher
     teacher_base = resolve_teacher(config.teacher)
     base_cfg = AutoConfig.from_pretrained(teacher_base)
     finetuned = bool(getattr(base_cfg, "architectures", None)) and any(
         a.endswith("ForSequenceClassification") for a in base_cfg.architectures) and base_cfg.num_labels == train_data.num_labels
-    teacher_train = TrainConfig(steps=config.teacher_steps, batch_size=config.batch_size, lr=config.teacher_lr,
-                                max_len=config.max_len, seed=config.seed, mixed_precision=config.mixed_precision,
-                                checkpoint_every=config.checkpoint_every)
+    teacher_train = teacher_train_config(config)
     cache_dir = Path(config.cache_dir) if config.cache_dir else out.parent / "teachers"
     if finetuned:
         from transformers import AutoTokenizer

@@ -1,0 +1,134 @@
+"""``hwnas distill``: train a searched architecture from the teacher and export it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from hwnas.cli._common import console, fmt_ms, fmt_s
+
+
+class Progress:
+    """One rich progress display for the training stages of a distillation."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> Progress:
+        if not self.quiet:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self._progress = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                          TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                          console=console(stderr=True), transient=False)
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def status(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(f"[dim]{text}[/dim]")
+
+    def step(self, stage: str, step: int, steps: int, parts: dict[str, float]) -> None:
+        if self._progress is None:
+            return
+        if stage not in self._tasks:
+            self._tasks[stage] = self._progress.add_task(f"{stage:<9}", total=steps, loss="")
+        self._progress.update(self._tasks[stage], completed=step, loss=f"loss {parts.get('loss', float('nan')):.4f}")
+
+
+def print_report(report: dict[str, Any], out: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"student {report['arch_key']}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    metric = report["metric"]
+    table.add_row("parameters", f"{report['parameters']:,} (teacher {report['teacher']['parameters']:,})")
+    table.add_row("initialised", report["init"])
+    s, t = report["student_score"], report["teacher_score"]
+    table.add_row(f"{metric}", f"{s:.4f} (teacher {t:.4f}, retained {report['retained']:.1%})" if t else f"{s:.4f}")
+    pred = report.get("predicted_latency") or {}
+    if pred.get("latency_ms") is not None:
+        table.add_row("predicted latency", f"{fmt_ms(pred['latency_ms'])} (upper {fmt_ms(pred.get('latency_upper_ms') or float('nan'))})")
+    m = report.get("measured_latency")
+    if m:
+        table.add_row("measured latency", f"{fmt_ms(m['student']['latency_ms'])} vs teacher {fmt_ms(m['teacher']['latency_ms'])} "
+                      f"-> {m['speedup']:.2f}x (cpu, {m['threads']} thread(s), seq {m['seq_len']}, batch {m['batch_size']})")
+    ex = report["exports"]
+    table.add_row("exports", f"save_pretrained (max diff {ex['huggingface']['max_abs_diff']:.1e}); "
+                  f"model.onnx (max diff {ex['onnx']['max_abs_diff']:.1e} <= {ex['onnx']['atol']:.0e})")
+    table.add_row("written", f"{out}/ ({', '.join(report['files'])})")
+    table.add_row("took", fmt_s(report["wall_s"]))
+    console().print(table)
+
+
+@click.command("distill")
+@click.option("--arch", required=True, help="Architecture (layers=4,hidden=256,heads=4,ffn=1024) or a search winner.json.")
+@click.option("--task", required=True, help="Training data: .tsv/.csv/.jsonl file, or a datasets name such as glue/sst2.")
+@click.option("--eval", "eval_", default=None, help="Evaluation data (default: hold out the last 10%% of --task, at most 1000).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder of the student.")
+@click.option("--teacher", default="default", show_default=True, help="'default' (all-MiniLM-L6-v2) or a model folder.")
+@click.option("--supernet", default=None, help="Supernet folder; the student starts from its weights.")
+@click.option("--init", type=click.Choice(["teacher", "random"]), default="teacher", show_default=True,
+              help="Without --supernet: slice the teacher's leading layers and units, or start from random weights.")
+@click.option("--losses", default="logits=1,hidden=1,attention=1", show_default=True,
+              help="Loss weights as name=weight,... or a JSON/YAML loss config file. Names: task, logits, hidden, "
+                   "attention, value_relation, mi_alpha.")
+@click.option("--temperature", type=float, default=None, help="Logits KD temperature (overrides the config file; default 2).")
+@click.option("--steps", type=int, default=600, show_default=True, help="Task-distillation steps.")
+@click.option("--agnostic-steps", type=int, default=0, show_default=True, help="Task-agnostic distillation steps first.")
+@click.option("--teacher-steps", type=int, default=600, show_default=True, help="Fine-tuning steps of the task teacher.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--max-len", type=int, default=128, show_default=True, help="Tokens per example.")
+@click.option("--limit", type=int, default=None, help="Use only the first N training examples.")
+@click.option("--eval-limit", type=int, default=None, help="Use only the first N evaluation examples.")
+@click.option("--augment", type=int, default=0, show_default=True, help="Noisy copies of each training example.")
+@click.option("--text-column", default=None, help="Column of the (first) sentence; detected when omitted.")
+@click.option("--pair-column", default=None, help="Column of the second sentence; detected when omitted.")
+@click.option("--label-column", default=None, help="Column of the label; detected when omitted.")
+@click.option("--predictor", default=None, help="Predictor bundle for the predicted latency in the report.")
+@click.option("--threads", type=int, default=1, show_default=True, help="CPU threads for latency measurement.")
+@click.option("--no-measure", is_flag=True, help="Skip measuring latency after training.")
+@click.option("--mixed-precision", type=click.Choice(["auto", "no", "bf16", "fp16"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--cache-dir", default=None, help="Where fine-tuned teachers are cached (default: next to --out, in teachers/).")
+@click.option("--overwrite", is_flag=True, help="Replace a finished or unfinished student with other settings in --out.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, supernet: str | None, init: str,
+            losses: str, temperature: float | None, steps: int, agnostic_steps: int, teacher_steps: int,
+            batch_size: int, lr: float, max_len: int, limit: int | None, eval_limit: int | None, augment: int,
+            text_column: str | None, pair_column: str | None, label_column: str | None, predictor: str | None,
+            threads: int, no_measure: bool, mixed_precision: str, seed: int, cache_dir: str | None,
+            overwrite: bool, quiet: bool) -> None:
+    """Distill ARCH from the teacher on a task, export it (Hugging Face folder + ONNX) and report.
+
+    The teacher is first fine-tuned on the task (cached and reused), the
+    student starts from the supernet's weights (or slices of the teacher), is
+    trained with the chosen losses, exported, verified and timed.
+    """
+    from dataclasses import replace
+
+    from hwnas.distill.api import DistillConfig, distill as run_distill
+    from hwnas.distill.losses import LossConfig
+
+    loss_config = LossConfig.parse(losses)
+    if temperature is not None:
+        loss_config = replace(loss_config, temperature=temperature)
+    config = DistillConfig(
+        arch=arch, task=task, eval=eval_, teacher=teacher, supernet=supernet, init=init, losses=loss_config,
+        steps=steps, batch_size=batch_size, lr=lr, agnostic_steps=agnostic_steps, teacher_steps=teacher_steps,
+        max_len=max_len, limit=limit, eval_limit=eval_limit, augment=augment, seed=seed,
+        mixed_precision=mixed_precision, predictor=predictor, measure=not no_measure, threads=threads,
+        cache_dir=cache_dir, text_col=text_column, text_pair_col=pair_column, label_col=label_column,
+    )
+    with Progress(quiet) as progress:
+        report = run_distill(config, out, on_status=progress.status, on_step=progress.step, overwrite=overwrite)
+    print_report(report, out)

@@ -1,0 +1,88 @@
+"""distill() end to end on a tiny real teacher: exported Hugging Face and ONNX students reproduce the trained model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hwnas.data import embedded_path
+from hwnas.distill.api import DistillConfig, distill
+from hwnas.distill.export import ONNX_ATOL
+from hwnas.distill.losses import LossConfig
+from hwnas.errors import InvalidConfig
+
+
+@pytest.fixture(scope="module")
+def distilled(tiny_teacher, tmp_path_factory):
+    out = tmp_path_factory.mktemp("student") / "s"
+    config = DistillConfig(
+        arch="layers=1,hidden=32,heads=2,ffn=64", task=str(embedded_path("sst2/train.tsv")),
+        eval=str(embedded_path("sst2/dev.tsv")), teacher=str(tiny_teacher), limit=96, eval_limit=48,
+        steps=6, teacher_steps=6, agnostic_steps=3, batch_size=8, max_len=32, timing="quick", checkpoint_every=3,
+        losses=LossConfig(weights={"logits": 1.0, "hidden": 1.0, "attention": 1.0, "value_relation": 1.0, "mi_alpha": 0.1}),
+    )
+    stages = []
+    report = distill(config, out, on_step=lambda stage, s, n, p: stages.append(stage))
+    return config, out, report, stages
+
+
+def test_report_and_files(distilled):
+    config, out, report, stages = distilled
+    assert {"teacher", "agnostic", "distill"} <= set(stages)
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk["arch_key"] == "layers=1,hidden=32,heads=2,ffn=64"
+    for name in ("config.json", "model.safetensors", "model.onnx", "tokenizer.json", "report.json"):
+        assert (out / name).is_file(), name
+    assert not (out / "checkpoint").exists()
+    assert on_disk["metric"] == "accuracy" and 0 <= on_disk["student_score"] <= 1 and 0 <= on_disk["teacher_score"] <= 1
+    assert "sliced from the teacher" in on_disk["init"]
+    m = on_disk["measured_latency"]
+    assert m["student"]["latency_ms"] > 0 and m["teacher"]["latency_ms"] > 0
+    assert m["speedup"] == pytest.approx(m["teacher"]["latency_ms"] / m["student"]["latency_ms"])
+    assert on_disk["exports"]["onnx"]["max_abs_diff"] <= ONNX_ATOL
+    assert on_disk["parameters"] > 0 and on_disk["teacher"]["parameters"] > on_disk["parameters"]
+
+
+def test_exported_students_agree_with_the_trained_model(distilled):
+    import onnxruntime as ort
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    _, out, _, _ = distilled
+    model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    tok = AutoTokenizer.from_pretrained(out)
+    texts = ["a gripping , beautifully acted film", "dull", "neither good nor bad , just long and forgettable in every way"]
+    enc = tok(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        torch_logits = model(**enc).logits.numpy()
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    onnx_logits = session.run(["logits"], {k: enc[k].numpy() for k in ("input_ids", "attention_mask", "token_type_ids")})[0]
+    assert onnx_logits.shape == (3, 2)
+    assert np.abs(onnx_logits - torch_logits).max() <= ONNX_ATOL
+    assert model.config.id2label == {0: "0", 1: "1"}
+
+
+def test_finished_folder_is_reused_and_other_settings_refused(distilled):
+    config, out, report, _ = distilled
+    from dataclasses import replace
+
+    again = distill(config, out)
+    assert again == json.loads((out / "report.json").read_text())
+    with pytest.raises(InvalidConfig, match="holds a distillation with other settings \\(changed: steps\\)"):
+        distill(replace(config, steps=7), out)
+    assert (out / "model.onnx").is_file()  # nothing was lost
+
+
+def test_teacher_is_cached_between_students(distilled, tmp_path):
+    config, out, report, _ = distilled
+    from dataclasses import replace
+
+    stages = []
+    second = distill(replace(config, arch="layers=1,hidden=16,heads=2,ffn=32", agnostic_steps=0, measure=False,
+                             cache_dir=str(out.parent / "teachers")), tmp_path / "s2",
+                     on_step=lambda stage, s, n, p: stages.append(stage))
+    assert "teacher" not in stages and second["teacher"]["reused"] is True
+    assert second["teacher"]["path"] == report["teacher"]["path"]
+    assert second["measured_latency"] is None

@@ -1,0 +1,123 @@
+"""The trainer on tiny real models: it learns, it resumes exactly, and it slices teachers correctly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hwnas.data import embedded_path
+from hwnas.distill.data import encode, load_task
+from hwnas.distill.losses import DistillLoss, LossConfig
+from hwnas.distill.models import forward_outputs, init_student, model_shape, slice_encoder_state
+from hwnas.distill.trainer import TrainConfig, batch_indices, train
+from hwnas.errors import InvalidConfig
+from hwnas.space import Architecture
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_teacher):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_teacher)
+    data = load_task(embedded_path("sst2/train.tsv"), limit=64)
+    enc = encode(tok, data, 24)
+    torch.manual_seed(0)
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher, num_labels=2).eval()
+    return tiny_teacher, enc, teacher
+
+
+def _fixed_loss(student, teacher, loss_config, enc):
+    student.eval()
+    loss = DistillLoss(loss_config, model_shape(student), model_shape(teacher), "classification")
+    batch = {k: v[:32] for k, v in enc.items()}
+    needs = loss_config.needs() - {"teacher"}
+    with torch.no_grad():
+        from hwnas.distill.models import set_attention
+
+        for m in (student, teacher):
+            set_attention(m, "eager")
+        total, _ = loss(forward_outputs(student, batch, needs), forward_outputs(teacher, batch, needs), batch["labels"])
+    return float(total)
+
+
+def test_distillation_lowers_the_loss(setup, tmp_path):
+    folder, enc, teacher = setup
+    student, note = init_student(Architecture(1, 32, 2, 64), 2, init="random", seed=0)
+    lc = LossConfig(weights={"logits": 1.0, "attention": 1.0})
+    before = _fixed_loss(student, teacher, lc, enc)
+    result = train(student, teacher, lc, enc, "classification",
+                   TrainConfig(steps=40, batch_size=16, lr=3e-3, warmup=0.0, checkpoint_every=0), tmp_path,
+                   eval_encoded=enc)
+    after = _fixed_loss(student, teacher, lc, enc)
+    assert after < 0.8 * before, (before, after)
+    assert set(result.metrics) == {"accuracy"} and 0 <= result.metrics["accuracy"] <= 1
+    assert result.history[-1]["step"] == 40
+
+
+def test_resume_after_a_kill_gives_the_same_weights(setup, tmp_path):
+    folder, enc, teacher = setup
+    lc = LossConfig(weights={"logits": 1.0, "hidden": 1.0})
+    cfg = TrainConfig(steps=8, batch_size=8, lr=1e-3, checkpoint_every=3)
+
+    def fresh():
+        return init_student(Architecture(1, 32, 2, 64), 2, init="teacher", teacher_path=folder, seed=0)[0]
+
+    reference = fresh()
+    train(reference, teacher, lc, enc, "classification", cfg, tmp_path / "a")
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_5(step, steps, parts):
+        if step == 5:
+            raise Killed
+
+    interrupted = fresh()
+    with pytest.raises(Killed):
+        train(interrupted, teacher, lc, enc, "classification", cfg, tmp_path / "b", on_step=kill_at_5)
+    assert (tmp_path / "b" / "checkpoint" / "state.safetensors").is_file()
+    resumed = fresh()
+    result = train(resumed, teacher, lc, enc, "classification", cfg, tmp_path / "b")
+    assert result.resumed_from == 3
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    # other settings cannot resume this checkpoint
+    with pytest.raises(InvalidConfig, match="different train_config"):
+        train(fresh(), teacher, lc, enc, "classification", TrainConfig(steps=9, batch_size=8, checkpoint_every=3),
+              tmp_path / "b")
+
+
+def test_batches_are_a_function_of_seed_and_step():
+    a = [batch_indices(10, 4, s, 0) for s in range(5)]
+    assert [list(x) for x in a] == [list(batch_indices(10, 4, s, 0)) for s in range(5)]
+    epoch0 = sorted([int(i) for x in a[:2] for i in x] + [int(i) for i in a[2][:2]])
+    assert epoch0 == list(range(10))  # every example once per epoch
+    assert list(batch_indices(10, 4, 0, 1)) != list(a[0])
+
+
+def test_slicing_the_teacher_keeps_leading_units(setup):
+    folder, _, _ = setup
+    from transformers import AutoModel
+
+    full = AutoModel.from_pretrained(folder).state_dict()
+    arch = Architecture(1, 32, 2, 48)
+    sliced = slice_encoder_state(full, arch)
+    assert "encoder.layer.1.attention.self.query.weight" not in sliced
+    assert torch.equal(sliced["encoder.layer.0.attention.self.query.weight"], full["encoder.layer.0.attention.self.query.weight"][:32, :32])
+    assert sliced["encoder.layer.0.intermediate.dense.weight"].shape == (48, 32)
+    assert sliced["encoder.layer.0.output.dense.weight"].shape == (32, 48)
+    assert sliced["embeddings.word_embeddings.weight"].shape == (full["embeddings.word_embeddings.weight"].shape[0], 32)
+    student, note = init_student(arch, 3, init="teacher", teacher_path=folder)
+    assert "sliced from the teacher" in note and student.config.num_labels == 3
+    assert torch.equal(student.bert.encoder.layer[0].output.dense.weight, full["encoder.layer.0.output.dense.weight"][:32, :48])
+
+
+def test_train_config_validation():
+    with pytest.raises(InvalidConfig, match="steps must be an integer >= 1; got 0"):
+        TrainConfig(steps=0)
+    with pytest.raises(InvalidConfig, match="mixed_precision must be one of auto, no, bf16, fp16"):
+        TrainConfig(mixed_precision="fp8")
+    with pytest.raises(InvalidConfig, match=r"warmup must be in \[0, 1\)"):
+        TrainConfig(warmup=1.0)
+    cfg = TrainConfig(steps=100, lr=1.0, warmup=0.1)
+    assert cfg.lr_at(0) == pytest.approx(0.1) and cfg.lr_at(9) == pytest.approx(1.0) and cfg.lr_at(99) == pytest.approx(1 / 90)
