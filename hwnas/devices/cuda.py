@@ -16,10 +16,12 @@ Also holds the GPU helpers shared by ``onnxruntime-cuda`` and ``tensorrt``:
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
 import time
+from importlib import metadata
 from importlib.util import find_spec
 from typing import Any
 
@@ -40,10 +42,36 @@ def nvidia_gpu_present() -> bool:
         return os.path.exists("/dev/nvidia0")
 
 
+def _torch_has_cuda_library() -> tuple[bool, str]:
+    """Whether the installed torch ships its CUDA library, found without importing torch.
+
+    Returns ``(has_cuda, version)``; ``version`` is the distribution's version string.
+    """
+    spec = find_spec("torch")
+    try:
+        version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        version = "?"
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        if glob.glob(os.path.join(location, "lib", "libtorch_cuda*")):
+            return True, version
+    return False, version
+
+
 def torch_cuda_status() -> tuple[bool, str]:
-    """``(True, "")`` if torch can use a CUDA GPU here, else ``(False, reason)``. Never raises."""
+    """``(True, "")`` if torch can use a CUDA GPU here, else ``(False, reason)``. Never raises.
+
+    Cheap on machines without a GPU: a CPU-only torch or a host without the
+    NVIDIA driver is recognised from files, without importing torch.
+    """
     if find_spec("torch") is None:
         return False, "torch is not installed"
+    has_cuda, version = _torch_has_cuda_library()
+    if not has_cuda:
+        return False, f"torch {version} was built without CUDA"
+    if not nvidia_gpu_present():
+        return False, f"no NVIDIA GPU found on this host (no NVIDIA driver in /proc/driver/nvidia; torch {version})"
     try:
         import torch
     except Exception as exc:  # a broken torch install must not crash `hwnas devices`
