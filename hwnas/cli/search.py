@@ -1,0 +1,224 @@
+"""``hwnas search``: the most accurate students predicted to meet a latency budget."""
+
+from __future__ import annotations
+
+import click
+
+from hwnas.cli._common import console, fmt_ms, fmt_s, parse_latency_ms
+
+
+def _number(text: str | None, what: str, *, integer: bool = False):
+    if text is None:
+        return None
+    from hwnas.errors import InvalidConfig
+
+    cleaned = str(text).strip().lower().replace("_", "")
+    scale = 1.0
+    for suffix, factor in (("k", 1e3), ("m", 1e6), ("g", 1e9)):
+        if integer and cleaned.endswith(suffix):
+            cleaned, scale = cleaned[:-1], factor
+            break
+    try:
+        value = float(cleaned) * scale
+    except ValueError:
+        hint = " (e.g. 20m for 20 million)" if integer else ""
+        raise InvalidConfig(f"{what} must be a positive number{hint}; got {text!r}") from None
+    if not value > 0:
+        raise InvalidConfig(f"{what} must be positive; got {text!r}")
+    return value
+
+
+@click.command()
+@click.option("--predictor", "predictor_path", required=True, type=click.Path(dir_okay=False),
+              help="Latency predictor bundle (.hwnas) of the target device.")
+@click.option("--supernet", "supernet_path", required=True, type=click.Path(file_okay=False),
+              help="Trained supernet folder: the accuracy estimator.")
+@click.option("--max-latency", required=True, help="Latency budget with a unit: 5ms, 800us, 0.005s (a bare number is ms).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (never overwritten; see --resume).")
+@click.option("--strategy", default="bo", show_default=True, help="Search strategy: bo, evolution or random.")
+@click.option("--budget", "evaluations", default=64, show_default=True, type=int,
+              help="Accuracy evaluations to spend (latency predictions are nearly free).")
+@click.option("--seq-len", default=128, show_default=True, type=int, help="Sequence length the latency is predicted for.")
+@click.option("--batch-size", default=1, show_default=True, type=int, help="Batch size the latency is predicted for.")
+@click.option("--objective", type=click.Choice(["pareto", "score", "reward"]), default="pareto", show_default=True,
+              help="pareto: accuracy and latency; score: accuracy only; reward: one KD-NAS-style number.")
+@click.option("--reward-weight", default=0.1, show_default=True, type=float,
+              help="With --objective reward: score units lost for a latency equal to the budget.")
+@click.option("--max-params", default=None, help="Extra constraint: at most this many parameters (e.g. 20m).")
+@click.option("--max-memory", "max_memory", default=None, help="Extra constraint: fp32 weights of at most this many MB.")
+@click.option("--metric", type=click.Choice(["loss", "proxy"]), default="loss", show_default=True,
+              help="Supernet accuracy estimate: held-out distillation loss, or linear-probe accuracy.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seeds the strategy.")
+@click.option("--parallel", "batch", default=1, show_default=True, type=int,
+              help="Architectures proposed and evaluated together per step.")
+@click.option("--verify", "verify_device", default=None,
+              help="Measure the winner and the front on this device (must be the predictor's) and compare.")
+@click.option("--quick", is_flag=True, help="With --verify: a fast, loose timing protocol (smoke tests only).")
+@click.option("--resume", is_flag=True, help="Continue the search already in --out.")
+def search(predictor_path, supernet_path, max_latency, out, strategy, evaluations, seq_len, batch_size, objective,
+           reward_weight, max_params, max_memory, metric, seed, batch, verify_device, quick, resume) -> None:
+    """Search for the most accurate students predicted to run within --max-latency.
+
+    The budget is checked against the predictor's calibrated upper bound, so
+    that what is feasible on paper is feasible when measured; --verify measures
+    the winner and the front on the device to show it.
+
+    \b
+    Examples:
+      hwnas search --predictor predictors/cpu.hwnas --supernet supernets/small --max-latency 5ms \\
+                   --strategy bo --budget 64 --out runs/search-5ms
+      hwnas search ... --strategy evolution --budget 300
+      hwnas search ... --verify cpu
+    """
+    from hwnas.errors import InvalidConfig, PredictorMismatch
+    from hwnas.search import get_strategy_class
+
+    budget_ms = parse_latency_ms(max_latency, what="--max-latency")
+    get_strategy_class(strategy)  # an unknown name fails here, before anything is loaded
+    if evaluations < 1:
+        raise InvalidConfig(f"--budget must be an integer >= 1 (accuracy evaluations); got {evaluations}")
+    if batch < 1:
+        raise InvalidConfig(f"--parallel must be an integer >= 1; got {batch}")
+    max_params_n = _number(max_params, "--max-params", integer=True)
+    max_memory_mb = _number(max_memory, "--max-memory")
+
+    from hwnas.predictors import load_predictor
+
+    predictor = load_predictor(predictor_path)
+    if verify_device is not None:
+        # Fail before the search, not after it: measuring another device than
+        # the predictor's would compare unrelated numbers.
+        from hwnas.search.verify import predictor_device_settings
+
+        settings = predictor_device_settings(predictor)
+        predictor.check_device(verify_device)
+        from hwnas.devices import create_device
+
+        create_device(verify_device, threads=settings["threads"], dtype=settings["dtype"])  # available here?
+
+    from hwnas.supernet import load_supernet
+
+    supernet = load_supernet(supernet_path)
+    space = supernet.space
+    if predictor.space is not None and predictor.space != space.name:
+        raise PredictorMismatch(
+            f"supernet {supernet_path} was trained on space {space.name!r} but predictor {predictor_path} "
+            f"on space {predictor.space!r}; use a predictor and a supernet of the same space"
+        )
+
+    from hwnas.search.problem import SearchProblem, max_memory_constraint, max_params_constraint
+
+    constraints = []
+    if max_params_n is not None:
+        constraints.append(max_params_constraint(max_params_n))
+    if max_memory_mb is not None:
+        constraints.append(max_memory_constraint(max_memory_mb))
+    problem = SearchProblem(space=space, latency=predictor, budget_ms=budget_ms, seq_len=seq_len, batch_size=batch_size,
+                            constraints=constraints, objective=objective, reward_weight=reward_weight)
+
+    from hwnas.supernet.estimate import SupernetEstimator
+
+    estimator = SupernetEstimator(supernet, metric=metric)
+    con = console(stderr=True)
+    con.print(f"space {space.name}: {problem.feasible.sum()} of {len(problem)} architectures predicted within "
+              f"{fmt_ms(budget_ms)} (upper bound, {getattr(predictor, 'coverage', 0.95) * 100:.0f}% coverage)")
+    result = _run_with_progress(problem, estimator, strategy, evaluations, batch, seed, out, resume,
+                                {"predictor": str(predictor_path), "supernet": str(supernet_path),
+                                 "device": predictor.device, "metric": metric})
+    _print_result(result)
+    if result.winner is None:
+        raise InvalidConfig("no feasible architecture was evaluated; raise --budget or --max-latency")
+    if verify_device is not None:
+        _verify(result, predictor, verify_device, quick)
+
+
+def _run_with_progress(problem, estimator, strategy, evaluations, batch, seed, out, resume, describe):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from hwnas.search.runner import run_search
+
+    con = console(stderr=True)
+    progress = Progress(
+        TextColumn(f"[bold]search[/] {strategy}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("evaluations"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("best feasible {task.fields[best]}  hypervolume {task.fields[hv]}"),
+        console=con,
+    )
+    state = {"task": None}
+
+    def on_start(todo: int, done: int) -> None:
+        if done:
+            con.print(f"resuming {out}: {done} evaluation(s) already there")
+        state["task"] = progress.add_task("search", total=todo + done, completed=done, best="-", hv="-")
+
+    def on_progress(p) -> None:
+        best = "-" if p.best_feasible_score != p.best_feasible_score else f"{p.best_feasible_score:.4g}"
+        progress.update(state["task"], completed=p.evaluations, best=best, hv=f"{p.hypervolume:.4g}")
+
+    try:
+        with progress:
+            return run_search(problem, estimator, strategy=strategy, evaluations=evaluations, batch=batch, seed=seed,
+                              out=out, resume=resume, describe=describe, on_start=on_start, on_progress=on_progress)
+    except KeyboardInterrupt:
+        con.print(f"interrupted: every finished evaluation is in {out}/evaluated.csv; continue with --resume")
+        raise
+
+
+def _print_result(result) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Pareto front ({len(result.front)} of {len(result.evaluated)} evaluated)")
+    for col in ("architecture", "score", "predicted", "upper bound", "params"):
+        table.add_column(col, justify="left" if col == "architecture" else "right")
+    for c in result.front:
+        mark = " (winner)" if result.winner is not None and c.arch == result.winner.arch else ""
+        table.add_row(f"{c.arch}{mark}", f"{c.score:.4f}", fmt_ms(c.latency_ms), fmt_ms(c.latency_upper_ms),
+                      f"{c.params / 1e6:.1f}M")
+    out = console()
+    out.print(table)
+    w = result.winner
+    if w is not None:
+        out.print(f"winner: {w.arch}  score {w.score:.4f}  predicted {fmt_ms(w.latency_ms)}  "
+                  f"upper bound {fmt_ms(w.latency_upper_ms)}  budget {fmt_ms(result.problem.budget_ms)}")
+    out.print(f"hypervolume {result.hypervolume:.4g}; {len(result.evaluated)} evaluations in {fmt_s(result.wall_s)}"
+              f"{' (every feasible architecture evaluated)' if result.stopped == 'exhausted' else ''}; "
+              f"results in {result.out}")
+
+
+def _verify(result, predictor, device: str, quick: bool) -> None:
+    from rich.table import Table
+
+    from hwnas.devices.timing import TimingConfig
+    from hwnas.search.runner import _write_json
+    from hwnas.search.verify import summarise, verify
+
+    archs = [result.winner.arch] + [c.arch for c in result.front]
+    roles = ["winner"] + ["front"] * len(result.front)
+    con = console(stderr=True)
+    with con.status(f"measuring {len(set(archs))} architecture(s) on {device}") as status:
+        records = verify(archs, device=device, predictor=predictor, budget_ms=result.problem.budget_ms,
+                         seq_len=result.problem.seq_len, batch_size=result.problem.batch_size, roles=roles,
+                         timing=TimingConfig.quick() if quick else None, on_status=lambda m: status.update(m))
+    summary = summarise(records)
+    _write_json(result.out / "verify.json", {
+        "device": device, "timing": "quick" if quick else "default", "summary": summary,
+        "architectures": [r.to_dict() for r in records],
+    })
+    table = Table(title=f"verified on {device}: predicted against measured")
+    for col in ("architecture", "role", "predicted", "upper bound", "measured", "error", "within budget"):
+        table.add_column(col, justify="left" if col in ("architecture", "role") else "right")
+    for r in records:
+        table.add_row(str(r.arch), r.role, fmt_ms(r.predicted_ms), fmt_ms(r.upper_ms), fmt_ms(r.measured_ms),
+                      f"{r.error * 100:+.1f}%", "yes" if r.within_budget else "[red]NO[/]")
+    out = console()
+    out.print(table)
+    out.print(f"within budget: {summary['within_budget'] * 100:.0f}% of {summary['n']}; below the upper bound: "
+              f"{summary['within_upper'] * 100:.0f}%; mean |error| {summary['mean_abs_error'] * 100:.1f}%; "
+              f"written to {result.out / 'verify.json'}")
+    if not records[0].within_budget:
+        out.print(f"[red]the winner measured {fmt_ms(records[0].measured_ms)}, over the "
+                  f"{fmt_ms(result.problem.budget_ms)} budget[/]")
