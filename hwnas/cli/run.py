@@ -1,0 +1,149 @@
+"""``hwnas run``: profile, fit, train, search, distill, export and verify in one command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from hwnas.cli._common import console, fmt_s, parse_latency_ms
+
+_LABELS = {"profile": "profile", "predictor": "predictor", "supernet": "supernet", "search": "search",
+           "teacher": "teacher", "distill": "distill", "verify": "verify"}
+
+
+class _Display:
+    """One rich progress display: a row per stage, updated by the pipeline's callbacks."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.progress: Any = None
+        self.rows: dict[str, Any] = {}
+
+    def __enter__(self) -> _Display:
+        if not self.quiet:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description:<10}"), BarColumn(),
+                                     MofNCompleteColumn(), TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
+                                     console=console(stderr=True))
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def _row(self, name: str, total: int | None = None) -> Any:
+        if self.progress is None:
+            return None
+        if name not in self.rows:
+            self.rows[name] = self.progress.add_task(_LABELS.get(name, name), total=total, note="")
+        return self.rows[name]
+
+    def stage_start(self, name: str, total: int | None, note: str) -> None:
+        row = self._row(name, total)
+        if row is not None:
+            self.progress.update(row, total=total, note=note)
+
+    def stage_advance(self, name: str, completed: int, text: str = "") -> None:
+        row = self._row(name)
+        if row is not None:
+            self.progress.update(row, completed=completed, note=text)
+
+    def stage_end(self, name: str, status: str, note: str) -> None:
+        row = self._row(name, 1)
+        if row is not None:
+            task = self.progress.tasks[[t.id for t in self.progress.tasks].index(row)]
+            total = task.total or 1
+            self.progress.update(row, total=total, completed=total, note=f"{status}: {note}"[:70])
+        if name == "distill" and "teacher" in self.rows:
+            t = self.rows["teacher"]
+            task = self.progress.tasks[[x.id for x in self.progress.tasks].index(t)]
+            self.progress.update(t, completed=task.total or 1)
+
+    def status(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(f"[dim]{text}[/dim]", highlight=False)
+
+
+@click.command("run")
+@click.option("--max-latency", required=True, help="Latency budget at sequence 128, batch 1 (e.g. 5ms).")
+@click.option("--device", default="cpu", show_default=True, help="Device to profile and verify on.")
+@click.option("--name", default=None, help="Run folder name (default <device>-<budget>ms).")
+@click.option("--work-dir", default="hwnas-runs", show_default=True, help="Folder holding the runs.")
+@click.option("--space", default=None, help="Search space (default: tiny for budgets up to 8 ms, else small).")
+@click.option("--predictor", default=None, help="Reuse this predictor bundle instead of profiling and fitting.")
+@click.option("--supernet", default=None, help="Reuse this supernet folder instead of training one.")
+@click.option("--task", default=None, help="Task data (default: the embedded SST-2 sample).")
+@click.option("--eval", "eval_", default=None, help="Evaluation data (default: embedded SST-2 dev sample).")
+@click.option("--threads", type=int, default=1, show_default=True, help="CPU threads for profiling and measurement.")
+@click.option("--samples", type=int, default=40, show_default=True, help="Architectures to profile.")
+@click.option("--supernet-steps", type=int, default=200, show_default=True)
+@click.option("--evaluations", type=int, default=40, show_default=True, help="Accuracy evaluations of the search.")
+@click.option("--teacher-steps", type=int, default=300, show_default=True)
+@click.option("--distill-steps", type=int, default=300, show_default=True)
+@click.option("--quick", is_flag=True, help="A tiny configuration that runs every stage in about a minute (smoke test).")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+def run(max_latency: str, device: str, name: str | None, work_dir: str, space: str | None, predictor: str | None,
+        supernet: str | None, task: str | None, eval_: str | None, threads: int, samples: int, supernet_steps: int,
+        evaluations: int, teacher_steps: int, distill_steps: int, quick: bool, quiet: bool) -> None:
+    """Profile, fit a predictor, train a supernet, search, distill, export and verify: one command.
+
+    Every stage writes under WORK_DIR/NAME, and a second run reuses what is there.
+    """
+    from hwnas.pipeline import RunConfig, estimate_seconds, quick_config, run_pipeline
+    from hwnas.space import get_space
+
+    budget = parse_latency_ms(max_latency, what="--max-latency")
+    if space is not None:
+        get_space(space)  # a bad name fails here, before anything runs
+    common = dict(device=device, name=name, work_dir=work_dir, predictor=predictor, supernet=supernet, task=task,
+                  eval=eval_, threads=threads)
+    if quick:
+        config = quick_config(budget, **common, **({"space": space} if space else {}))
+    else:
+        config = RunConfig(max_latency_ms=budget, space=space, profile_samples=samples, supernet_steps=supernet_steps,
+                           search_evaluations=evaluations, teacher_steps=teacher_steps, distill_steps=distill_steps,
+                           **common)
+    from hwnas.devices.registry import create_device
+
+    create_device(device, threads=threads)  # unknown or unavailable devices fail before anything runs
+    est = estimate_seconds(config)
+    out = console()
+    todo = ", ".join(f"{k} ~{fmt_s(v)}" for k, v in est.items() if v and k != "fixed")
+    out.print(f"hwnas run: budget {budget:g} ms on {device} ({threads} thread(s)), space {config.space_name}, "
+              f"folder {config.folder}")
+    out.print(f"this will take roughly {fmt_s(sum(est.values()))} on a quiet 2-core machine ({todo or 'everything reused'})")
+    with _Display(quiet) as display:
+        summary = run_pipeline(config, display)
+    _print_summary(summary)
+
+
+def _print_summary(summary: Any) -> None:
+    from rich.table import Table
+
+    from hwnas.cli._common import fmt_ms
+
+    table = Table(title=f"hwnas run: {summary.folder}")
+    for col in ("stage", "status", "took", "output", "result"):
+        table.add_column(col)
+    for s in summary.stages:
+        table.add_row(s.name, s.status, fmt_s(s.seconds), s.output, s.detail)
+    console().print(table)
+    r = summary.report or {}
+    m = r.get("measured_latency") or {}
+    if r:
+        lines = [
+            f"student {r['arch_key']}: {r['metric']} {r['student_score']:.4f} (teacher {r['teacher_score']:.4f}, "
+            f"retained {r['retained']:.1%}), {r['parameters']:,} parameters",
+        ]
+        if m:
+            lines.append(f"latency {fmt_ms(m['student']['latency_ms'])} measured (budget {summary.budget_ms:g} ms: "
+                         f"{'within' if summary.within_budget else 'OVER'}), teacher {fmt_ms(m['teacher']['latency_ms'])}, "
+                         f"speed-up {m['speedup']:.2f}x")
+        lines.append(f"load it with AutoModelForSequenceClassification.from_pretrained('{summary.folder}/student'); "
+                     f"ONNX: {summary.folder}/student/model.onnx")
+        for line in lines:
+            console().print(line)
+    console().print(f"total {fmt_s(summary.wall_s)}")
