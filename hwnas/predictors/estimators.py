@@ -232,7 +232,7 @@ class RandomForestLatencyRegressor(_LatencyEstimator):
         seed: random state.
     """
 
-    def __init__(self, n_estimators: int = 300, min_samples_leaf: int = 1, max_features: float = 1.0,
+    def __init__(self, n_estimators: int = 100, min_samples_leaf: int = 1, max_features: float = 1.0,
                  seed: int = 0, inputs: Sequence[str] | None = None, n_jobs: int = 1) -> None:
         self.n_estimators = n_estimators
         self.min_samples_leaf = min_samples_leaf
@@ -482,12 +482,11 @@ ESTIMATORS: dict[str, type[_LatencyEstimator]] = {
 def default_grid(estimator: BaseEstimator) -> dict[str, list[Any]]:
     """The hyper-parameter grid searched by :func:`tune` for each estimator class."""
     if isinstance(estimator, PhysicsXGBRegressor):
-        return {"n_estimators": [25, 50, 100, 200], "max_depth": [2, 3, 4], "learning_rate": [0.1, 0.2],
-                "monotone": [True, False]}
+        return {"n_estimators": [25, 50, 100, 200], "max_depth": [2, 3, 4], "monotone": [True, False]}
     if isinstance(estimator, XGBRawRegressor):
-        return {"n_estimators": [100, 200, 400], "max_depth": [3, 4, 6], "learning_rate": [0.05, 0.1]}
+        return {"n_estimators": [100, 300], "max_depth": [3, 5]}
     if isinstance(estimator, RandomForestLatencyRegressor):
-        return {"min_samples_leaf": [1, 2, 4], "max_features": [0.5, 1.0]}
+        return {"min_samples_leaf": [1, 3], "max_features": [0.5, 1.0]}
     return {}
 
 
