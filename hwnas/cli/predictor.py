@@ -36,6 +36,17 @@ def _metrics_table(title: str, rows: list[tuple[str, dict]]):
     return table
 
 
+def _check_device(pred, name: str, override: bool, **settings) -> None:
+    """``check_device``; with the override its warning becomes one line on stderr."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pred.check_device(name, override=override, **settings)
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
+
+
 @click.group()
 def predictor() -> None:
     """Fit, evaluate and inspect portable latency predictors (.hwnas bundles).
@@ -113,8 +124,8 @@ def eval_(bundle, data, target, features, override_device, as_json) -> None:
         feats = list(pred.manifest["inputs"])
     meas = load_measurements(data, target=target, features=feats)
     if meas.device.get("name") not in (None, "unknown"):
-        pred.check_device(meas.device["name"], override=override_device, threads=meas.device.get("threads"),
-                          dtype=meas.device.get("dtype"))
+        _check_device(pred, meas.device["name"], override_device, threads=meas.device.get("threads"),
+                      dtype=meas.device.get("dtype"))
     metrics = evaluate_predictor(pred, meas)
     lo, hi = pred._lo, pred._hi
     outside = int(np.sum(np.any((meas.X < lo) | (meas.X > hi), axis=1)))
@@ -198,7 +209,7 @@ def predict(bundle, arch_texts, archs_file, seq_len, batch_size, device_name, ov
         raise InvalidArchitecture("give at least one --arch layers=..,hidden=..,heads=..,ffn=.. or an --archs file")
     pred = load_bundle(bundle)
     if device_name is not None:
-        pred.check_device(device_name, override=override_device)
+        _check_device(pred, device_name, override_device)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", OutOfDomainWarning)
         lat = pred.predict(archs, seq_len=seq_len, batch_size=batch_size)
