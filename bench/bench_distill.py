@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 COMBOS = {
-    "task only (no teacher)": {"task": 1.0},
+    "task-only": {"task": 1.0},
     "logits": {"logits": 1.0},
     "logits+hidden": {"logits": 1.0, "hidden": 1.0},
     "logits+hidden+attention": {"logits": 1.0, "hidden": 1.0, "attention": 1.0},
@@ -111,8 +111,8 @@ def main() -> None:
     ap.add_argument("--results", default="bench/results/distill.json")
     ap.add_argument("--train-limit", type=int, default=None, help="use only the first N training sentences")
     ap.add_argument("--dev-limit", type=int, default=None)
-    ap.add_argument("--teacher-steps", type=int, default=600)
-    ap.add_argument("--steps", type=int, default=300, help="distillation steps of every student")
+    ap.add_argument("--teacher-steps", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=120, help="distillation steps of every student")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-len", type=int, default=64)
     ap.add_argument("--fractions", default="2,3,5")
@@ -151,7 +151,7 @@ def main() -> None:
     _log(f"data: {len(train_data)} training, {len(eval_data)} evaluation examples")
     teacher = finetune_teacher(resolve_teacher("default"), train_data, eval_data, teacher_train_config(base),
                                out / "teachers", max_len=args.max_len, on_status=_log,
-                               on_step=lambda s, n, p: _log(f"teacher step {s}/{n} loss {p['loss']:.4f}") if s % 50 == 0 else None)
+                               on_step=lambda s, n, p: _log(f"teacher step {s}/{n} loss {p['loss']:.4f}") if s % 10 == 0 else None)
     t_acc = teacher.metrics["accuracy"]
     _log(f"teacher accuracy on dev: {t_acc:.4f} ({teacher.path})")
     lat_file = out / "teacher_latency.json"

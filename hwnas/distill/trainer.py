@@ -36,7 +36,7 @@ from hwnas.distill.losses import DistillLoss, LossConfig, ModelOutputs
 from hwnas.distill.models import forward_outputs, model_shape, set_attention
 from hwnas.errors import InvalidConfig
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "predict_logits", "batch_indices", "clear_checkpoint",
+__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "predict_logits", "batch_indices", "BatchPlan", "clear_checkpoint",
            "MIXED_PRECISION_CHOICES"]
 
 MIXED_PRECISION_CHOICES = ("auto", "no", "bf16", "fp16")
@@ -61,6 +61,7 @@ class TrainConfig:
         mixed_precision: ``"auto"`` (bf16/fp16 on CUDA, none on CPU, where bf16
             autocast is usually slower), ``"no"``, ``"bf16"`` or ``"fp16"``.
         max_grad_norm: gradient clipping (0: none).
+        bucket: batch examples of similar length together (see :class:`BatchPlan`).
     """
 
     steps: int = 1000
@@ -75,6 +76,7 @@ class TrainConfig:
     seed: int = 0
     mixed_precision: str = "auto"
     max_grad_norm: float = 1.0
+    bucket: bool = True
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "max_len", "eval_batch_size"):
@@ -130,6 +132,48 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int) -> np.ndarray:
         out.append(take)
         start += len(take)
     return np.concatenate(out)
+
+
+class BatchPlan:
+    """Length-bucketed batches that are a pure function of ``(seed, step)``.
+
+    Every epoch is a fresh permutation of the examples, cut into chunks of
+    ``batch_size * bucket`` examples; inside a chunk examples are sorted by
+    length and cut into batches, and the batches of an epoch are shuffled.
+    Batches then pad to similar lengths, which makes short-sentence tasks
+    several times cheaper than random batches padded to their longest member.
+
+    Args:
+        lengths: tokens of every example (``n`` ints); ``None`` disables bucketing.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, lengths: np.ndarray | None = None, bucket: int = 50) -> None:
+        self.n, self.batch_size, self.seed, self.bucket = n, batch_size, seed, bucket
+        self.lengths = None if lengths is None else np.asarray(lengths)
+        chunk = batch_size * bucket
+        self.per_epoch = sum(-(-min(chunk, n - c) // batch_size) for c in range(0, n, chunk))
+        self._cache: dict[int, list[np.ndarray]] = {}
+
+    def _epoch(self, epoch: int) -> list[np.ndarray]:
+        if epoch not in self._cache:
+            rng = np.random.default_rng([self.seed, epoch, 1])
+            perm = rng.permutation(self.n)
+            chunk = self.batch_size * self.bucket
+            batches: list[np.ndarray] = []
+            for c in range(0, self.n, chunk):
+                idx = perm[c: c + chunk]
+                idx = idx[np.argsort(self.lengths[idx], kind="stable")]
+                batches.extend(idx[i: i + self.batch_size] for i in range(0, len(idx), self.batch_size))
+            order = rng.permutation(len(batches))
+            self._cache = {epoch: [batches[i] for i in order]}
+        return self._cache[epoch]
+
+    def indices(self, step: int) -> np.ndarray:
+        """Example indices of global batch ``step`` (0-based)."""
+        if self.lengths is None:
+            return batch_indices(self.n, self.batch_size, step, self.seed)
+        epoch, k = divmod(step, self.per_epoch)
+        return self._epoch(epoch)[k]
 
 
 def _trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -338,10 +382,12 @@ def train(
     if config.batch_size < world:
         raise InvalidConfig(f"batch_size ({config.batch_size}) must be at least the number of processes ({world})")
     result = TrainResult(steps=config.steps, resumed_from=start_step, metrics={}, mixed_precision=precision)
+    plan = BatchPlan(n, config.batch_size, config.seed,
+                     train_encoded["attention_mask"].sum(1).numpy() if config.bucket else None)
     t0 = time.perf_counter()
     module.train()
     for step in range(start_step, config.steps):
-        idx = batch_indices(n, config.batch_size, step, config.seed)[rank::world]
+        idx = plan.indices(step)[rank::world]
         batch = _trim({k: v[torch.from_numpy(idx)].to(device) for k, v in train_encoded.items()})
         for group in optimizer.param_groups:
             group["lr"] = config.lr_at(step)

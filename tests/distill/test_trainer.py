@@ -121,3 +121,20 @@ def test_train_config_validation():
         TrainConfig(warmup=1.0)
     cfg = TrainConfig(steps=100, lr=1.0, warmup=0.1)
     assert cfg.lr_at(0) == pytest.approx(0.1) and cfg.lr_at(9) == pytest.approx(1.0) and cfg.lr_at(99) == pytest.approx(1 / 90)
+
+
+def test_length_buckets_cover_every_example_once_per_epoch_and_pad_less():
+    import numpy as np
+
+    from hwnas.distill.trainer import BatchPlan
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 60, size=103)
+    plan = BatchPlan(103, 8, seed=0, lengths=lengths, bucket=4)
+    epoch = [plan.indices(s) for s in range(plan.per_epoch)]
+    assert sorted(int(i) for b in epoch for i in b) == list(range(103))
+    assert [list(b) for b in epoch] == [list(BatchPlan(103, 8, 0, lengths, 4).indices(s)) for s in range(plan.per_epoch)]
+    padded = sum(len(b) * lengths[b].max() for b in epoch)
+    random_padded = sum(len(b) * lengths[b].max() for b in (batch_indices(103, 8, s, 0) for s in range(13)))
+    assert padded < 0.8 * random_padded
+    assert list(plan.indices(plan.per_epoch)) != list(plan.indices(0))  # a new order next epoch
