@@ -106,6 +106,24 @@ def section_noise(hold: Measurements, retest: Measurements, out: dict) -> dict:
     return m
 
 
+def section_low_quantile(res: Path, out: dict, seed: int) -> None:
+    """The same comparison on p10_ms: on a shared machine contention only slows runs
+    down, so the fast end of the distribution is the more reproducible quantity."""
+    train = load_measurements(res / "cpu-small-train.jsonl", target="p10_ms")
+    hold = load_measurements(res / "cpu-small-holdout.jsonl", target="p10_ms")
+    retest = load_measurements(res / "cpu-small-holdout-retest.jsonl", target="p10_ms")
+    header("the 10th percentile of the timed blocks (p10_ms) instead of the median: noise floor and predictors")
+    _, a, b = align(hold, retest)
+    floor = evaluate(a, b)
+    print(fmt_row("test-retest (p10)", floor))
+    rows = {"noise_floor": floor}
+    for name in ("cost-lstsq", "physics-xgb"):
+        m = evaluate(hold.y, fit_estimator(name, train.X, train.y, seed).predict(hold.X))
+        print(fmt_row(f"{name} (p10)", m))
+        rows[name] = m
+    out["p10"] = rows
+
+
 def section_learning_curve(train: Measurements, hold: Measurements, out: dict, seed: int, reps: int) -> None:
     print(f"\n== learning curve: held-out metrics vs training samples (random subsets of the {len(train)}, "
           f"mean of {reps} seeds below 200)")
@@ -166,8 +184,9 @@ def section_transfer(base, target: Measurements, label: str, out: dict, seed: in
             moved = transfer_predictor(base, few, seed=seed)
             tm.append(evaluate(rest.y, np.exp(moved.log_predict_raw(rest.X))))
             if n >= 5:
-                scratch = fit_predictor(few, tune_hyperparameters=n >= 20, n_folds=min(5, n),
-                                        params=None if n >= 20 else {"n_estimators": 25, "max_depth": 2}, seed=seed)
+                # from scratch with the hyper-parameters CV picks at 400 samples (tuning on n is noisier)
+                scratch = fit_predictor(few, tune_hyperparameters=False, n_folds=min(5, n),
+                                        params={"n_estimators": 25, "max_depth": 2}, seed=seed)
                 sm.append(evaluate(rest.y, np.exp(scratch.log_predict_raw(rest.X))))
         t = {k: float(np.mean([m[k] for m in tm])) for k in COLUMNS}
         s = {k: float(np.mean([m[k] for m in sm])) for k in COLUMNS} if sm else None
@@ -275,8 +294,12 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3, help="random subsets per learning-curve size below 200")
     ap.add_argument("--transfer-reps", type=int, default=10)
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: curve,extrapolation,transfer,adaptive,speed")
+    ap.add_argument("--only", default="", help="comma-separated sections to run (the others are skipped)")
     args = ap.parse_args()
+    sections = {"curve", "extrapolation", "transfer", "adaptive", "speed"}
     skip = set(filter(None, args.skip.split(",")))
+    if args.only:
+        skip |= sections - set(args.only.split(","))
     res = Path(args.results)
     print("command: " + " ".join([Path(sys.executable).name, *sys.argv]))
     print(time.strftime("date: %Y-%m-%d %H:%M:%S UTC", time.gmtime()))
@@ -290,8 +313,11 @@ def main() -> None:
     out: dict = {"command": " ".join(sys.argv), "n_train": len(train), "n_holdout": len(hold)}
 
     section_estimators(train, hold, out, args.seed)
-    if retest_path.is_file():
-        retest = load_measurements(retest_path)
+    retest = load_measurements(retest_path) if retest_path.is_file() else None
+    if retest is not None and len(align(hold, retest)[0]) < len(hold):
+        print(f"\n({retest_path} covers {len(align(hold, retest)[0])} of {len(hold)} held-out architectures: noise floor skipped)")
+        retest = None
+    if retest is not None:
         noise = section_noise(hold, retest, out)
         ref = out["holdout"][f"physics-xgb@{len(train)}"]
         ratio = ref["mape"] / noise["mape"] if noise["mape"] > 0 else float("inf")
@@ -300,6 +326,9 @@ def main() -> None:
         X, a, b = align(hold, retest)
     else:
         print(f"\n(no {retest_path}: noise floor skipped)")
+
+    if retest is not None:
+        section_low_quantile(res, out, args.seed)
 
     # the reference bundle: every training sample, hyper-parameters by CV
     t0 = time.perf_counter()
@@ -310,7 +339,7 @@ def main() -> None:
     print(f"\nreference bundle: {out_path} (fit with {pred.manifest['metrics']['cv_folds']}-fold CV in {fit_s:.1f} s; "
           f"chosen {json.dumps(pred.manifest['metrics']['cv_choice']['params'])}; "
           f"upper bound x{np.exp(pred.manifest['uncertainty']['log_margin']):.3f} at {pred.coverage:.0%})")
-    if retest_path.is_file():
+    if retest is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OutOfDomainWarning)
             px = np.exp(pred.log_predict_raw(X))
@@ -334,8 +363,9 @@ def main() -> None:
         section_adaptive(train, hold, out, args.seed)
     if "speed" not in skip:
         section_speed(out_path, out)
-    (res / "predictor-bench.json").write_text(json.dumps(out, indent=1, default=str) + "\n")
-    print(f"\nfigures saved to {res / 'predictor-bench.json'}")
+    name = "predictor-bench" + (f"-{args.only.replace(',', '-')}" if args.only else "") + ".json"
+    (res / name).write_text(json.dumps(out, indent=1, default=str) + "\n")
+    print(f"\nfigures saved to {res / name}")
 
 
 if __name__ == "__main__":
