@@ -1,0 +1,120 @@
+"""``hwnas run`` on a tiny configuration: every stage runs, writes its artefact, and a second run reuses them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hwnas.pipeline import RunConfig, choose_space, estimate_seconds, quick_config, run_pipeline
+
+
+@pytest.fixture(scope="module")
+def small_teacher(tmp_path_factory):
+    """A 3-layer, 192-wide random BertModel with the default teacher's tokenizer: as wide as space ``tiny``."""
+    import torch
+    from transformers import AutoTokenizer, BertModel
+
+    from hwnas.distill.models import resolve_teacher
+    from hwnas.space import Architecture
+
+    folder = tmp_path_factory.mktemp("teacher")
+    tok = AutoTokenizer.from_pretrained(resolve_teacher("default"))
+    torch.manual_seed(0)
+    BertModel(Architecture(3, 192, 4, 768).to_bert_config(vocab_size=tok.vocab_size, max_position_embeddings=512)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def first_run(small_teacher, tmp_path_factory):
+    work = tmp_path_factory.mktemp("runs")
+    # a generous budget: the test checks the pipeline, not what fits on a busy machine
+    config = quick_config(10_000.0, work_dir=str(work), name="t", teacher=str(small_teacher), profile_samples=6)
+    events = []
+
+    class Recorder:
+        def stage_start(self, name, total, note):
+            events.append(("start", name))
+
+        def stage_advance(self, name, completed, text=""):
+            events.append(("advance", name))
+
+        def stage_end(self, name, status, note):
+            events.append(("end", name, status))
+
+        def status(self, text):
+            pass
+
+    summary = run_pipeline(config, Recorder())
+    return config, summary, events
+
+
+def test_every_stage_writes_its_artefact(first_run):
+    config, summary, events = first_run
+    f = config.folder
+    for path in ("profile.jsonl", "predictor.hwnas", "supernet/supernet.json", "supernet/model.safetensors",
+                 "search/front.json", "search/evaluated.csv", "search/winner.json", "search/config.json", "search/front.png",
+                 "student/config.json", "student/model.safetensors", "student/model.onnx", "student/tokenizer.json",
+                 "student/report.json", "summary.json"):
+        assert (f / path).is_file(), path
+    assert [s.name for s in summary.stages] == ["profile", "predictor", "supernet", "search", "distill", "verify"]
+    assert all(s.status == "ran" for s in summary.stages)
+    assert [e[1] for e in events if e[0] == "end"] == ["profile", "predictor", "supernet", "search", "distill", "verify"]
+    assert len((f / "profile.jsonl").read_text().splitlines()) == 6
+
+
+def test_student_is_the_winner_from_the_supernet_and_verified(first_run):
+    from transformers import AutoModelForSequenceClassification
+
+    from hwnas.space import get_space
+
+    config, summary, _ = first_run
+    winner = json.loads((config.folder / "search" / "winner.json").read_text())
+    report = json.loads((config.folder / "student" / "report.json").read_text())
+    assert report["arch"] == winner["arch"] and get_space("tiny").validate(report["arch_key"])
+    assert report["init"].startswith("encoder from supernet")
+    assert report["exports"]["onnx"]["max_abs_diff"] <= report["exports"]["onnx"]["atol"]
+    assert report["predicted_latency"]["latency_ms"] > 0 and report["measured_latency"]["student"]["latency_ms"] > 0
+    saved = json.loads((config.folder / "summary.json").read_text())
+    assert saved["within_budget"] is True and saved["winner"]["arch"] == winner["arch"]
+    model = AutoModelForSequenceClassification.from_pretrained(config.folder / "student")
+    assert model.config.num_hidden_layers == winner["arch"]["layers"] and model.config.hidden_size == winner["arch"]["hidden"]
+
+
+def test_second_run_reuses_every_stage(first_run):
+    config, first, _ = first_run
+    before = {p: p.stat().st_mtime_ns for p in config.folder.rglob("*") if p.is_file() and p.name != "summary.json"}
+    assert sum(estimate_seconds(config)[k] for k in ("profile", "predictor", "supernet", "search", "distill")) == 0
+    again = run_pipeline(config)
+    assert [s.status for s in again.stages[:5]] == ["reused"] * 5
+    after = {p: p.stat().st_mtime_ns for p in config.folder.rglob("*") if p.is_file() and p.name != "summary.json"}
+    assert after == before  # nothing rewritten
+    assert again.report["arch_key"] == first.report["arch_key"]
+
+
+def test_space_follows_the_budget():
+    assert choose_space(5.0) == "tiny" and choose_space(20.0) == "small"
+    assert RunConfig(max_latency_ms=5).folder.name == "cpu-5ms"
+    est = estimate_seconds(RunConfig(max_latency_ms=5, work_dir="/nonexistent-hwnas"))
+    assert all(v > 0 for v in est.values())
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--max-latency", "fast"], "--max-latency must be a number with a unit"),
+        (["run", "--max-latency", "5ms", "--space", "huge"], "unknown space 'huge'"),
+        (["run", "--max-latency", "5ms", "--device", "abacus"], "abacus"),
+        (["run", "--max-latency", "5ms", "--samples", "0"], "profile_samples must be an integer >= 1"),
+    ],
+)
+def test_cli_rejects_bad_input_with_one_line(args, message, tmp_path, capsys):
+    from hwnas.cli.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--work-dir", str(tmp_path)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # nothing was started
