@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import click
 
@@ -101,7 +102,7 @@ def fit(data, out, base_path, target, features, device_name, coverage, folds, se
     save_bundle(pred, out, overwrite=force)
     console().print(_metrics_table(title, [(meas.device["name"], pred.manifest["metrics"]["cv"])]))
     click.echo(f"saved {out} (device {pred.device}, upper bound at {pred.coverage:.0%} coverage: "
-               f"x{float(__import__('math').exp(pred.manifest['uncertainty']['log_margin'])):.3f})")
+               f"x{math.exp(pred.manifest['uncertainty']['log_margin']):.3f})")
 
 
 @predictor.command(name="eval")
@@ -167,7 +168,7 @@ def show(bundle, as_json) -> None:
         ("physics terms", ", ".join(m["physics"]["terms"])),
         ("trees", f"{m.get('model', {}).get('num_trees')} on {', '.join(m['features']['tree_features'])}"),
         ("corrections", str(len(m.get("corrections") or []))),
-        ("upper bound", f"{m['uncertainty']['coverage']:.0%} coverage, x{__import__('math').exp(m['uncertainty']['log_margin']):.3f}"),
+        ("upper bound", f"{m['uncertainty']['coverage']:.0%} coverage, x{math.exp(m['uncertainty']['log_margin']):.3f}"),
     ]
     if cv:
         rows.append(("fit-time CV", f"within ±5% {cv['within_5']:.1%}, ±10% {cv['within_10']:.1%}, MAPE {cv['mape']:.2%}, "
