@@ -107,8 +107,6 @@ class Supernet:
         with ``AutoModel`` and its output compared with the in-supernet forward
         (largest absolute difference must be within :data:`EXTRACT_ATOL`).
         """
-        import torch
-
         arch = self.validate(arch)
         out = Path(out_dir)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):

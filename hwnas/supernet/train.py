@@ -76,6 +76,9 @@ class TrainConfig:
         max_rows: use at most this many rows of tokenised data.
         cache_dir: where tokenised data is cached; ``None``: ``<out>/.cache``.
         threads: torch intra-op threads; ``None``: leave torch's default.
+        teacher_cache: a folder where the teacher's query/key/value of every batch
+            are stored and reused by later runs on the same data, seed and batch
+            size (e.g. several supernets or stand-alone students); ``None``: off.
     """
 
     space: Any
@@ -100,6 +103,7 @@ class TrainConfig:
     max_rows: int | None = None
     cache_dir: str | None = None
     threads: int | None = None
+    teacher_cache: str | None = None
 
     def __post_init__(self) -> None:
         def positive(name: str, allow_zero: bool = False) -> None:
@@ -233,14 +237,14 @@ class _Dist:
 
 
 def sandwich(space: SearchSpace, seed: int, step: int, random_subnets: int) -> list[Architecture]:
-    """Largest, smallest and ``random_subnets`` uniform draws for ``step`` (same on every rank)."""
+    """Largest, smallest and ``random_subnets`` uniform draws for ``step`` (same on every rank, no repeats)."""
     rng = np.random.default_rng([seed, step, 7])
     valid = space.enumerate()
     archs = [space.largest, space.smallest]
     if random_subnets:
         picks = rng.choice(len(valid), size=min(random_subnets, len(valid)), replace=len(valid) < random_subnets)
         archs += [valid[int(i)] for i in picks]
-    return archs
+    return list(dict.fromkeys(archs))  # a one-architecture space trains it once
 
 
 def batch_rows(n_train: int, batch_size: int, seed: int, step: int) -> np.ndarray:
@@ -437,6 +441,33 @@ def train_supernet(cfg: TrainConfig, *, resume: bool = False, progress: bool = T
                 say(f"checkpoint step {step_done} -> {final}")
             dist.barrier()
 
+        tc_dir = None
+        if cfg.teacher_cache:
+            tc_key = hashlib.sha256(json.dumps(
+                [data.info.get("source"), data.info.get("bytes"), data.info["rows"], cfg.seq_len, cfg.max_rows, cfg.text_column,
+                 heldout, cfg.seed, cfg.batch_size, dist.rank, dist.world, cfg.teacher_layer, teacher.name, tcfg.to_dict()],
+                sort_keys=True, default=str).encode()).hexdigest()[:16]
+            tc_dir = Path(cfg.teacher_cache) / f"qkv-{tc_key}"
+            tc_dir.mkdir(parents=True, exist_ok=True)
+
+        def _cached_qkv(step: int):
+            from safetensors.torch import load_file
+
+            f = tc_dir / f"step-{step:07d}.safetensors"
+            if not f.is_file():
+                return None
+            try:
+                t = load_file(str(f))
+                return t["q"], t["k"], t["v"]
+            except Exception:  # a torn file from a killed run: recompute
+                return None
+
+        def _store_qkv(step: int, qkv) -> None:
+            f = tc_dir / f"step-{step:07d}.safetensors"
+            tmp = f.with_name(f.name + f".{os.getpid()}.tmp")
+            save_file({"q": qkv[0].contiguous(), "k": qkv[1].contiguous(), "v": qkv[2].contiguous()}, str(tmp))
+            os.replace(tmp, f)
+
         model.train()
         t0 = time.perf_counter()
         losses: list[dict[str, Any]] = []
@@ -453,7 +484,11 @@ def train_supernet(cfg: TrainConfig, *, resume: bool = False, progress: bool = T
             for step in range(start, cfg.steps):
                 rows = batch_rows(n_train, cfg.batch_size, cfg.seed, step)[dist.rank :: dist.world]
                 ids, mask = data.batch(rows)
-                qkv = teacher_qkv(teacher.model, ids, mask, cfg.teacher_layer)
+                qkv = _cached_qkv(step) if cfg.teacher_cache else None
+                if qkv is None:
+                    qkv = teacher_qkv(teacher.model, ids, mask, cfg.teacher_layer)
+                    if cfg.teacher_cache:
+                        _store_qkv(step, qkv)
                 t_hidden = None
                 if cfg.hidden_weight:
                     with torch.no_grad():
@@ -473,7 +508,7 @@ def train_supernet(cfg: TrainConfig, *, resume: bool = False, progress: bool = T
                     group["lr"] = lr_at(step, cfg)
                 optimizer.step()
                 values = dist.mean(values)
-                entry = {"step": step, "lr": lr_at(step, cfg), "largest": values[0], "smallest": values[1],
+                entry = {"step": step, "lr": lr_at(step, cfg), "largest": values[0], "smallest": values[-1],
                          "mean": float(np.mean(values)), "archs": [a.key for a in archs], "wall_s": time.perf_counter() - t0}
                 losses.append(entry)
                 if log_fh is not None:

@@ -1,0 +1,172 @@
+"""``hwnas supernet``: train weight-sharing supernets, score and extract sub-networks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hwnas.cli._common import console, echo_kv, fmt_s
+from hwnas.errors import InvalidArchitecture, InvalidConfig
+
+
+@click.group("supernet")
+def supernet() -> None:
+    """Train weight-sharing supernets (one per sub-space), score and extract sub-networks."""
+
+
+@supernet.command("train")
+@click.option("--teacher", default="default", show_default=True,
+              help="'default' (packaged all-MiniLM-L6-v2), a local model folder, or a hub name.")
+@click.option("--space", "spaces", multiple=True, default=("small",), show_default=True,
+              help="Space name or file; repeat (or comma-separate) to train one supernet per space.")
+@click.option("--data", default=None, help="Text file, TSV/CSV/JSONL with a text column, or a datasets name. "
+              "Default: the embedded SST-2 sentences.")
+@click.option("--text-column", default=None, help="Column holding the text (default: sentence or text).")
+@click.option("--steps", type=int, default=2000, show_default=True, help="Total optimizer steps.")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Global batch in sequences.")
+@click.option("--seq-len", type=int, default=128, show_default=True, help="Maximum sequence length in tokens.")
+@click.option("--lr", type=float, default=2e-4, show_default=True, help="Peak learning rate (AdamW).")
+@click.option("--random-subnets", type=int, default=2, show_default=True,
+              help="Random sub-networks per step besides the largest and the smallest.")
+@click.option("--relation-heads", type=int, default=None, help="MiniLM-v2 relation heads (default: derived).")
+@click.option("--hidden-weight", type=float, default=0.0, show_default=True,
+              help="Weight of the optional hidden-state relation term.")
+@click.option("--heldout", type=int, default=128, show_default=True, help="Rows kept out for the held-out loss.")
+@click.option("--max-rows", type=int, default=None, help="Use at most this many tokenised rows.")
+@click.option("--freeze-embeddings", is_flag=True, help="Keep the teacher's word embeddings fixed (faster).")
+@click.option("--checkpoint-every", type=int, default=50, show_default=True, help="Steps between checkpoints.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=None, help="Torch CPU threads.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Supernet folder; with several spaces, the parent folder of one folder per space.")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
+def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, lr, random_subnets, relation_heads,
+              hidden_weight, heldout, max_rows, freeze_embeddings, checkpoint_every, seed, threads, out, resume) -> None:
+    """Distill the teacher into one supernet per space (sandwich rule, MiniLM-v2 relations).
+
+    Runs data-parallel unchanged under torchrun or accelerate launch.
+    """
+    import os
+
+    from hwnas.space import get_space
+    from hwnas.supernet.train import TrainConfig, train_supernet
+
+    names = [s.strip() for part in spaces for s in part.split(",") if s.strip()]
+    if not names:
+        raise InvalidConfig("--space must name at least one space")
+    parsed = [get_space(n) for n in names]
+    if len({s.name for s in parsed}) != len(parsed):
+        raise InvalidConfig(f"--space names a space twice: {', '.join(names)}")
+    main = int(os.environ.get("RANK", "0")) == 0
+    con = console()
+    for space in parsed:
+        folder = out if len(parsed) == 1 else out / space.name
+        cfg = TrainConfig(
+            space=space, out=str(folder), teacher=teacher, data=data, text_column=text_column, steps=steps,
+            batch_size=batch_size, seq_len=seq_len, lr=lr, random_subnets=random_subnets, relation_heads=relation_heads,
+            hidden_weight=hidden_weight, heldout=heldout, max_rows=max_rows, train_embeddings=not freeze_embeddings,
+            checkpoint_every=checkpoint_every, seed=seed, threads=threads,
+            cache_dir=str(out / ".cache"),
+        )
+        result = train_supernet(cfg, resume=resume, progress=main, log=(lambda s: con.print(s)) if main else None)
+        if main:
+            first = f"{result.first_loss:.4f}" if result.first_loss is not None else "-"
+            last = f"{result.last_loss:.4f}" if result.last_loss is not None else "-"
+            echo_kv([
+                ("supernet", str(folder)),
+                ("space", space.name),
+                ("steps", f"{result.steps_done} ({result.steps_run} this run" + (f", resumed from {result.resumed_from})" if result.resumed_from is not None else ")")),
+                ("wall", fmt_s(result.wall_s)),
+                ("samples/s", f"{result.samples_per_s:.2f}"),
+                ("loss", f"{first} -> {last} (mean over the sandwich)"),
+            ])
+
+
+def _collect_archs(arch: tuple[str, ...], archs_file: Path | None):
+    from hwnas.space import Architecture, load_architectures
+
+    out = [Architecture.parse(a) for a in arch]
+    if archs_file is not None:
+        out += load_architectures(archs_file)
+    if not out:
+        raise InvalidArchitecture("give at least one --arch layers=..,hidden=..,heads=..,ffn=.. or --archs FILE")
+    return out
+
+
+@supernet.command("score")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--arch", multiple=True, help="layers=4,hidden=256,heads=4,ffn=1024 (repeatable).")
+@click.option("--archs", "archs_file", type=click.Path(path_type=Path), default=None, help="File of architectures.")
+@click.option("--metric", type=click.Choice(["loss", "proxy", "both"]), default="loss", show_default=True,
+              help="loss: minus the held-out distillation loss; proxy: linear-probe accuracy on SST-2.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the score cache.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+def score_cmd(path, arch, archs_file, metric, no_cache, as_json) -> None:
+    """Score architectures with a supernet (higher is better): the estimate search uses."""
+    import json
+
+    from hwnas.supernet import load_supernet
+    from hwnas.supernet.estimate import SupernetEstimator
+
+    sn = load_supernet(path)
+    archs = _collect_archs(arch, archs_file)
+    for a in archs:
+        sn.validate(a)
+    metrics = ["loss", "proxy"] if metric == "both" else [metric]
+    scores = {m: SupernetEstimator(sn, m, cache=False if no_cache else None).score(archs) for m in metrics}
+    if as_json:
+        for i, a in enumerate(archs):
+            click.echo(json.dumps({"arch": a.as_dict(), **{m: float(scores[m][i]) for m in metrics}}))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"supernet {sn.space.name} ({sn.steps_done} steps, teacher {sn.teacher})")
+    table.add_column("architecture")
+    for m in metrics:
+        table.add_column("-loss" if m == "loss" else "proxy acc", justify="right")
+    for i, a in enumerate(archs):
+        table.add_row(a.key, *(f"{scores[m][i]:.4f}" for m in metrics))
+    console().print(table)
+
+
+@supernet.command("extract")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--arch", required=True, help="layers=4,hidden=256,heads=4,ffn=1024")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="New folder for the student.")
+def extract_cmd(path, arch, out) -> None:
+    """Write a sub-network as a standalone Hugging Face BertModel folder with the teacher's tokenizer."""
+    from hwnas.space import Architecture
+    from hwnas.supernet import load_supernet
+
+    sn = load_supernet(path)
+    a = sn.validate(Architecture.parse(arch))
+    sn.save_student(a, out)
+    import json
+
+    info = json.loads((out / "hwnas_student.json").read_text())
+    echo_kv([
+        ("student", str(out)),
+        ("architecture", a.key),
+        ("parameters", f"{info['parameters']:,}"),
+        ("check", f"reloaded with AutoModel, max |diff| {info.get('verified_max_abs_diff', float('nan')):.1e}"),
+    ])
+
+
+@supernet.command("info")
+@click.argument("path", type=click.Path(path_type=Path))
+def info_cmd(path) -> None:
+    """Show what a supernet folder holds."""
+    from hwnas.supernet import load_supernet
+
+    sn = load_supernet(path)
+    m = sn.meta
+    echo_kv([
+        ("supernet", str(path)),
+        ("space", f"{sn.space.name} ({len(sn.space)} architectures)"),
+        ("teacher", f"{sn.teacher} {m.get('teacher_shape')}"),
+        ("steps", f"{sn.steps_done} of {m.get('steps_target')}"),
+        ("relation heads", m.get("relation_heads")),
+        ("data", f"{m.get('data', {}).get('source')} ({m.get('data', {}).get('train_rows')} rows, {m.get('data', {}).get('heldout_rows')} held out)"),
+        ("warnings", "; ".join(m.get("warnings", [])) or "none"),
+    ])
