@@ -133,7 +133,7 @@ def search(predictor_path, supernet_path, max_latency, out, strategy, evaluation
 
 
 def _run_with_progress(problem, estimator, strategy, evaluations, batch, seed, out, resume, describe):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from hwnas.search.runner import run_search
 
@@ -144,7 +144,6 @@ def _run_with_progress(problem, estimator, strategy, evaluations, batch, seed, o
         MofNCompleteColumn(),
         TextColumn("evaluations"),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
         TextColumn("best feasible {task.fields[best]}  hypervolume {task.fields[hv]}"),
         console=con,
     )
@@ -168,6 +167,11 @@ def _run_with_progress(problem, estimator, strategy, evaluations, batch, seed, o
         raise
 
 
+def _short(arch) -> str:
+    """Compact form that Architecture.parse reads back: L4-H256-A4-I1024."""
+    return f"L{arch.layers}-H{arch.hidden}-A{arch.heads}-I{arch.ffn}"
+
+
 def _print_result(result) -> None:
     from rich.table import Table
 
@@ -176,7 +180,7 @@ def _print_result(result) -> None:
         table.add_column(col, justify="left" if col == "architecture" else "right")
     for c in result.front:
         mark = " (winner)" if result.winner is not None and c.arch == result.winner.arch else ""
-        table.add_row(f"{c.arch}{mark}", f"{c.score:.4f}", fmt_ms(c.latency_ms), fmt_ms(c.latency_upper_ms),
+        table.add_row(f"{_short(c.arch)}{mark}", f"{c.score:.4f}", fmt_ms(c.latency_ms), fmt_ms(c.latency_upper_ms),
                       f"{c.params / 1e6:.1f}M")
     out = console()
     out.print(table)
@@ -212,7 +216,7 @@ def _verify(result, predictor, device: str, quick: bool) -> None:
     for col in ("architecture", "role", "predicted", "upper bound", "measured", "error", "within budget"):
         table.add_column(col, justify="left" if col in ("architecture", "role") else "right")
     for r in records:
-        table.add_row(str(r.arch), r.role, fmt_ms(r.predicted_ms), fmt_ms(r.upper_ms), fmt_ms(r.measured_ms),
+        table.add_row(_short(r.arch), r.role, fmt_ms(r.predicted_ms), fmt_ms(r.upper_ms), fmt_ms(r.measured_ms),
                       f"{r.error * 100:+.1f}%", "yes" if r.within_budget else "[red]NO[/]")
     out = console()
     out.print(table)
