@@ -111,12 +111,14 @@ def main() -> None:
     ap.add_argument("--results", default="bench/results/distill.json")
     ap.add_argument("--train-limit", type=int, default=None, help="use only the first N training sentences")
     ap.add_argument("--dev-limit", type=int, default=None)
-    ap.add_argument("--teacher-steps", type=int, default=200)
-    ap.add_argument("--steps", type=int, default=120, help="distillation steps of every student")
+    ap.add_argument("--teacher-steps", type=int, default=80)
+    ap.add_argument("--teacher-lr", type=float, default=1e-4)
+    ap.add_argument("--steps", type=int, default=60, help="distillation steps of every student")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-len", type=int, default=64)
     ap.add_argument("--fractions", default="2,3,5")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="threads for latency measurement")
+    ap.add_argument("--train-threads", type=int, default=1, help="threads for training (1 wastes least CPU on a contended machine)")
     ap.add_argument("--space", default="small")
     ap.add_argument("--candidates", type=int, default=32)
     ap.add_argument("--predictor", default=None)
@@ -135,14 +137,14 @@ def main() -> None:
     from hwnas.distill.models import resolve_teacher
     from hwnas.distill.teacher import finetune_teacher
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.train_threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
 
     def config(arch: str, weights: dict) -> DistillConfig:
         return DistillConfig(arch=arch, task=args.train, eval=args.dev, limit=args.train_limit, eval_limit=args.dev_limit,
-                             steps=args.steps, teacher_steps=args.teacher_steps, batch_size=args.batch_size,
+                             steps=args.steps, teacher_steps=args.teacher_steps, teacher_lr=args.teacher_lr, batch_size=args.batch_size,
                              max_len=args.max_len, losses=LossConfig(weights=weights), supernet=args.supernet,
                              cache_dir=str(out / "teachers"), threads=args.threads, checkpoint_every=50)
 

@@ -96,6 +96,13 @@ class DistillConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise InvalidConfig(f"{name} must be an integer >= 0; got {v!r}")
+        # fail on bad training settings now, not after the teacher has been fine-tuned
+        from hwnas.distill.trainer import TrainConfig
+
+        TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, max_len=self.max_len,
+                    mixed_precision=self.mixed_precision, checkpoint_every=self.checkpoint_every)
+        teacher_train_config(self)
+        resolve_arch(self.arch)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
