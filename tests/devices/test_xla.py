@@ -80,6 +80,7 @@ def test_tpu_refuses_to_start_without_a_tpu():
 @pytest.mark.parametrize("kwargs, message", [
     ({"dtype": "fp16"}, "dtype 'fp16' is not supported by device 'xla-cpu'; supported: fp32, bf16"),
     ({"threads": -1}, "threads must be an integer >= 1"),
+    ({"mode": "eager"}, "mode must be one of dynamo, lazy; got 'eager'"),
 ])
 def test_xla_config_validation(kwargs, message):
     with pytest.raises(InvalidConfig, match=message):
@@ -93,11 +94,16 @@ def test_xla_cpu_unavailable_names_the_package():
 
 
 # ------------------------------------------------------ with torch-xla present
-@pytest.fixture(scope="module")
-def xla_device():
+@pytest.fixture(scope="module", params=["dynamo", "lazy"])
+def xla_device(request):
     if not HAS_XLA:
         pytest.skip("torch_xla is not installed in this interpreter")
-    return create_device("xla-cpu", vocab_size=100, max_positions=64)
+    return create_device("xla-cpu", mode=request.param, vocab_size=100, max_positions=64)
+
+
+def test_mode_is_recorded_in_settings():
+    assert XLACPUDevice(mode="lazy").settings()["mode"] == "lazy"
+    assert XLACPUDevice().settings()["mode"] == "dynamo"
 
 
 @needs_xla
@@ -106,7 +112,10 @@ def test_xla_cpu_is_available():
 
 
 @needs_xla
-def test_first_call_compiles_in_prepare_not_in_timing(xla_device):
+def test_compiles_in_prepare_times_steady_and_matches_pytorch(xla_device):
+    import torch
+
+    from hwnas.devices._models import build_encoder, encoder_module, example_inputs
     from hwnas.devices.timing import measure
     from hwnas.devices.xla import compile_count
 
@@ -117,15 +126,6 @@ def test_first_call_compiles_in_prepare_not_in_timing(xla_device):
         assert compile_count() == before, "a steady graph must not recompile while timed"
         assert m.warnings == []
         assert m.median_ms > 0
-
-
-@needs_xla
-def test_output_matches_pytorch_on_the_cpu(xla_device):
-    import torch
-
-    from hwnas.devices._models import build_encoder, encoder_module, example_inputs
-
-    with xla_device.prepare(ARCH, Shape(2, 16)) as runner:
         got = runner.output()
     module = encoder_module(build_encoder(ARCH, vocab_size=100, max_positions=64))
     with torch.inference_mode():
@@ -165,8 +165,8 @@ def test_bf16_runs():
 
 
 @needs_xla
-def test_fingerprint_names_the_pjrt_device(xla_device):
-    fp = xla_device.fingerprint()
+def test_fingerprint_names_the_pjrt_device():
+    fp = create_device("xla-cpu").fingerprint()
     assert fp["pjrt_device"] == "CPU"
     assert fp["xla_hardware"] == "CPU"
     assert fp["torch-xla"]
