@@ -14,9 +14,10 @@ verify     ``summary.json``            recomputed from the stages' outputs
 =========  ==========================  ==========================================
 
 The space is chosen from the budget when not given: ``tiny`` (about 1-6 ms on
-one CPU thread) for budgets up to 8 ms, ``small`` above. Durations printed at
-the start are estimates from per-unit costs measured on a shared 2-core
-development machine; a busier machine is slower.
+one CPU thread) for budgets up to 8 ms, ``small`` above. The duration printed
+at the start is a rough estimate from per-unit costs (seconds per profiled
+architecture, per training step, ...) for an otherwise idle 2-core machine;
+they are round figures, not a calibrated model, and a busy machine is slower.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ __all__ = ["RunConfig", "run_pipeline", "estimate_seconds", "choose_space", "STA
 
 STAGES = ("profile", "predictor", "supernet", "search", "distill", "verify")
 
-#: Seconds per unit of work on the 2-core development machine (see estimate_seconds).
+#: Rough seconds per unit of work on an idle 2-core machine (round figures; see estimate_seconds).
 _COST_S = {
     "profile_sample": 2.5,        # one architecture, default timing capped at max_time_s + build
     "predictor_fit": 20.0,
@@ -85,14 +86,14 @@ class RunConfig:
     threads: int = 1
     profile_samples: int = 40
     profile_max_time_s: float = 1.0
-    supernet_steps: int = 200
+    supernet_steps: int = 150
     supernet_batch: int = 16
     supernet_seq_len: int = 64
     supernet_rows: int | None = 2000
     search_evaluations: int = 40
     strategy: str = "evolution"
-    teacher_steps: int = 300
-    distill_steps: int = 300
+    teacher_steps: int = 200
+    distill_steps: int = 200
     batch_size: int = 32
     max_len: int = 64
     limit: int | None = None
@@ -272,8 +273,9 @@ def run_pipeline(config: RunConfig, callbacks: _Callbacks | None = None) -> RunS
         meas = load_measurements(folder / "profile.jsonl")
         p = fit_predictor(meas, seed=config.seed, n_folds=min(5, max(2, len(meas) // 4)))
         save_bundle(p, predictor_path, overwrite=False)
-        cv = p.manifest.get("metrics", {}) or p.manifest.get("cv", {})
-        detail = ", ".join(f"{k} {v:.3g}" for k, v in list(cv.items())[:3] if isinstance(v, (int, float))) if isinstance(cv, dict) else ""
+        cv = p.manifest.get("metrics", {}).get("cv", {})
+        detail = (f"cross-validated: {cv['within_10']:.0%} within 10%, MAPE {cv['mape']:.1%} on {cv['n']} measurements"
+                  if {"within_10", "mape", "n"} <= set(cv) else "")
         return "ran", str(predictor_path), detail
 
     stage("profile", do_profile)

@@ -79,10 +79,10 @@ class _Display:
 @click.option("--eval", "eval_", default=None, help="Evaluation data (default: embedded SST-2 dev sample).")
 @click.option("--threads", type=int, default=1, show_default=True, help="CPU threads for profiling and measurement.")
 @click.option("--samples", type=int, default=40, show_default=True, help="Architectures to profile.")
-@click.option("--supernet-steps", type=int, default=200, show_default=True)
+@click.option("--supernet-steps", type=int, default=150, show_default=True)
 @click.option("--evaluations", type=int, default=40, show_default=True, help="Accuracy evaluations of the search.")
-@click.option("--teacher-steps", type=int, default=300, show_default=True)
-@click.option("--distill-steps", type=int, default=300, show_default=True)
+@click.option("--teacher-steps", type=int, default=200, show_default=True)
+@click.option("--distill-steps", type=int, default=200, show_default=True)
 @click.option("--quick", is_flag=True, help="A tiny configuration that runs every stage in about a minute (smoke test).")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def run(max_latency: str, device: str, name: str | None, work_dir: str, space: str | None, predictor: str | None,
@@ -114,7 +114,7 @@ def run(max_latency: str, device: str, name: str | None, work_dir: str, space: s
     todo = ", ".join(f"{k} ~{fmt_s(v)}" for k, v in est.items() if v and k != "fixed")
     out.print(f"hwnas run: budget {budget:g} ms on {device} ({threads} thread(s)), space {config.space_name}, "
               f"folder {config.folder}")
-    out.print(f"this will take roughly {fmt_s(sum(est.values()))} on a quiet 2-core machine ({todo or 'everything reused'})")
+    out.print(f"this will take roughly {fmt_s(sum(est.values()))} on an idle 2-core machine, longer on a busy one ({todo or 'everything reused'})")
     with _Display(quiet) as display:
         summary = run_pipeline(config, display)
     _print_summary(summary)

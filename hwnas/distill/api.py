@@ -378,12 +378,8 @@ def distill(
 
 
 def _manifest_threads(manifest: dict[str, Any], default: int | None) -> int | None:
-    """The thread count the predictor's measurements used, if its manifest records it."""
-    for key in ("threads",):
-        if isinstance(manifest.get(key), int):
-            return manifest[key]
-    for section in ("device_settings", "settings", "training", "data"):
-        sub = manifest.get(section)
-        if isinstance(sub, dict) and isinstance(sub.get("threads"), int):
-            return sub["threads"]
+    """The thread count of the predictor's measurements (``manifest["device"]["threads"]``), else ``default``."""
+    device = manifest.get("device")
+    if isinstance(device, dict) and isinstance(device.get("threads"), int):
+        return device["threads"]
     return default
