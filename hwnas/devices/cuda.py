@@ -28,7 +28,7 @@ from typing import Any
 from hwnas.devices._models import build_encoder, example_inputs, import_runtime
 from hwnas.devices.base import Device, Runner, Shape
 from hwnas.devices.fingerprint import host_fingerprint
-from hwnas.errors import DeviceUnavailable, InvalidConfig
+from hwnas.errors import DeviceUnavailable, InvalidConfig, ProfilingError
 from hwnas.space import Architecture
 
 __all__ = ["CUDADevice", "CudaEventTimer", "gpu_fingerprint", "torch_cuda_status", "nvidia_gpu_present"]
@@ -244,8 +244,14 @@ class _TorchCUDARunner(Runner):
                 self._forward()
         torch.cuda.current_stream(self.device).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
-        with torch.inference_mode(), torch.cuda.graph(graph, stream=stream):
-            self._static_out = self._forward()
+        # transformers notices stream capture and builds the attention mask as tensors
+        # instead of checking it on the host (a host sync would abort the capture), so
+        # the captured graph always applies the mask, as it must for padded batches.
+        try:
+            with torch.inference_mode(), torch.cuda.graph(graph, stream=stream):
+                self._static_out = self._forward()
+        except RuntimeError as exc:
+            raise ProfilingError(f"CUDA graph capture failed ({exc}); profile without cuda_graphs") from exc
         torch.cuda.synchronize(self.device)
         self.graph = graph
 
@@ -316,9 +322,11 @@ class CUDADevice(Device):
         count = torch.cuda.device_count()
         if self.device_index >= count:
             raise DeviceUnavailable(f"device_index={self.device_index} but only {count} CUDA GPU(s) are visible")
-        if self.dtype == "bf16" and not torch.cuda.is_bf16_supported():
+        major, minor = torch.cuda.get_device_capability(self.device_index)
+        if self.dtype == "bf16" and major < 8:  # bfloat16 tensor cores arrived with Ampere (8.0)
             name = torch.cuda.get_device_name(self.device_index)
-            raise DeviceUnavailable(f"dtype 'bf16' is not supported by {name}; use fp16 or fp32")
+            raise DeviceUnavailable(
+                f"dtype 'bf16' needs compute capability >= 8.0; {name} has {major}.{minor}: use fp16 or fp32")
         return torch.device("cuda", self.device_index)
 
     def settings(self) -> dict[str, Any]:

@@ -123,7 +123,7 @@ def build_engine(trt: Any, onnx_bytes: bytes, shapes: dict[str, tuple], *, works
     Raises:
         ProfilingError: the parser rejected the graph or the build failed.
     """
-    logger = logger or trt.Logger(trt.Logger.WARNING)
+    logger = logger or _logger(trt)
     builder = trt.Builder(logger)
     flags = 0
     strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
@@ -145,6 +145,17 @@ def build_engine(trt: Any, onnx_bytes: bytes, shapes: dict[str, tuple], *, works
     if serialized is None:
         raise ProfilingError("TensorRT failed to build an engine (see its log above)")
     return bytes(serialized)
+
+
+_LOGGERS: dict[int, Any] = {}
+
+
+def _logger(trt: Any) -> Any:
+    """One TensorRT logger per process: builders and runtimes should share it."""
+    key = id(trt)
+    if key not in _LOGGERS:
+        _LOGGERS[key] = trt.Logger(trt.Logger.WARNING)
+    return _LOGGERS[key]
 
 
 def _torch_dtype(trt: Any, trt_dtype: Any):
@@ -287,7 +298,7 @@ class TensorRTDevice(Device):
             onnx_bytes, feeds, reference = export_for_tensorrt(
                 arch, shape, dtype=self.dtype, vocab_size=self.vocab_size, max_positions=self.max_positions,
                 attn_implementation=self.attn_implementation, seed=self.seed)
-        logger = trt.Logger(trt.Logger.WARNING)
+        logger = _logger(trt)
         workspace = None if self.workspace_gib is None else int(self.workspace_gib * 2**30)
         engine_bytes = build_engine(trt, onnx_bytes, profile_shapes(shape), workspace_bytes=workspace, logger=logger)
         runner = _TensorRTRunner(trt, engine_bytes, feeds, device, logger)
