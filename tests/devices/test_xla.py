@@ -202,6 +202,7 @@ def test_profile_cli_on_xla_cpu(tmp_path):
 @pytest.mark.skipif(HAS_XLA, reason="torch_xla is importable here: the tests above ran in this interpreter")
 @pytest.mark.skipif(not XLA_PYTHON, reason="torch_xla is not installed here and HWNAS_XLA_PYTHON is not set "
                     "(bash .ci/xla-env builds the environment and prints the interpreter to set it to)")
+@pytest.mark.timeout(900)
 def test_xla_suite_in_its_own_environment():
     """Run this file, and the xla cases of the device contract suite, in the torch-xla interpreter."""
     targets = [str(Path(__file__).relative_to(REPO))]
@@ -212,7 +213,7 @@ def test_xla_suite_in_its_own_environment():
     args += ["-k", "xla"]  # every test of this file (its module name matches) and the contract's xla cases
     env = {**os.environ, "PJRT_DEVICE": "CPU", "PYTHONPATH": str(REPO)}
     env.pop("HWNAS_XLA_PYTHON", None)
-    result = subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
+    result = subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=env, timeout=850)
     tail = result.stdout[-4000:] + result.stderr[-2000:]
     assert result.returncode == 0, tail
     summary = [line for line in result.stdout.splitlines() if " passed" in line]
