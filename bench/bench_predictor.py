@@ -204,10 +204,10 @@ def section_transfer(base, target: Measurements, label: str, out: dict, seed: in
 
 def section_adaptive(train: Measurements, hold: Measurements, out: dict, seed: int) -> None:
     """Adaptive sampling replayed on the measured pool: committee disagreement vs random order."""
-    from hwnas.profiling.adaptive import committee_disagreement
+    from hwnas.profiling.adaptive import committee_disagreement, select_next
 
     print("\n== adaptive sampling replayed on the training pool (latencies looked up, not re-measured): "
-          "16 space-filling starts, rounds of 8 chosen by committee disagreement, vs random subsets")
+          "16 space-filling starts, rounds of 8 chosen by committee disagreement (spread out), vs random subsets (mean of 3)")
     print(f"{'n':>4s} | {'adaptive ±10%':>13s} {'MAPE':>7s} | {'random ±10%':>11s} {'MAPE':>7s}")
     n_pool = len(train)
     # start: the first 16 of the LHS plan (the file's order is the plan's order: corners first)
@@ -218,7 +218,7 @@ def section_adaptive(train: Measurements, hold: Measurements, out: dict, seed: i
     while len(chosen) < max(checkpoints, default=0):
         rest = np.setdiff1d(np.arange(n_pool), chosen)
         _, spread = committee_disagreement(train.X[chosen], train.y[chosen], train.X[rest], seed=seed)
-        chosen.extend(rest[np.argsort(-spread, kind="stable")[:8]].tolist())
+        chosen.extend(rest[select_next(train.X[chosen], train.X[rest], spread, 8)].tolist())
         n = len(chosen)
         if n in checkpoints:
             a = fit_estimator("physics-xgb", train.X[chosen], train.y[chosen], seed)

@@ -5,7 +5,8 @@ a small space-filling plan (corners plus a Latin hypercube), then, every
 round, fits a committee of physics + XGBoost predictors on K cross-validation
 folds of what has been measured, scores every unmeasured (architecture, shape)
 of the space by how much the committee disagrees (the standard deviation of
-its log predictions), and measures the ``round_size`` most disputed ones
+its log predictions), shortlists the most disputed, picks ``round_size`` of
+them spread out over the space (:func:`select_next`), and measures them
 together in one interleaved chunk. It stops when the cross-validated share of
 predictions within ±10% reaches the target, when ``samples`` measurements
 (the budget) are in the file, or when the time budget runs out.
@@ -37,7 +38,7 @@ from hwnas.profiling.runner import ProfileConfig, Task, measure_tasks
 from hwnas.profiling.store import ProfileStore, record_key
 from hwnas.space import DIMENSIONS, Architecture, get_space
 
-__all__ = ["AdaptiveRound", "AdaptiveSummary", "profile_until_accuracy", "committee_disagreement"]
+__all__ = ["AdaptiveRound", "AdaptiveSummary", "profile_until_accuracy", "committee_disagreement", "select_next"]
 
 #: Hyper-parameters of the committee (fixed: tuning every round would cost more than it tells).
 _COMMITTEE_PARAMS = {"n_estimators": 50, "max_depth": 3, "learning_rate": 0.1, "coverage": None}
@@ -103,6 +104,37 @@ def committee_disagreement(x: np.ndarray, y: np.ndarray, pool: np.ndarray, *, fo
             logs.append(np.log(est.predict(pool)))
     spread = np.std(np.vstack(logs), axis=0) if logs else np.empty(0)
     return oof, spread
+
+
+def select_next(measured: np.ndarray, pool: np.ndarray, disagreement: np.ndarray, k: int, *,
+                shortlist: int = 4) -> np.ndarray:
+    """Indices into ``pool`` of the next ``k`` measurements.
+
+    The ``shortlist * k`` candidates with the largest disagreement are kept;
+    from them, ``k`` are taken greedily, each the farthest (in log-scaled
+    inputs) from everything measured or already taken. Pure top-k would spend a
+    round on near-duplicates of one disputed corner.
+
+    Args:
+        measured: ``n x d`` inputs already measured; ``pool``: ``m x d`` candidates;
+        disagreement: ``m`` scores (higher: less certain).
+    """
+    if k <= 0 or len(pool) == 0:
+        return np.empty(0, dtype=int)
+    order = np.argsort(-disagreement, kind="stable")[: max(k, shortlist * k)]
+    logs = np.log(np.vstack([measured, pool]))
+    span = np.ptp(logs, axis=0)
+    span[span == 0] = 1.0
+    unit = (logs - logs.min(axis=0)) / span
+    ref, cand = unit[: len(measured)], unit[len(measured):]
+    dist = np.min(((cand[order, None, :] - ref[None, :, :]) ** 2).sum(axis=2), axis=1) if len(ref) else np.full(order.size, np.inf)
+    taken: list[int] = []
+    for _ in range(min(k, order.size)):
+        j = int(np.argmax(dist))
+        taken.append(int(order[j]))
+        dist = np.minimum(dist, ((cand[order] - cand[order[j]]) ** 2).sum(axis=1))
+        dist[j] = -np.inf
+    return np.array(taken, dtype=int)
 
 
 def profile_until_accuracy(
@@ -231,8 +263,7 @@ def profile_until_accuracy(
                     on_round(rnd)
                 break
             k = min(round_size, config.samples - len(y), len(pool))
-            order = np.argsort(-spread, kind="stable")
-            chosen = [pool[i] for i in order[:k]]
+            chosen = [pool[i] for i in select_next(x, pool_x, spread, k)]
             rnd.added = measure(chosen, round_no)
             if on_round:
                 on_round(rnd)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hwnas.errors import InvalidConfig, ProfileStoreError
-from hwnas.profiling.adaptive import committee_disagreement, profile_until_accuracy
+from hwnas.profiling.adaptive import committee_disagreement, profile_until_accuracy, select_next
 from hwnas.profiling.runner import ProfileConfig
 from hwnas.profiling.store import read_records
 
@@ -59,3 +59,16 @@ def test_invalid_settings_are_refused(tmp_path):
     with pytest.raises(InvalidConfig, match="--archs"):
         profile_until_accuracy(ProfileConfig(device="cpu", space="tiny", archs_file=str(archs)), str(tmp_path / "b.jsonl"))
     assert not (tmp_path / "a.jsonl").exists() and not (tmp_path / "b.jsonl").exists()
+
+
+def test_select_next_prefers_disputed_and_spread_out():
+    measured = np.array([[2, 192, 4, 512, 128, 1]], dtype=float)
+    pool = np.array([[6, 384, 8, 1536, 128, 1], [6, 384, 8, 1408, 128, 1], [2, 224, 4, 512, 128, 1],
+                     [4, 288, 4, 1024, 128, 1]], dtype=float)
+    spread = np.array([0.9, 0.85, 0.1, 0.5])
+    first = select_next(measured, pool, spread, 1)
+    assert list(first) == [0]  # the most distant of the disputed shortlist
+    two = select_next(measured, pool, spread, 2, shortlist=2)
+    assert list(two) == [0, 3]  # not the near-duplicate 1 of the first pick
+    assert len(set(select_next(measured, pool, spread, 4))) == 4
+    assert select_next(measured, pool, spread, 0).size == 0
