@@ -157,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verify", default=None, help="measure the winners on this device")
     parser.add_argument("--out", required=True, help="work folder (score cache)")
     parser.add_argument("--results", default=None, help="write the figures to this JSON file")
+    parser.add_argument("--enumerate-only", action="store_true",
+                        help="only fill the score cache (fastest architectures first), then stop")
     args = parser.parse_args(argv)
     command = "python bench/bench_search.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
 
@@ -200,8 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"space {widest.space.name}: {len(widest)} architectures; predicted latency "
           f"{widest.latency_ms.min():.2f}-{widest.latency_ms.max():.2f} ms (upper bound "
           f"{widest.latency_upper_ms.min():.2f}-{widest.latency_upper_ms.max():.2f} ms)")
-    feasible_archs = [widest.candidates[i] for i in widest.feasible_indices]
-    table = enumerate_scores(estimator, feasible_archs, cache)
+    # Fastest first: an interrupted enumeration has then completed the smaller budgets.
+    order = widest.feasible_indices[np.argsort(widest.latency_upper_ms[widest.feasible_indices], kind="stable")]
+    table = enumerate_scores(estimator, [widest.candidates[i] for i in order], cache)
+    if args.enumerate_only:
+        return 0
 
     results: dict = {"command": command, "space": widest.space.name, "budgets": {}, "estimator": getattr(estimator, "name", "")}
     winners_by_budget: dict[float, list[tuple[str, int, int]]] = {}

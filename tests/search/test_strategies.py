@@ -236,6 +236,6 @@ def test_bo_beats_random_on_average(estimator):
         idx = np.array([problem.index(a) for a in archs])
         return hypervolume_2d(all_scores[idx], problem.latency_ms[idx], ref_score=ref, ref_latency_ms=problem.budget_ms)
 
-    bo = [hv(drive(make("bo", seed=s).setup(problem), estimator, 24, batch=3)) for s in (0, 1)]
-    rnd = [hv(drive(make("random", seed=s).setup(problem), estimator, 24, batch=3)) for s in (0, 1)]
+    bo = [hv(drive(make("bo", seed=s).setup(problem), estimator, 24, batch=4)) for s in (0, 1)]
+    rnd = [hv(drive(make("random", seed=s).setup(problem), estimator, 24, batch=4)) for s in (0, 1)]
     assert np.mean(bo) > np.mean(rnd)
