@@ -212,6 +212,9 @@ class _Dist:
             return
         import torch
 
+        for p in params:  # a parameter no sampled sub-network touched still takes part, as zeros
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
         grads = [p.grad for p in params]
         flat = torch.cat([g.reshape(-1) for g in grads])
         self.dist.all_reduce(flat)
@@ -221,6 +224,16 @@ class _Dist:
             n = g.numel()
             g.copy_(flat[offset : offset + n].view_as(g))
             offset += n
+
+    def total(self, value: float) -> float:
+        """Sum of ``value`` over all processes."""
+        if self.world == 1:
+            return value
+        import torch
+
+        t = torch.tensor([value], dtype=torch.float64)
+        self.dist.all_reduce(t)
+        return float(t[0])
 
     def mean(self, values: list[float]) -> list[float]:
         if self.world == 1:
@@ -495,11 +508,14 @@ def train_supernet(cfg: TrainConfig, *, resume: bool = False, progress: bool = T
                         t_hidden = teacher.model(input_ids=ids, attention_mask=mask).last_hidden_state
                 targets = TeacherTargets(qkv, mask, r, t_hidden)
                 archs = sandwich(cfg.space, cfg.seed, step, cfg.random_subnets)
+                # Shards may hold different numbers of real tokens; weigh each process's
+                # mean so that the averaged gradient is that of the global-batch mean.
+                scale = dist.world * float(mask.sum()) / dist.total(float(mask.sum())) if dist.world > 1 else 1.0
                 optimizer.zero_grad(set_to_none=False)
                 values = []
                 for arch in archs:
                     o = model(ids, mask, arch, return_qkv=True)
-                    loss = distillation_loss(targets, o.qkv, o.last_hidden_state, hidden_weight=cfg.hidden_weight)
+                    loss = scale * distillation_loss(targets, o.qkv, o.last_hidden_state, hidden_weight=cfg.hidden_weight)
                     (loss / len(archs)).backward()
                     values.append(float(loss.detach()))
                 dist.average_grads(params)

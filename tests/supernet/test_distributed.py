@@ -1,0 +1,44 @@
+"""Data parallel with two CPU processes on gloo, started by torchrun: same result as one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from safetensors.torch import load_file
+
+from hwnas.supernet.train import TrainConfig, train_supernet
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one_process(tmp_path, tiny_teacher, tiny_space):
+    torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
+    if not os.path.exists(torchrun):
+        pytest.skip("torchrun is not installed next to this Python")
+    # Long texts: every row is full, so the mean over two half-batches equals the mean over the batch.
+    corpus = tmp_path / "long.txt"
+    corpus.write_text("\n".join(" ".join(["the movie is very good and the acting is great"] * 20) for _ in range(10)) + "\n")
+    space_file = tmp_path / "t.json"
+    tiny_space.save(space_file)
+    common = ["--teacher", str(tiny_teacher), "--space", str(space_file), "--data", str(corpus), "--steps", "4",
+              "--batch-size", "4", "--seq-len", "16", "--heldout", "4", "--threads", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29561", "-m", "hwnas.cli.main",
+                           "supernet", "train", *common, "--out", str(tmp_path / "ddp")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = json.loads((tmp_path / "ddp" / "supernet.json").read_text())
+    assert meta["world_size"] == 2 and meta["steps_done"] == 4
+
+    train_supernet(TrainConfig(space=tiny_space, out=str(tmp_path / "one"), teacher=str(tiny_teacher), data=str(corpus),
+                               steps=4, batch_size=4, seq_len=16, heldout=4, threads=1), progress=False)
+    a = load_file(str(tmp_path / "ddp" / "model.safetensors"))
+    b = load_file(str(tmp_path / "one" / "model.safetensors"))
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert worst < 1e-5, worst
+    log = [json.loads(x) for x in (tmp_path / "ddp" / "train_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == [0, 1, 2, 3]
