@@ -359,7 +359,16 @@ def main() -> None:
         base = load_bundle(out_path)
         for name, label in (("cpu2t-small-holdout.jsonl", "cpu, 2 threads"), ("ort-small-holdout.jsonl", "onnxruntime")):
             if (res / name).is_file():
-                section_transfer(base, load_measurements(res / name), label, out, args.seed, args.transfer_reps)
+                target = load_measurements(res / name)
+                section_transfer(base, target, label, out, args.seed, args.transfer_reps)
+                again = res / name.replace(".jsonl", "-retest.jsonl")
+                if again.is_file():
+                    _, a, b = align(target, load_measurements(again))
+                    if len(a) == len(target):
+                        m = evaluate(a, b)
+                        print(f"noise floor on {label} (test-retest): rho {m['spearman_rho']:.3f}  tau {m['kendall_tau']:.3f}  "
+                              f"±10% {m['within_10'] * 100:5.1f}%  MAPE {m['mape'] * 100:6.2f}%")
+                        out["transfer"][label]["noise_floor"] = m
             else:
                 print(f"\n(no {res / name}: transfer to {label} skipped)")
     if "adaptive" not in skip:

@@ -321,7 +321,9 @@ def transfer_predictor(base: LatencyPredictor, meas: Measurements, *, coverage: 
     base_log = base.log_predict_raw(meas.X)
     G = correction_features(meas.X, names, base_log, meas.inputs)
     r = np.log(meas.y) - base_log
-    alphas = np.logspace(-2, 4, 13)
+    # penalties on standardised features from 1 up: with a handful of samples even the
+    # smallest keeps the correction close to a scale factor (LOO picks among them)
+    alphas = np.logspace(0, 4, 9)
     mean, scale, coef, intercept = _fit_ridge(G, r, alphas)
     # Leave-one-out (10-fold beyond 40 samples) predictions for metrics and calibration.
     from sklearn.model_selection import KFold, LeaveOneOut
