@@ -23,7 +23,8 @@ from hwnas.cli._common import console, fmt_ms, fmt_s, parse_duration_s, parse_in
 @click.option("--archs", "archs_file", type=click.Path(), default=None,
               help="Profile these architectures (jsonl/json/txt of layers=..,hidden=..,heads=..,ffn=..) instead of sampling.")
 @click.option("--time-budget", default=None, help="Stop starting new work after this long (e.g. 30m, 2h); resume later.")
-@click.option("--interleave", default=8, show_default=True, type=int, help="Architectures timed together in interleaved rounds.")
+@click.option("--interleave", default=32, show_default=True, type=int,
+              help="Architectures timed together in interleaved rounds (also capped at 3 GiB of weights).")
 @click.option("--max-time", default="4s", show_default=True,
               help="Cap on timed inference per architecture and pass (e.g. 2.5s); stops earlier once the median is tight.")
 @click.option("--quick", is_flag=True, help="A fast, loose timing protocol for smoke tests (not for datasets).")

@@ -27,7 +27,7 @@ from hwnas.errors import InvalidConfig, ProfileStoreError
 from hwnas.profiling.store import SCHEMA_VERSION, ProfileStore, record_key
 from hwnas.space import Architecture, SearchSpace, get_space, load_architectures
 
-__all__ = ["ProfileConfig", "ProfileSummary", "Task", "plan_tasks", "profile", "measure_tasks"]
+__all__ = ["ProfileConfig", "ProfileSummary", "Task", "chunk_tasks", "plan_tasks", "profile", "measure_tasks"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,12 @@ class ProfileConfig:
         archs_file: explicit architectures instead of sampling (see
             :func:`hwnas.space.load_architectures`); checked against ``space`` when ``check_space``.
         time_budget_s: stop starting new chunks after this many seconds (the first chunk always runs).
-        interleave: architectures measured together in interleaved rounds.
+        interleave: at most this many tasks are measured together in interleaved
+            rounds (one chunk). Larger chunks spread every architecture's samples
+            over a longer stretch of time, so drifts of the machine average out
+            better, at the cost of more memory and more work lost on a kill.
+        max_chunk_mb: a chunk also stops growing when its models' weights would
+            exceed this many MiB (counted twice for runtimes that copy them).
     """
 
     device: str = "cpu"
@@ -67,7 +72,8 @@ class ProfileConfig:
     archs_file: str | None = None
     check_space: bool = True
     time_budget_s: float | None = None
-    interleave: int = 8
+    interleave: int = 32
+    max_chunk_mb: float = 3072.0
     timing: TimingConfig = field(default_factory=TimingConfig)
 
     def __post_init__(self) -> None:
@@ -75,6 +81,8 @@ class ProfileConfig:
             raise InvalidConfig(f"samples must be an integer >= 1; got {self.samples!r}")
         if isinstance(self.interleave, bool) or not isinstance(self.interleave, int) or self.interleave < 1:
             raise InvalidConfig(f"interleave must be an integer >= 1; got {self.interleave!r}")
+        if not self.max_chunk_mb > 0:
+            raise InvalidConfig(f"max_chunk_mb must be > 0; got {self.max_chunk_mb!r}")
         if self.plan not in ("lhs", "random"):
             raise InvalidConfig(f"plan must be 'lhs' or 'random'; got {self.plan!r}")
         if self.time_budget_s is not None and not self.time_budget_s > 0:
@@ -249,11 +257,10 @@ def profile(
     extra = {"space": space.name if space else None, "run_id": run_id}
     start = time.perf_counter()
     try:
-        for chunk_no, offset in enumerate(range(0, len(todo), config.interleave)):
+        for chunk_no, chunk in enumerate(chunk_tasks(todo, config.interleave, config.max_chunk_mb, device.dtype)):
             if chunk_no and config.time_budget_s is not None and time.perf_counter() - start >= config.time_budget_s:
                 summary.stopped = "time budget"
                 break
-            chunk = todo[offset: offset + config.interleave]
             records = measure_tasks(device, chunk, config.timing, seed=config.seed * 100003 + chunk_no,
                                     extra=extra, on_status=on_status)
             store.append(records)
@@ -269,6 +276,25 @@ def profile(
         summary.wall_s = time.perf_counter() - start
         _fill_summary(summary)
     return summary
+
+
+def chunk_tasks(tasks: Sequence[Task], interleave: int, max_chunk_mb: float, dtype: str = "fp32") -> list[list[Task]]:
+    """Split ``tasks`` in order into chunks of at most ``interleave`` tasks and ``max_chunk_mb`` of weights."""
+    bytes_per_param = 2 if dtype in ("fp16", "bf16") else 4
+    chunks: list[list[Task]] = []
+    current: list[Task] = []
+    current_mb = 0.0
+    for task in tasks:
+        # Weights are held twice by runtimes that copy them (ONNX Runtime, TensorRT): count them twice.
+        mb = 2 * task.arch.num_parameters() * bytes_per_param / 2**20
+        if current and (len(current) >= interleave or current_mb + mb > max_chunk_mb):
+            chunks.append(current)
+            current, current_mb = [], 0.0
+        current.append(task)
+        current_mb += mb
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _fill_summary(summary: ProfileSummary) -> None:

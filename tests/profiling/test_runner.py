@@ -117,3 +117,17 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(space_file, tmp_path):
     keys = [(r["layers"], r["hidden"], r["heads"], r["ffn"]) for r in records]
     assert len(keys) == len(set(keys)) == n  # nothing repeated, nothing missing
     assert [r["run_id"] for r in records[: len(partial)]] == [r["run_id"] for r in partial]  # earlier records untouched
+
+
+def test_chunks_respect_count_and_memory():
+    from hwnas.profiling.runner import Task, chunk_tasks
+    from hwnas.devices import Shape
+    from hwnas.space import Architecture
+
+    big = Architecture(12, 768, 12, 3072)  # ~110M parameters: ~840 MiB counted twice in fp32
+    small = Architecture(1, 64, 2, 64)
+    tasks = [Task(big, Shape(1, 8))] * 5 + [Task(small, Shape(1, 8))] * 5
+    chunks = chunk_tasks(tasks, interleave=4, max_chunk_mb=2000)
+    assert [len(c) for c in chunks] == [2, 2, 4, 2]
+    assert sum(chunks, []) == tasks
+    assert [len(c) for c in chunk_tasks(tasks, interleave=4, max_chunk_mb=2000, dtype="bf16")] == [4, 4, 2]
