@@ -19,9 +19,9 @@ open("bench/results/small-holdout-archs.txt", "w").write("\n".join(a.key for a i
 PY
 fi
 
-hwnas profile --device cpu --space small --samples 400 --seed 0 --max-time 2.5s --out $R/cpu-small-train.jsonl $(resume $R/cpu-small-train.jsonl)
-hwnas profile --device cpu --space small --archs $R/small-holdout-archs.txt --out $R/cpu-small-holdout.jsonl $(resume $R/cpu-small-holdout.jsonl)
-hwnas profile --device cpu --space small --archs $R/small-holdout-archs.txt --seed 1 --out $R/cpu-small-holdout-retest.jsonl $(resume $R/cpu-small-holdout-retest.jsonl)
-hwnas profile --device onnxruntime --space small --archs $R/small-holdout-archs.txt --out $R/ort-small-holdout.jsonl $(resume $R/ort-small-holdout.jsonl)
-hwnas profile --device onnxruntime --space small --archs $R/small-holdout-archs.txt --seed 1 --out $R/ort-small-holdout-retest.jsonl $(resume $R/ort-small-holdout-retest.jsonl)
-hwnas profile --device cpu --threads 2 --space small --archs $R/small-holdout-archs.txt --out $R/cpu2t-small-holdout.jsonl $(resume $R/cpu2t-small-holdout.jsonl)
+hwnas profile --device cpu --space small --samples 400 --seed 0 --max-time 1.5s --out $R/cpu-small-train.jsonl $(resume $R/cpu-small-train.jsonl)
+hwnas profile --device cpu --space small --archs $R/small-holdout-archs.txt --max-time 2.5s --out $R/cpu-small-holdout.jsonl $(resume $R/cpu-small-holdout.jsonl)
+hwnas profile --device cpu --space small --archs $R/small-holdout-archs.txt --max-time 2.5s --seed 1 --out $R/cpu-small-holdout-retest.jsonl $(resume $R/cpu-small-holdout-retest.jsonl)
+hwnas profile --device onnxruntime --space small --archs $R/small-holdout-archs.txt --max-time 2.5s --out $R/ort-small-holdout.jsonl $(resume $R/ort-small-holdout.jsonl)
+hwnas profile --device onnxruntime --space small --archs $R/small-holdout-archs.txt --max-time 2.5s --seed 1 --out $R/ort-small-holdout-retest.jsonl $(resume $R/ort-small-holdout-retest.jsonl)
+hwnas profile --device cpu --threads 2 --space small --archs $R/small-holdout-archs.txt --max-time 2.5s --out $R/cpu2t-small-holdout.jsonl $(resume $R/cpu2t-small-holdout.jsonl)
