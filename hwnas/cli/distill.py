@@ -129,6 +129,10 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
         mixed_precision=mixed_precision, predictor=predictor, measure=not no_measure, threads=threads,
         cache_dir=cache_dir, text_col=text_column, text_pair_col=pair_column, label_col=label_column,
     )
-    with Progress(quiet) as progress:
+    from hwnas.distill.trainer import process_state
+
+    main, _ = process_state()
+    with Progress(quiet or not main) as progress:
         report = run_distill(config, out, on_status=progress.status, on_step=progress.step, overwrite=overwrite)
-    print_report(report, out)
+    if main:
+        print_report(report, out)

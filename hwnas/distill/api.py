@@ -192,8 +192,9 @@ def distill(
     from hwnas.distill.export import export_onnx_classifier, measure_models, save_hf
     from hwnas.distill.models import architecture_of, init_student, resolve_teacher
     from hwnas.distill.teacher import finetune_teacher, load_task_teacher
-    from hwnas.distill.trainer import TrainConfig, clear_checkpoint, train
+    from hwnas.distill.trainer import TrainConfig, clear_checkpoint, process_state, train
 
+    main, barrier = process_state()
     t_start = time.perf_counter()
     out = Path(out)
     arch, search_info = resolve_arch(config.arch)
@@ -214,8 +215,10 @@ def distill(
         elif report_file.is_file():
             _status(on_status, f"reusing finished student in {out}")
             return json.loads(report_file.read_text())
-    out.mkdir(parents=True, exist_ok=True)
-    cfg_file.write_text(json.dumps(settings, indent=2, default=str) + "\n")
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg_file.write_text(json.dumps(settings, indent=2, default=str) + "\n")
+    barrier()
 
     # 1. data
     _status(on_status, "loading task data")
@@ -275,8 +278,10 @@ def distill(
             r = train(student, teacher.model, LossConfig(weights={"hidden": 1.0, "attention": 1.0}), train_enc,
                       train_data.kind, agn_cfg, agn_dir,
                       on_step=(lambda s, n, p: on_step("agnostic", s, n, p)) if on_step else None)
-            save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(done_file))
-            clear_checkpoint(agn_dir)
+            if main:
+                save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(done_file))
+                clear_checkpoint(agn_dir)
+            barrier()
             history["agnostic"] = {"loss_first": r.loss_first, "loss_last": r.loss_last, "train_s": r.wall_s}
 
     # 5. task distillation
@@ -290,7 +295,10 @@ def distill(
                           "resumed_from": result.resumed_from, "mixed_precision": result.mixed_precision,
                           "curve": result.history}
 
-    # 6. export and verify
+    # 6. export and verify: the main process only; the others wait and read its report
+    if not main:
+        barrier()
+        return json.loads(report_file.read_text())
     _status(on_status, "exporting and verifying (Hugging Face folder, ONNX)")
     sample = list(range(min(8, len(eval_data))))
     texts = [eval_data.texts[i] for i in sample]
@@ -374,6 +382,7 @@ def distill(
     tmp = report_file.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
     tmp.replace(report_file)
+    barrier()
     return report
 
 

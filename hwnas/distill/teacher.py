@@ -20,7 +20,7 @@ from typing import Any
 
 from hwnas.distill.data import TaskData, encode
 from hwnas.distill.losses import LossConfig
-from hwnas.distill.trainer import TrainConfig, clear_checkpoint, evaluate, train
+from hwnas.distill.trainer import TrainConfig, clear_checkpoint, evaluate, process_state, train
 from hwnas.errors import InvalidConfig
 
 __all__ = ["TaskTeacher", "finetune_teacher", "load_task_teacher", "teacher_key"]
@@ -114,7 +114,10 @@ def finetune_teacher(
         model, tokenizer = _load(final, train_data.kind, train_data.num_labels)
         return TaskTeacher(final, model, tokenizer, info.get("metrics", {}), True, info)
     partial = cache_dir / f"{key}.partial"
-    partial.mkdir(parents=True, exist_ok=True)
+    main, barrier = process_state()
+    if main:
+        partial.mkdir(parents=True, exist_ok=True)
+    barrier()
     problem = "regression" if train_data.kind == "regression" else "single_label_classification"
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=train_data.num_labels, problem_type=problem,
@@ -125,8 +128,6 @@ def finetune_teacher(
         on_status(f"fine-tuning teacher {base.name} on {len(train_data)} examples ({config.steps} steps)")
     result = train(model, None, LossConfig(weights={"task": 1.0}), encode(tokenizer, train_data, max_len),
                    train_data.kind, config, partial, eval_encoded=eval_encoded, on_step=on_step)
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
     info = {
         "base": str(base),
         "key": key,
@@ -139,11 +140,15 @@ def finetune_teacher(
         "loss_last": result.loss_last,
         "train_s": result.wall_s,
     }
-    (partial / TEACHER_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    clear_checkpoint(partial)
-    if final.exists():  # another process finished first; keep its copy
-        shutil.rmtree(partial, ignore_errors=True)
-    else:
-        partial.rename(final)
+    if main:
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        (partial / TEACHER_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        clear_checkpoint(partial)
+        if final.exists():  # another run finished first; keep its copy
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            partial.rename(final)
+    barrier()
     model, tokenizer = _load(final, train_data.kind, train_data.num_labels)
     return TaskTeacher(final, model, tokenizer, result.metrics, False, info)

@@ -36,7 +36,7 @@ from hwnas.distill.losses import DistillLoss, LossConfig, ModelOutputs
 from hwnas.distill.models import forward_outputs, model_shape, set_attention
 from hwnas.errors import InvalidConfig
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "predict_logits", "batch_indices", "BatchPlan", "clear_checkpoint",
+__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "predict_logits", "batch_indices", "BatchPlan", "clear_checkpoint", "process_state",
            "MIXED_PRECISION_CHOICES"]
 
 MIXED_PRECISION_CHOICES = ("auto", "no", "bf16", "fp16")
@@ -194,6 +194,24 @@ class _Distillable(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor], teacher_out: ModelOutputs | None):
         s_out = forward_outputs(self.student, batch, self.needs)
         return self.loss(s_out, teacher_out, batch["labels"])
+
+
+def process_state():
+    """``(is_main_process, wait_for_everyone)`` of this process (one process: ``(True, no-op)``).
+
+    Under ``torchrun``/``accelerate launch`` only the main process writes files;
+    the others wait at the same barriers.
+    """
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return True, lambda: None
+    import torch
+    from accelerate import PartialState
+
+    # cpu=True: without it accelerate does not set up several CPU processes
+    state = PartialState(cpu=not torch.cuda.is_available())
+    return state.is_main_process, state.wait_for_everyone
 
 
 def _resolve_precision(choice: str) -> str:
