@@ -119,6 +119,8 @@ def main() -> None:
     ap.add_argument("--fractions", default="2,3,5")
     ap.add_argument("--threads", type=int, default=1, help="threads for latency measurement")
     ap.add_argument("--train-threads", type=int, default=1, help="threads for training (1 wastes least CPU on a contended machine)")
+    ap.add_argument("--clock", choices=["wall", "thread_cpu"], default="thread_cpu",
+                    help="latency clock: thread_cpu excludes time descheduled by other load (needs --threads 1)")
     ap.add_argument("--space", default="small")
     ap.add_argument("--candidates", type=int, default=32)
     ap.add_argument("--predictor", default=None)
@@ -146,7 +148,8 @@ def main() -> None:
         return DistillConfig(arch=arch, task=args.train, eval=args.dev, limit=args.train_limit, eval_limit=args.dev_limit,
                              steps=args.steps, teacher_steps=args.teacher_steps, teacher_lr=args.teacher_lr, batch_size=args.batch_size,
                              max_len=args.max_len, losses=LossConfig(weights=weights), supernet=args.supernet,
-                             cache_dir=str(out / "teachers"), threads=args.threads, checkpoint_every=50)
+                             cache_dir=str(out / "teachers"), threads=args.threads, checkpoint_every=50,
+                             latency_clock=args.clock)
 
     base = config("layers=2,hidden=128,heads=2,ffn=256", COMBOS[DEFAULT_COMBO])
     train_data, eval_data, _ = load_data(base)
@@ -156,15 +159,22 @@ def main() -> None:
                                on_step=lambda s, n, p: _log(f"teacher step {s}/{n} loss {p['loss']:.4f}") if s % 10 == 0 else None)
     t_acc = teacher.metrics["accuracy"]
     _log(f"teacher accuracy on dev: {t_acc:.4f} ({teacher.path})")
-    lat_file = out / "teacher_latency.json"
+    lat_file = out / f"teacher_latency_{args.clock}.json"
     if lat_file.is_file():
         t_lat = json.loads(lat_file.read_text())
     else:
-        t_lat = measure_models({"teacher": teacher.model}, threads=args.threads)["teacher"]
+        t_lat = measure_models({"teacher": teacher.model}, threads=args.threads, clock=args.clock)["teacher"]
         lat_file.write_text(json.dumps(t_lat, indent=1))
     _log(f"teacher latency: {t_lat['latency_ms']:.2f} ms median (p10 {t_lat['p10_ms']:.2f}, p90 {t_lat['p90_ms']:.2f}), "
-         f"seq 128, batch 1, {args.threads} thread(s)")
-    results = {"command": command, "teacher": {"accuracy": t_acc, "latency": t_lat, "path": str(teacher.path),
+         f"seq 128, batch 1, {args.threads} thread(s), clock {args.clock}")
+    t_pred = None
+    if args.predictor:
+        from hwnas.predictors import load_predictor
+        from hwnas.space import Architecture
+
+        t_pred = float(load_predictor(args.predictor).predict([Architecture(6, 384, 12, 1536)])[0])
+        _log(f"teacher latency predicted by {args.predictor}: {t_pred:.2f} ms")
+    results = {"command": command, "teacher": {"accuracy": t_acc, "latency": t_lat, "predicted_ms": t_pred, "path": str(teacher.path),
                                                 "train_config": teacher.info.get("train_config")},
                "train_examples": len(train_data), "eval_examples": len(eval_data), "students": [], "combos": []}
     if args.stage == "teacher":
@@ -208,7 +218,7 @@ def main() -> None:
     print()
     print(f"command: {command}")
     print(f"teacher: accuracy {t_acc:.4f} on {len(eval_data)} dev examples; latency {t_lat['latency_ms']:.2f} ms "
-          f"(p10 {t_lat['p10_ms']:.2f}, p90 {t_lat['p90_ms']:.2f}), seq 128, batch 1, {args.threads} thread(s)")
+          f"(p10 {t_lat['p10_ms']:.2f}, p90 {t_lat['p90_ms']:.2f}), seq 128, batch 1, {args.threads} thread(s), clock {args.clock}")
     print(f"{'budget':>7} {'architecture':<38} {'params':>9} {'acc':>7} {'retained':>9} {'latency':>9} {'speed-up':>9}")
     for r in results["students"]:
         print(f"{'1/' + str(r['fraction']):>7} {r['arch']:<38} {r['parameters']:>9,} {r['accuracy']:>7.4f} "

@@ -55,6 +55,7 @@ class DistillConfig:
         predictor: a predictor bundle for the predicted latency in the report.
         measure: time the student and the teacher after training.
         threads: CPU threads for latency measurement (the predictor's setting when one is given).
+        latency_clock: ``"wall"`` or ``"thread_cpu"`` (see :func:`hwnas.distill.export.measure_models`).
         cache_dir: where fine-tuned teachers are cached (default: ``<out>/../teachers``).
     """
 
@@ -82,6 +83,7 @@ class DistillConfig:
     measure: bool = True
     threads: int | None = 1
     timing: str = "default"
+    latency_clock: str = "wall"
     cache_dir: str | None = None
     text_col: str | None = None
     text_pair_col: str | None = None
@@ -331,13 +333,14 @@ def distill(
         _status(on_status, f"measuring student and teacher latency (cpu, {threads} thread(s), seq 128, batch 1)")
         timing = TimingConfig.quick() if config.timing == "quick" else TimingConfig()
         lat = measure_models({"student": student, "teacher": teacher.model}, seq_len=128, batch_size=1,
-                             threads=threads, timing=timing)
+                             threads=threads, timing=timing, clock=config.latency_clock)
         measured = {
             "device": "cpu",
             "threads": threads,
             "seq_len": 128,
             "batch_size": 1,
             "timing": config.timing,
+            "clock": config.latency_clock,
             "student": lat["student"],
             "teacher": lat["teacher"],
             "speedup": lat["teacher"]["latency_ms"] / lat["student"]["latency_ms"],

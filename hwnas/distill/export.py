@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, InvalidConfig
 
 __all__ = ["HF_ATOL", "ONNX_ATOL", "save_hf", "export_onnx_classifier", "measure_models", "ExportCheck", "ExportError"]
 
@@ -155,9 +155,10 @@ class _ModelRunner:
     build_s = 0.0
     export_s = 0.0
 
-    def __init__(self, model: Any, batch: dict[str, torch.Tensor]) -> None:
+    def __init__(self, model: Any, batch: dict[str, torch.Tensor], clock: str = "wall") -> None:
         self.model = model.eval()
         self.batch = batch
+        self._clock = time.thread_time if clock == "thread_cpu" else time.perf_counter
 
     def run(self) -> None:
         with torch.inference_mode():
@@ -167,10 +168,10 @@ class _ModelRunner:
         pass
 
     def time_block(self, number: int) -> float:
-        start = time.perf_counter()
+        start = self._clock()
         for _ in range(number):
             self.run()
-        return time.perf_counter() - start
+        return self._clock() - start
 
     def after_block(self) -> None:
         return None
@@ -179,17 +180,30 @@ class _ModelRunner:
         self.model = None
 
 
+CLOCKS = ("wall", "thread_cpu")
+
+
 def measure_models(models: dict[str, Any], *, seq_len: int = 128, batch_size: int = 1, threads: int | None = 1,
-                   timing: Any = None, seed: int = 0) -> dict[str, dict[str, Any]]:
+                   timing: Any = None, seed: int = 0, clock: str = "wall") -> dict[str, dict[str, Any]]:
     """Latency of trained classifiers on the CPU, measured together in interleaved rounds.
 
     Inputs are random token ids of ``batch_size x seq_len`` with a full mask
     (the shape the predictor was trained on). Threads are pinned as the
     ``cpu`` device does and restored afterwards.
 
+    ``clock="thread_cpu"`` times blocks with the CPU time of the measuring
+    thread instead of the wall clock. With one intra-op thread all the work runs
+    in that thread, so this is the latency an idle machine would show, without
+    the time the process spent descheduled by other load (a niced benchmark on a
+    busy shared machine is otherwise dominated by that). It needs ``threads=1``.
+
     Returns:
-        name -> ``{"latency_ms": median, "p10_ms", "p90_ms", "iqr_ms", "spread", ...}`` in milliseconds.
+        name -> ``{"latency_ms": median, "p10_ms", "p90_ms", "iqr_ms", "spread", ..., "clock"}`` in milliseconds.
     """
+    if clock not in CLOCKS:
+        raise InvalidConfig(f"clock must be one of {', '.join(CLOCKS)}; got {clock!r}")
+    if clock == "thread_cpu" and threads != 1:
+        raise InvalidConfig(f"clock='thread_cpu' measures one thread; it needs threads=1, got threads={threads}")
     from hwnas.devices.registry import create_device
     from hwnas.devices.timing import TimingConfig, measure_interleaved
 
@@ -204,12 +218,12 @@ def measure_models(models: dict[str, Any], *, seq_len: int = 128, batch_size: in
             "attention_mask": torch.ones(batch_size, seq_len, dtype=torch.long),
             "token_type_ids": torch.zeros(batch_size, seq_len, dtype=torch.long),
         }
-        runners.append(_ModelRunner(model, batch))
+        runners.append(_ModelRunner(model, batch, clock))
     with device.pinned():
         measurements = measure_interleaved(runners, timing, seed=seed)
     out = {}
     for name, m in zip(models, measurements):
         summary = m.summary()
         summary.pop("samples_ms", None)
-        out[name] = {**summary, "seq_len": seq_len, "batch_size": batch_size, "threads": threads}
+        out[name] = {**summary, "seq_len": seq_len, "batch_size": batch_size, "threads": threads, "clock": clock}
     return out
