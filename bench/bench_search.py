@@ -194,6 +194,15 @@ def main(argv: list[str] | None = None) -> int:
         estimator = SupernetEstimator(supernet, metric=args.metric, threads=1)
         cache = out / f"scores-{space.name}-{estimator.signature}.json"
 
+    def save(results: dict) -> None:
+        """Write the figures so far (after every budget, so a killed run keeps them)."""
+        if args.results:
+            path = Path(args.results)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(results, indent=1, default=float) + "\n")
+            tmp.replace(path)
+
     def problem_for(budget: float) -> SearchProblem:
         return SearchProblem(space=space, latency=latency, budget_ms=budget, seq_len=args.seq_len,
                              batch_size=args.batch_size)
@@ -262,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"BO needs {bo / evo:.2f}x the evaluations of HAT evolution to reach 99% (goal <= 0.25)")
         winners_by_budget[budget] = winners
         results["budgets"][str(budget)] = entry
+        save(results)
 
     if args.verify:
         from hwnas.search.verify import predictor_device_settings, summarise, verify
@@ -294,14 +304,14 @@ def main(argv: list[str] | None = None) -> int:
                 "summary": summary, "share_of_runs_within_budget": float(np.mean(per_winner)),
                 "architectures": [r.to_dict() for r in records],
             }
+            save(results)
         if all_within:
             print(f"\nall budgets: {np.mean(all_within) * 100:.1f}% of {len(all_within)} winners measured within "
                   f"their budget (goal >= 95%)")
             results["share_within_budget"] = float(np.mean(all_within))
 
+    save(results)
     if args.results:
-        Path(args.results).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.results).write_text(json.dumps(results, indent=1, default=float) + "\n")
         print(f"\nfigures written to {args.results}")
     print(f"reproduce: {command}")
     return 0
