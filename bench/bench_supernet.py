@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-embeddings", action="store_true", help="also train the word embeddings (slower)")
     ap.add_argument("--throughput-archs", type=int, default=8)
     ap.add_argument("--results", type=Path, default=Path("bench/results/supernet.json"))
+    ap.add_argument("--worker", type=int, default=None, help="only train stand-alone students i with i %% workers == worker")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--wait-for-workers", action="store_true", help="do not train stand-alone students; wait for --worker processes")
     args = ap.parse_args(argv)
 
     import torch
@@ -105,42 +108,57 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     cpu0 = time.process_time()
-    state = _load_state(args.out)
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    state = _load_state(args.out) if args.worker is None else {}
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("worker", "workers", "wait_for_workers")}
     if state.get("settings", settings) != settings:
         print(f"note: settings differ from the saved state in {_state_path(args.out)}; earlier results are recomputed")
         state = {}
     state["settings"] = settings
+    if args.worker is not None:
+        state = {"settings": settings}
 
     proxy_kw = {"proxy_train_rows": args.proxy_train_rows, "proxy_eval_rows": args.proxy_eval_rows}
     supernets = args.out / "supernets"
-    for name in ("tiny", "small"):
-        key = f"train_{name}"
-        steps = args.tiny_steps if name == "tiny" and args.tiny_steps else args.steps
-        print(f"== training supernet {name} ({steps} steps, batch {args.batch_size}, seq {args.seq_len})", flush=True)
-        state[key] = _train(name, supernets / name, args, random_subnets=2, steps=steps)
-        _save_state(args.out, state)
-        t = state[key]
-        print(f"   {name}: steps {t['steps']}, wall {t['wall_s']:.0f} s, {t['samples_per_s']:.2f} samples/s, "
-              f"loss (mean of sandwich) {t['first_loss_mean']:.4f} -> {t['last10_loss_mean']:.4f} (last 10 steps)", flush=True)
+    if args.worker is None:
+        for name in ("tiny", "small"):
+            key = f"train_{name}"
+            steps = args.tiny_steps if name == "tiny" and args.tiny_steps else args.steps
+            print(f"== training supernet {name} ({steps} steps, batch {args.batch_size}, seq {args.seq_len})", flush=True)
+            state[key] = _train(name, supernets / name, args, random_subnets=2, steps=steps)
+            _save_state(args.out, state)
+            t = state[key]
+            print(f"   {name}: steps {t['steps']}, wall {t['wall_s']:.0f} s, {t['samples_per_s']:.2f} samples/s, "
+                  f"loss (mean of sandwich) {t['first_loss_mean']:.4f} -> {t['last10_loss_mean']:.4f} (last 10 steps)", flush=True)
+
 
     small = get_space("small")
     archs = small.sample_lhs(args.archs, seed=args.seed, include_corners=False)
     state["archs"] = [a.key for a in archs]
     standalone = state.setdefault("standalone", {})
     for i, arch in enumerate(archs):
-        if arch.key in standalone and "proxy" in standalone[arch.key]:
+        if args.worker is not None and i % args.workers != args.worker:
+            continue
+        folder = args.out / "supernet-bench" / "standalone" / f"L{arch.layers}-H{arch.hidden}-A{arch.heads}-I{arch.ffn}"
+        done = folder / "bench_result.json"
+        while args.wait_for_workers and not done.is_file():
+            time.sleep(20)  # a --worker process trains this one
+        if done.is_file():
+            standalone[arch.key] = json.loads(done.read_text())
             continue
         print(f"== stand-alone student {i + 1}/{len(archs)}: {arch.key}", flush=True)
         one = SearchSpace(name=f"one-{i}", layers=(arch.layers,), hidden=(arch.hidden,), heads=(arch.heads,), ffn=(arch.ffn,))
-        folder = args.out / "supernet-bench" / "standalone" / f"L{arch.layers}-H{arch.hidden}-A{arch.heads}-I{arch.ffn}"
         train = _train(one, folder, args, random_subnets=0)
         sn_one = load_supernet(folder)
         loss = float(SupernetEstimator(sn_one, "loss", cache=False).heldout_loss([arch])[0])
         proxy = float(SupernetEstimator(sn_one, "proxy", cache=False, **proxy_kw).score([arch])[0])
         standalone[arch.key] = {"train": train, "heldout_loss": loss, "proxy": proxy}
-        _save_state(args.out, state)
+        tmp = done.with_suffix(".tmp")
+        tmp.write_text(json.dumps(standalone[arch.key], indent=2))
+        os.replace(tmp, done)
         print(f"   held-out loss {loss:.4f}, proxy accuracy {proxy:.3f}, {train['wall_s']:.0f} s", flush=True)
+    if args.worker is not None:
+        return 0
+    _save_state(args.out, state)
 
     sn_small = load_supernet(supernets / "small")
     est = {}
