@@ -135,6 +135,18 @@ def test_compiles_in_prepare_times_steady_and_matches_pytorch(xla_device):
 
 
 @needs_xla
+def test_dynamo_mode_never_falls_back_to_uncompiled_code(xla_device):
+    """dynamo keeps 8 graphs per code object by default, then runs it uncompiled: not acceptable here."""
+    import torch._dynamo
+
+    if xla_device.mode != "dynamo":
+        pytest.skip("dynamo settings only matter in dynamo mode")
+    with xla_device.prepare(ARCH, Shape(1, 8)):
+        assert torch._dynamo.config.recompile_limit >= 100_000
+        assert torch._dynamo.config.fail_on_recompile_limit_hit is True
+
+
+@needs_xla
 def test_recompilation_inside_a_timed_block_is_reported(xla_device):
     """Changing the input shape after warm-up forces a new graph: the block is flagged, not trusted."""
     import torch
