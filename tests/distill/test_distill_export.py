@@ -86,3 +86,20 @@ def test_teacher_is_cached_between_students(distilled, tmp_path):
     assert "teacher" not in stages and second["teacher"]["reused"] is True
     assert second["teacher"]["path"] == report["teacher"]["path"]
     assert second["measured_latency"] is None
+
+
+def test_measure_models_clocks(distilled):
+    from transformers import AutoModelForSequenceClassification
+
+    from hwnas.devices.timing import TimingConfig
+    from hwnas.distill.export import measure_models
+
+    _, out, _, _ = distilled
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    for clock in ("wall", "thread_cpu"):
+        lat = measure_models({"s": model}, seq_len=16, timing=TimingConfig.quick(), clock=clock)["s"]
+        assert lat["clock"] == clock and lat["latency_ms"] > 0 and lat["seq_len"] == 16
+    with pytest.raises(InvalidConfig, match="needs threads=1"):
+        measure_models({"s": model}, threads=2, clock="thread_cpu")
+    with pytest.raises(InvalidConfig, match="clock must be one of wall, thread_cpu"):
+        measure_models({"s": model}, clock="cycles")
