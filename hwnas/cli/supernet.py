@@ -19,7 +19,8 @@ def supernet() -> None:
 @click.option("--teacher", default="default", show_default=True,
               help="'default' (packaged all-MiniLM-L6-v2), a local model folder, or a hub name.")
 @click.option("--space", "spaces", multiple=True, default=("small",), show_default=True,
-              help="Space name or file; repeat (or comma-separate) to train one supernet per space.")
+              help="Space name or file; repeat (or comma-separate) to train one supernet per space; "
+              "'all' = tiny, small and base (AutoDistil's three sub-spaces).")
 @click.option("--data", default=None, help="Text file, TSV/CSV/JSONL with a text column, or a datasets name. "
               "Default: the embedded SST-2 sentences.")
 @click.option("--text-column", default=None, help="Column holding the text (default: sentence or text).")
@@ -53,6 +54,7 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, lr
     from hwnas.supernet.train import TrainConfig, train_supernet
 
     names = [s.strip() for part in spaces for s in part.split(",") if s.strip()]
+    names = [n for name in names for n in (("tiny", "small", "base") if name == "all" else (name,))]
     if not names:
         raise InvalidConfig("--space must name at least one space")
     parsed = [get_space(n) for n in names]

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from hwnas.supernet.train import TrainConfig, train_supernet
 
-STEPS = 150
+STEPS = 60
 
 
 def _argv(teacher, space_file, corpus, out, cache):
