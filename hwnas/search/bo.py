@@ -19,7 +19,9 @@ scalarised reward). Both carry the violation as an outcome constraint, so
 results told from outside the feasible set never count as incumbents. The
 acquisition is maximised exactly over the feasible architectures not yet
 evaluated, with :func:`botorch.optim.optimize_acqf_discrete` (sequential
-greedy for batches). The first ``initial`` proposals are random.
+greedy for batches). The first ``initial`` proposals are random (for two
+objectives the very first is the fastest feasible architecture, which is
+always on the front).
 """
 
 from __future__ import annotations
@@ -130,7 +132,13 @@ class BayesianOptimization(Strategy):
     def _propose(self, n: int) -> list[int]:
         told = len(self.history)
         if told + len(self._pending) < self.initial or told < 2:
-            return self._random_available(n)
+            picks: list[int] = []
+            if self.problem.objective == "pareto" and told == 0 and not self._pending:
+                # The fastest feasible architecture is always on the front: an
+                # initial point that is never wasted, and it anchors the latency end.
+                available = self.available
+                picks.append(int(available[np.argmin(self.problem.latency_ms[available])]))
+            return picks + self._random_available(n)
         from botorch.exceptions.errors import ModelFittingError
         from linear_operator.utils.errors import NotPSDError
 
