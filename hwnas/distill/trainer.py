@@ -5,7 +5,8 @@ student distillation. It is driven by ``accelerate.Accelerator``, so the same
 code runs on one CPU, under ``accelerate launch`` or ``torchrun`` (the student
 and its loss modules are wrapped together in one DistributedDataParallel
 module; every process takes its share of each global batch; only the main
-process writes).
+process writes). Without the ``accelerate`` package, a one-process stand-in
+with the same few methods is used (CPU, or one GPU with bf16 autocast).
 
 Batches are a pure function of ``(seed, step)``: example order is a fresh
 permutation per epoch, so a resumed run sees exactly the batches an
@@ -207,11 +208,64 @@ def process_state():
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return True, lambda: None
     import torch
-    from accelerate import PartialState
+
+    try:
+        from accelerate import PartialState
+    except ImportError:
+        raise InvalidConfig("several processes need the accelerate package: pip install 'hwnas[distributed]'") from None
 
     # cpu=True: without it accelerate does not set up several CPU processes
     state = PartialState(cpu=not torch.cuda.is_available())
     return state.is_main_process, state.wait_for_everyone
+
+
+class _SingleProcess:
+    """The few ``Accelerator`` methods the loop uses, for one process without ``accelerate`` installed."""
+
+    num_processes, process_index, is_main_process = 1, 0, True
+
+    def __init__(self, precision: str) -> None:
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.precision = precision
+        self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+
+    def prepare(self, *objects):
+        return tuple(o.to(self.device) if isinstance(o, nn.Module) else o for o in objects)
+
+    def autocast(self):
+        import contextlib
+
+        if self.precision == "no":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+
+    def clip_grad_norm_(self, params, max_norm: float):
+        return torch.nn.utils.clip_grad_norm_(list(params), max_norm)
+
+    def unwrap_model(self, module: nn.Module) -> nn.Module:
+        return module
+
+    def wait_for_everyone(self) -> None:
+        pass
+
+
+def _make_accelerator(precision: str):
+    """``accelerate.Accelerator`` when installed (needed for several processes), else a one-process stand-in."""
+    import os
+
+    try:
+        from accelerate import Accelerator
+    except ImportError:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise InvalidConfig("several processes need the accelerate package: pip install 'hwnas[distributed]'") from None
+        if precision == "fp16":
+            raise InvalidConfig("mixed_precision='fp16' needs the accelerate package (gradient scaling); use bf16 or no")
+        return _SingleProcess(precision)
+    return Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
 
 
 def _resolve_precision(choice: str) -> str:
@@ -360,10 +414,8 @@ def train(
     Returns:
         a :class:`TrainResult`; the student holds the trained weights.
     """
-    from accelerate import Accelerator
-
     precision = _resolve_precision(config.mixed_precision)
-    accelerator = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
+    accelerator = _make_accelerator(precision)
     device = accelerator.device
     torch.manual_seed(config.seed)
     needs = loss_config.needs()

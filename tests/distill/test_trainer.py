@@ -138,3 +138,24 @@ def test_length_buckets_cover_every_example_once_per_epoch_and_pad_less():
     random_padded = sum(len(b) * lengths[b].max() for b in (batch_indices(103, 8, s, 0) for s in range(13)))
     assert padded < 0.8 * random_padded
     assert list(plan.indices(plan.per_epoch)) != list(plan.indices(0))  # a new order next epoch
+
+
+def test_trainer_without_accelerate_installed_simulated_by_hiding_the_module(monkeypatch, tmp_path):
+    import sys
+
+    from transformers import BertForSequenceClassification
+
+    from hwnas.distill.trainer import _SingleProcess, _make_accelerator
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(Architecture(1, 16, 2, 32).to_bert_config(vocab_size=50, max_position_embeddings=16, num_labels=2))
+    enc = {"input_ids": torch.randint(0, 50, (16, 8)), "attention_mask": torch.ones(16, 8, dtype=torch.long),
+           "token_type_ids": torch.zeros(16, 8, dtype=torch.long), "labels": torch.randint(0, 2, (16,))}
+    monkeypatch.setitem(sys.modules, "accelerate", None)  # "import accelerate" now raises ImportError
+    assert isinstance(_make_accelerator("no"), _SingleProcess)
+    result = train(model, None, LossConfig(weights={"task": 1.0}), enc, "classification",
+                   TrainConfig(steps=30, batch_size=8, lr=1e-2, warmup=0.0, checkpoint_every=10), tmp_path, eval_encoded=enc)
+    assert result.metrics["accuracy"] >= 0.75  # it fits 16 random labels
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(InvalidConfig, match="several processes need the accelerate package"):
+        _make_accelerator("no")
