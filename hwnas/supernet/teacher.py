@@ -80,6 +80,11 @@ def load_teacher(spec: str | Path = DEFAULT_TEACHER, *, tokenizer: bool = True) 
     kwargs: dict[str, Any] = {"local_files_only": True} if local else {}
     verbosity = hf_logging.get_verbosity()
     bars = hf_logging.is_progress_bar_enabled()
+    import logging
+
+    hub_logger = logging.getLogger("huggingface_hub")
+    hub_level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)  # its retry warnings would bury the one-line error
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
@@ -108,6 +113,7 @@ def load_teacher(spec: str | Path = DEFAULT_TEACHER, *, tokenizer: bool = True) 
             except Exception as exc:
                 raise InvalidConfig(f"teacher {name!r} has no usable tokenizer: {_one_line(exc)}") from None
     finally:
+        hub_logger.setLevel(hub_level)
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
