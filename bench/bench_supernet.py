@@ -13,6 +13,18 @@
 Every phase is resumable: trained supernets and students are resumed from their
 checkpoints, finished scores are kept in ``<out>/supernet-bench/state.json``.
 Run it with ``nice -n 19``. The reproducing command line is printed at the end.
+
+Parallel stand-alone students (what produced bench/results/supernet.json)::
+
+    ARGS="--data ../shared/data/news/news_articles.csv.gz --out bench/out --steps 100 --tiny-steps 150 \
+          --batch-size 8 --seq-len 64 --heldout 64 --max-rows 4000 --archs 8 --checkpoint-every 10 \
+          --threads 1 --proxy-train-rows 600 --proxy-eval-rows 300 --throughput-archs 8"
+    nice -n 19 python bench/bench_supernet.py $ARGS --wait-for-workers &
+    for w in 0 1 2 3; do nice -n 19 python bench/bench_supernet.py $ARGS --worker $w --workers 4 & done
+
+Use one torch thread per process on a shared machine: with two threads and
+other work on the cores, OpenMP's waiting threads made each step several
+times slower here.
 """
 
 from __future__ import annotations
