@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 from hwnas.devices._models import build_encoder, encoder_module, example_inputs, import_runtime
 from hwnas.devices.base import Device, Runner, Shape
 from hwnas.devices.fingerprint import host_fingerprint
-from hwnas.errors import DeviceUnavailable, InvalidConfig
+from hwnas.errors import DeviceUnavailable, InvalidConfig, ProfilingError
 from hwnas.space import Architecture
 
 __all__ = ["XLADevice", "TPUDevice", "XLACPUDevice", "tpu_chips", "compile_count"]
@@ -128,7 +128,9 @@ class _XLARunner(Runner):
             _allow_many_compiled_models()
             # Static shapes: XLA compiles one executable per shape anyway, and dynamo's
             # automatic dynamic shapes would otherwise trace symbolic graphs after the second shape.
-            self._compiled = torch.compile(encoder_module(model), backend="openxla", dynamic=False)
+            # fullgraph: a graph break would leave part of the model as pending lazy work
+            # outside the executable; refuse it instead.
+            self._compiled = torch.compile(encoder_module(model), backend="openxla", dynamic=False, fullgraph=True)
         self.input_ids, self.attention_mask = inputs
         self.build_s = build_s
         self.device_type = device_type
@@ -137,17 +139,23 @@ class _XLARunner(Runner):
         # The first call traces and compiles the graph; a second call settles anything
         # compiled lazily after the first (dynamo guards). Both are export_s, not latency.
         start = time.perf_counter()
-        self.run()
-        self.run()
+        try:
+            self.run()
+            self.run()
+        except Exception as exc:  # dynamo and XLA raise many exception types
+            if mode != "dynamo":
+                raise
+            raise ProfilingError(f"torch.compile(backend='openxla') failed: {type(exc).__name__}: "
+                                 f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}; "
+                                 "try mode='lazy'") from exc
         self.export_s = time.perf_counter() - start
 
     def run(self) -> None:
         with self._torch.no_grad():
             if self._compiled is not None:
+                # fullgraph compilation: the output is the executable's device data, nothing is
+                # left pending, so no sync() is needed (it would add ~0.3 ms of host work).
                 self._last = self._compiled(self.input_ids, self.attention_mask)
-                # A no-op when the compiled executable produced the output; if anything was
-                # left as pending lazy work, it runs here instead of being skipped.
-                self._torch_xla.sync()
             else:
                 # Keep a reference to the output until the graph has run: a lazy tensor
                 # that is dropped before sync() is never computed at all.
