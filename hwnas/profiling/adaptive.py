@@ -40,6 +40,9 @@ from hwnas.space import DIMENSIONS, Architecture, get_space
 
 __all__ = ["AdaptiveRound", "AdaptiveSummary", "profile_until_accuracy", "committee_disagreement", "select_next"]
 
+#: Fewest measurements on which a reached accuracy target may stop the run.
+MIN_FOR_TARGET = 10
+
 #: Hyper-parameters of the committee (fixed: tuning every round would cost more than it tells).
 _COMMITTEE_PARAMS = {"n_estimators": 50, "max_depth": 3, "learning_rate": 0.1, "coverage": None}
 
@@ -248,7 +251,9 @@ def profile_until_accuracy(
                                 max_disagreement=float(spread.max()) if spread.size else float("nan"))
             summary.rounds.append(rnd)
             summary.measured = len(y)
-            if m["within_10"] >= target:
+            # Cross-validation on a handful of points says little: the target is
+            # only trusted from MIN_FOR_TARGET measurements on.
+            if m["within_10"] >= target and len(y) >= MIN_FOR_TARGET:
                 summary.stopped = "target reached"
             elif len(y) >= config.samples:
                 summary.stopped = "budget"
