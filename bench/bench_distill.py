@@ -113,7 +113,8 @@ def main() -> None:
     ap.add_argument("--dev-limit", type=int, default=None)
     ap.add_argument("--teacher-steps", type=int, default=80)
     ap.add_argument("--teacher-lr", type=float, default=1e-4)
-    ap.add_argument("--steps", type=int, default=60, help="distillation steps of every student")
+    ap.add_argument("--steps", type=int, default=200, help="distillation steps of every student")
+    ap.add_argument("--lr", type=float, default=3e-4, help="peak learning rate of the students")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-len", type=int, default=64)
     ap.add_argument("--fractions", default="2,3,5")
@@ -146,7 +147,7 @@ def main() -> None:
 
     def config(arch: str, weights: dict) -> DistillConfig:
         return DistillConfig(arch=arch, task=args.train, eval=args.dev, limit=args.train_limit, eval_limit=args.dev_limit,
-                             steps=args.steps, teacher_steps=args.teacher_steps, teacher_lr=args.teacher_lr, batch_size=args.batch_size,
+                             steps=args.steps, lr=args.lr, teacher_steps=args.teacher_steps, teacher_lr=args.teacher_lr, batch_size=args.batch_size,
                              max_len=args.max_len, losses=LossConfig(weights=weights), supernet=args.supernet,
                              cache_dir=str(out / "teachers"), threads=args.threads, checkpoint_every=50,
                              latency_clock=args.clock)
@@ -185,7 +186,7 @@ def main() -> None:
         folder = out / "students" / name
         _log(f"distilling {name}: {arch} with {weights}")
         report = distill(config(arch, weights), folder, on_status=_log,
-                         on_step=lambda st, s, n, p: _log(f"  {st} step {s}/{n} loss {p['loss']:.4f}") if s % 100 == 0 else None)
+                         on_step=lambda st, s, n, p: _log(f"  {st} step {s}/{n} loss {p['loss']:.4f}") if s % 50 == 0 else None)
         m = report["measured_latency"]
         return {"name": name, "arch": report["arch_key"], "accuracy": report["student_score"],
                 "retained": report["student_score"] / t_acc, "latency_ms": m["student"]["latency_ms"],
