@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from hwnas._files import read_yaml_or_json
 from hwnas.errors import InvalidArchitecture, InvalidSpace
 
 __all__ = [
@@ -440,19 +441,7 @@ class SearchSpace:
     def from_file(cls, path: str | Path) -> SearchSpace:
         """Load a space from a ``.yaml``, ``.yml`` or ``.json`` file."""
         path = Path(path)
-        if not path.is_file():
-            raise InvalidSpace(f"space file {path} does not exist")
-        text = path.read_text(encoding="utf-8")
-        try:
-            if path.suffix.lower() in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(text)
-            else:
-                data = json.loads(text)
-        except Exception as exc:  # yaml.YAMLError / json.JSONDecodeError
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InvalidSpace(f"space file {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {first}") from None
+        data = read_yaml_or_json(path, InvalidSpace, "space file")
         if isinstance(data, Mapping) and "name" not in data:
             data = {"name": path.stem, **data}
         return cls.from_dict(data, where=f"space file {path}")

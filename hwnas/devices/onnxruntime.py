@@ -118,9 +118,15 @@ class ORTDevice(Device):
         options.log_severity_level = 3
         return options
 
-    def prepare(self, arch: Architecture, shape: Shape) -> Runner:
-        import numpy as np
-        import onnxruntime as ort
+    def export(self, arch: Architecture, shape: Shape) -> tuple[bytes, dict[str, Any], Any, float, float]:
+        """Build ``arch``, run it once in PyTorch and export it to ONNX.
+
+        Returns ``(onnx_bytes, feeds, reference, build_s, export_start)``: the
+        serialised model, its numpy inputs, PyTorch's output (``batch x seq_len
+        x hidden``) to verify against, the build time in seconds, and the
+        ``time.perf_counter()`` at which export started (the caller stops that
+        clock once its session is ready).
+        """
         import torch
 
         self.check_shape(shape)
@@ -131,7 +137,7 @@ class ORTDevice(Device):
         inputs = example_inputs(shape.batch_size, shape.seq_len, vocab_size=self.vocab_size, seed=self.seed)
         module = encoder_module(model)
         build_s = time.perf_counter() - start
-        start = time.perf_counter()
+        export_start = time.perf_counter()
         with self.pinned():
             with torch.inference_mode():
                 reference = module(*inputs).numpy()
@@ -140,8 +146,15 @@ class ORTDevice(Device):
                                          output_names=["last_hidden_state"])
             except Exception as exc:  # exporter failures come in many types
                 raise ProfilingError(f"ONNX export of {arch} failed: {type(exc).__name__}: {exc}") from exc
-        session = ort.InferenceSession(onnx_bytes, self.session_options(), providers=[self.provider])
         feeds = {"input_ids": inputs[0].numpy(), "attention_mask": inputs[1].numpy()}
+        return onnx_bytes, feeds, reference, build_s, export_start
+
+    def prepare(self, arch: Architecture, shape: Shape) -> Runner:
+        import numpy as np
+        import onnxruntime as ort
+
+        onnx_bytes, feeds, reference, build_s, start = self.export(arch, shape)
+        session = ort.InferenceSession(onnx_bytes, self.session_options(), providers=[self.provider])
         got = session.run(None, feeds)[0]
         export_s = time.perf_counter() - start
         diff = float(np.max(np.abs(got - reference)))

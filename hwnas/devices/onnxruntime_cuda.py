@@ -17,11 +17,10 @@ import time
 from importlib.util import find_spec
 from typing import Any
 
-from hwnas.devices._models import build_encoder, encoder_module, example_inputs, import_runtime
 from hwnas.devices.base import Runner, Shape
 from hwnas.devices.cuda import gpu_fingerprint, nvidia_gpu_present
 from hwnas.devices.fingerprint import host_fingerprint
-from hwnas.devices.onnxruntime import ORTDevice, export_onnx
+from hwnas.devices.onnxruntime import ORTDevice
 from hwnas.errors import InvalidConfig, ProfilingError
 from hwnas.space import Architecture
 
@@ -175,32 +174,14 @@ class ORTCUDADevice(ORTDevice):
     def prepare(self, arch: Architecture, shape: Shape) -> Runner:
         import numpy as np
         import onnxruntime as ort
-        import torch
 
-        self.check_shape(shape)
-        import_runtime()
-        start = time.perf_counter()
-        model = build_encoder(arch, vocab_size=self.vocab_size, max_positions=self.max_positions,
-                              attn_implementation=self.attn_implementation, seed=self.seed)
-        inputs = example_inputs(shape.batch_size, shape.seq_len, vocab_size=self.vocab_size, seed=self.seed)
-        module = encoder_module(model)
-        build_s = time.perf_counter() - start
-        start = time.perf_counter()
-        with self.pinned():
-            with torch.inference_mode():
-                reference = module(*inputs).numpy()
-            try:
-                onnx_bytes = export_onnx(module, inputs, input_names=["input_ids", "attention_mask"],
-                                         output_names=["last_hidden_state"])
-            except Exception as exc:  # exporter failures come in many types
-                raise ProfilingError(f"ONNX export of {arch} failed: {type(exc).__name__}: {exc}") from exc
+        onnx_bytes, feeds, reference, build_s, start = self.export(arch, shape)
         if self.dtype == "fp16":
             onnx_bytes = to_fp16(onnx_bytes)
         # ONNX Runtime keeps its CPU provider as an implicit fallback; it places a few
         # small shape computations there on purpose, so it is not disabled.
         session = ort.InferenceSession(onnx_bytes, self.session_options(),
                                        providers=[(self.provider, {"device_id": self.device_index})])
-        feeds = {"input_ids": inputs[0].numpy(), "attention_mask": inputs[1].numpy()}
         runner = BoundORTRunner(session, feeds, device_type="cuda", device_id=self.device_index,
                                 build_s=build_s)
         got = runner.output()

@@ -45,7 +45,6 @@ The loss-weights file (JSON or YAML) looks like::
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -56,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hwnas._files import read_yaml_or_json
 from hwnas.errors import InvalidConfig
 
 __all__ = [
@@ -446,19 +446,7 @@ class LossConfig:
     def from_file(cls, path: str | Path) -> LossConfig:
         """Read a JSON or YAML loss-weights file."""
         path = Path(path)
-        if not path.is_file():
-            raise InvalidConfig(f"loss config {path} does not exist")
-        text = path.read_text(encoding="utf-8")
-        try:
-            if path.suffix.lower() in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(text)
-            else:
-                data = json.loads(text)
-        except Exception as exc:  # yaml.YAMLError, json.JSONDecodeError
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InvalidConfig(f"loss config {path} cannot be parsed: {first}") from None
+        data = read_yaml_or_json(path, InvalidConfig, "loss config")
         return cls.from_dict(data, where=f"loss config {path}")
 
     @classmethod
