@@ -372,9 +372,16 @@ class SearchSpace:
         chosen: list[Architecture] = []
         taken: set[Architecture] = set()
         if include_corners:
-            for arch in self.corners()[:n]:
-                chosen.append(arch)
-                taken.add(arch)
+            # The smallest and largest first, the other corners in a seeded order, so a
+            # plan shorter than the corner list still spans the space.
+            corners = self.corners()
+            ends = [self.smallest, self.largest]
+            rest = [c for c in corners if c not in ends]
+            order = np.random.default_rng(None if seed is None else [seed, 1]).permutation(len(rest))
+            for arch in (ends + [rest[i] for i in order])[:n]:
+                if arch not in taken:
+                    chosen.append(arch)
+                    taken.add(arch)
         m = n - len(chosen)
         if m <= 0:
             return chosen

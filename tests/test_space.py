@@ -215,3 +215,11 @@ def test_load_architectures_errors(tmp_path):
         load_architectures(empty)
     with pytest.raises(InvalidArchitecture, match="does not exist"):
         load_architectures(tmp_path / "nope.txt")
+
+
+def test_short_lhs_plan_still_spans_the_space():
+    sp = get_space("tiny")
+    plan = sp.sample_lhs(6, seed=0)
+    assert len(plan) == len(set(plan)) == 6
+    assert sp.smallest in plan and sp.largest in plan
+    assert len({a.layers for a in plan}) > 1  # not only the 1-layer corners
