@@ -80,7 +80,6 @@ def pick_student(budget_ms: float, args, out: Path, fraction: int) -> tuple[str,
             return Architecture.from_dict(data["arch"]).key, {"how": f"hwnas search winner {winner}", **data}
     space = get_space(args.space)
     if args.predictor:
-        import numpy as np
 
         from hwnas.predictors import load_predictor
 

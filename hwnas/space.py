@@ -372,13 +372,15 @@ class SearchSpace:
         chosen: list[Architecture] = []
         taken: set[Architecture] = set()
         if include_corners:
-            # The smallest and largest first, the other corners in a seeded order, so a
-            # plan shorter than the corner list still spans the space.
+            # A plan shorter than the corner list takes the smallest and largest first,
+            # then the other corners in a seeded order, so that it still spans the space.
             corners = self.corners()
-            ends = [self.smallest, self.largest]
-            rest = [c for c in corners if c not in ends]
-            order = np.random.default_rng(None if seed is None else [seed, 1]).permutation(len(rest))
-            for arch in (ends + [rest[i] for i in order])[:n]:
+            if n < len(corners):
+                ends = [self.smallest, self.largest]
+                rest = [c for c in corners if c not in ends]
+                order = np.random.default_rng(None if seed is None else [seed, 1]).permutation(len(rest))
+                corners = ends + [rest[i] for i in order]
+            for arch in corners[:n]:
                 if arch not in taken:
                     chosen.append(arch)
                     taken.add(arch)

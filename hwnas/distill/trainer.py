@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -32,7 +31,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from hwnas.distill.data import TaskData
 from hwnas.distill.losses import DistillLoss, LossConfig, ModelOutputs
 from hwnas.distill.models import forward_outputs, model_shape, set_attention
 from hwnas.errors import InvalidConfig

@@ -36,7 +36,7 @@ import numpy as np
 from hwnas.errors import InvalidConfig, ProfileStoreError
 from hwnas.profiling.runner import ProfileConfig, Task, measure_tasks
 from hwnas.profiling.store import ProfileStore, record_key
-from hwnas.space import DIMENSIONS, Architecture, get_space
+from hwnas.space import DIMENSIONS, get_space
 
 __all__ = ["AdaptiveRound", "AdaptiveSummary", "profile_until_accuracy", "committee_disagreement", "select_next"]
 

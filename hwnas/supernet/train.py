@@ -315,7 +315,7 @@ def train_supernet(cfg: TrainConfig, *, resume: bool = False, progress: bool = T
     from safetensors.torch import save_file
 
     from hwnas.supernet.checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint
-    from hwnas.supernet.data import build_token_cache, describe_source
+    from hwnas.supernet.data import build_token_cache
     from hwnas.supernet.elastic import ElasticBert
     from hwnas.supernet.losses import TeacherTargets, default_relation_heads, distillation_loss
     from hwnas.supernet.teacher import load_teacher, teacher_qkv, teacher_summary
