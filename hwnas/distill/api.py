@@ -150,14 +150,14 @@ def load_data(config: DistillConfig) -> tuple[TaskData, TaskData, str]:
                               task=train_data.kind, **cols)
         eval_note = str(config.eval)
     else:
-        train_data, eval_data = _split_eval(train_data, config.seed)
+        train_data, eval_data = _split_evaluation(train_data, config.seed)
         eval_note = f"last {len(eval_data)} examples of {config.task} (held out)"
     if (eval_data.pairs is None) != (train_data.pairs is None):
         raise InvalidConfig(f"{config.eval}: sentence pairs in one of train/eval data but not the other")
     return train_data, eval_data, eval_note
 
 
-def _split_eval(data: TaskData, seed: int) -> tuple[TaskData, TaskData]:
+def _split_evaluation(data: TaskData, seed: int) -> tuple[TaskData, TaskData]:
     n_eval = min(1000, max(1, len(data) // 10))
     if len(data) - n_eval < 2:
         raise InvalidConfig(f"{data.source}: {len(data)} examples are too few to hold some out for evaluation; give eval data")

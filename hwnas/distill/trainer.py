@@ -393,7 +393,7 @@ def train(
     eval_encoded: dict[str, torch.Tensor] | None = None,
     resume: bool = True,
     on_step: Callable[[int, int, dict[str, float]], None] | None = None,
-    on_eval: Callable[[int, dict[str, float]], None] | None = None,
+    on_evaluation: Callable[[int, dict[str, float]], None] | None = None,
     meta: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``student`` in place (distilling from ``teacher`` when given).
@@ -406,7 +406,7 @@ def train(
             (holding the final state); remove it with :func:`clear_checkpoint` once
             the trained model is safely saved.
         on_step: called on the main process after every step with ``(step, steps, loss parts)``.
-        on_eval: called with ``(step, metrics)`` after each evaluation.
+        on_evaluation: called with ``(step, metrics)`` after each evaluation.
         meta: extra fields that must match for a checkpoint to be resumed.
 
     Returns:
@@ -485,8 +485,8 @@ def train(
         if eval_encoded is not None and config.eval_every and done % config.eval_every == 0 and done < config.steps:
             m = evaluate(accelerator.unwrap_model(module).student, eval_encoded, kind, config.eval_batch_size, device)
             result.history.append({"step": done, **{f"eval_{k}": v for k, v in m.items()}})
-            if on_eval and accelerator.is_main_process:
-                on_eval(done, m)
+            if on_evaluation and accelerator.is_main_process:
+                on_evaluation(done, m)
             module.train()
         if config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps:
             accelerator.wait_for_everyone()
@@ -501,8 +501,8 @@ def train(
     final.eval()
     if eval_encoded is not None:
         result.metrics = evaluate(final, eval_encoded, kind, config.eval_batch_size, device)
-        if on_eval and accelerator.is_main_process:
-            on_eval(config.steps, result.metrics)
+        if on_evaluation and accelerator.is_main_process:
+            on_evaluation(config.steps, result.metrics)
     set_attention(final, "sdpa")
     if teacher is not None:
         set_attention(teacher, "sdpa")
