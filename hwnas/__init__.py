@@ -6,8 +6,7 @@ Public entry points are re-exported lazily so that ``import hwnas`` (and
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from hwnas._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -30,10 +29,4 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hwnas' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -9,8 +9,7 @@ Names are imported lazily so that ``import hwnas.distill`` stays cheap.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from hwnas._lazy import lazy_getattr
 
 _LAZY = {
     "DistillConfig": "hwnas.distill.api",
@@ -27,10 +26,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hwnas.distill' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

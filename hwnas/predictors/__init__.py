@@ -7,8 +7,9 @@ imports (xgboost, scikit-learn) happen on first use.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
+
+from hwnas._lazy import lazy_getattr
 
 _LAZY = {
     "LatencyPredictor": "hwnas.predictors.predictor",
@@ -35,10 +36,4 @@ def load_predictor(path: Any, *, n_jobs: int = 1):
     return load_bundle(path, n_jobs=n_jobs)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hwnas.predictors' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -12,9 +12,7 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
+from hwnas._lazy import lazy_getattr
 from hwnas.search.base import (
     History,
     Strategy,
@@ -68,10 +66,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hwnas.search' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

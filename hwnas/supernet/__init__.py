@@ -8,8 +8,7 @@ does not load torch.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from hwnas._lazy import lazy_getattr
 
 _LAZY = {
     "load_supernet": "hwnas.supernet.supernet",
@@ -25,10 +24,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hwnas.supernet' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
