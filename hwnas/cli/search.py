@@ -31,8 +31,18 @@ def _number(text: str | None, what: str, *, integer: bool = False):
 @click.command()
 @click.option("--predictor", "predictor_path", required=True, type=click.Path(dir_okay=False),
               help="Latency predictor bundle (.hwnas) of the target device.")
-@click.option("--supernet", "supernet_path", required=True, type=click.Path(file_okay=False),
-              help="Trained supernet folder: the accuracy estimator.")
+@click.option("--supernet", "supernet_path", default=None, type=click.Path(file_okay=False),
+              help="Trained supernet folder (the supernet-* estimators need it; others start students from its slices).")
+@click.option("--estimator", default=None,
+              help="Accuracy estimator: params, flops, wpca, attn-confidence, supernet-loss, supernet-probe, task-proxy "
+                   "[default: supernet-loss with --supernet]. See docs/estimators.md.")
+@click.option("--screen", default=None,
+              help="Two fidelities: score every feasible architecture with this cheap estimator first, and spend "
+                   "--budget evaluations of --estimator on the best-screened ones (strategy 'screen').")
+@click.option("--task", "task_path", default=None, type=click.Path(dir_okay=False),
+              help="Labelled task file for task-proxy (as hwnas distill --task).")
+@click.option("--teacher", default="default", show_default=True,
+              help="Teacher whose slices the zero-cost and task proxies start from when there is no --supernet.")
 @click.option("--max-latency", required=True, help="Latency budget with a unit: 5ms, 800us, 0.005s (a bare number is ms).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (never overwritten; see --resume).")
 @click.option("--strategy", default="bo", show_default=True, help="Search strategy: bo, evolution or random.")
@@ -46,8 +56,8 @@ def _number(text: str | None, what: str, *, integer: bool = False):
               help="With --objective reward: score units lost for a latency equal to the budget.")
 @click.option("--max-params", default=None, help="Extra constraint: at most this many parameters (e.g. 20m).")
 @click.option("--max-memory", "max_memory", default=None, help="Extra constraint: fp32 weights of at most this many MB.")
-@click.option("--metric", type=click.Choice(["loss", "proxy"]), default="loss", show_default=True,
-              help="Supernet accuracy estimate: held-out distillation loss, or linear-probe accuracy.")
+@click.option("--metric", type=click.Choice(["loss", "proxy"]), default=None,
+              help="Deprecated: --metric loss is --estimator supernet-loss, --metric proxy is --estimator supernet-probe.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the strategy.")
 @click.option("--parallel", "batch", default=1, show_default=True, type=int,
               help="Architectures proposed and evaluated together per step.")
@@ -55,8 +65,9 @@ def _number(text: str | None, what: str, *, integer: bool = False):
               help="Measure the winner and the front on this device (must be the predictor's) and compare.")
 @click.option("--quick", is_flag=True, help="With --verify: a fast, loose timing protocol (smoke tests only).")
 @click.option("--resume", is_flag=True, help="Continue the search already in --out.")
-def search(predictor_path, supernet_path, max_latency, out, strategy, evaluations, seq_len, batch_size, objective,
-           reward_weight, max_params, max_memory, metric, seed, batch, verify_device, quick, resume) -> None:
+def search(predictor_path, supernet_path, estimator, screen, task_path, teacher, max_latency, out, strategy, evaluations,
+           seq_len, batch_size, objective, reward_weight, max_params, max_memory, metric, seed, batch, verify_device,
+           quick, resume) -> None:
     """Search for the most accurate students predicted to run within --max-latency.
 
     The budget is checked against the predictor's calibrated upper bound, so
@@ -74,6 +85,25 @@ def search(predictor_path, supernet_path, max_latency, out, strategy, evaluation
     from hwnas.search import get_strategy_class
 
     budget_ms = parse_latency_ms(max_latency, what="--max-latency")
+    from hwnas.estimators import ESTIMATORS, make_estimator
+
+    if metric is not None:
+        replacement = {"loss": "supernet-loss", "proxy": "supernet-probe"}[metric]
+        if estimator is not None and estimator != replacement:
+            raise InvalidConfig(f"--metric {metric} and --estimator {estimator} disagree; give --estimator only")
+        click.echo(f"warning: --metric is deprecated; use --estimator {replacement}", err=True)
+        estimator = replacement
+    if estimator is None:
+        if supernet_path is None:
+            raise InvalidConfig("give --estimator (e.g. params, wpca, task-proxy) or --supernet (estimator supernet-loss)")
+        estimator = "supernet-loss"
+    for flag, name in (("--estimator", estimator), ("--screen", screen)):
+        if name is not None and name not in ESTIMATORS.names():
+            raise InvalidConfig(f"{flag}: unknown estimator {name!r}; known: {', '.join(ESTIMATORS.names())}")
+    if screen is not None:
+        if strategy not in ("bo", "screen"):
+            raise InvalidConfig(f"--screen chooses the strategy 'screen'; drop --strategy {strategy}")
+        strategy = "screen"
     get_strategy_class(strategy)  # an unknown name fails here, before anything is loaded
     if evaluations < 1:
         raise InvalidConfig(f"--budget must be an integer >= 1 (accuracy evaluations); got {evaluations}")
@@ -96,11 +126,19 @@ def search(predictor_path, supernet_path, max_latency, out, strategy, evaluation
 
         create_device(verify_device, threads=settings["threads"], dtype=settings["dtype"])  # available here?
 
-    from hwnas.supernet import load_supernet
+    supernet = None
+    if supernet_path is not None:
+        from hwnas.supernet import load_supernet
 
-    supernet = load_supernet(supernet_path)
-    space = supernet.space
-    if predictor.space is not None and predictor.space != space.name:
+        supernet = load_supernet(supernet_path)
+        space = supernet.space
+    elif predictor.space is not None:
+        from hwnas.space import get_space
+
+        space = get_space(predictor.space)
+    else:
+        raise InvalidConfig(f"predictor {predictor_path} names no space; give --supernet (its space is searched)")
+    if supernet is not None and predictor.space is not None and predictor.space != space.name:
         raise PredictorMismatch(
             f"supernet {supernet_path} was trained on space {space.name!r} but predictor {predictor_path} "
             f"on space {predictor.space!r}; use a predictor and a supernet of the same space"
@@ -116,15 +154,23 @@ def search(predictor_path, supernet_path, max_latency, out, strategy, evaluation
     problem = SearchProblem(space=space, latency=predictor, budget_ms=budget_ms, seq_len=seq_len, batch_size=batch_size,
                             constraints=constraints, objective=objective, reward_weight=reward_weight)
 
-    from hwnas.supernet.estimate import SupernetEstimator
+    context = {"supernet": supernet, "teacher": teacher, "task": task_path}
+    scorer = make_estimator(estimator, **context)
+    scorer.check_space(space)
+    strategy_arg = strategy
+    if screen is not None:
+        from hwnas.search.screen import ScreenThenDecide
 
-    estimator = SupernetEstimator(supernet, metric=metric)
+        screener = make_estimator(screen, **context)
+        screener.check_space(space)
+        strategy_arg = ScreenThenDecide(screen=screener, seed=seed)
     con = console(stderr=True)
     con.print(f"space {space.name}: {problem.feasible.sum()} of {len(problem)} architectures predicted within "
               f"{fmt_ms(budget_ms)} (upper bound, {getattr(predictor, 'coverage', 0.95) * 100:.0f}% coverage)")
-    result = _run_with_progress(problem, estimator, strategy, evaluations, batch, seed, out, resume,
-                                {"predictor": str(predictor_path), "supernet": str(supernet_path),
-                                 "device": predictor.device, "metric": metric})
+    result = _run_with_progress(problem, scorer, strategy_arg, evaluations, batch, seed, out, resume,
+                                {"predictor": str(predictor_path), "supernet": supernet_path and str(supernet_path),
+                                 "device": predictor.device, "screen": screen,
+                                 "task": task_path})
     _print_result(result)
     if result.winner is None:
         raise InvalidConfig("no feasible architecture was evaluated; raise --budget or --max-latency")
@@ -139,7 +185,7 @@ def _run_with_progress(problem, estimator, strategy, evaluations, batch, seed, o
 
     con = console(stderr=True)
     progress = Progress(
-        TextColumn(f"[bold]search[/] {strategy}"),
+        TextColumn(f"[bold]search[/] {getattr(strategy, 'name', strategy)}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("evaluations"),

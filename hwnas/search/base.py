@@ -247,4 +247,5 @@ def _load_builtin() -> None:
     import hwnas.search.bo  # noqa: F401
     import hwnas.search.evolution  # noqa: F401
     import hwnas.search._random  # noqa: F401
+    import hwnas.search.screen  # noqa: F401
 

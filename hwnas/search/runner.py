@@ -139,7 +139,7 @@ def _as_scorer(evaluate: Any) -> Callable[[list[Architecture]], np.ndarray]:
 
 
 def _estimator_name(evaluate: Any) -> str:
-    name = getattr(evaluate, "name", None)
+    name = getattr(evaluate, "label", None) or getattr(evaluate, "name", None)
     return str(name) if name else getattr(evaluate, "__name__", type(evaluate).__name__)
 
 

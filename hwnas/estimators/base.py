@@ -1,0 +1,148 @@
+"""The accuracy-estimator protocol: score a batch of architectures, higher is better.
+
+An accuracy estimator answers the search's question "which of these students
+will be most accurate once distilled?" without distilling them. Estimators
+differ by orders of magnitude in cost (a parameter count costs nothing, a
+few-step fine-tune costs tens of seconds per architecture), so each one reports
+what it cost, and the search can screen with a cheap one and decide with an
+expensive one (:mod:`hwnas.search`, ``--screen``).
+
+Subclasses implement :meth:`AccuracyEstimator._score`; :meth:`score` adds
+argument checking, an in-memory cache and the cost bookkeeping. Register a new
+estimator with ``@ESTIMATORS.register("name")``; the contract test in
+``tests/estimators/test_contract.py`` then runs on it automatically.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hwnas._registry import Registry
+from hwnas.errors import InvalidArchitecture, InvalidConfig
+from hwnas.space import DIMENSIONS, Architecture, SearchSpace
+
+__all__ = ["AccuracyEstimator", "ESTIMATORS", "as_architectures"]
+
+#: Every accuracy estimator, by name (entry-point group ``hwnas.estimators``).
+ESTIMATORS: Registry[type[AccuracyEstimator]] = Registry("accuracy estimator", entry_point_group="hwnas.estimators")
+
+
+def as_architectures(archs: Any) -> list[Architecture]:
+    """A list of :class:`Architecture` from architectures, key strings, mappings or an ``n x 4`` int array."""
+    if isinstance(archs, np.ndarray):
+        if archs.ndim != 2 or archs.shape[1] != len(DIMENSIONS):
+            raise InvalidArchitecture(f"an architecture array must be n x 4 ({', '.join(DIMENSIONS)}); got shape {archs.shape}")
+        return [Architecture(*(int(v) for v in row)) for row in archs]
+    if isinstance(archs, (Architecture, str)):
+        archs = [archs]
+    out = []
+    for a in archs:
+        if isinstance(a, Architecture):
+            out.append(a)
+        elif isinstance(a, str):
+            out.append(Architecture.parse(a))
+        elif isinstance(a, (tuple, list, np.ndarray)) and len(a) == 4:
+            out.append(Architecture(*(int(v) for v in a)))
+        else:
+            out.append(Architecture.from_dict(a))
+    return out
+
+
+class AccuracyEstimator(ABC):
+    """Scores architectures; a higher score means a more accurate student is expected.
+
+    Class attributes:
+        name: the registry name.
+        requires: what the estimator needs besides architectures, a subset of
+            ``{"supernet", "teacher", "task"}`` (for messages and for the search CLI).
+        description: one line for ``hwnas estimators`` and the docs.
+
+    Attributes:
+        cost_per_arch_s: mean seconds per architecture over the architectures this
+            instance actually scored (cache hits excluded); ``None`` before any.
+    """
+
+    name: ClassVar[str] = "?"
+    requires: ClassVar[frozenset[str]] = frozenset()
+    description: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        self._memory: dict[str, float] = {}
+        self._spent_s = 0.0
+        self._scored = 0
+
+    # ------------------------------------------------------------ protocol
+    @abstractmethod
+    def _score(self, archs: list[Architecture]) -> np.ndarray:
+        """Scores of ``archs`` (distinct, none cached): an ``n`` float array."""
+
+    def check_space(self, space: SearchSpace) -> None:
+        """Raise :class:`InvalidConfig` when this estimator cannot score ``space``'s architectures."""
+
+    def validate(self, arch: Architecture) -> Architecture:
+        """Raise when ``arch`` cannot be scored (default: anything can)."""
+        return arch
+
+    # ------------------------------------------------------------ shared
+    def score(self, archs: Sequence[Any] | np.ndarray) -> np.ndarray:
+        """One float per architecture, higher is better (``n`` float64 array).
+
+        Args:
+            archs: :class:`Architecture` objects, key strings, mappings or an ``n x 4`` array.
+        """
+        archs = [self.validate(a) for a in as_architectures(archs)]
+        todo = list(dict.fromkeys(a for a in archs if a.key not in self._memory))
+        if todo:
+            t0 = time.perf_counter()
+            values = np.asarray(self._score(todo), dtype=np.float64)
+            if values.shape != (len(todo),):
+                raise RuntimeError(f"{self.name}: _score returned shape {values.shape} for {len(todo)} architectures")
+            if not np.all(np.isfinite(values)):
+                bad = [a.key for a, v in zip(todo, values) if not np.isfinite(v)]
+                raise RuntimeError(f"{self.name}: non-finite scores for {bad[:3]}")
+            self._spent_s += time.perf_counter() - t0
+            self._scored += len(todo)
+            self._memory.update({a.key: float(v) for a, v in zip(todo, values)})
+        return np.array([self._memory[a.key] for a in archs], dtype=np.float64)
+
+    @property
+    def cost_per_arch_s(self) -> float | None:
+        return self._spent_s / self._scored if self._scored else None
+
+    @property
+    def label(self) -> str:
+        """What a search records as its estimator: the name, plus what pins the scores down where that matters."""
+        return getattr(self, "_label", None) or self.name
+
+    @label.setter
+    def label(self, value: str) -> None:
+        self._label = value
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, cached={len(self._memory)})"
+
+
+def make_estimator(name: str, **context: Any) -> AccuracyEstimator:
+    """Build the estimator registered as ``name`` from what is at hand.
+
+    Args:
+        context: ``supernet`` (folder or object), ``teacher`` (``"default"`` or a
+            model folder), ``task`` (a labelled file), and estimator options; an
+            estimator takes the ones it needs and refuses to run without them.
+    """
+    import inspect
+
+    cls = ESTIMATORS.get(name)
+    missing = [r for r in sorted(cls.requires) if context.get(r) in (None, "")]
+    if missing:
+        flags = ", ".join(f"--{m}" for m in missing)
+        raise InvalidConfig(f"estimator {name!r} needs {flags}")
+    params = inspect.signature(cls.__init__).parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kwargs = {k: v for k, v in context.items() if v is not None and (accepts_any or k in params)}
+    return cls(**kwargs)

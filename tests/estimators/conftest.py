@@ -1,0 +1,64 @@
+"""Fixtures of the estimator tests: a tiny real teacher, a tiny supernet trained from it, a labelled task file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.supernet.conftest import TEXTS, make_teacher
+
+
+@pytest.fixture(scope="session")
+def est_teacher(tmp_path_factory) -> Path:
+    return make_teacher(tmp_path_factory.mktemp("est-teacher") / "tiny-bert")
+
+
+@pytest.fixture(scope="session")
+def est_space():
+    from hwnas.space import SearchSpace
+
+    return SearchSpace(name="t", layers=(1, 2), hidden=(32, 48), heads=(2, 4), ffn=(64, 96))
+
+
+@pytest.fixture(scope="session")
+def est_task(tmp_path_factory) -> Path:
+    """A labelled TSV: label 1 for sentences with a positive word, else 0 (64 rows, shuffled)."""
+    import random
+
+    positive = ("good", "great", "best", "funny", "love")
+    rows = [(t, int(any(w in t.split() for w in positive))) for t in TEXTS]
+    rows = rows + [(f"{t} indeed", y) for t, y in rows]
+    random.Random(0).shuffle(rows)
+    path = tmp_path_factory.mktemp("est-task") / "task.tsv"
+    path.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def est_supernet(tmp_path_factory, est_teacher, est_space) -> Path:
+    from hwnas.supernet.train import TrainConfig, train_supernet
+
+    corpus = tmp_path_factory.mktemp("est-corpus") / "corpus.txt"
+    corpus.write_text("\n".join(TEXTS) + "\n")
+    out = tmp_path_factory.mktemp("est-supernet") / "sn"
+    train_supernet(TrainConfig(space=est_space, out=str(out), teacher=str(est_teacher), data=str(corpus), steps=2,
+                               batch_size=4, seq_len=16, heldout=8, checkpoint_every=2, threads=1, random_subnets=1),
+                   progress=False)
+    return out
+
+
+def context(name: str, est_teacher, est_task, est_supernet, tmp_path) -> dict:
+    """What each registered estimator needs, cheap settings for the expensive ones."""
+    ctx: dict = {"teacher": str(est_teacher), "task": str(est_task)}
+    if name.startswith("supernet-"):
+        ctx["supernet"] = str(est_supernet)
+        ctx["cache"] = False
+    if name == "supernet-probe":
+        ctx |= {"proxy_train": str(est_task), "proxy_eval": str(est_task), "proxy_train_rows": 32, "proxy_eval_rows": 16}
+    if name == "task-proxy":
+        ctx |= {"steps": 2, "batch_size": 4, "train_rows": 48, "eval_rows": 16, "max_len": 16,
+                "cache": str(tmp_path / "task-proxy.json")}
+    if name in ("wpca", "attn-confidence"):
+        ctx |= {"rows": 8, "max_len": 16}
+    return ctx

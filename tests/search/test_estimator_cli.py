@@ -1,0 +1,94 @@
+"""``hwnas search --estimator/--screen``: the estimator ladder from the command line (real predictor and supernet)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hwnas.search.base import create_strategy
+from tests.search.conftest import synthetic_problem
+from tests.search.test_cli import one_line_error, run_cli
+
+
+def test_search_with_a_free_estimator_needs_no_supernet(real_predictor_path, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, err = run_cli(["search", "--predictor", real_predictor_path, "--estimator", "params",
+                                 "--max-latency", "80ms", "--strategy", "random", "--budget", "5", "--out", out], capsys)
+    assert code == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert config["estimator"] == "params" and config["space"] == "tiny"
+    winner = json.loads((out / "winner.json").read_text())
+    evaluated = (out / "evaluated.csv").read_text().splitlines()
+    assert len(evaluated) == 6  # header + 5 evaluations
+    # with params as the score, the winner is the largest of what was evaluated
+    from hwnas.space import Architecture
+
+    scores = [float(line.split(",")[evaluated[0].split(",").index("score")]) for line in evaluated[1:]]
+    assert Architecture.from_dict(winner["arch"]).num_parameters() == max(scores)
+
+
+def test_screen_spends_the_expensive_estimator_on_the_best_screened(real_predictor_path, tiny_supernet_path, tmp_path,
+                                                                   capsys):
+    out = tmp_path / "two"
+    code, _, err = run_cli(["search", "--predictor", real_predictor_path, "--supernet", tiny_supernet_path,
+                            "--screen", "params", "--estimator", "supernet-loss", "--max-latency", "80ms",
+                            "--budget", "4", "--out", out], capsys)
+    assert code == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert config["strategy"] == "screen" and config["strategy_options"]["screen"] == "params"
+    assert config["estimator"].startswith("supernet-loss:tiny@")
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--estimator", "nope"], "--estimator: unknown estimator 'nope'; known: params"),
+    (["--estimator", "supernet-loss"], "estimator 'supernet-loss' needs --supernet"),
+    (["--estimator", "task-proxy"], "estimator 'task-proxy' needs --task"),
+    (["--estimator", "params", "--screen", "flops", "--strategy", "evolution"], "--screen chooses the strategy"),
+    ([], "give --estimator"),
+])
+def test_bad_estimator_choices_are_one_line(real_predictor_path, tmp_path, capsys, args, expected):
+    code, _, err = run_cli(["search", "--predictor", real_predictor_path, "--max-latency", "80ms", "--out",
+                            tmp_path / "r", *args], capsys)
+    one_line_error(code, err, expected)
+    assert not (tmp_path / "r").exists()
+
+
+def test_deprecated_metric_still_works_and_says_so(real_predictor_path, tiny_supernet_path, tmp_path, capsys):
+    code, _, err = run_cli(["search", "--predictor", real_predictor_path, "--supernet", tiny_supernet_path,
+                            "--metric", "loss", "--max-latency", "80ms", "--strategy", "random", "--budget", "2",
+                            "--out", tmp_path / "m"], capsys)
+    assert code == 0, err
+    assert "--metric is deprecated; use --estimator supernet-loss" in err
+
+
+def test_screen_strategy_proposes_each_bands_best_first_slowest_band_first():
+    problem = synthetic_problem()
+    strat = create_strategy("screen", screen="params", bands=3, seed=0).setup(problem)
+    feasible = np.flatnonzero(problem.feasible)
+    by_latency = feasible[np.argsort(-problem.latency_ms[feasible], kind="stable")]
+    bands = np.array_split(by_latency, 3)
+    first = strat.ask(3)
+    for arch, band in zip(first, bands):
+        best = max(band, key=lambda i: problem.params[i])
+        assert problem.params[problem.index(arch)] == problem.params[best]
+    # every feasible architecture is proposed exactly once before the strategy runs dry
+    seen = [problem.index(a) for a in first]
+    strat.tell(first, [0.0] * 3)
+    while True:
+        batch = strat.ask(5)
+        if not batch:
+            break
+        seen += [problem.index(a) for a in batch]
+        strat.tell(batch, [0.0] * len(batch))
+    assert sorted(seen) == sorted(feasible.tolist())
+
+
+def test_screen_strategy_rejects_bad_options():
+    from hwnas.errors import InvalidConfig
+
+    with pytest.raises(InvalidConfig, match="bands must be an integer >= 1"):
+        create_strategy("screen", bands=0)
+    with pytest.raises(InvalidConfig, match="unknown accuracy estimator"):
+        create_strategy("screen", screen="nope")
