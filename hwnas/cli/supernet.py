@@ -42,8 +42,15 @@ def supernet() -> None:
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Supernet folder; with several spaces, the parent folder of one folder per space.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
+@click.option("--mixture", type=click.Choice(["none", "layer", "neuron"]), default="none", show_default=True,
+              help="Mixture-of-Supernets: expert weights mixed by an architecture router, one weight per expert "
+                   "(layer) or per expert and output neuron (neuron); none is plain weight sharing.")
+@click.option("--experts", type=int, default=None, help="Expert copies per mixed matrix with --mixture (2-16) [default: 2].")
+@click.option("--router-hidden", type=int, default=128, show_default=True, help="Hidden width of the mixture's router.")
+@click.option("--mix-attention", is_flag=True, help="With --mixture: also mix the attention projections (FFN only by default).")
 def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, lr, random_subnets, relation_heads,
-              hidden_weight, heldout, max_rows, freeze_embeddings, checkpoint_every, seed, threads, out, resume) -> None:
+              hidden_weight, heldout, max_rows, freeze_embeddings, checkpoint_every, seed, threads, out, resume,
+              mixture, experts, router_hidden, mix_attention) -> None:
     """Distill the teacher into one supernet per space (sandwich rule, MiniLM-v2 relations).
 
     Runs data-parallel unchanged under torchrun or accelerate launch.
@@ -53,6 +60,10 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, lr
     from hwnas.space import get_space
     from hwnas.supernet.train import TrainConfig, train_supernet
 
+    if mixture == "none" and (experts is not None or mix_attention):
+        raise InvalidConfig("--experts and --mix-attention need --mixture layer or --mixture neuron")
+    if heldout < 1:
+        raise InvalidConfig(f"--heldout must be an integer >= 1 (rows for the held-out loss that scores students); got {heldout}")
     names = [s.strip() for part in spaces for s in part.split(",") if s.strip()]
     names = [n for name in names for n in (("tiny", "small", "base") if name == "all" else (name,))]
     if not names:
@@ -69,7 +80,8 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, lr
             batch_size=batch_size, seq_len=seq_len, lr=lr, random_subnets=random_subnets, relation_heads=relation_heads,
             hidden_weight=hidden_weight, heldout=heldout, max_rows=max_rows, train_embeddings=not freeze_embeddings,
             checkpoint_every=checkpoint_every, seed=seed, threads=threads,
-            cache_dir=str(out / ".cache"),
+            cache_dir=str(out / ".cache"), mixture=mixture, experts=experts if experts is not None else 2,
+            router_hidden=router_hidden, mix_attention=mix_attention,
         )
         result = train_supernet(cfg, resume=resume, progress=main, log=(lambda s: con.print(s)) if main else None)
         if main:
@@ -169,6 +181,15 @@ def info_cmd(path) -> None:
         ("teacher", f"{sn.teacher} {m.get('teacher_shape')}"),
         ("steps", f"{sn.steps_done} of {m.get('steps_target')}"),
         ("relation heads", m.get("relation_heads")),
+        ("mixture", _mixture_text(m.get("mixture"))),
         ("data", f"{m.get('data', {}).get('source')} ({m.get('data', {}).get('train_rows')} rows, {m.get('data', {}).get('heldout_rows')} held out)"),
         ("warnings", "; ".join(m.get("warnings", [])) or "none"),
     ])
+
+
+def _mixture_text(mix) -> str:
+    if not mix or mix.get("kind", "none") == "none":
+        return "none (plain weight sharing)"
+    mats = "FFN and attention" if mix.get("mix_attention") else "FFN"
+    return (f"{mix['kind']}-wise Mixture-of-Supernets: {mix.get('experts')} experts per {mats} matrix, "
+            f"router hidden {mix.get('router_hidden')}")

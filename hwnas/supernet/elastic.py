@@ -17,6 +17,21 @@ Because the head count only decides how the first ``h`` query/key/value units
 are grouped, students with 4 or 8 heads share the same projection weights.
 :meth:`ElasticBert.extract` copies the slice into a plain ``BertModel`` whose
 forward equals :meth:`ElasticBert.forward` for that architecture.
+
+Mixture-of-Supernets (Jawahar et al., ACL Findings 2024) lets the architecture
+choose its own weights instead (``mixture="layer"`` or ``"neuron"``): every
+mixed matrix of every layer (the two FFN projections; with ``mix_attention``
+also the four attention projections) keeps ``experts`` copies, and a small
+router, fed with a normalised encoding of the architecture (layers, hidden,
+heads, FFN, each divided by its maximum), outputs softmax mixing weights: one
+per expert (layer-wise) or one per expert and output row (neuron-wise). The
+student's matrix is the mixture of the experts' slices. The mixing depends
+only on the architecture, never on the tokens, so every student still
+collapses into one ordinary ``BertModel``. Expert 0 is the plain layer's own
+``nn.Linear``; the other experts live in ``<name>_xw``/``<name>_xb`` tensors.
+The router's output layer starts at zero, so training starts from uniform
+mixing, and the extra experts start as perturbed copies of expert 0
+(:meth:`ElasticBert.init_experts`).
 """
 
 from __future__ import annotations
@@ -33,7 +48,12 @@ from torch import nn
 from hwnas.errors import InvalidArchitecture
 from hwnas.space import Architecture
 
-__all__ = ["ElasticBert", "ElasticOutput"]
+__all__ = ["ElasticBert", "ElasticOutput", "MIXTURES", "MAX_EXPERTS"]
+
+MIXTURES = ("none", "layer", "neuron")
+MAX_EXPERTS = 16
+_FFN_MATS = ("ffn_in", "ffn_out")
+_ATTN_MATS = ("query", "key", "value", "attn_out")
 
 
 @dataclass
@@ -82,6 +102,35 @@ _EMB_MAP = {
 }
 
 
+class _Router(nn.Module):
+    """Architecture encoding (4 numbers in [0, 1]) -> softmax mixing weights per mixed matrix."""
+
+    def __init__(self, outputs: dict[str, int], experts: int, hidden: int, neuron: bool) -> None:
+        super().__init__()
+        self.experts, self.neuron = experts, neuron
+        self.sizes = dict(outputs)
+        self.body = nn.Linear(4, hidden)
+        self.heads = nn.ModuleDict({k: nn.Linear(hidden, experts * (n if neuron else 1)) for k, n in outputs.items()})
+
+    def reset(self, generator: torch.Generator) -> None:
+        with torch.no_grad():
+            self.body.weight.copy_(torch.randn(self.body.weight.shape, generator=generator) / math.sqrt(4))
+            self.body.bias.zero_()
+            for head in self.heads.values():  # zero logits: uniform mixing at the start
+                head.weight.zero_()
+                head.bias.zero_()
+
+    def forward(self, code: torch.Tensor) -> dict[str, torch.Tensor]:
+        z = F.relu(self.body(code))
+        out = {}
+        for k, head in self.heads.items():
+            logits = head(z)
+            if self.neuron:
+                logits = logits.view(self.experts, self.sizes[k])
+            out[k] = torch.softmax(logits, dim=0)  # E, or E x rows
+        return out
+
+
 class ElasticBert(nn.Module):
     """A BERT encoder whose sub-networks are slices of one set of weights.
 
@@ -94,10 +143,17 @@ class ElasticBert(nn.Module):
         dropout: dropout probability on hidden states during training (0 by
             default: supernet training is distillation, and dropout makes the
             sandwich sub-networks noisier).
+        mixture: ``"none"`` (plain weight sharing), ``"layer"`` or ``"neuron"``
+            (Mixture-of-Supernets, see the module doc).
+        experts: expert copies per mixed matrix (2 to 16; with a mixture only).
+        router_hidden: width of the router's hidden layer.
+        mix_attention: also mix the query/key/value/output projections (FFN only by default).
     """
 
-    def __init__(self, max_arch: Architecture, base_config: Any, *, dropout: float = 0.0) -> None:
+    def __init__(self, max_arch: Architecture, base_config: Any, *, dropout: float = 0.0, mixture: str = "none",
+                 experts: int = 2, router_hidden: int = 128, mix_attention: bool = False) -> None:
         super().__init__()
+        check_mixture(mixture, experts, router_hidden)
         from transformers.activations import ACT2FN
 
         self.max_arch = max_arch
@@ -115,7 +171,28 @@ class ElasticBert(nn.Module):
         # The pooler is not trained by distillation; it is carried so that an
         # extracted student is a complete BertModel (teacher's pooler slice).
         self.pooler = nn.Linear(h, h)
+        self.mixture = mixture
+        self.experts = int(experts) if mixture != "none" else 1
+        self.router_hidden = int(router_hidden)
+        self.mix_attention = bool(mix_attention) and mixture != "none"
+        self.mixed: tuple[str, ...] = ()
+        self.router: _Router | None = None
+        if mixture != "none":
+            self.mixed = _FFN_MATS + (_ATTN_MATS if self.mix_attention else ())
+            outputs = {}
+            for i, layer in enumerate(self.layers):
+                for name in self.mixed:
+                    lin = getattr(layer, name)
+                    layer.register_parameter(f"{name}_xw", nn.Parameter(torch.zeros(self.experts - 1, *lin.weight.shape)))
+                    layer.register_parameter(f"{name}_xb", nn.Parameter(torch.zeros(self.experts - 1, *lin.bias.shape)))
+                    outputs[f"l{i}_{name}"] = lin.weight.shape[0]
+            self.router = _Router(outputs, self.experts, self.router_hidden, neuron=mixture == "neuron")
         self.reset_parameters()
+
+    def mixture_info(self) -> dict[str, Any]:
+        """What ``supernet.json`` records about the mixture."""
+        return {"kind": self.mixture, "experts": self.experts, "router_hidden": self.router_hidden,
+                "mix_attention": self.mix_attention}
 
     # ------------------------------------------------------------- weights
     def reset_parameters(self, seed: int = 0) -> None:
@@ -124,12 +201,34 @@ class ElasticBert(nn.Module):
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             for name, p in self.named_parameters():
+                if name.startswith("router."):
+                    continue
                 if p.dim() > 1:
                     p.copy_(torch.randn(p.shape, generator=g) * std)
                 elif "norm" in name and name.endswith("weight"):
                     p.fill_(1.0)
                 else:
                     p.zero_()
+            if self.router is not None:
+                self.router.reset(g)
+                self.init_experts(seed)
+
+    def init_experts(self, seed: int = 0, scale: float = 1e-3) -> None:
+        """Make every extra expert a copy of expert 0 plus seeded noise (``scale`` x the tensor's std).
+
+        Called after the teacher's weights are copied in, so that all experts start
+        from the teacher's slice and can still diverge.
+        """
+        if self.router is None:
+            return
+        g = torch.Generator().manual_seed(seed + 7919)
+        with torch.no_grad():
+            for layer in self.layers:
+                for name in self.mixed:
+                    lin = getattr(layer, name)
+                    for src, extra in ((lin.weight, getattr(layer, f"{name}_xw")), (lin.bias, getattr(layer, f"{name}_xb"))):
+                        noise = torch.randn(extra.shape, generator=g) * (float(src.std()) if src.numel() > 1 else 0.0) * scale
+                        extra.copy_(src.detach()[None].expand_as(extra) + noise)
 
     def init_from_teacher(self, teacher: nn.Module) -> dict[str, int]:
         """Copy the teacher's weights into the leading block of every tensor.
@@ -160,9 +259,9 @@ class ElasticBert(nn.Module):
             return f"{_EMB_MAP[parts[0]]}.{parts[-1]}"
         if parts[0] == "pooler":
             return f"pooler.dense.{parts[-1]}"
-        if parts[0] == "layers":
+        if parts[0] == "layers" and parts[2] in _LAYER_MAP:
             return f"encoder.layer.{parts[1]}.{_LAYER_MAP[parts[2]]}.{parts[3]}"
-        return None
+        return None  # router and extra experts: no teacher counterpart (see init_experts)
 
     # ------------------------------------------------------------- forward
     def check(self, arch: Architecture) -> None:
@@ -206,22 +305,48 @@ class ElasticBert(nn.Module):
             keep = attention_mask[:, None, None, :].to(torch.bool)
             mask = torch.zeros(keep.shape, dtype=x.dtype, device=x.device).masked_fill(~keep, torch.finfo(x.dtype).min)
         qkv = None
+        mix = self.mixing(arch)
         for i in range(arch.layers):
             layer = self.layers[i]
-            q = F.linear(x, layer.query.weight[:h, :h], layer.query.bias[:h])
-            k = F.linear(x, layer.key.weight[:h, :h], layer.key.bias[:h])
-            v = F.linear(x, layer.value.weight[:h, :h], layer.value.bias[:h])
+            q = F.linear(x, *self._lin(i, "query", h, h, mix))
+            k = F.linear(x, *self._lin(i, "key", h, h, mix))
+            v = F.linear(x, *self._lin(i, "value", h, h, mix))
             if return_qkv and i == arch.layers - 1:
                 qkv = (q, k, v)
             heads = [t.view(bsz, seq, a, d).transpose(1, 2) for t in (q, k, v)]
             ctx = F.scaled_dot_product_attention(*heads, attn_mask=mask, scale=1.0 / math.sqrt(d))
             ctx = ctx.transpose(1, 2).reshape(bsz, seq, h)
-            attn = F.linear(ctx, layer.attn_out.weight[:h, :h], layer.attn_out.bias[:h])
+            attn = F.linear(ctx, *self._lin(i, "attn_out", h, h, mix))
             x = F.layer_norm(F.dropout(attn, p, self.training) + x, (h,), layer.attn_norm.weight[:h], layer.attn_norm.bias[:h], self.eps)
-            inner = self.act(F.linear(x, layer.ffn_in.weight[:f, :h], layer.ffn_in.bias[:f]))
-            out = F.linear(inner, layer.ffn_out.weight[:h, :f], layer.ffn_out.bias[:h])
+            inner = self.act(F.linear(x, *self._lin(i, "ffn_in", f, h, mix)))
+            out = F.linear(inner, *self._lin(i, "ffn_out", h, f, mix))
             x = F.layer_norm(F.dropout(out, p, self.training) + x, (h,), layer.ffn_norm.weight[:h], layer.ffn_norm.bias[:h], self.eps)
         return ElasticOutput(x, qkv)
+
+    def mixing(self, arch: Architecture) -> dict[str, torch.Tensor] | None:
+        """The router's mixing weights for ``arch`` (``None`` for a plain supernet)."""
+        if self.router is None:
+            return None
+        m = self.max_arch
+        code = torch.tensor([arch.layers / m.layers, arch.hidden / m.hidden, arch.heads / max(m.heads, 1),
+                             arch.ffn / m.ffn], dtype=self.router.body.weight.dtype)
+        return self.router(code)
+
+    def _lin(self, i: int, name: str, rows: int, cols: int, mix: dict[str, torch.Tensor] | None):
+        """Weight (``rows x cols``) and bias (``rows``) of matrix ``name`` of layer ``i`` for the current mixing."""
+        layer = self.layers[i]
+        lin = getattr(layer, name)
+        w, b = lin.weight[:rows, :cols], lin.bias[:rows]
+        if mix is None or name not in self.mixed:
+            return w, b
+        a = mix[f"l{i}_{name}"]
+        xw, xb = getattr(layer, f"{name}_xw")[:, :rows, :cols], getattr(layer, f"{name}_xb")[:, :rows]
+        if a.dim() == 1:  # layer-wise: one weight per expert
+            return (a[0] * w + torch.einsum("e,eoi->oi", a[1:], xw),
+                    a[0] * b + torch.einsum("e,eo->o", a[1:], xb))
+        a = a[:, :rows]  # neuron-wise: one weight per expert and output row
+        return (a[0, :, None] * w + torch.einsum("eo,eoi->oi", a[1:], xw),
+                a[0] * b + torch.einsum("eo,eo->o", a[1:], xb))
 
     # ------------------------------------------------------------ extraction
     def slice_state_dict(self, arch: Architecture) -> dict[str, torch.Tensor]:
@@ -238,21 +363,24 @@ class ElasticBert(nn.Module):
         put("embeddings.token_type_embeddings.weight", self.token_type.weight[:, :h])
         put("embeddings.LayerNorm.weight", self.emb_norm.weight[:h])
         put("embeddings.LayerNorm.bias", self.emb_norm.bias[:h])
+        mix = self.mixing(arch)
         for i in range(arch.layers):
             layer = self.layers[i]
             pre = f"encoder.layer.{i}."
             for ours in ("query", "key", "value", "attn_out"):
-                lin = getattr(layer, ours)
-                put(pre + _LAYER_MAP[ours] + ".weight", lin.weight[:h, :h])
-                put(pre + _LAYER_MAP[ours] + ".bias", lin.bias[:h])
+                w, b = self._lin(i, ours, h, h, mix)
+                put(pre + _LAYER_MAP[ours] + ".weight", w)
+                put(pre + _LAYER_MAP[ours] + ".bias", b)
             for ours in ("attn_norm", "ffn_norm"):
                 ln = getattr(layer, ours)
                 put(pre + _LAYER_MAP[ours] + ".weight", ln.weight[:h])
                 put(pre + _LAYER_MAP[ours] + ".bias", ln.bias[:h])
-            put(pre + "intermediate.dense.weight", layer.ffn_in.weight[:f, :h])
-            put(pre + "intermediate.dense.bias", layer.ffn_in.bias[:f])
-            put(pre + "output.dense.weight", layer.ffn_out.weight[:h, :f])
-            put(pre + "output.dense.bias", layer.ffn_out.bias[:h])
+            w, b = self._lin(i, "ffn_in", f, h, mix)
+            put(pre + "intermediate.dense.weight", w)
+            put(pre + "intermediate.dense.bias", b)
+            w, b = self._lin(i, "ffn_out", h, f, mix)
+            put(pre + "output.dense.weight", w)
+            put(pre + "output.dense.bias", b)
         put("pooler.dense.weight", self.pooler.weight[:h, :h])
         put("pooler.dense.bias", self.pooler.bias[:h])
         return out
@@ -285,3 +413,17 @@ class ElasticBert(nn.Module):
             emb.position_ids.copy_(torch.arange(emb.position_ids.shape[-1]).expand_as(emb.position_ids))
             emb.token_type_ids.zero_()
         return model.eval()
+
+
+def check_mixture(mixture: str, experts: int, router_hidden: int = 128) -> None:
+    """Raise :class:`InvalidConfig` for a bad Mixture-of-Supernets setting."""
+    from hwnas.errors import InvalidConfig
+
+    if mixture not in MIXTURES:
+        raise InvalidConfig(f"mixture must be one of {', '.join(MIXTURES)}; got {mixture!r}")
+    if isinstance(experts, bool) or not isinstance(experts, int) or not 1 <= experts <= MAX_EXPERTS:
+        raise InvalidConfig(f"experts must be an integer from 1 to {MAX_EXPERTS}; got {experts!r}")
+    if mixture != "none" and experts < 2:
+        raise InvalidConfig(f"a {mixture} mixture needs experts >= 2 (one expert is a plain supernet: mixture none)")
+    if isinstance(router_hidden, bool) or not isinstance(router_hidden, int) or not 1 <= router_hidden <= 4096:
+        raise InvalidConfig(f"router_hidden must be an integer from 1 to 4096; got {router_hidden!r}")

@@ -45,8 +45,10 @@ VERSION = 1
 _RESUME_FIELDS = (
     "teacher", "data", "text_column", "batch_size", "seq_len", "lr", "weight_decay", "warmup_steps",
     "random_subnets", "relation_heads", "teacher_layer", "hidden_weight", "heldout", "seed",
-    "train_embeddings", "max_rows",
+    "train_embeddings", "max_rows", "mixture", "experts", "router_hidden", "mix_attention",
 )
+# What a checkpoint written before a field existed meant by it.
+_RESUME_DEFAULTS = {"mixture": "none", "experts": 2, "router_hidden": 128, "mix_attention": False}
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,10 @@ class TrainConfig:
     cache_dir: str | None = None
     threads: int | None = None
     teacher_cache: str | None = None
+    mixture: str = "none"
+    experts: int = 2
+    router_hidden: int = 128
+    mix_attention: bool = False
 
     def __post_init__(self) -> None:
         def positive(name: str, allow_zero: bool = False) -> None:
@@ -132,6 +138,11 @@ class TrainConfig:
             raise InvalidConfig(f"teacher_layer must be an integer (negative counts from the end); got {self.teacher_layer!r}")
         if not str(self.out).strip():
             raise InvalidConfig("out must be a folder path; got an empty string")
+        from hwnas.supernet.elastic import check_mixture
+
+        check_mixture(self.mixture, self.experts, self.router_hidden)
+        if not isinstance(self.mix_attention, bool):
+            raise InvalidConfig(f"mix_attention must be True or False; got {self.mix_attention!r}")
         object.__setattr__(self, "space", get_space(self.space))
 
     @property
@@ -296,7 +307,10 @@ def _check_resume(stored: dict[str, Any], cfg: TrainConfig) -> None:
             f"({stored.get('space')}), not {cfg.space.name!r}"
         )
     for key in _RESUME_FIELDS:
-        if stored.get(key) != now.get(key):
+        if key in ("experts", "router_hidden", "mix_attention") and now.get("mixture") == "none" \
+                and stored.get("mixture", "none") == "none":
+            continue  # meaningless without a mixture
+        if stored.get(key, _RESUME_DEFAULTS.get(key)) != now.get(key):
             raise InvalidConfig(
                 f"cannot resume: {key} was {stored.get(key)!r} in the checkpoint but is {now.get(key)!r} now; "
                 "use the same settings or another --out"
@@ -367,9 +381,11 @@ def train_supernet(cfg: TrainConfig, *, resume: bool = False, progress: bool = T
             raise InvalidConfig(f"batch_size={cfg.batch_size} must be divisible by the {dist.world} data-parallel processes")
 
         torch.manual_seed(cfg.seed)
-        model = ElasticBert(cfg.space.largest, tcfg)
+        model = ElasticBert(cfg.space.largest, tcfg, mixture=cfg.mixture, experts=cfg.experts,
+                            router_hidden=cfg.router_hidden, mix_attention=cfg.mix_attention)
         model.reset_parameters(seed=cfg.seed)
         counts = model.init_from_teacher(teacher.model)
+        model.init_experts(cfg.seed)  # every expert starts from the teacher's slice (no-op without a mixture)
         model.pooler.weight.requires_grad_(False)
         model.pooler.bias.requires_grad_(False)
         if not cfg.train_embeddings:
@@ -402,6 +418,7 @@ def train_supernet(cfg: TrainConfig, *, resume: bool = False, progress: bool = T
             "max_arch": cfg.space.largest.as_dict(),
             "base_config": tcfg.to_dict(),
             "relation_heads": r,
+            "mixture": model.mixture_info(),
             "teacher_layer": cfg.teacher_layer,
             "hidden_weight": cfg.hidden_weight,
             "steps_done": start,
