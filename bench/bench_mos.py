@@ -1,0 +1,158 @@
+"""Plain weight sharing against Mixture-of-Supernets, trained with the same compute.
+
+Trains one supernet per mixture (``none``, ``layer``, ``neuron``) with identical
+settings (steps, batch, data, teacher, seed), one after the other in this process,
+then prints side by side:
+
+* cost: CPU seconds per training step (this process's user+system time, robust
+  to other work on a shared machine when ``--threads 1``; it includes loading the
+  teacher once per supernet), wall seconds per step,
+  and the parameter and optimizer memory (weights + gradients + two AdamW moments,
+  fp32);
+* the held-out distillation loss of the smallest, a middle and the largest student
+  before training (the teacher's slices) and after: does the smallest get worse?
+* with ``--table``: Kendall tau of each supernet's score (minus the held-out loss)
+  against the ground-truth table's accuracies, over all its students of the
+  supernet's space and within latency bands (pairs within 5% predicted latency),
+  beside the parameter count's.
+
+Usage (figures in docs/supernets.md came from this; resumable: finished supernets
+are reused, unfinished ones resume)::
+
+    python bench/bench_mos.py --space small --data /path/to/shared/data/sst2/train.tsv \\
+        --steps 300 --batch-size 32 --seq-len 64 --experts 2 --out bench/out/mos \\
+        --table bench/ground_truth/table.csv --task sst2 --results bench/results/mos.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--space", default="small")
+    ap.add_argument("--teacher", default="default")
+    ap.add_argument("--data", default=None, help="text or labelled table for task-agnostic distillation")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--seq-len", type=int, default=64)
+    ap.add_argument("--max-rows", type=int, default=20000)
+    ap.add_argument("--experts", type=int, default=2)
+    ap.add_argument("--router-hidden", type=int, default=128)
+    ap.add_argument("--mixtures", default="none,layer,neuron")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="bench/out/mos")
+    ap.add_argument("--table", default=None, help="ground-truth table (bench/ground_truth/table.csv)")
+    ap.add_argument("--task", default="sst2")
+    ap.add_argument("--results", default=None)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from hwnas.space import get_space
+    from hwnas.supernet import load_supernet
+    from hwnas.supernet.estimate import SupernetEstimator
+    from hwnas.supernet.train import TrainConfig, train_supernet
+
+    torch.set_num_threads(args.threads)
+    space = get_space(args.space)
+    probes = {"smallest": space.smallest, "middle": space.enumerate()[len(space) // 2], "largest": space.largest}
+    truth = None
+    if args.table:
+        from bench_estimators import band_mask, load_truth, pair_tau
+
+        from hwnas.space import Architecture
+
+        archs, acc, lat, bands, noise = load_truth(Path(args.table), args.task)
+        idx = [i for i, a in enumerate(archs) if Architecture.parse(a) in space]
+        truth = ([archs[i] for i in idx], acc[idx], lat[idx]) if len(idx) >= 4 else None
+        print(f"ground truth: {len(idx)} students of space {space.name}, task {args.task}"
+              + ("" if truth else "; at least 4 are needed for tau"))
+    # Tokenise once before any timing, so the first supernet does not pay for everyone's data.
+    from hwnas.supernet.data import build_token_cache
+    from hwnas.supernet.teacher import load_teacher
+
+    build_token_cache(args.data, load_teacher(args.teacher).tokenizer, seq_len=args.seq_len,
+                      cache_dir=Path(args.out) / ".cache", max_rows=args.max_rows)
+    results = {"command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]), "settings": vars(args),
+               "supernets": {}}
+    for kind in [m.strip() for m in args.mixtures.split(",") if m.strip()]:
+        out = Path(args.out) / kind
+        cfg = TrainConfig(space=space, out=str(out), teacher=args.teacher, data=args.data, steps=args.steps,
+                          batch_size=args.batch_size, seq_len=args.seq_len, max_rows=args.max_rows,
+                          checkpoint_every=max(1, args.steps // 10), seed=args.seed, threads=args.threads,
+                          cache_dir=str(Path(args.out) / ".cache"), mixture=kind, experts=args.experts,
+                          router_hidden=args.router_hidden)
+        done = (out / "supernet.json").is_file() and json.loads((out / "supernet.json").read_text()).get("steps_done") == args.steps
+        t_cpu, t_wall = cpu_s(), time.perf_counter()
+        if not done:
+            result = train_supernet(cfg, resume=(out / "checkpoints").exists(), progress=False)
+            steps_run = result.steps_run
+        else:
+            steps_run = 0
+        cpu_per_step = (cpu_s() - t_cpu) / steps_run if steps_run else None
+        wall_per_step = (time.perf_counter() - t_wall) / steps_run if steps_run else None
+        sn = load_supernet(out)
+        n_params = sum(p.numel() for p in sn.model.parameters())
+        est = SupernetEstimator(sn, "loss", cache=False, threads=args.threads)
+        after = dict(zip(probes, (-est.score(list(probes.values()))).tolist()))
+        row = {"steps": sn.steps_done, "cpu_s_per_step": cpu_per_step, "wall_s_per_step": wall_per_step,
+               "parameters": n_params, "train_memory_mb": n_params * 4 * 4 / 2**20, "heldout_loss_after": after,
+               "first_loss": sn.meta.get("first_loss")}
+        if truth is not None:
+            archs, acc, lat = truth
+            scores = est.score(archs)
+            within = band_mask(lat)
+            row["tau_all"] = pair_tau(scores, acc, np.ones((len(archs),) * 2, bool))
+            row["tau_within_band"] = pair_tau(scores, acc, within)
+        results["supernets"][kind] = row
+        print(f"{kind:7s} steps {row['steps']}: cpu {cpu_per_step if cpu_per_step else float('nan'):.2f} s/step, "
+              f"params {n_params / 1e6:.1f}M ({row['train_memory_mb']:.0f} MB with AdamW), held-out loss "
+              + ", ".join(f"{k} {v:.4f}" for k, v in after.items())
+              + (f"; tau all {row['tau_all']:.3f}, within bands {row['tau_within_band']:.3f}" if "tau_all" in row else ""),
+              flush=True)
+    # the teacher's slices before any training: what "gets worse" is measured against
+    from hwnas.supernet.elastic import ElasticBert
+
+    teacher = load_teacher(args.teacher)
+    start = ElasticBert(space.largest, teacher.config)
+    start.init_from_teacher(teacher.model)
+    any_sn = load_supernet(Path(args.out) / next(iter(results["supernets"])))
+    any_sn.model = start.eval()
+    any_sn.meta = {**any_sn.meta, "weights_sha256": "teacher-slices"}
+    before = dict(zip(probes, (-SupernetEstimator(any_sn, "loss", cache=False).score(list(probes.values()))).tolist()))
+    results["heldout_loss_before"] = before
+    print("before training (teacher slices): " + ", ".join(f"{k} {v:.4f}" for k, v in before.items()))
+    if truth is not None:
+        from hwnas.estimators import make_estimator
+
+        p = make_estimator("params").score(truth[0])
+        results["params_tau_all"] = pair_tau(p, truth[1], np.ones((len(truth[0]),) * 2, bool))
+        results["params_tau_within_band"] = pair_tau(p, truth[1], band_mask(truth[2]))
+        print(f"params  tau all {results['params_tau_all']:.3f}, within bands {results['params_tau_within_band']:.3f}")
+    if args.results:
+        Path(args.results).write_text(json.dumps(results, indent=1) + "\n")
+        print(f"written {args.results}")
+    print(f"reproduce: {results['command']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
