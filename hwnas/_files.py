@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["read_yaml_or_json", "atomic_write_bytes", "atomic_write_text", "sha256_file"]
+__all__ = ["read_yaml_or_json", "atomic_write_bytes", "atomic_write_text", "sha256_file", "fsync_dir"]
 
 
 def read_yaml_or_json(path: Path, error: type[Exception], what: str) -> Any:
@@ -39,7 +39,8 @@ def read_yaml_or_json(path: Path, error: type[Exception], what: str) -> Any:
         raise error(f"{what} {path} is not valid {'YAML' if is_yaml else 'JSON'}: {first}") from None
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """fsync a folder, so that a rename inside it survives a power cut (a no-op where folders cannot be opened)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -69,7 +70,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         except OSError:
             pass
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 

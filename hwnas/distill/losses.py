@@ -56,6 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hwnas._files import read_yaml_or_json
+from hwnas.training.relations import relation_heads, relation_kl, relation_log_probs
 from hwnas.errors import InvalidConfig
 
 __all__ = [
@@ -125,17 +126,8 @@ def attention_kl(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tenso
     return _masked_mean(kl.mean(1), mask)
 
 
-def _relations(values: torch.Tensor, mask: torch.Tensor, heads: int) -> torch.Tensor:
-    """Log of ``softmax(V_r V_r^T / sqrt(d_r))`` per relation head: ``batch x heads x seq x seq``."""
-    b, n, h = values.shape
-    v = values.view(b, n, heads, h // heads).transpose(1, 2)
-    scores = v @ v.transpose(-1, -2) / math.sqrt(h // heads)
-    scores = scores.masked_fill(mask[:, None, None, :] == 0, torch.finfo(scores.dtype).min)
-    return F.log_softmax(scores, dim=-1)
-
-
 def value_relation_kl(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, heads: int) -> torch.Tensor:
-    """MiniLM value-relation loss: KL between teacher and student value relations.
+    """MiniLM value-relation loss: KL between teacher and student value relations (:mod:`hwnas.training.relations`).
 
     Args:
         student: ``batch x seq x hidden_s`` value vectors (all heads concatenated).
@@ -143,10 +135,7 @@ def value_relation_kl(student: torch.Tensor, teacher: torch.Tensor, mask: torch.
         mask: ``batch x seq``, 1 for real tokens.
         heads: relation heads ``R``; must divide both widths.
     """
-    log_s = _relations(student, mask, heads)
-    log_t = _relations(teacher, mask, heads)
-    kl = (log_t.exp() * (log_t - log_s)).sum(-1)  # batch x heads x seq
-    return _masked_mean(kl.mean(1), mask)
+    return relation_kl(relation_log_probs(teacher, heads, mask), relation_log_probs(student, heads, mask), mask)
 
 
 def _log_interpolate(log_a: torch.Tensor, log_b: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -329,15 +318,8 @@ class AttentionLoss(LossComponent):
 
 
 def relation_heads_for(student_hidden: int, teacher_hidden: int, requested: int | None = None) -> int:
-    """Relation heads for MiniLM's value relation: ``requested``, or the largest of 12, 8, 6, 4, 2, 1 dividing both."""
-    if requested is not None:
-        if student_hidden % requested or teacher_hidden % requested:
-            raise InvalidConfig(
-                f"relation_heads must divide both hidden sizes; got relation_heads={requested}, "
-                f"student hidden={student_hidden}, teacher hidden={teacher_hidden}"
-            )
-        return requested
-    return next(r for r in (12, 8, 6, 4, 2, 1) if student_hidden % r == 0 and teacher_hidden % r == 0)
+    """Relation heads for MiniLM's value relation: ``requested``, or the largest ``R <= 12`` dividing both widths."""
+    return relation_heads([student_hidden, teacher_hidden], requested=requested)
 
 
 @register_loss

@@ -34,6 +34,7 @@ from torch import nn
 from hwnas.distill.losses import DistillLoss, LossConfig, ModelOutputs
 from hwnas.distill.models import forward_outputs, model_shape, set_attention
 from hwnas.errors import InvalidConfig
+from hwnas.training.schedule import epoch_batch, linear_warmup_decay
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "predict_logits", "batch_indices", "BatchPlan", "clear_checkpoint", "process_state",
            "MIXED_PRECISION_CHOICES"]
@@ -97,10 +98,7 @@ class TrainConfig:
 
     def lr_at(self, step: int) -> float:
         """Learning rate of (0-based) ``step``."""
-        warm = int(self.warmup * self.steps)
-        if step < warm:
-            return self.lr * (step + 1) / warm
-        return self.lr * max(0.0, (self.steps - step) / max(1, self.steps - warm))
+        return linear_warmup_decay(step, peak=self.lr, warmup_steps=int(self.warmup * self.steps), total_steps=self.steps)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,15 +120,7 @@ class TrainResult:
 
 def batch_indices(n: int, batch_size: int, step: int, seed: int) -> np.ndarray:
     """Example indices of global batch ``step`` (0-based): a new permutation of ``range(n)`` every epoch."""
-    start = step * batch_size
-    out: list[np.ndarray] = []
-    while len(out) == 0 or sum(len(o) for o in out) < batch_size:
-        epoch, offset = divmod(start, n)
-        perm = np.random.default_rng([seed, epoch]).permutation(n)
-        take = perm[offset: offset + batch_size - sum(len(o) for o in out)]
-        out.append(take)
-        start += len(take)
-    return np.concatenate(out)
+    return epoch_batch(n, batch_size, step, seed)
 
 
 class BatchPlan:

@@ -16,46 +16,11 @@ An optional hidden-state term does the same with the last hidden states.
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
+
+from hwnas.training.relations import relation_heads, relation_kl, relation_log_probs
 
 __all__ = ["relation_log_probs", "relation_kl", "TeacherTargets", "distillation_loss", "default_relation_heads"]
-
-
-def relation_log_probs(x: torch.Tensor, heads: int, attention_mask: torch.Tensor | None) -> torch.Tensor:
-    """Log relation matrices.
-
-    Args:
-        x: ``batch x seq x width``; ``heads`` must divide ``width``.
-        heads: number of relation heads ``R``.
-        attention_mask: ``batch x seq`` (1 = token, 0 = padding) or ``None``.
-
-    Returns:
-        ``batch x R x seq x seq`` log-probabilities over the last axis (keys);
-        padding keys get probability 0.
-    """
-    bsz, seq, width = x.shape
-    if width % heads:
-        raise ValueError(f"relation heads ({heads}) must divide the width ({width})")
-    d = width // heads
-    xr = x.view(bsz, seq, heads, d).transpose(1, 2)
-    scores = torch.matmul(xr, xr.transpose(-1, -2)) / math.sqrt(d)
-    if attention_mask is not None:
-        pad = ~attention_mask[:, None, None, :].to(torch.bool)
-        scores = scores.masked_fill(pad, torch.finfo(scores.dtype).min)
-    return F.log_softmax(scores, dim=-1)
-
-
-def relation_kl(teacher_logp: torch.Tensor, student_logp: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-    """KL(teacher || student) per query, averaged over real queries, heads and batch (a scalar)."""
-    p = teacher_logp.exp()
-    kl = (p * (teacher_logp - student_logp)).sum(-1)  # batch x R x seq
-    if attention_mask is None:
-        return kl.mean()
-    m = attention_mask[:, None, :].to(kl.dtype).expand_as(kl)
-    return (kl * m).sum() / m.sum().clamp_min(1.0)
 
 
 class TeacherTargets:
@@ -90,7 +55,4 @@ def distillation_loss(targets: TeacherTargets, student_qkv, student_hidden=None,
 
 def default_relation_heads(widths: list[int], teacher_heads: int) -> int:
     """The largest ``R <= teacher_heads`` dividing every width (teacher's and students')."""
-    g = 0
-    for w in widths:
-        g = math.gcd(g, int(w))
-    return max(r for r in range(1, max(1, teacher_heads) + 1) if g % r == 0)
+    return relation_heads(widths, cap=teacher_heads)

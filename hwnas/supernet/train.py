@@ -33,8 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from hwnas._files import sha256_file
 from hwnas.errors import InvalidConfig
 from hwnas.space import Architecture, SearchSpace, get_space
+from hwnas.training.schedule import epoch_batch, linear_warmup_decay
 
 __all__ = ["TrainConfig", "TrainResult", "train_supernet", "space_warnings", "FORMAT", "VERSION"]
 
@@ -272,31 +274,13 @@ def sandwich(space: SearchSpace, seed: int, step: int, random_subnets: int) -> l
 
 
 def batch_rows(n_train: int, batch_size: int, seed: int, step: int) -> np.ndarray:
-    """Row indices of global batch ``step``: consecutive slices of per-epoch permutations."""
-    start = step * batch_size
-    out = []
-    while len(out) < batch_size:
-        epoch, offset = divmod(start + len(out), n_train)
-        perm = np.random.default_rng([seed, epoch, 11]).permutation(n_train)
-        take = min(batch_size - len(out), n_train - offset)
-        out.extend(perm[offset : offset + take].tolist())
-    return np.asarray(out, dtype=np.int64)
+    """Row indices of global batch ``step`` (:func:`hwnas.training.epoch_batch`, salt 11)."""
+    return epoch_batch(n_train, batch_size, step, seed, salt=(11,))
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to ``cfg.lr`` over ``cfg.warmup`` steps, then linear decay to 0 at ``cfg.steps``."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    span = max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * max(0.0, 1.0 - (step - cfg.warmup) / span)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
+    return linear_warmup_decay(step, peak=cfg.lr, warmup_steps=cfg.warmup, total_steps=cfg.steps)
 
 
 def _check_resume(stored: dict[str, Any], cfg: TrainConfig) -> None:
@@ -442,7 +426,7 @@ def train_supernet(cfg: TrainConfig, *, resume: bool = False, progress: bool = T
                 # A fresh supernet: the teacher-initialised weights are usable before the first step.
                 save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors.tmp"))
                 os.replace(out / "model.safetensors.tmp", out / "model.safetensors")
-                meta["weights_sha256"] = _sha256(out / "model.safetensors")
+                meta["weights_sha256"] = sha256_file(out / "model.safetensors")
                 atomic_write_text(out / "supernet.json", json.dumps(meta, indent=2))
         dist.barrier()
 
@@ -465,7 +449,7 @@ def train_supernet(cfg: TrainConfig, *, resume: bool = False, progress: bool = T
 
                     shutil.copyfile(final / "model.safetensors", tmp_link)
                 os.replace(tmp_link, out / "model.safetensors")
-                meta.update(steps_done=step_done, weights_sha256=_sha256(out / "model.safetensors"),
+                meta.update(steps_done=step_done, weights_sha256=sha256_file(out / "model.safetensors"),
                             train_wall_s=total_wall_prev + wall)
                 atomic_write_text(out / "supernet.json", json.dumps(meta, indent=2))
                 say(f"checkpoint step {step_done} -> {final}")
