@@ -62,6 +62,9 @@ class TrainConfig:
             autocast is usually slower), ``"no"``, ``"bf16"`` or ``"fp16"``.
         max_grad_norm: gradient clipping (0: none).
         bucket: batch examples of similar length together (see :class:`BatchPlan`).
+        keep_best: with evaluation data and ``eval_every``, keep the weights of the best
+            evaluation (accuracy, or Pearson's r for regression) in ``out_dir/best`` and
+            end with them when the last step is not the best.
     """
 
     steps: int = 1000
@@ -77,6 +80,7 @@ class TrainConfig:
     mixed_precision: str = "auto"
     max_grad_norm: float = 1.0
     bucket: bool = True
+    keep_best: bool = False
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "max_len", "eval_batch_size"):
@@ -101,7 +105,10 @@ class TrainConfig:
         return linear_warmup_decay(step, peak=self.lr, warmup_steps=int(self.warmup * self.steps), total_steps=self.steps)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if not d["keep_best"]:  # settings at their old default stay out of cache keys written before they existed
+            del d["keep_best"]
+        return d
 
 
 @dataclass
@@ -116,6 +123,7 @@ class TrainResult:
     loss_last: float = float("nan")
     wall_s: float = 0.0
     mixed_precision: str = "no"
+    best_step: int | None = None
 
 
 def batch_indices(n: int, batch_size: int, step: int, seed: int) -> np.ndarray:
@@ -327,9 +335,38 @@ def _load_checkpoint(folder: Path, module: _Distillable, optimizer: torch.optim.
 
 
 def clear_checkpoint(out_dir: str | Path) -> None:
-    """Remove the checkpoint of a finished run whose model has been saved."""
-    for suffix in ("", ".tmp", ".old"):
-        shutil.rmtree(Path(out_dir) / (CHECKPOINT_DIR + suffix), ignore_errors=True)
+    """Remove the checkpoint (and the kept best weights) of a finished run whose model has been saved."""
+    for name in (CHECKPOINT_DIR, BEST_DIR):
+        for suffix in ("", ".tmp", ".old"):
+            shutil.rmtree(Path(out_dir) / (name + suffix), ignore_errors=True)
+
+
+BEST_DIR = "best"
+
+
+def _primary(metrics: dict[str, float], kind: str) -> float:
+    value = metrics.get("accuracy" if kind == "classification" else "pearson", float("nan"))
+    return value if math.isfinite(value) else -math.inf
+
+
+def _save_best(folder: Path, student: nn.Module, step: int, metrics: dict[str, float]) -> None:
+    from safetensors.torch import save_file
+
+    from hwnas._files import atomic_write_text
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "model.safetensors.tmp"
+    save_file({k: v.detach().cpu().contiguous() for k, v in student.state_dict().items()}, str(tmp))
+    tmp.replace(folder / "model.safetensors")
+    atomic_write_text(folder / "best.json", json.dumps({"step": step, "metrics": metrics}) + "\n")
+
+
+def _load_best(folder: Path) -> dict[str, Any] | None:
+    try:
+        info = json.loads((folder / "best.json").read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return info if (folder / "model.safetensors").is_file() and isinstance(info.get("step"), int) else None
 
 
 # ---------------------------------------------------------------- evaluation
@@ -442,6 +479,8 @@ def train(
     result = TrainResult(steps=config.steps, resumed_from=start_step, metrics={}, mixed_precision=precision)
     plan = BatchPlan(n, config.batch_size, config.seed,
                      train_encoded["attention_mask"].sum(1).numpy() if config.bucket else None)
+    best_dir = out_dir / BEST_DIR
+    best = _load_best(best_dir) if config.keep_best and start_step > 0 else None
     t0 = time.perf_counter()
     module.train()
     for step in range(start_step, config.steps):
@@ -477,6 +516,10 @@ def train(
             result.history.append({"step": done, **{f"eval_{k}": v for k, v in m.items()}})
             if on_evaluation and accelerator.is_main_process:
                 on_evaluation(done, m)
+            if config.keep_best and (best is None or _primary(m, kind) > _primary(best["metrics"], kind)):
+                best = {"step": done, "metrics": m}
+                if accelerator.is_main_process:
+                    _save_best(best_dir, accelerator.unwrap_model(module).student, done, m)
             module.train()
         if config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps:
             accelerator.wait_for_everyone()
@@ -493,6 +536,13 @@ def train(
         result.metrics = evaluate(final, eval_encoded, kind, config.eval_batch_size, device)
         if on_evaluation and accelerator.is_main_process:
             on_evaluation(config.steps, result.metrics)
+        result.best_step = config.steps
+        accelerator.wait_for_everyone()
+        if best is not None and _primary(best["metrics"], kind) > _primary(result.metrics, kind):
+            from safetensors.torch import load_file
+
+            final.load_state_dict(load_file(str(best_dir / "model.safetensors")))
+            result.metrics, result.best_step = dict(best["metrics"]), int(best["step"])
     set_attention(final, "sdpa")
     if teacher is not None:
         set_attention(teacher, "sdpa")

@@ -159,3 +159,31 @@ def test_trainer_without_accelerate_installed_simulated_by_hiding_the_module(mon
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(InvalidConfig, match="several processes need the accelerate package"):
         _make_accelerator("no")
+
+
+def test_keep_best_ends_with_the_best_evaluated_weights(setup, tmp_path):
+    """Trained on flipped labels and evaluated on the true ones, the model gets worse as it learns: the best
+    evaluation is an early one, and keep_best must hand that one back, not the last."""
+    from hwnas.distill.trainer import evaluate
+
+    folder, enc, teacher = setup
+    held = {k: v[:48] for k, v in enc.items()}
+    flipped = {**held, "labels": 1 - held["labels"]}
+    student, _ = init_student(Architecture(1, 32, 2, 64), 2, init="random", seed=1)
+    evals = []
+    cfg = TrainConfig(steps=40, batch_size=16, lr=3e-3, warmup=0.0, checkpoint_every=0, eval_every=4, keep_best=True)
+    result = train(student, None, LossConfig(weights={"task": 1.0}), flipped, "classification", cfg, tmp_path,
+                   eval_encoded=held, on_evaluation=lambda step, m: evals.append((step, m["accuracy"])))
+    assert [s for s, _ in evals] == list(range(4, 41, 4))
+    best_acc = max(a for _, a in evals)
+    assert evals[-1][1] < best_acc  # the flipped labels did their damage by the end
+    best_step = next(s for s, a in evals if a == best_acc)
+    assert result.best_step == best_step < 40 and result.metrics["accuracy"] == pytest.approx(best_acc)
+    # the model handed back is the one that scored best, not the last one
+    assert evaluate(student, held, "classification")["accuracy"] == pytest.approx(best_acc)
+    assert (tmp_path / "best" / "best.json").is_file()
+
+
+def test_keep_best_stays_out_of_cache_keys_unless_on():
+    assert "keep_best" not in TrainConfig().to_dict()
+    assert TrainConfig(keep_best=True).to_dict()["keep_best"] is True
