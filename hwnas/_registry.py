@@ -78,8 +78,21 @@ class Registry(Generic[T]):
         """Registered names, in registration order (entry points are listed once loaded)."""
         return list(self._items)
 
+    def unregister(self, name: str) -> None:
+        """Forget ``name`` (tests and plugins that replace a built-in); unknown names are ignored."""
+        self._items.pop(name, None)
+
     def __contains__(self, name: object) -> bool:
         return name in self._items
+
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
+    def __iter__(self):
+        return iter(list(self._items))
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, names={self.names()})"

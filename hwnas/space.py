@@ -113,6 +113,11 @@ class Architecture:
         """Canonical string form, e.g. ``layers=4,hidden=256,heads=4,ffn=1024``."""
         return ",".join(f"{d}={getattr(self, d)}" for d in DIMENSIONS)
 
+    @property
+    def short(self) -> str:
+        """Compact form for tables and progress bars that :meth:`parse` reads back: ``L4-H256-A4-I1024``."""
+        return f"L{self.layers}-H{self.hidden}-A{self.heads}-I{self.ffn}"
+
     def __str__(self) -> str:
         return self.key
 

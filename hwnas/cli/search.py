@@ -215,7 +215,7 @@ def _run_with_progress(problem, estimator, strategy, evaluations, batch, seed, o
 
 def _short(arch) -> str:
     """Compact form that Architecture.parse reads back: L4-H256-A4-I1024."""
-    return f"L{arch.layers}-H{arch.hidden}-A{arch.heads}-I{arch.ffn}"
+    return arch.short
 
 
 def _print_result(result) -> None:

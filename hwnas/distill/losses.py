@@ -46,6 +46,7 @@ The loss-weights file (JSON or YAML) looks like::
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,6 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hwnas._files import read_yaml_or_json
+from hwnas._registry import Registry
 from hwnas.training.relations import relation_heads, relation_kl, relation_log_probs
 from hwnas.errors import InvalidConfig
 
@@ -224,7 +226,7 @@ class ModelShape:
 
 
 # ---------------------------------------------------------------- components
-class LossComponent(nn.Module):
+class LossComponent(nn.Module, ABC):
     """A named loss. Subclasses set ``name``, ``needs`` and implement :meth:`forward`.
 
     ``needs`` is a subset of ``{"hidden_states", "attentions", "values", "teacher"}``
@@ -238,19 +240,20 @@ class LossComponent(nn.Module):
         super().__init__()
         self.config, self.student_shape, self.teacher_shape, self.kind = config, student, teacher, kind
 
+    @abstractmethod
     def forward(self, student: ModelOutputs, teacher: ModelOutputs | None, labels: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The loss, a scalar tensor."""
 
 
-LOSSES: dict[str, type[LossComponent]] = {}
+#: Every loss component by name (entry-point group ``hwnas.losses``).
+LOSSES: Registry[type[LossComponent]] = Registry("loss", entry_point_group="hwnas.losses")
 
 
 def register_loss(cls: type[LossComponent]) -> type[LossComponent]:
     """Class decorator adding a component to :data:`LOSSES`; a duplicate name is an error."""
     if not cls.name or cls.name in LOSSES:
         raise InvalidConfig(f"loss name {cls.name!r} is empty or already registered")
-    LOSSES[cls.name] = cls
-    return cls
+    return LOSSES.register(cls.name)(cls)
 
 
 def _projection(src: int, dst: int) -> nn.Module:

@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hwnas._registry import Registry
 from hwnas.errors import InvalidConfig, InvalidData
 from hwnas.search.problem import SearchProblem
 from hwnas.space import Architecture
@@ -46,6 +47,7 @@ from hwnas.space import Architecture
 __all__ = [
     "History",
     "Strategy",
+    "STRATEGIES",
     "register_strategy",
     "unregister_strategy",
     "create_strategy",
@@ -199,7 +201,8 @@ class Strategy(ABC):
 
 
 # ------------------------------------------------------------------ registry
-_REGISTRY: dict[str, type[Strategy]] = {}
+#: Every search strategy by name (entry-point group ``hwnas.strategies``).
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy", entry_point_group="hwnas.strategies")
 
 
 def register_strategy(cls: type[Strategy]) -> type[Strategy]:
@@ -208,28 +211,29 @@ def register_strategy(cls: type[Strategy]) -> type[Strategy]:
         raise InvalidConfig(f"only Strategy subclasses can be registered; got {cls!r}")
     if not cls.name:
         raise InvalidConfig(f"{cls.__name__} has no name")
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise InvalidConfig(f"a strategy named {cls.name!r} is already registered ({_REGISTRY[cls.name].__name__})")
-    _REGISTRY[cls.name] = cls
-    return cls
+    if cls.name in STRATEGIES and STRATEGIES.get(cls.name) is not cls:
+        raise InvalidConfig(f"a strategy named {cls.name!r} is already registered ({STRATEGIES.get(cls.name).__name__})")
+    return STRATEGIES.register(cls.name)(cls)
 
 
 def unregister_strategy(name: str) -> None:
-    _REGISTRY.pop(name, None)
+    STRATEGIES.unregister(name)
 
 
 def list_strategies() -> list[str]:
     """Names of the registered strategies."""
     _load_builtin()
-    return list(_REGISTRY)
+    return STRATEGIES.names()
 
 
 def get_strategy_class(name: str) -> type[Strategy]:
     _load_builtin()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise InvalidConfig(f"unknown strategy {name!r}; strategies are {', '.join(_REGISTRY)}") from None
+    if name not in STRATEGIES:
+        try:
+            return STRATEGIES.get(name)  # a plugin's entry point
+        except InvalidConfig:
+            raise InvalidConfig(f"unknown strategy {name!r}; strategies are {', '.join(STRATEGIES.names())}") from None
+    return STRATEGIES.get(name)
 
 
 def create_strategy(name: str, **options: Any) -> Strategy:
