@@ -15,7 +15,8 @@ from hwnas.supernet.train import TrainConfig, train_supernet
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_match_one_process(tmp_path, tiny_teacher, tiny_space):
+@pytest.mark.parametrize("mixture,port", [("none", "29561"), ("neuron", "29563")])
+def test_torchrun_two_processes_match_one_process(tmp_path, tiny_teacher, tiny_space, mixture, port):
     torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
     if not os.path.exists(torchrun):
         pytest.skip("torchrun is not installed next to this Python")
@@ -26,8 +27,10 @@ def test_torchrun_two_processes_match_one_process(tmp_path, tiny_teacher, tiny_s
     tiny_space.save(space_file)
     common = ["--teacher", str(tiny_teacher), "--space", str(space_file), "--data", str(corpus), "--steps", "4",
               "--batch-size", "4", "--seq-len", "16", "--heldout", "4", "--threads", "1"]
+    if mixture != "none":
+        common += ["--mixture", mixture, "--experts", "2", "--router-hidden", "8"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29561", "-m", "hwnas.cli.main",
+    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", port, "-m", "hwnas.cli.main",
                            "supernet", "train", *common, "--out", str(tmp_path / "ddp")],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -35,7 +38,8 @@ def test_torchrun_two_processes_match_one_process(tmp_path, tiny_teacher, tiny_s
     assert meta["world_size"] == 2 and meta["steps_done"] == 4
 
     train_supernet(TrainConfig(space=tiny_space, out=str(tmp_path / "one"), teacher=str(tiny_teacher), data=str(corpus),
-                               steps=4, batch_size=4, seq_len=16, heldout=4, threads=1), progress=False)
+                               steps=4, batch_size=4, seq_len=16, heldout=4, threads=1, mixture=mixture, experts=2,
+                               router_hidden=8), progress=False)
     a = load_file(str(tmp_path / "ddp" / "model.safetensors"))
     b = load_file(str(tmp_path / "one" / "model.safetensors"))
     worst = max(float((a[k] - b[k]).abs().max()) for k in a)
