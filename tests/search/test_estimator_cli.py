@@ -92,3 +92,14 @@ def test_screen_strategy_rejects_bad_options():
         create_strategy("screen", bands=0)
     with pytest.raises(InvalidConfig, match="unknown accuracy estimator"):
         create_strategy("screen", screen="nope")
+
+
+def test_an_estimator_that_cannot_serve_the_space_is_one_line(real_predictor_path, tmp_path, capsys):
+    """The tiny test teacher (2 layers, 64 wide) cannot provide slices for space tiny (up to 3 layers, 192 wide)."""
+    from tests.supernet.conftest import make_teacher
+
+    teacher = make_teacher(tmp_path / "t")
+    code, _, err = run_cli(["search", "--predictor", real_predictor_path, "--estimator", "wpca", "--teacher", teacher,
+                            "--max-latency", "80ms", "--out", tmp_path / "r"], capsys)
+    one_line_error(code, err, "is larger than the teacher")
+    assert not (tmp_path / "r").exists()
