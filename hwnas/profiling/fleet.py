@@ -72,6 +72,7 @@ __all__ = [
     "FINGERPRINT_TEST_HOOK",
     "default_resource",
     "flag_slow_nodes",
+    "measure_on_cluster",
     "profile_on_cluster",
     "reference_architecture",
 ]
@@ -354,6 +355,16 @@ def connect(fleet: FleetConfig) -> tuple[Any, bool]:
     return ray, True
 
 
+#: Devices that run on a GPU: their tasks also take one Ray GPU, so Ray sets CUDA_VISIBLE_DEVICES
+#: and two workers on one host never share a GPU.
+GPU_DEVICES = ("cuda", "onnxruntime-cuda", "tensorrt")
+
+
+def _task_options(device: str, resource: str) -> dict[str, Any]:
+    # num_cpus=0: the device resource is the lock; Ray's CPU count must not block or co-locate measurements.
+    return {"num_cpus": 0, "num_gpus": 1 if device in GPU_DEVICES else 0, "resources": {resource: 1}}
+
+
 def _device_nodes(ray: Any, resource: str) -> list[dict[str, Any]]:
     return [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get(resource, 0) >= 1]
 
@@ -516,7 +527,7 @@ def _drive(ray, config, fleet, out, store, space, tasks, todo, done, existing, d
             on_status(f"probing {len(nodes)} node(s) offering {resource}")
         probe = ray.remote(_probe_node)
         refs = [
-            probe.options(num_cpus=0, resources={resource: 1}, max_retries=fleet.max_retries,
+            probe.options(**_task_options(device.name, resource), max_retries=fleet.max_retries,
                           scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(base_spec)
             for n in nodes
         ]
@@ -547,7 +558,7 @@ def _drive(ray, config, fleet, out, store, space, tasks, todo, done, existing, d
     run_id = uuid.uuid4().hex[:12]
     extra = {"space": space.name if space else None, "run_id": run_id}
     remote = ray.remote(_measure_chunk).options(
-        num_cpus=0, resources={resource: 1}, max_retries=fleet.max_retries, retry_exceptions=False
+        **_task_options(device.name, resource), max_retries=fleet.max_retries, retry_exceptions=False
     )
     # Keep every slot busy with one chunk queued behind it; more in flight only costs more on a driver kill.
     max_in_flight = 2 * slots
@@ -653,6 +664,77 @@ def _drive(ray, config, fleet, out, store, space, tasks, todo, done, existing, d
         summary.nodes = sorted(stats.values(), key=lambda s: s.node_id)
         _fill_summary(summary)
     return summary
+
+
+def measure_on_cluster(
+    tasks: Sequence[Task],
+    *,
+    device: str,
+    threads: int | None = 1,
+    dtype: str = "fp32",
+    timing: TimingConfig | None = None,
+    seed: int = 0,
+    interleave: int = 8,
+    fleet: FleetConfig | None = None,
+) -> list[dict[str, Any]]:
+    """Measure ``tasks`` on the cluster's nodes in parallel chunks; return one record per task, in order.
+
+    The building block for measuring a handful of architectures on a fleet
+    (verifying a search front) without a profile file: chunks of ``interleave``
+    tasks, each measured with the reference architecture on one node, retried as
+    :func:`profile_on_cluster` does. Records carry ``node_id`` and ``reference_ms``.
+
+    Raises:
+        ClusterError: as :func:`profile_on_cluster`, and when nodes of different
+            fingerprints measured the tasks.
+        ProfilingError: a chunk failed on every retry.
+    """
+    fleet = fleet or FleetConfig()
+    if not tasks:
+        raise InvalidConfig("nothing to measure: no tasks given")
+    if isinstance(interleave, bool) or not isinstance(interleave, int) or interleave < 1:
+        raise InvalidConfig(f"interleave must be an integer >= 1; got {interleave!r}")
+    from hwnas.devices.registry import get_device_class
+
+    dev = get_device_class(device)(threads=threads, dtype=dtype, seed=seed)
+    resource = fleet.resource_for(dev.name)
+    reference = Task(reference_architecture(None, tasks), tasks[0].shape)
+    ray, connected_here = connect(fleet)
+    try:
+        if not _device_nodes(ray, resource):
+            raise ClusterError(f"no live node of the Ray cluster offers the resource {resource!r}")
+        remote = ray.remote(_measure_chunk).options(
+            **_task_options(dev.name, resource), max_retries=fleet.max_retries, retry_exceptions=False
+        )
+        refs = []
+        for chunk_no, offset in enumerate(range(0, len(tasks), interleave)):
+            chunk = tasks[offset: offset + interleave]
+            refs.append(remote.remote({
+                "device": dev.name, "threads": dev.threads, "dtype": dev.dtype, "seed": seed,
+                "timing": asdict(timing or TimingConfig()),
+                "reference": [reference.arch.as_dict(), reference.shape.batch_size, reference.shape.seq_len],
+                "tasks": [[t.arch.as_dict(), t.shape.batch_size, t.shape.seq_len] for t in chunk],
+                "chunk_seed": seed * 100003 + chunk_no, "extra": {"chunk": chunk_no},
+            }))
+        try:
+            results = ray.get(refs)
+        except Exception as exc:  # noqa: BLE001 - a remote failure: report hwnas errors as themselves
+            cause = _unwrap(exc)
+            if isinstance(cause, HwnasError):
+                raise cause from None
+            raise ProfilingError(f"measuring on the cluster failed: {str(exc).strip().splitlines()[-1]}") from None
+    finally:
+        if connected_here:
+            ray.shutdown()
+    kinds: dict[str, list[str]] = {}
+    fps: dict[str, dict[str, Any]] = {}
+    for res in results:
+        key = _fingerprint_key(res["fingerprint"])
+        kinds.setdefault(key, []).append(res["node_id"])
+        fps[key] = res["fingerprint"]
+    if len(kinds) > 1:
+        _refuse_mixed(kinds, fps, resource)
+    return [r for res in results for r in res["records"]]
 
 
 def _update_ratios(stats: Mapping[str, NodeStats], slow_ratio: float) -> None:

@@ -258,3 +258,16 @@ def test_flag_slow_nodes_compares_each_node_with_the_others():
     assert ratios["a"] == pytest.approx(1.0 / 1.275)
     assert ratios["d"] is None
     assert flag_slow_nodes({"only": [2.0]}, 1.2) == {"only": None}
+
+
+def test_measure_on_cluster_returns_one_record_per_task_in_order(cluster):
+    from hwnas.devices.base import Shape
+    from hwnas.profiling import Task
+    from hwnas.profiling.fleet import measure_on_cluster
+    from hwnas.space import Architecture
+
+    archs = [Architecture(1, 32, 2, 64), Architecture(2, 64, 4, 128), Architecture(1, 64, 2, 64)]
+    tasks = [Task(a, Shape(1, 8)) for a in archs]
+    records = measure_on_cluster(tasks, device="cpu", timing=TimingConfig.quick(), interleave=2)
+    assert [(r["layers"], r["hidden"], r["heads"], r["ffn"]) for r in records] == [a.as_tuple() for a in archs]
+    assert all(r["latency_ms"] > 0 and r["reference_ms"] > 0 and r["node_id"] for r in records)
