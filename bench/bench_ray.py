@@ -115,7 +115,8 @@ def main(argv: list[str]) -> None:
                 rates[f"ray{n_workers}"].append(rate)
                 idle = max(0.0, s.wall_s * s.slots - sum(n.busy_s for n in s.nodes))
                 print(f"  ray, {n_workers} single-core worker(s): {s.measured} records in {s.wall_s:.1f} s = {rate:.2f} records/s "
-                      f"= {rate / rates['local'][-1]:.2f}x local; {s.chunks} chunks of <= {s.chunk_size} (+1 reference each); "
+                      f"= {rate / rates['local'][-1]:.2f}x local; {s.chunks} chunks of <= {s.chunk_size} (+1 reference each: "
+                      f"{(s.measured + s.chunks) / s.wall_s:.2f} architectures/s measured in all); "
                       f"idle slot time per chunk {idle / s.chunks * 1e3:.0f} ms; driver append per chunk "
                       f"{s.append_s / s.chunks * 1e3:.1f} ms", flush=True)
                 for ns in s.nodes:
