@@ -176,7 +176,6 @@ class FleetProgress:
     total: int
     wall_s: float
     nodes: dict[str, NodeStats]
-    retried_chunks: int = 0
     failed_chunks: int = 0
 
 
@@ -423,7 +422,14 @@ def _check_resume(existing: Sequence[Mapping[str, Any]], out: Path, device: str,
             )
 
 
+def _stored_key(record: Mapping[str, Any]) -> str:
+    """A stored record's identity, as ``--resume`` sees it."""
+    return record_key({d: record[d] for d in DIMENSIONS}, record["batch_size"], record["seq_len"], record["device"],
+                      record.get("dtype", "fp32"), record.get("threads"))
+
+
 def _chunk_size(todo: int, slots: int, config: ProfileConfig, fleet: FleetConfig) -> int:
+    """At most ``interleave`` tasks, fewer until every slot gets ``chunks_per_slot`` chunks, never below ``min_chunk``."""
     balanced = math.ceil(todo / max(1, slots * fleet.chunks_per_slot)) if todo else 1
     return max(1, min(config.interleave, max(fleet.min_chunk, balanced)))
 
@@ -469,201 +475,214 @@ def profile_on_cluster(
 
     device = get_device_class(config.device)(threads=config.threads, dtype=config.dtype, seed=config.seed)
     _check_resume(existing, out, device.name, device.dtype, device.threads, None)
-    done = {
-        record_key({d: r[d] for d in DIMENSIONS}, r["batch_size"], r["seq_len"], r["device"],
-                   r.get("dtype", "fp32"), r.get("threads"))
-        for r in existing
-    }
-    todo = [t for t in tasks if record_key(t.arch, t.shape.batch_size, t.shape.seq_len, device.name,
-                                           device.dtype, device.threads) not in done]
-    resource = fleet.resource_for(device.name)
-
     ray, connected_here = connect(fleet)
     try:
-        return _drive(ray, config, fleet, out, store, space, tasks, todo, done, existing, device, resource,
-                      on_start, on_record, on_status, on_progress)
+        run = _FleetRun(ray, config, fleet, store, space, tasks, existing, device,
+                        on_start=on_start, on_record=on_record, on_status=on_status, on_progress=on_progress)
+        run.check_nodes()
+        if fleet.probe:
+            run.probe()
+        return run.measure()
     finally:
         if connected_here:
             ray.shutdown()
 
 
-def _drive(ray, config, fleet, out, store, space, tasks, todo, done, existing, device, resource,
-           on_start, on_record, on_status, on_progress) -> FleetSummary:
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+class _FleetRun:
+    """One profile on the cluster, in the order :meth:`check_nodes`, :meth:`probe`, :meth:`measure`.
 
-    nodes = _device_nodes(ray, resource)
-    if not nodes:
-        offered = sorted(k for k in ray.cluster_resources() if k.startswith("hwnas-device-"))
-        raise ClusterError(
-            f"no live node of the Ray cluster offers the resource {resource!r}; start measuring nodes with "
-            f"`ray start --address=HEAD:PORT --resources='{{\"{resource}\": 1}}'`"
-            + (f" (offered: {', '.join(offered)})" if offered else "")
-        )
-    slots = int(sum(n["Resources"][resource] for n in nodes))
-    shape = config.shapes()[0]
-    reference = Task(reference_architecture(space, tasks), shape)
-    base_spec = {
-        "device": device.name,
-        "threads": device.threads,
-        "dtype": device.dtype,
-        "seed": config.seed,
-        "timing": asdict(config.timing),
-        "reference": [reference.arch.as_dict(), reference.shape.batch_size, reference.shape.seq_len],
-    }
-    summary = FleetSummary(out=str(out), planned=len(tasks), skipped=len(tasks) - len(todo), measured=0,
-                           cluster=str(ray.get_runtime_context().gcs_address), resource=resource, slots=slots)
-    stats: dict[str, NodeStats] = {}
-    fleet_fp: dict[str, Any] | None = None
+    Holds what the driver knows: the store and the keys in it, the fleet's
+    fingerprint, the chunks in flight and each node's figures.
+    """
 
-    def node_stats(info: Mapping[str, Any]) -> NodeStats:
-        ns = stats.get(info["node_id"])
+    def __init__(self, ray, config: ProfileConfig, fleet: FleetConfig, store: ProfileStore,
+                 space: SearchSpace | None, tasks: list[Task], existing: list[dict[str, Any]], device,
+                 *, on_start=None, on_record=None, on_status=None, on_progress=None) -> None:
+        self.ray, self.config, self.fleet, self.store = ray, config, fleet, store
+        self.existing, self.device = existing, device
+        self.on_start, self.on_record, self.on_status, self.on_progress = on_start, on_record, on_status, on_progress
+        self.resource = fleet.resource_for(device.name)
+        self.done = {_stored_key(r) for r in existing}
+        self.todo = [t for t in tasks if record_key(t.arch, t.shape.batch_size, t.shape.seq_len, device.name,
+                                                    device.dtype, device.threads) not in self.done]
+        self.space = space
+        self.reference = Task(reference_architecture(space, tasks), config.shapes()[0])
+        self.base_spec = {
+            "device": device.name,
+            "threads": device.threads,
+            "dtype": device.dtype,
+            "seed": config.seed,
+            "timing": asdict(config.timing),
+            "reference": [self.reference.arch.as_dict(), self.reference.shape.batch_size, self.reference.shape.seq_len],
+        }
+        self.summary = FleetSummary(out=str(store.path), planned=len(tasks), skipped=len(tasks) - len(self.todo),
+                                    measured=0, cluster=str(ray.get_runtime_context().gcs_address),
+                                    resource=self.resource)
+        self.stats: dict[str, NodeStats] = {}
+        self.fingerprint: dict[str, Any] | None = None
+        self.nodes: list[dict[str, Any]] = []
+
+    def _status(self, message: str) -> None:
+        if self.on_status:
+            self.on_status(message)
+
+    def _node(self, info: Mapping[str, Any]) -> NodeStats:
+        ns = self.stats.get(info["node_id"])
         if ns is None:
-            ns = stats[info["node_id"]] = NodeStats(info["node_id"], info.get("node_ip", ""), info.get("hostname", ""))
+            ns = self.stats[info["node_id"]] = NodeStats(info["node_id"], info.get("node_ip", ""), info.get("hostname", ""))
         return ns
 
-    # Probe every node: fingerprints must agree, and each gets a first reference latency.
-    if fleet.probe:
-        if on_status:
-            on_status(f"probing {len(nodes)} node(s) offering {resource}")
-        probe = ray.remote(_probe_node)
+    def check_nodes(self) -> None:
+        """Refuse a cluster where no live node offers the device resource."""
+        self.nodes = _device_nodes(self.ray, self.resource)
+        if not self.nodes:
+            offered = sorted(k for k in self.ray.cluster_resources() if k.startswith("hwnas-device-"))
+            raise ClusterError(
+                f"no live node of the Ray cluster offers the resource {self.resource!r}; start measuring nodes with "
+                f"`ray start --address=HEAD:PORT --resources='{{\"{self.resource}\": 1}}'`"
+                + (f" (offered: {', '.join(offered)})" if offered else "")
+            )
+        self.summary.slots = int(sum(n["Resources"][self.resource] for n in self.nodes))
+
+    def probe(self) -> None:
+        """One task per node: fingerprints must agree (and match the file), and each node gets a first reference."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        self._status(f"probing {len(self.nodes)} node(s) offering {self.resource}")
+        probe = self.ray.remote(_probe_node)
         refs = [
-            probe.options(**_task_options(device.name, resource), max_retries=fleet.max_retries,
-                          scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(base_spec)
-            for n in nodes
+            probe.options(**_task_options(self.device.name, self.resource), max_retries=self.fleet.max_retries,
+                          scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(self.base_spec)
+            for n in self.nodes
         ]
         try:
-            results = ray.get(refs)
+            results = self.ray.get(refs)
         except Exception as exc:  # noqa: BLE001 - a remote failure: report hwnas errors as themselves
             cause = _unwrap(exc)
             if isinstance(cause, HwnasError):
                 raise cause from None
-            raise ClusterError(f"probing the nodes offering {resource} failed: {str(exc).splitlines()[0]}") from None
+            raise ClusterError(f"probing the nodes offering {self.resource} failed: {str(exc).splitlines()[0]}") from None
         groups: dict[str, list[str]] = {}
         fps: dict[str, dict[str, Any]] = {}
         for res in results:
             key = _fingerprint_key(res["fingerprint"])
             groups.setdefault(key, []).append(res["node_id"])
             fps[key] = res["fingerprint"]
-            node_stats(res).reference_ms.append(res["reference_ms"])
+            self._node(res).reference_ms.append(res["reference_ms"])
         if len(groups) > 1:
-            _refuse_mixed(groups, fps, resource)
-        fleet_fp = results[0]["fingerprint"]
-        _check_resume(existing, out, device.name, device.dtype, device.threads, fleet_fp)
+            _refuse_mixed(groups, fps, self.resource)
+        self._adopt_fingerprint(results[0]["fingerprint"])
 
-    chunk_size = _chunk_size(len(todo), slots, config, fleet)
-    chunks = chunk_tasks(todo, chunk_size, config.max_chunk_mb, device.dtype)
-    summary.chunk_size, summary.chunks = chunk_size, len(chunks)
-    if on_start:
-        on_start(len(todo), summary.skipped)
-    run_id = uuid.uuid4().hex[:12]
-    extra = {"space": space.name if space else None, "run_id": run_id}
-    remote = ray.remote(_measure_chunk).options(
-        **_task_options(device.name, resource), max_retries=fleet.max_retries, retry_exceptions=False
-    )
-    # Keep every slot busy with one chunk queued behind it; more in flight only costs more on a driver kill.
-    max_in_flight = 2 * slots
-    pending: dict[Any, tuple[int, list[Task]]] = {}
-    next_chunk = 0
-    start = time.perf_counter()
-    stop_submitting = False
+    def _adopt_fingerprint(self, fingerprint: dict[str, Any]) -> None:
+        self.fingerprint = fingerprint
+        d = self.device
+        _check_resume(self.existing, self.store.path, d.name, d.dtype, d.threads, fingerprint)
 
-    def submit() -> None:
-        nonlocal next_chunk, stop_submitting
-        while not stop_submitting and next_chunk < len(chunks) and len(pending) < max_in_flight:
-            if (next_chunk and config.time_budget_s is not None
-                    and time.perf_counter() - start >= config.time_budget_s):
-                summary.stopped = "time budget"
-                stop_submitting = True
-                return
-            chunk = chunks[next_chunk]
-            spec = {
-                **base_spec,
-                "tasks": [[t.arch.as_dict(), t.shape.batch_size, t.shape.seq_len] for t in chunk],
-                "chunk_seed": config.seed * 100003 + next_chunk,
-                "extra": {**extra, "chunk": next_chunk},
-            }
-            pending[remote.remote(spec)] = (next_chunk, chunk)
-            next_chunk += 1
+    def measure(self) -> FleetSummary:
+        """Send the chunks, two per slot in flight, and append each chunk's records as it returns."""
+        config, summary = self.config, self.summary
+        summary.chunk_size = _chunk_size(len(self.todo), summary.slots, config, self.fleet)
+        chunks = chunk_tasks(self.todo, summary.chunk_size, config.max_chunk_mb, self.device.dtype)
+        summary.chunks = len(chunks)
+        if self.on_start:
+            self.on_start(len(self.todo), summary.skipped)
+        extra = {"space": self.space.name if self.space else None, "run_id": uuid.uuid4().hex[:12]}
+        remote = self.ray.remote(_measure_chunk).options(
+            **_task_options(self.device.name, self.resource), max_retries=self.fleet.max_retries, retry_exceptions=False
+        )
+        # Every slot busy with one chunk queued behind it; more in flight only costs more on a driver kill.
+        max_in_flight = 2 * summary.slots
+        pending: dict[Any, tuple[int, list[Task]]] = {}
+        next_chunk = 0
+        start = time.perf_counter()
+        try:
+            while next_chunk < len(chunks) or pending:
+                while next_chunk < len(chunks) and len(pending) < max_in_flight and summary.stopped == "done":
+                    if next_chunk and config.time_budget_s is not None and time.perf_counter() - start >= config.time_budget_s:
+                        summary.stopped = "time budget"
+                        break
+                    spec = {
+                        **self.base_spec,
+                        "tasks": [[t.arch.as_dict(), t.shape.batch_size, t.shape.seq_len] for t in chunks[next_chunk]],
+                        "chunk_seed": config.seed * 100003 + next_chunk,
+                        "extra": {**extra, "chunk": next_chunk},
+                    }
+                    pending[remote.remote(spec)] = (next_chunk, chunks[next_chunk])
+                    next_chunk += 1
+                if not pending:
+                    break
+                (ref,), _ = self.ray.wait(list(pending), num_returns=1)
+                chunk_no, chunk = pending.pop(ref)
+                try:
+                    result = self.ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - Ray's own failures are many classes
+                    self._failed(chunk_no, chunk, exc)
+                    continue
+                self._write(result)
+                if self.on_progress:
+                    self.on_progress(FleetProgress(done=summary.measured, total=len(self.todo),
+                                                   wall_s=time.perf_counter() - start, nodes=self.stats,
+                                                   failed_chunks=summary.failed_chunks))
+        except BaseException:
+            if summary.stopped == "done":
+                summary.stopped = "interrupted"
+            for ref in pending:
+                self.ray.cancel(ref, force=True)
+            raise
+        finally:
+            summary.wall_s = time.perf_counter() - start
+            _update_ratios(self.stats, self.fleet.slow_ratio)
+            summary.nodes = sorted(self.stats.values(), key=lambda s: s.node_id)
+            _fill_summary(summary)
+        return summary
 
-    def write(result: dict[str, Any]) -> None:
-        nonlocal fleet_fp
+    def _failed(self, chunk_no: int, chunk: list[Task], exc: Exception) -> None:
+        """A chunk that did not come back: hwnas's own errors stop the run; a dead worker or node after every retry does not."""
+        cause = _unwrap(exc)
+        if isinstance(cause, HwnasError):
+            raise cause from None
+        if not _is_system_failure(self.ray, exc):
+            raise ProfilingError(f"measuring chunk {chunk_no} failed on the cluster: "
+                                 f"{str(exc).strip().splitlines()[-1]}") from None
+        self.summary.failed_chunks += 1
+        self.summary.failed_tasks += len(chunk)
+        self._status(f"chunk {chunk_no} failed after {self.fleet.max_retries} retries "
+                     f"({type(exc).__name__}); it is left for --resume")
+
+    def _write(self, result: dict[str, Any]) -> None:
+        """Append one chunk's records (the only write to the store), flagged with its node's standing."""
         fp = result["fingerprint"]
-        if fleet_fp is None:
-            fleet_fp = fp
-            _check_resume(existing, out, device.name, device.dtype, device.threads, fleet_fp)
-        elif _fingerprint_key(fp) != _fingerprint_key(fleet_fp):
-            first = next(iter(stats.values()), None)
+        if self.fingerprint is None:
+            self._adopt_fingerprint(fp)
+        elif _fingerprint_key(fp) != _fingerprint_key(self.fingerprint):
             raise ClusterError(
-                f"node {result['node_id'][:8]} ({result['node_ip']}) is another kind of machine than "
-                f"{first.short_id if first else 'the fleet'} ({_describe_fingerprint_difference(fleet_fp, fp)}); "
-                f"its chunk was not written; declare one resource per hardware kind and profile each with --resource"
+                f"node {result['node_id'][:8]} ({result['node_ip']}) is another kind of machine than the fleet's "
+                f"first ({_describe_fingerprint_difference(self.fingerprint, fp)}); its chunk was not written; "
+                f"declare one resource per hardware kind and profile each with --resource"
             )
-        ns = node_stats(result)
+        ns = self._node(result)
         ns.chunks += 1
         ns.busy_s += result["task_s"]
         ns.reference_ms.append(result["reference_ms"])
-        _update_ratios(stats, fleet.slow_ratio)
-        ratio, slow = ns.ratio, ns.slow
+        _update_ratios(self.stats, self.fleet.slow_ratio)
         fresh = []
         for r in result["records"]:
-            key = record_key({d: r[d] for d in DIMENSIONS}, r["batch_size"], r["seq_len"], r["device"],
-                             r.get("dtype", "fp32"), r.get("threads"))
-            if key in done:
-                summary.duplicates_dropped += 1
+            key = _stored_key(r)
+            if key in self.done:  # cannot happen with one writer; kept as the last line of defence
+                self.summary.duplicates_dropped += 1
                 continue
-            done.add(key)
-            r["node_ratio"] = ratio
-            r["node_slow"] = slow
+            self.done.add(key)
+            r["node_ratio"], r["node_slow"] = ns.ratio, ns.slow
             fresh.append(r)
         t0 = time.perf_counter()
-        store.append(fresh)
-        summary.append_s += time.perf_counter() - t0
+        self.store.append(fresh)
+        self.summary.append_s += time.perf_counter() - t0
         ns.records += len(fresh)
-        summary.measured += len(fresh)
-        summary.records.extend(fresh)
-        if on_record:
+        self.summary.measured += len(fresh)
+        self.summary.records.extend(fresh)
+        if self.on_record:
             for r in fresh:
-                on_record(r)
-
-    try:
-        submit()
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            ref = ready[0]
-            chunk_no, chunk = pending.pop(ref)
-            try:
-                result = ray.get(ref)
-            except Exception as exc:  # noqa: BLE001 - Ray's own failures are many classes
-                cause = _unwrap(exc)
-                if isinstance(cause, HwnasError):
-                    raise cause from None
-                if not _is_system_failure(ray, exc):
-                    raise ProfilingError(f"measuring chunk {chunk_no} failed on the cluster: "
-                                         f"{str(exc).strip().splitlines()[-1]}") from None
-                summary.failed_chunks += 1
-                summary.failed_tasks += len(chunk)
-                if on_status:
-                    on_status(f"chunk {chunk_no} failed after {fleet.max_retries} retries "
-                              f"({type(exc).__name__}); it is left for --resume")
-            else:
-                write(result)
-                if on_progress:
-                    on_progress(FleetProgress(done=summary.measured, total=len(todo),
-                                              wall_s=time.perf_counter() - start, nodes=stats,
-                                              failed_chunks=summary.failed_chunks))
-            submit()
-    except BaseException:
-        if summary.stopped == "done":
-            summary.stopped = "interrupted"
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        raise
-    finally:
-        summary.wall_s = time.perf_counter() - start
-        _update_ratios(stats, fleet.slow_ratio)
-        summary.nodes = sorted(stats.values(), key=lambda s: s.node_id)
-        _fill_summary(summary)
-    return summary
+                self.on_record(r)
 
 
 def measure_on_cluster(
