@@ -271,3 +271,13 @@ def test_measure_on_cluster_returns_one_record_per_task_in_order(cluster):
     records = measure_on_cluster(tasks, device="cpu", timing=TimingConfig.quick(), interleave=2)
     assert [(r["layers"], r["hidden"], r["heads"], r["ffn"]) for r in records] == [a.as_tuple() for a in archs]
     assert all(r["latency_ms"] > 0 and r["reference_ms"] > 0 and r["node_id"] for r in records)
+
+
+def test_time_budget_stops_submitting_and_keeps_what_returned(cluster, space_file, tmp_path):
+    out = tmp_path / "fleet.jsonl"
+    config = _config(space_file, time_budget_s=0.001, interleave=4)  # 2 chunks: the first always runs
+    summary = profile_on_cluster(config, out, FleetConfig())
+    assert summary.stopped == "time budget"
+    assert summary.measured == len(list(read_records(out))) == 4 and summary.remaining == 4
+    again = profile_on_cluster(_config(space_file, interleave=4), out, FleetConfig(), resume=True)
+    assert again.measured == 4 and sorted(_keys(read_records(out))) == _planned(config)
