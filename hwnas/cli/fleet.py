@@ -15,7 +15,9 @@ def node_rows(summary) -> list[tuple[str, str]]:
     """Summary-table lines for a fleet run: the cluster, then one line per node."""
     rows = [
         ("cluster", f"{summary.cluster}, {summary.slots} slot(s) of {summary.resource}"),
-        ("chunks", f"{summary.chunks} of up to {summary.chunk_size} task(s); driver appends took {fmt_s(summary.append_s)}"),
+        ("chunks", f"{summary.chunks} of up to {summary.chunk_size} task(s); "
+                   f"{summary.append_s / max(1, summary.chunks) * 1e3:.1f} ms per driver append"),
+        ("time rows above", "summed over all nodes (they exceed the wall time when nodes run side by side)"),
     ]
     if summary.failed_chunks:
         rows.append(("failed after retries", f"{summary.failed_chunks} chunk(s), {summary.failed_tasks} task(s): rerun with --resume"))
