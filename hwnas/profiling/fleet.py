@@ -555,13 +555,20 @@ class _FleetRun:
                           scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(self.base_spec)
             for n in self.nodes
         ]
-        try:
-            results = self.ray.get(refs)
-        except Exception as exc:  # noqa: BLE001 - a remote failure: report hwnas errors as themselves
-            cause = _unwrap(exc)
-            if isinstance(cause, HwnasError):
-                raise cause from None
-            raise ClusterError(f"probing the nodes offering {self.resource} failed: {str(exc).splitlines()[0]}") from None
+        results = []
+        for node, ref in zip(self.nodes, refs):
+            try:
+                results.append(self.ray.get(ref))
+            except Exception as exc:  # noqa: BLE001 - a remote failure: report hwnas errors as themselves
+                cause = _unwrap(exc)
+                if isinstance(cause, HwnasError):
+                    raise cause from None
+                if not _is_system_failure(self.ray, exc):
+                    raise ClusterError(f"probing node {node['NodeID'][:8]} failed: {str(exc).splitlines()[0]}") from None
+                # A node that died (or is dying) since the cluster listed it: the run goes on without it.
+                self._status(f"node {node['NodeID'][:8]} is gone ({type(exc).__name__}); going on without it")
+        if not results:
+            raise ClusterError(f"every node offering {self.resource} died while being probed")
         groups: dict[str, list[str]] = {}
         fps: dict[str, dict[str, Any]] = {}
         for res in results:
