@@ -203,21 +203,27 @@ class FleetSummary(ProfileSummary):
 def reference_architecture(space: SearchSpace | None, tasks: Sequence[Task]) -> Architecture:
     """The architecture every chunk measures beside its own, to compare nodes.
 
-    With a space: the middle value of every dimension (heads: the middle of the
+    The middle value of every dimension of the space (heads: the middle of the
     values dividing that hidden size), so it is neither dominated by fixed
-    overheads nor slow. Without one: the planned architecture with the median
-    parameter count.
+    overheads nor slow. Without a space, the same rule over the values the
+    planned architectures use. (The same rule as issue 16's drift reference, so
+    both can become one.)
     """
-    if space is not None:
-        def mid(values: Sequence[int]) -> int:
-            return sorted(values)[(len(values) - 1) // 2]
+    def mid(values) -> int:
+        values = sorted(set(values))
+        return values[(len(values) - 1) // 2]
 
-        hidden = mid(space.hidden)
-        return Architecture(mid(space.layers), hidden, mid([a for a in space.heads if hidden % a == 0]), mid(space.ffn))
-    archs = sorted({t.arch for t in tasks}, key=lambda a: (a.num_parameters(), a.as_tuple()))
-    if not archs:
-        raise InvalidConfig("nothing to profile: the plan is empty")
-    return archs[(len(archs) - 1) // 2]
+    if space is not None:
+        layers, hiddens, heads, ffns = space.layers, space.hidden, space.heads, space.ffn
+    else:
+        archs = [t.arch for t in tasks]
+        if not archs:
+            raise InvalidConfig("nothing to profile: the plan is empty")
+        layers, hiddens = [a.layers for a in archs], [a.hidden for a in archs]
+        heads, ffns = [a.heads for a in archs], [a.ffn for a in archs]
+    hidden = mid(hiddens)
+    dividing = [a for a in heads if hidden % a == 0] or [a for a in (1, 2, 4) if hidden % a == 0]
+    return Architecture(mid(layers), hidden, mid(dividing), mid(ffns))
 
 
 def flag_slow_nodes(reference_ms: Mapping[str, Sequence[float]], slow_ratio: float) -> dict[str, float | None]:
@@ -286,6 +292,9 @@ def _measure_chunk(spec: dict[str, Any]) -> dict[str, Any]:
             r["fingerprint"] = {**r["fingerprint"], **override}
         # Issue 16's runner may already interleave its own reference; keep it when present.
         r.setdefault("reference_ms", reference_record["latency_ms"])
+        r.setdefault("reference_arch", reference.arch.key)
+        r.setdefault("reference_batch_size", reference.shape.batch_size)
+        r.setdefault("reference_seq_len", reference.shape.seq_len)
         r.update(node_id=node["node_id"], node_ip=node["node_ip"], worker_pid=node["pid"])
     return {
         **node,

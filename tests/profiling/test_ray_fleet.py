@@ -126,6 +126,7 @@ def test_every_record_arrives_once_with_its_node(cluster, space_file, tmp_path):
     assert len({r["node_id"] for r in records}) == 2  # both measuring nodes took chunks
     for r in records:
         assert r["reference_ms"] > 0 and r["fingerprint"]["cpu_model"] and r["worker_pid"] > 0
+        assert r["reference_arch"] == reference_architecture(plan_tasks(config)[0], []).key
         assert "node_slow" in r and "node_ratio" in r
     assert sum(n.records for n in summary.nodes) == summary.measured
     assert {n.node_id for n in summary.nodes} == {r["node_id"] for r in records}
@@ -320,3 +321,14 @@ def test_time_budget_stops_submitting_and_keeps_what_returned(cluster, space_fil
     assert summary.measured == len(list(read_records(out))) == 4 and summary.remaining == 4
     again = profile_on_cluster(_config(space_file, interleave=4), out, FleetConfig(), resume=True)
     assert again.measured == 4 and sorted(_keys(read_records(out))) == _planned(config)
+
+
+def test_reference_without_a_space_uses_the_middle_of_the_planned_values():
+    from hwnas.devices.base import Shape
+    from hwnas.profiling import Task
+    from hwnas.space import Architecture
+
+    tasks = [Task(a, Shape(1, 8)) for a in (Architecture(1, 32, 2, 64), Architecture(3, 64, 4, 256),
+                                             Architecture(2, 48, 4, 128))]
+    # layers 1,2,3 -> 2; hidden 32,48,64 -> 48; heads dividing 48: 2,4 -> 2 (lower middle); ffn 64,128,256 -> 128
+    assert reference_architecture(None, tasks) == Architecture(2, 48, 2, 128)
