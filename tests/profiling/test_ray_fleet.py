@@ -164,45 +164,6 @@ def test_worker_killed_mid_chunk_is_retried_without_loss_or_duplicate(cluster, s
     assert summary.failed_chunks == 0 and summary.duplicates_dropped == 0
 
 
-def test_node_removed_mid_chunk_its_chunk_is_retried_on_another_node(cluster, space_file, tmp_path):
-    out = tmp_path / "fleet.jsonl"
-    config = _config(space_file)
-    removed: list[str] = []
-    raylet_pids: list[int] = []
-    stop = threading.Event()
-
-    def remove_busy_node() -> None:
-        # Kill (not drain) the raylet of the first node seen measuring a chunk, with its workers.
-        while not stop.is_set() and not removed:
-            for pid in _chunk_workers(cluster):
-                ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-                for node in list(cluster.worker_nodes):
-                    if any(p.process.pid == ppid for p in node.all_processes.get("raylet", [])):
-                        removed.append(node.node_id)
-                        raylet_pids.append(ppid)
-                        cluster.remove_node(node, allow_graceful=False)
-                        break
-                break
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=remove_busy_node, daemon=True)
-    thread.start()
-    try:
-        summary = profile_on_cluster(config, out, FleetConfig(max_retries=3))
-    finally:
-        stop.set()
-        thread.join()
-        # Give the next tests their two measuring nodes back.
-        while len(cluster.worker_nodes) < 2:
-            cluster.add_node(num_cpus=1, resources={RESOURCE: 1}, **cluster.local)
-    records = list(read_records(out))
-    assert removed, "no measuring node was found busy"
-    assert sorted(_keys(records)) == _planned(config)  # nothing lost, nothing twice
-    assert summary.failed_chunks == 0
-    assert not Path(f"/proc/{raylet_pids[0]}").exists()  # the node's raylet (and its workers) really died
-    assert {r["node_id"] for r in records} - set(removed)  # so the lost chunk came back from another node
-
-
 def test_driver_killed_then_resumed_loses_and_repeats_nothing(cluster, space_file, tmp_path):
     out = tmp_path / "fleet.jsonl"
     config = _config(space_file)
@@ -332,3 +293,43 @@ def test_reference_without_a_space_uses_the_middle_of_the_planned_values():
                                              Architecture(2, 48, 4, 128))]
     # layers 1,2,3 -> 2; hidden 32,48,64 -> 48; heads dividing 48: 2,4 -> 2 (lower middle); ffn 64,128,256 -> 128
     assert reference_architecture(None, tasks) == Architecture(2, 48, 2, 128)
+
+
+# Last of the cluster tests: a killed node stays listed as alive for a while, which slows what follows.
+def test_node_removed_mid_chunk_its_chunk_is_retried_on_another_node(cluster, space_file, tmp_path):
+    out = tmp_path / "fleet.jsonl"
+    config = _config(space_file)
+    removed: list[str] = []
+    raylet_pids: list[int] = []
+    stop = threading.Event()
+
+    def remove_busy_node() -> None:
+        # Kill (not drain) the raylet of the first node seen measuring a chunk, with its workers.
+        while not stop.is_set() and not removed:
+            for pid in _chunk_workers(cluster):
+                ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                for node in list(cluster.worker_nodes):
+                    if any(p.process.pid == ppid for p in node.all_processes.get("raylet", [])):
+                        removed.append(node.node_id)
+                        raylet_pids.append(ppid)
+                        cluster.remove_node(node, allow_graceful=False)
+                        break
+                break
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=remove_busy_node, daemon=True)
+    thread.start()
+    try:
+        summary = profile_on_cluster(config, out, FleetConfig(max_retries=3))
+    finally:
+        stop.set()
+        thread.join()
+        # Give the next tests their two measuring nodes back.
+        while len(cluster.worker_nodes) < 2:
+            cluster.add_node(num_cpus=1, resources={RESOURCE: 1}, **cluster.local)
+    records = list(read_records(out))
+    assert removed, "no measuring node was found busy"
+    assert sorted(_keys(records)) == _planned(config)  # nothing lost, nothing twice
+    assert summary.failed_chunks == 0
+    assert not Path(f"/proc/{raylet_pids[0]}").exists()  # the node's raylet (and its workers) really died
+    assert {r["node_id"] for r in records} - set(removed)  # so the lost chunk came back from another node
