@@ -22,6 +22,7 @@ __all__ = [
     "PredictorMismatch",
     "BundleError",
     "NotFittedError",
+    "ClusterError",
 ]
 
 
@@ -79,3 +80,8 @@ class BundleError(_UsageError, ValueError):
 
 class NotFittedError(HwnasError, ValueError, AttributeError):
     """An estimator was used before ``fit``."""
+
+
+class ClusterError(_UsageError, RuntimeError):
+    """A Ray cluster cannot be used as asked: Ray missing, address unreachable,
+    no node offering the device resource, or nodes of different kinds mixed."""

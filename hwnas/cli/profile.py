@@ -32,8 +32,17 @@ from hwnas.cli._common import console, fmt_ms, fmt_s, parse_duration_s, parse_in
               help="Adaptive: profile in rounds where the predictor is least certain until its cross-validated "
                    "share within ±10% reaches this (e.g. 0.95); --samples is then the budget.")
 @click.option("--round-size", default=8, show_default=True, type=int, help="Measurements per adaptive round.")
+@click.option("--cluster", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: measure in this process; ray: spread chunks over a Ray cluster's nodes (docs/fleet.md).")
+@click.option("--ray-address", default=None,
+              help="With --cluster ray: the head's HOST:PORT or 'auto' [default: $RAY_ADDRESS].")
+@click.option("--resource", "ray_resource", default=None,
+              help="With --cluster ray: the custom resource a measuring node offers [default: hwnas-device-<device>].")
+@click.option("--max-retries", default=3, show_default=True, type=int,
+              help="With --cluster ray: times a chunk is run again after its worker or node died.")
 def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, threads, dtype, seed, plan,
-            archs_file, time_budget, interleave, max_time, quick, until_accuracy, round_size) -> None:
+            archs_file, time_budget, interleave, max_time, quick, until_accuracy, round_size,
+            cluster, ray_address, ray_resource, max_retries) -> None:
     """Measure sampled architectures on a device, robustly, into a resumable JSONL file.
 
     \b
@@ -41,6 +50,7 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
       hwnas profile --device cpu --space small --samples 200 --seq-len 128 --batch-size 1 --out profiles/cpu.jsonl
       hwnas profile --device onnxruntime --space small --samples 200 --out profiles/ort.jsonl
       hwnas profile ... --resume        # after a crash or Ctrl-C
+      hwnas profile ... --cluster ray --ray-address HEAD:6379   # on a fleet (docs/fleet.md)
     """
     from hwnas.devices.timing import TimingConfig
     from hwnas.errors import InvalidConfig
@@ -70,6 +80,15 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
         interleave=interleave,
         timing=TimingConfig.quick() if quick else TimingConfig(max_time_s=parse_duration_s(max_time, what="--max-time")),
     )
+    if cluster == "local" and (ray_address or ray_resource):
+        raise InvalidConfig("--ray-address and --resource need --cluster ray")
+    if cluster == "ray":
+        if until_accuracy is not None:
+            raise InvalidConfig("--until-accuracy runs on this machine only; drop --cluster ray or --until-accuracy")
+        from hwnas.cli.fleet import run_fleet_profile
+
+        run_fleet_profile(config, out, resume, address=ray_address, resource=ray_resource, max_retries=max_retries)
+        return
     if until_accuracy is not None:
         from hwnas.cli.predictor import run_adaptive_profile
 
@@ -119,7 +138,7 @@ def _run_with_progress(run_profile, config, out, resume):
         raise
 
 
-def _print_summary(summary) -> None:
+def _print_summary(summary, extra_rows=()) -> None:
     from rich.table import Table
 
     table = Table(title=f"profile summary: {summary.out}", show_header=False)
@@ -139,4 +158,6 @@ def _print_summary(summary) -> None:
         table.add_row("time: export/compile", fmt_s(summary.export_s))
         table.add_row("time: other", fmt_s(max(0.0, summary.wall_s - busy)))
         table.add_row("wall time", fmt_s(summary.wall_s))
+    for label, value in extra_rows:
+        table.add_row(label, value)
     console().print(table)

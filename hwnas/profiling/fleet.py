@@ -1,0 +1,790 @@
+"""Profile on a fleet of machines with Ray: many measuring nodes, one writer.
+
+The driver (the process running ``hwnas profile --cluster ray``) plans the
+tasks exactly as a local run does, cuts them into interleaved chunks and
+sends each chunk to a Ray task. A task measures its chunk on the node it
+lands on and returns the records; only the driver appends them to the
+profile store, chunk by chunk, as they arrive. So the store keeps the crash
+safety and ``--resume`` of a local run: a killed driver loses the chunks in
+flight (they are measured again on resume) and nothing else.
+
+Exclusive devices
+    Every measuring task asks for one unit of a custom Ray resource,
+    ``hwnas-device-<device>`` by default (``FleetConfig.resource``). An operator
+    declares one unit per node (``ray start --resources='{"hwnas-device-cpu": 1}'``),
+    so at most one measurement runs on a node at a time and no two workers
+    share the device or, for CPU profiling, the cores they pin.
+
+Faults
+    A worker process or node that dies mid-chunk makes Ray run the chunk again
+    on a node that still offers the resource (``max_retries`` times at most).
+    The driver writes a chunk's records only when its result arrives, and drops
+    any record whose key is already in the store, so a retry never duplicates.
+    A chunk whose retries are exhausted is reported and left for ``--resume``;
+    the run goes on with the other chunks.
+
+Slow nodes
+    Each chunk also measures a reference architecture in its interleaved rounds
+    and stores its latency as ``reference_ms`` with every record. A node whose
+    median reference latency exceeds the median of the other nodes by more than
+    ``slow_ratio`` is reported, and the records it delivers while it is that slow
+    carry ``node_slow: true`` (with ``node_ratio``, the ratio at the time).
+
+Heterogeneous fleets
+    Every record carries its node's device fingerprint (and ``node_id``,
+    ``node_ip``). Before measuring, one probe task per node collects the
+    fingerprints; nodes that differ are refused with one line naming them,
+    and so is a node that joins later with another fingerprint. One profile
+    per hardware kind is made by declaring a resource per kind
+    (``hwnas-device-cpu-epyc``, ``hwnas-device-cpu-xeon``) and running one
+    profile per resource (``--resource``).
+
+Ray is optional: ``pip install 'hwnas[ray]'``. Nothing here imports it at
+module import time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwnas.devices.base import Shape
+from hwnas.devices.timing import TimingConfig
+from hwnas.errors import ClusterError, HwnasError, InvalidConfig, ProfileStoreError, ProfilingError
+from hwnas.profiling.runner import ProfileConfig, ProfileSummary, Task, _fill_summary, chunk_tasks, measure_tasks, plan_tasks
+from hwnas.profiling.store import ProfileStore, record_key
+from hwnas.space import DIMENSIONS, Architecture, SearchSpace
+
+__all__ = [
+    "FleetConfig",
+    "FleetProgress",
+    "FleetSummary",
+    "NodeStats",
+    "FINGERPRINT_TEST_HOOK",
+    "default_resource",
+    "flag_slow_nodes",
+    "measure_on_cluster",
+    "profile_on_cluster",
+    "reference_architecture",
+]
+
+#: Test hook, read by measuring workers only: a JSON object merged into the device
+#: fingerprint a node reports. The Ray tests start one node with it set to stand in
+#: for a machine of another kind; never set it on a real fleet.
+FINGERPRINT_TEST_HOOK = "HWNAS_TEST_FINGERPRINT_OVERRIDE"
+
+_RAY_HINT = "pip install 'hwnas[ray]'"
+
+
+def default_resource(device: str) -> str:
+    """The custom Ray resource a node declares to offer ``device`` exclusively."""
+    return f"hwnas-device-{device}"
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """Where and how to profile on a Ray cluster.
+
+    Args:
+        address: the cluster to join (``HOST:PORT`` of the head, ``auto`` for a
+            cluster started on this machine with ``ray start``, or ``ray://...``);
+            ``None`` reads ``RAY_ADDRESS``. Ignored when the calling process is
+            already connected (``ray.init`` done by the caller).
+        resource: the custom resource each measuring task takes one unit of;
+            ``None``: ``hwnas-device-<device>``.
+        max_retries: times Ray runs a chunk again after its worker or node died.
+        slow_ratio: a node is slow when its median reference latency exceeds
+            the median of the other nodes' by this factor.
+        chunks_per_slot: chunks shrink below ``interleave`` until every measuring
+            slot gets at least this many (so the load balances), never below ``min_chunk``.
+        min_chunk: the smallest chunk the fleet cuts (tasks per chunk).
+        probe: measure the reference once on every node before the run and
+            refuse mixed fingerprints up front (off: only chunk results are checked).
+        connect_timeout_s: seconds to wait for the cluster's address to answer.
+    """
+
+    address: str | None = None
+    resource: str | None = None
+    max_retries: int = 3
+    slow_ratio: float = 1.2
+    chunks_per_slot: int = 2
+    min_chunk: int = 4
+    probe: bool = True
+    connect_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_retries",):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise InvalidConfig(f"{name} must be an integer >= 0; got {v!r}")
+        for name in ("chunks_per_slot", "min_chunk"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InvalidConfig(f"{name} must be an integer >= 1; got {v!r}")
+        if not (isinstance(self.slow_ratio, (int, float)) and self.slow_ratio > 1):
+            raise InvalidConfig(f"slow_ratio must be a number > 1; got {self.slow_ratio!r}")
+        if not self.connect_timeout_s > 0:
+            raise InvalidConfig(f"connect_timeout_s must be > 0; got {self.connect_timeout_s!r}")
+        if self.resource is not None and not (isinstance(self.resource, str) and self.resource.strip()):
+            raise InvalidConfig(f"resource must be a non-empty resource name; got {self.resource!r}")
+
+    def resource_for(self, device: str) -> str:
+        return self.resource or default_resource(device)
+
+
+@dataclass
+class NodeStats:
+    """What one node did in a run. Times in seconds, latencies in milliseconds."""
+
+    node_id: str
+    node_ip: str = ""
+    hostname: str = ""
+    chunks: int = 0
+    records: int = 0
+    busy_s: float = 0.0
+    reference_ms: list[float] = field(default_factory=list)
+    ratio: float | None = None  # median reference / median of the other nodes' medians
+    slow: bool = False
+
+    @property
+    def short_id(self) -> str:
+        return self.node_id[:8]
+
+    @property
+    def median_reference_ms(self) -> float:
+        return float(statistics.median(self.reference_ms)) if self.reference_ms else float("nan")
+
+    def throughput(self, wall_s: float) -> float:
+        """Records per second of the run's wall time."""
+        return self.records / wall_s if wall_s > 0 else 0.0
+
+
+@dataclass
+class FleetProgress:
+    """Passed to ``on_progress`` after every chunk the driver has written."""
+
+    done: int
+    total: int
+    wall_s: float
+    nodes: dict[str, NodeStats]
+    failed_chunks: int = 0
+
+
+@dataclass
+class FleetSummary(ProfileSummary):
+    """A :class:`ProfileSummary` plus one :class:`NodeStats` per node and the fleet's own figures."""
+
+    cluster: str = ""
+    resource: str = ""
+    slots: int = 0
+    chunk_size: int = 0
+    chunks: int = 0
+    failed_chunks: int = 0
+    failed_tasks: int = 0
+    duplicates_dropped: int = 0
+    append_s: float = 0.0
+    nodes: list[NodeStats] = field(default_factory=list)
+
+    @property
+    def slow_nodes(self) -> list[NodeStats]:
+        return [n for n in self.nodes if n.slow]
+
+
+# --------------------------------------------------------------------- planning
+def reference_architecture(space: SearchSpace | None, tasks: Sequence[Task]) -> Architecture:
+    """The architecture every chunk measures beside its own, to compare nodes.
+
+    The middle value of every dimension of the space (heads: the middle of the
+    values dividing that hidden size), so it is neither dominated by fixed
+    overheads nor slow. Without a space, the same rule over the values the
+    planned architectures use. (The same rule as issue 16's drift reference, so
+    both can become one.)
+    """
+    def mid(values) -> int:
+        values = sorted(set(values))
+        return values[(len(values) - 1) // 2]
+
+    if space is not None:
+        layers, hiddens, heads, ffns = space.layers, space.hidden, space.heads, space.ffn
+    else:
+        archs = [t.arch for t in tasks]
+        if not archs:
+            raise InvalidConfig("nothing to profile: the plan is empty")
+        layers, hiddens = [a.layers for a in archs], [a.hidden for a in archs]
+        heads, ffns = [a.heads for a in archs], [a.ffn for a in archs]
+    hidden = mid(hiddens)
+    dividing = [a for a in heads if hidden % a == 0] or [a for a in (1, 2, 4) if hidden % a == 0]
+    return Architecture(mid(layers), hidden, mid(dividing), mid(ffns))
+
+
+def flag_slow_nodes(reference_ms: Mapping[str, Sequence[float]], slow_ratio: float) -> dict[str, float | None]:
+    """Each node's median reference latency divided by the median of the *other* nodes' medians.
+
+    Returns ``{node: ratio}``; ``None`` where there is no other node to compare with.
+    A node is slow when its ratio exceeds ``slow_ratio``.
+    """
+    medians = {n: float(statistics.median(v)) for n, v in reference_ms.items() if len(v)}
+    out: dict[str, float | None] = {}
+    for node in reference_ms:
+        others = [m for o, m in medians.items() if o != node]
+        if node not in medians or not others:
+            out[node] = None
+            continue
+        baseline = float(statistics.median(others))
+        out[node] = medians[node] / baseline if baseline > 0 else None
+    return out
+
+
+# ---------------------------------------------------------------- worker side
+def _node_identity() -> dict[str, Any]:
+    import ray
+
+    return {
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "node_ip": ray.util.get_node_ip_address(),
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+
+
+def _fingerprint_override() -> dict[str, Any]:
+    raw = os.environ.get(FINGERPRINT_TEST_HOOK)
+    if not raw:
+        return {}
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise InvalidConfig(f"{FINGERPRINT_TEST_HOOK} must hold a JSON object; got {raw!r}")
+    return value
+
+
+def _tasks_from_spec(items: Sequence[Sequence[Any]]) -> list[Task]:
+    return [Task(Architecture.from_dict(a), Shape(int(b), int(s))) for a, b, s in items]
+
+
+def _measure_chunk(spec: dict[str, Any]) -> dict[str, Any]:
+    """Runs on a measuring node: measure one chunk plus the reference, interleaved.
+
+    ``spec`` holds plain data only (architectures as dicts). Returns the
+    records and where and how long they were measured.
+    """
+    from hwnas.devices.registry import create_device
+
+    start = time.perf_counter()
+    node = _node_identity()
+    device = create_device(spec["device"], threads=spec["threads"], dtype=spec["dtype"], seed=spec["seed"])
+    tasks = _tasks_from_spec(spec["tasks"])
+    reference = _tasks_from_spec([spec["reference"]])[0]
+    records = measure_tasks(device, [*tasks, reference], TimingConfig(**spec["timing"]),
+                            seed=spec["chunk_seed"], extra=spec["extra"])
+    reference_record = records.pop()
+    override = _fingerprint_override()
+    for r in records:
+        if override:
+            r["fingerprint"] = {**r["fingerprint"], **override}
+        # Issue 16's runner may already interleave its own reference; keep it when present.
+        r.setdefault("reference_ms", reference_record["latency_ms"])
+        r.setdefault("reference_arch", reference.arch.key)
+        r.setdefault("reference_batch_size", reference.shape.batch_size)
+        r.setdefault("reference_seq_len", reference.shape.seq_len)
+        r.update(node_id=node["node_id"], node_ip=node["node_ip"], worker_pid=node["pid"])
+    return {
+        **node,
+        "records": records,
+        "reference_ms": reference_record["latency_ms"],
+        "fingerprint": {**reference_record["fingerprint"], **override},
+        "task_s": time.perf_counter() - start,
+    }
+
+
+def _probe_node(spec: dict[str, Any]) -> dict[str, Any]:
+    """Runs once on every measuring node before the run: its identity, fingerprint and reference latency."""
+    from hwnas.devices.registry import create_device
+
+    node = _node_identity()
+    device = create_device(spec["device"], threads=spec["threads"], dtype=spec["dtype"], seed=spec["seed"])
+    reference = _tasks_from_spec([spec["reference"]])[0]
+    (record,) = measure_tasks(device, [reference], TimingConfig(**spec["timing"]), seed=spec["seed"])
+    return {**node, "fingerprint": {**record["fingerprint"], **_fingerprint_override()},
+            "reference_ms": record["latency_ms"]}
+
+
+# ---------------------------------------------------------------- driver side
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError(f"--cluster ray needs Ray, which is not installed: {_RAY_HINT}") from None
+    return ray
+
+
+def _check_reachable(address: str, timeout_s: float) -> None:
+    """A fast, one-line failure for an address nobody answers on (ray.init would wait a long time)."""
+    if address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ClusterError(f"Ray address must be HOST:PORT, 'auto' or ray://HOST:PORT; got {address!r}")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ClusterError(
+            f"cannot reach a Ray cluster at {address} ({reason}); start one with `ray start --head` "
+            f"or fix --ray-address / RAY_ADDRESS"
+        ) from None
+
+
+def connect(fleet: FleetConfig) -> tuple[Any, bool]:
+    """Join the cluster. Returns ``(ray module, whether this call connected)``."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        return ray, False
+    address = fleet.address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        raise ClusterError(
+            "--cluster ray needs the cluster's address: pass --ray-address HOST:PORT or set RAY_ADDRESS "
+            "(docs/fleet.md shows how to start a cluster)"
+        )
+    _check_reachable(address, fleet.connect_timeout_s)
+    try:
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ClusterError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
+    return ray, True
+
+
+#: Devices that run on a GPU: their tasks also take one Ray GPU, so Ray sets CUDA_VISIBLE_DEVICES
+#: and two workers on one host never share a GPU.
+GPU_DEVICES = ("cuda", "onnxruntime-cuda", "tensorrt")
+
+
+def _task_options(device: str, resource: str) -> dict[str, Any]:
+    # num_cpus=0: the device resource is the lock; Ray's CPU count must not block or co-locate measurements.
+    return {"num_cpus": 0, "num_gpus": 1 if device in GPU_DEVICES else 0, "resources": {resource: 1}}
+
+
+def _device_nodes(ray: Any, resource: str) -> list[dict[str, Any]]:
+    return [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get(resource, 0) >= 1]
+
+
+def _describe_fingerprint_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return ", ".join(f"{k}={a.get(k)!r} vs {b.get(k)!r}" for k in keys[:4]) + (" ..." if len(keys) > 4 else "")
+
+
+def _fingerprint_key(fp: Mapping[str, Any]) -> str:
+    return json.dumps(fp, sort_keys=True, default=str)
+
+
+def _refuse_mixed(groups: Mapping[str, list[str]], fingerprints: Mapping[str, Mapping[str, Any]], resource: str) -> None:
+    kinds = list(groups.items())
+    first_key, first_nodes = kinds[0]
+    parts = []
+    for key, nodes in kinds[1:]:
+        parts.append(
+            f"node(s) {', '.join(n[:8] for n in nodes)} differ from {', '.join(n[:8] for n in first_nodes)} in "
+            + _describe_fingerprint_difference(fingerprints[first_key], fingerprints[key])
+        )
+    raise ClusterError(
+        f"nodes offering {resource} are not all the same kind of machine: {'; '.join(parts)}; "
+        f"declare one resource per hardware kind and profile each with --resource"
+    )
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The hwnas error a remote task raised, if that is what failed."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, HwnasError) else exc
+
+
+def _check_resume(existing: Sequence[Mapping[str, Any]], out: Path, device: str, dtype: str,
+                  threads: int | None, fingerprint: Mapping[str, Any] | None) -> None:
+    """Refuse to continue a profile made with other settings or on another kind of machine."""
+    for r in existing:
+        mismatch = [
+            f"{k}={r.get(k)!r} (asked {v!r})"
+            for k, v in (("device", device), ("dtype", dtype), ("threads", threads))
+            if r.get(k, v) != v
+        ]
+        if mismatch:
+            raise ProfileStoreError(
+                f"{out} holds measurements with {', '.join(mismatch)}; resume with the same settings or write to another --out"
+            )
+    if fingerprint is None:
+        return
+    for r in existing:
+        fp = r.get("fingerprint")
+        if isinstance(fp, dict) and _fingerprint_key(fp) != _fingerprint_key(fingerprint):
+            raise ProfileStoreError(
+                f"{out} was measured on another kind of machine than this fleet's ("
+                f"{_describe_fingerprint_difference(fp, fingerprint)}); write this fleet's profile to another --out"
+            )
+
+
+def _stored_key(record: Mapping[str, Any]) -> str:
+    """A stored record's identity, as ``--resume`` sees it."""
+    return record_key({d: record[d] for d in DIMENSIONS}, record["batch_size"], record["seq_len"], record["device"],
+                      record.get("dtype", "fp32"), record.get("threads"))
+
+
+def _chunk_size(todo: int, slots: int, config: ProfileConfig, fleet: FleetConfig) -> int:
+    """At most ``interleave`` tasks, fewer until every slot gets ``chunks_per_slot`` chunks, never below ``min_chunk``."""
+    balanced = math.ceil(todo / max(1, slots * fleet.chunks_per_slot)) if todo else 1
+    return max(1, min(config.interleave, max(fleet.min_chunk, balanced)))
+
+
+def profile_on_cluster(
+    config: ProfileConfig,
+    out: str | Path,
+    fleet: FleetConfig | None = None,
+    *,
+    resume: bool = False,
+    on_start: Callable[[int, int], None] | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    on_status: Callable[[str], None] | None = None,
+    on_progress: Callable[[FleetProgress], None] | None = None,
+) -> FleetSummary:
+    """Profile ``config`` into ``out`` on a Ray cluster; the calling process is the only writer.
+
+    Args:
+        fleet: the cluster and its policies (:class:`FleetConfig`).
+        resume, on_start, on_record, on_status: as :func:`hwnas.profiling.profile`.
+        on_progress: called after every chunk written, with per-node counts and times.
+
+    Raises:
+        ClusterError: Ray is missing, the cluster cannot be reached, no node offers
+            the device resource, or nodes of different fingerprints offer it.
+        ProfileStoreError: as a local run (existing file without ``resume``,
+            other settings or another kind of machine in the file).
+        HwnasError: an error raised while measuring on a node (its own message).
+        KeyboardInterrupt: re-raised after the chunks already returned are written.
+    """
+    fleet = fleet or FleetConfig()
+    out = Path(out)
+    store = ProfileStore(out)
+    store.check_writable()
+    existing: list[dict[str, Any]] = []
+    if store.exists():
+        if not resume:
+            raise ProfileStoreError(f"{out} already exists; pass --resume to continue it, or choose another --out")
+        existing = store.records()
+    space, tasks = plan_tasks(config)
+    # Validate the device settings here; availability is each node's question.
+    from hwnas.devices.registry import get_device_class
+
+    device = get_device_class(config.device)(threads=config.threads, dtype=config.dtype, seed=config.seed)
+    _check_resume(existing, out, device.name, device.dtype, device.threads, None)
+    ray, connected_here = connect(fleet)
+    try:
+        run = _FleetRun(ray, config, fleet, store, space, tasks, existing, device,
+                        on_start=on_start, on_record=on_record, on_status=on_status, on_progress=on_progress)
+        run.check_nodes()
+        if fleet.probe:
+            run.probe()
+        return run.measure()
+    finally:
+        if connected_here:
+            ray.shutdown()
+
+
+class _FleetRun:
+    """One profile on the cluster, in the order :meth:`check_nodes`, :meth:`probe`, :meth:`measure`.
+
+    Holds what the driver knows: the store and the keys in it, the fleet's
+    fingerprint, the chunks in flight and each node's figures.
+    """
+
+    def __init__(self, ray, config: ProfileConfig, fleet: FleetConfig, store: ProfileStore,
+                 space: SearchSpace | None, tasks: list[Task], existing: list[dict[str, Any]], device,
+                 *, on_start=None, on_record=None, on_status=None, on_progress=None) -> None:
+        self.ray, self.config, self.fleet, self.store = ray, config, fleet, store
+        self.existing, self.device = existing, device
+        self.on_start, self.on_record, self.on_status, self.on_progress = on_start, on_record, on_status, on_progress
+        self.resource = fleet.resource_for(device.name)
+        self.done = {_stored_key(r) for r in existing}
+        self.todo = [t for t in tasks if record_key(t.arch, t.shape.batch_size, t.shape.seq_len, device.name,
+                                                    device.dtype, device.threads) not in self.done]
+        self.space = space
+        self.reference = Task(reference_architecture(space, tasks), config.shapes()[0])
+        self.base_spec = {
+            "device": device.name,
+            "threads": device.threads,
+            "dtype": device.dtype,
+            "seed": config.seed,
+            "timing": asdict(config.timing),
+            "reference": [self.reference.arch.as_dict(), self.reference.shape.batch_size, self.reference.shape.seq_len],
+        }
+        self.summary = FleetSummary(out=str(store.path), planned=len(tasks), skipped=len(tasks) - len(self.todo),
+                                    measured=0, cluster=str(ray.get_runtime_context().gcs_address),
+                                    resource=self.resource)
+        self.stats: dict[str, NodeStats] = {}
+        self.fingerprint: dict[str, Any] | None = None
+        self.nodes: list[dict[str, Any]] = []
+
+    def _status(self, message: str) -> None:
+        if self.on_status:
+            self.on_status(message)
+
+    def _node(self, info: Mapping[str, Any]) -> NodeStats:
+        ns = self.stats.get(info["node_id"])
+        if ns is None:
+            ns = self.stats[info["node_id"]] = NodeStats(info["node_id"], info.get("node_ip", ""), info.get("hostname", ""))
+        return ns
+
+    def check_nodes(self) -> None:
+        """Refuse a cluster where no live node offers the device resource."""
+        self.nodes = _device_nodes(self.ray, self.resource)
+        if not self.nodes:
+            offered = sorted(k for k in self.ray.cluster_resources() if k.startswith("hwnas-device-"))
+            raise ClusterError(
+                f"no live node of the Ray cluster offers the resource {self.resource!r}; start measuring nodes with "
+                f"`ray start --address=HEAD:PORT --resources='{{\"{self.resource}\": 1}}'`"
+                + (f" (offered: {', '.join(offered)})" if offered else "")
+            )
+        self.summary.slots = int(sum(n["Resources"][self.resource] for n in self.nodes))
+
+    def probe(self) -> None:
+        """One task per node: fingerprints must agree (and match the file), and each node gets a first reference."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        self._status(f"probing {len(self.nodes)} node(s) offering {self.resource}")
+        probe = self.ray.remote(_probe_node)
+        refs = [
+            probe.options(**_task_options(self.device.name, self.resource), max_retries=self.fleet.max_retries,
+                          scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(self.base_spec)
+            for n in self.nodes
+        ]
+        results = []
+        for node, ref in zip(self.nodes, refs):
+            try:
+                results.append(self.ray.get(ref))
+            except Exception as exc:  # noqa: BLE001 - a remote failure: report hwnas errors as themselves
+                cause = _unwrap(exc)
+                if isinstance(cause, HwnasError):
+                    raise cause from None
+                if not _is_system_failure(self.ray, exc):
+                    raise ClusterError(f"probing node {node['NodeID'][:8]} failed: {str(exc).splitlines()[0]}") from None
+                # A node that died (or is dying) since the cluster listed it: the run goes on without it.
+                self._status(f"node {node['NodeID'][:8]} is gone ({type(exc).__name__}); going on without it")
+        if not results:
+            raise ClusterError(f"every node offering {self.resource} died while being probed")
+        groups: dict[str, list[str]] = {}
+        fps: dict[str, dict[str, Any]] = {}
+        for res in results:
+            key = _fingerprint_key(res["fingerprint"])
+            groups.setdefault(key, []).append(res["node_id"])
+            fps[key] = res["fingerprint"]
+            self._node(res).reference_ms.append(res["reference_ms"])
+        if len(groups) > 1:
+            _refuse_mixed(groups, fps, self.resource)
+        self._adopt_fingerprint(results[0]["fingerprint"])
+
+    def _adopt_fingerprint(self, fingerprint: dict[str, Any]) -> None:
+        self.fingerprint = fingerprint
+        d = self.device
+        _check_resume(self.existing, self.store.path, d.name, d.dtype, d.threads, fingerprint)
+
+    def measure(self) -> FleetSummary:
+        """Send the chunks, two per slot in flight, and append each chunk's records as it returns."""
+        config, summary = self.config, self.summary
+        summary.chunk_size = _chunk_size(len(self.todo), summary.slots, config, self.fleet)
+        chunks = chunk_tasks(self.todo, summary.chunk_size, config.max_chunk_mb, self.device.dtype)
+        summary.chunks = len(chunks)
+        if self.on_start:
+            self.on_start(len(self.todo), summary.skipped)
+        extra = {"space": self.space.name if self.space else None, "run_id": uuid.uuid4().hex[:12]}
+        remote = self.ray.remote(_measure_chunk).options(
+            **_task_options(self.device.name, self.resource), max_retries=self.fleet.max_retries, retry_exceptions=False
+        )
+        # Every slot busy with one chunk queued behind it; more in flight only costs more on a driver kill.
+        max_in_flight = 2 * summary.slots
+        pending: dict[Any, tuple[int, list[Task]]] = {}
+        next_chunk = 0
+        start = time.perf_counter()
+        try:
+            while next_chunk < len(chunks) or pending:
+                while next_chunk < len(chunks) and len(pending) < max_in_flight and summary.stopped == "done":
+                    if next_chunk and config.time_budget_s is not None and time.perf_counter() - start >= config.time_budget_s:
+                        summary.stopped = "time budget"
+                        break
+                    spec = {
+                        **self.base_spec,
+                        "tasks": [[t.arch.as_dict(), t.shape.batch_size, t.shape.seq_len] for t in chunks[next_chunk]],
+                        "chunk_seed": config.seed * 100003 + next_chunk,
+                        "extra": {**extra, "chunk": next_chunk},
+                    }
+                    pending[remote.remote(spec)] = (next_chunk, chunks[next_chunk])
+                    next_chunk += 1
+                if not pending:
+                    break
+                (ref,), _ = self.ray.wait(list(pending), num_returns=1)
+                chunk_no, chunk = pending.pop(ref)
+                try:
+                    result = self.ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - Ray's own failures are many classes
+                    self._failed(chunk_no, chunk, exc)
+                    continue
+                self._write(result)
+                if self.on_progress:
+                    self.on_progress(FleetProgress(done=summary.measured, total=len(self.todo),
+                                                   wall_s=time.perf_counter() - start, nodes=self.stats,
+                                                   failed_chunks=summary.failed_chunks))
+        except BaseException:
+            if summary.stopped == "done":
+                summary.stopped = "interrupted"
+            for ref in pending:
+                self.ray.cancel(ref, force=True)
+            raise
+        finally:
+            summary.wall_s = time.perf_counter() - start
+            _update_ratios(self.stats, self.fleet.slow_ratio)
+            summary.nodes = sorted(self.stats.values(), key=lambda s: s.node_id)
+            _fill_summary(summary)
+        return summary
+
+    def _failed(self, chunk_no: int, chunk: list[Task], exc: Exception) -> None:
+        """A chunk that did not come back: hwnas's own errors stop the run; a dead worker or node after every retry does not."""
+        cause = _unwrap(exc)
+        if isinstance(cause, HwnasError):
+            raise cause from None
+        if not _is_system_failure(self.ray, exc):
+            raise ProfilingError(f"measuring chunk {chunk_no} failed on the cluster: "
+                                 f"{str(exc).strip().splitlines()[-1]}") from None
+        self.summary.failed_chunks += 1
+        self.summary.failed_tasks += len(chunk)
+        self._status(f"chunk {chunk_no} failed after {self.fleet.max_retries} retries "
+                     f"({type(exc).__name__}); it is left for --resume")
+
+    def _write(self, result: dict[str, Any]) -> None:
+        """Append one chunk's records (the only write to the store), flagged with its node's standing."""
+        fp = result["fingerprint"]
+        if self.fingerprint is None:
+            self._adopt_fingerprint(fp)
+        elif _fingerprint_key(fp) != _fingerprint_key(self.fingerprint):
+            raise ClusterError(
+                f"node {result['node_id'][:8]} ({result['node_ip']}) is another kind of machine than the fleet's "
+                f"first ({_describe_fingerprint_difference(self.fingerprint, fp)}); its chunk was not written; "
+                f"declare one resource per hardware kind and profile each with --resource"
+            )
+        ns = self._node(result)
+        ns.chunks += 1
+        ns.busy_s += result["task_s"]
+        ns.reference_ms.append(result["reference_ms"])
+        _update_ratios(self.stats, self.fleet.slow_ratio)
+        fresh = []
+        for r in result["records"]:
+            key = _stored_key(r)
+            if key in self.done:  # cannot happen with one writer; kept as the last line of defence
+                self.summary.duplicates_dropped += 1
+                continue
+            self.done.add(key)
+            r["node_ratio"], r["node_slow"] = ns.ratio, ns.slow
+            fresh.append(r)
+        t0 = time.perf_counter()
+        self.store.append(fresh)
+        self.summary.append_s += time.perf_counter() - t0
+        ns.records += len(fresh)
+        self.summary.measured += len(fresh)
+        self.summary.records.extend(fresh)
+        if self.on_record:
+            for r in fresh:
+                self.on_record(r)
+
+
+def measure_on_cluster(
+    tasks: Sequence[Task],
+    *,
+    device: str,
+    threads: int | None = 1,
+    dtype: str = "fp32",
+    timing: TimingConfig | None = None,
+    seed: int = 0,
+    interleave: int = 8,
+    fleet: FleetConfig | None = None,
+) -> list[dict[str, Any]]:
+    """Measure ``tasks`` on the cluster's nodes in parallel chunks; return one record per task, in order.
+
+    The building block for measuring a handful of architectures on a fleet
+    (verifying a search front) without a profile file: chunks of ``interleave``
+    tasks, each measured with the reference architecture on one node, retried as
+    :func:`profile_on_cluster` does. Records carry ``node_id`` and ``reference_ms``.
+
+    Raises:
+        ClusterError: as :func:`profile_on_cluster`, and when nodes of different
+            fingerprints measured the tasks.
+        ProfilingError: a chunk failed on every retry.
+    """
+    fleet = fleet or FleetConfig()
+    if not tasks:
+        raise InvalidConfig("nothing to measure: no tasks given")
+    if isinstance(interleave, bool) or not isinstance(interleave, int) or interleave < 1:
+        raise InvalidConfig(f"interleave must be an integer >= 1; got {interleave!r}")
+    from hwnas.devices.registry import get_device_class
+
+    dev = get_device_class(device)(threads=threads, dtype=dtype, seed=seed)
+    resource = fleet.resource_for(dev.name)
+    reference = Task(reference_architecture(None, tasks), tasks[0].shape)
+    ray, connected_here = connect(fleet)
+    try:
+        if not _device_nodes(ray, resource):
+            raise ClusterError(f"no live node of the Ray cluster offers the resource {resource!r}")
+        remote = ray.remote(_measure_chunk).options(
+            **_task_options(dev.name, resource), max_retries=fleet.max_retries, retry_exceptions=False
+        )
+        refs = []
+        for chunk_no, offset in enumerate(range(0, len(tasks), interleave)):
+            chunk = tasks[offset: offset + interleave]
+            refs.append(remote.remote({
+                "device": dev.name, "threads": dev.threads, "dtype": dev.dtype, "seed": seed,
+                "timing": asdict(timing or TimingConfig()),
+                "reference": [reference.arch.as_dict(), reference.shape.batch_size, reference.shape.seq_len],
+                "tasks": [[t.arch.as_dict(), t.shape.batch_size, t.shape.seq_len] for t in chunk],
+                "chunk_seed": seed * 100003 + chunk_no, "extra": {"chunk": chunk_no},
+            }))
+        try:
+            results = ray.get(refs)
+        except Exception as exc:  # noqa: BLE001 - a remote failure: report hwnas errors as themselves
+            cause = _unwrap(exc)
+            if isinstance(cause, HwnasError):
+                raise cause from None
+            raise ProfilingError(f"measuring on the cluster failed: {str(exc).strip().splitlines()[-1]}") from None
+    finally:
+        if connected_here:
+            ray.shutdown()
+    kinds: dict[str, list[str]] = {}
+    fps: dict[str, dict[str, Any]] = {}
+    for res in results:
+        key = _fingerprint_key(res["fingerprint"])
+        kinds.setdefault(key, []).append(res["node_id"])
+        fps[key] = res["fingerprint"]
+    if len(kinds) > 1:
+        _refuse_mixed(kinds, fps, resource)
+    return [r for res in results for r in res["records"]]
+
+
+def _update_ratios(stats: Mapping[str, NodeStats], slow_ratio: float) -> None:
+    ratios = flag_slow_nodes({n: s.reference_ms for n, s in stats.items()}, slow_ratio)
+    for node_id, ns in stats.items():
+        ns.ratio = ratios.get(node_id)
+        ns.slow = ns.ratio is not None and ns.ratio > slow_ratio
+
+
+def _is_system_failure(ray: Any, exc: BaseException) -> bool:
+    """A dead worker, node or lost object (retried by Ray already), not an error in hwnas's own code."""
+    kinds = tuple(
+        getattr(ray.exceptions, name)
+        for name in ("WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OwnerDiedError",
+                     "TaskUnschedulableError", "RaySystemError", "LocalRayletDiedError", "OutOfMemoryError")
+        if hasattr(ray.exceptions, name)
+    )
+    return isinstance(exc, kinds)
