@@ -28,12 +28,15 @@ from hwnas.cli._common import console, fmt_ms, fmt_s, parse_duration_s, parse_in
 @click.option("--max-time", default="4s", show_default=True,
               help="Cap on timed inference per architecture and pass (e.g. 2.5s); stops earlier once the median is tight.")
 @click.option("--quick", is_flag=True, help="A fast, loose timing protocol for smoke tests (not for datasets).")
+@click.option("--clock", type=click.Choice(["wall", "thread_cpu"]), default="wall", show_default=True,
+              help="wall: elapsed time. thread_cpu: CPU time of the measuring thread, for one-thread cpu/onnxruntime "
+                   "profiles on a shared machine (leaves out time spent descheduled).")
 @click.option("--until-accuracy", type=float, default=None,
               help="Adaptive: profile in rounds where the predictor is least certain until its cross-validated "
                    "share within ±10% reaches this (e.g. 0.95); --samples is then the budget.")
 @click.option("--round-size", default=8, show_default=True, type=int, help="Measurements per adaptive round.")
 def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, threads, dtype, seed, plan,
-            archs_file, time_budget, interleave, max_time, quick, until_accuracy, round_size) -> None:
+            archs_file, time_budget, interleave, max_time, quick, until_accuracy, round_size, clock) -> None:
     """Measure sampled architectures on a device, robustly, into a resumable JSONL file.
 
     \b
@@ -68,7 +71,8 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
         check_space=space_name is not None,
         time_budget_s=parse_duration_s(time_budget, what="--time-budget") if time_budget else None,
         interleave=interleave,
-        timing=TimingConfig.quick() if quick else TimingConfig(max_time_s=parse_duration_s(max_time, what="--max-time")),
+        timing=TimingConfig.quick(clock=clock) if quick else TimingConfig(
+            max_time_s=parse_duration_s(max_time, what="--max-time"), clock=clock),
     )
     if until_accuracy is not None:
         from hwnas.cli.predictor import run_adaptive_profile

@@ -112,6 +112,12 @@ class Device(ABC):
     #: What to install when :meth:`is_available` says no.
     install_hint: ClassVar[str] = ""
     dtypes: ClassVar[tuple[str, ...]] = ("fp32",)
+    #: True when, with one thread, all the work of :meth:`Runner.run` happens in the
+    #: calling thread, so the ``thread_cpu`` clock measures it (host backends only).
+    thread_clock: ClassVar[bool] = False
+    #: True when the device is the host itself (CPU backends): a predictor fitted
+    #: on another host does not describe this one, so fingerprints are compared.
+    host_bound: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -45,6 +45,8 @@ class CPUDevice(Device):
     description = "PyTorch eager on the host CPU"
     install_hint = "pip install torch"
     dtypes = ("fp32", "bf16")
+    thread_clock = True
+    host_bound = True
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:

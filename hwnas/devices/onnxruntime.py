@@ -88,6 +88,8 @@ class ORTDevice(Device):
     install_hint = "pip install 'hwnas[onnx]'"
     dtypes = ("fp32",)
     provider = "CPUExecutionProvider"
+    thread_clock = True
+    host_bound = True
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:

@@ -131,6 +131,8 @@ class ORTCUDADevice(ORTDevice):
         **kwargs: see :class:`~hwnas.devices.base.Device`.
     """
 
+    thread_clock = False
+    host_bound = False
     name = "onnxruntime-cuda"
     description = "ONNX Runtime, CUDA execution provider with IOBinding"
     install_hint = "pip install onnxruntime-gpu (instead of onnxruntime) on a machine with an NVIDIA GPU"

@@ -19,6 +19,13 @@ Rules (see ../shared/MEASURING.md and ``torch.utils.benchmark``):
   kept; if both are wide it is flagged ``noisy``.
 * The garbage collector is off while timing; thread pinning is the device's
   :meth:`~hwnas.devices.base.Device.pinned` context. Raw block times are kept.
+* **Clock**: ``"wall"`` (the default) reads ``time.perf_counter`` through the
+  runner's :meth:`~hwnas.devices.base.Runner.time_block`. ``"thread_cpu"`` reads
+  the CPU time of the measuring thread (``time.thread_time``): with one
+  intra-op thread on a host device all the work runs in that thread, so the
+  time the process spends descheduled by other load on a shared machine is
+  left out. It is only meaningful for one-thread host devices (see
+  :func:`check_clock`).
 """
 
 from __future__ import annotations
@@ -43,7 +50,13 @@ __all__ = [
     "measure_interleaved",
     "measurement_from_dict",
     "gc_disabled",
+    "CLOCKS",
+    "check_clock",
+    "time_block",
 ]
+
+#: Clocks a block can be timed with (see the module docstring).
+CLOCKS: tuple[str, ...] = ("wall", "thread_cpu")
 
 
 @dataclass(frozen=True)
@@ -62,8 +75,11 @@ class TimingConfig:
     max_spread: float = 0.10
     remeasure: bool = True
     disable_gc: bool = True
+    clock: str = "wall"
 
     def __post_init__(self) -> None:
+        if self.clock not in CLOCKS:
+            raise InvalidConfig(f"TimingConfig.clock must be one of {', '.join(CLOCKS)}; got {self.clock!r}")
         positive_ints = ("warmup_min_runs", "min_rounds", "max_rounds")
         for name in positive_ints:
             v = getattr(self, name)
@@ -83,9 +99,12 @@ class TimingConfig:
             )
 
     @classmethod
-    def quick(cls) -> TimingConfig:
+    def quick(cls, **overrides: Any) -> TimingConfig:
         """A fast, looser protocol for tests and smoke runs (not for datasets)."""
-        return cls(warmup_min_runs=2, warmup_min_s=0.01, block_min_s=0.002, min_rounds=3, max_rounds=10, max_time_s=0.2, target_rel_ci=0.05)
+        values: dict[str, Any] = dict(warmup_min_runs=2, warmup_min_s=0.01, block_min_s=0.002, min_rounds=3,
+                                      max_rounds=10, max_time_s=0.2, target_rel_ci=0.05)
+        values.update(overrides)
+        return cls(**values)
 
 
 @dataclass
@@ -217,12 +236,49 @@ def gc_disabled(enabled: bool = True) -> Iterator[None]:
             gc.enable()
 
 
+def check_clock(device: Any, clock: str) -> None:
+    """Refuse ``clock`` where it would not measure the work.
+
+    ``thread_cpu`` counts only the measuring thread's CPU time, so it needs a
+    host device that runs everything in that thread: the device's class sets
+    ``thread_clock = True`` and it is pinned to one thread.
+
+    Raises:
+        InvalidConfig: an unknown clock, or ``thread_cpu`` on another device or thread count.
+    """
+    if clock not in CLOCKS:
+        raise InvalidConfig(f"clock must be one of {', '.join(CLOCKS)}; got {clock!r}")
+    if clock == "thread_cpu":
+        if not getattr(device, "thread_clock", False):
+            raise InvalidConfig(f"clock 'thread_cpu' measures one host thread; device {device.name!r} runs work "
+                                "elsewhere (use --clock wall, or a cpu/onnxruntime device)")
+        if device.threads != 1:
+            raise InvalidConfig(f"clock 'thread_cpu' measures one thread; it needs threads=1, got threads={device.threads}")
+
+
+def time_block(runner: Any, number: int, clock: str = "wall") -> float:
+    """Seconds of ``number`` back-to-back calls of ``runner`` on ``clock``.
+
+    ``"wall"`` defers to the runner's own :meth:`time_block` (CUDA events where
+    the backend has them); ``"thread_cpu"`` reads ``time.thread_time`` around
+    the calls, synchronising first.
+    """
+    if clock == "wall":
+        return runner.time_block(number)
+    runner.synchronize()
+    start = time.thread_time()
+    for _ in range(number):
+        runner.run()
+    runner.synchronize()
+    return time.thread_time() - start
+
+
 def warm_up(runner: Any, config: TimingConfig) -> tuple[int, float, float]:
     """Run single calls until steady. Returns ``(runs, seconds, steady per-call seconds)``."""
     times: list[float] = []
     start = time.perf_counter()
     while True:
-        times.append(runner.time_block(1))
+        times.append(time_block(runner, 1, config.clock))
         elapsed = time.perf_counter() - start
         if elapsed >= config.warmup_max_s:
             break
@@ -305,7 +361,7 @@ def _rounds(
             break
         for i in rng.permutation(active):
             i = int(i)
-            seconds = runners[i].time_block(numbers[i])
+            seconds = time_block(runners[i], numbers[i], config.clock)
             m = results[i]
             m.samples_ms.append(seconds * 1e3 / numbers[i])
             m.timed_s += seconds
