@@ -164,6 +164,23 @@ class Device(ABC):
     def prepare(self, arch: Architecture, shape: Shape) -> Runner:
         """Build ``arch`` for inputs of ``shape`` and return a ready runner."""
 
+    # ------------------------------------------------------- deployment
+    def exported_kind(self) -> str | None:
+        """What :meth:`prepare_exported` runs from an exported student folder, or ``None`` if it cannot.
+
+        An exported student (``hwnas distill``) is a folder with the Hugging Face
+        model (``save_pretrained``) and ``model.onnx``; a device that can run one of
+        them as deployed says which (e.g. ``"exported model.onnx"``).
+        """
+        return None
+
+    def prepare_exported(self, folder: Any, shape: Shape) -> Runner:
+        """A runner of the exported classifier in ``folder`` for inputs of ``shape``.
+
+        Only for devices whose :meth:`exported_kind` is not ``None``.
+        """
+        raise InvalidConfig(f"device {self.name!r} cannot run an exported student; its encoder is measured instead")
+
     # ------------------------------------------------------------ helpers
     @contextmanager
     def pinned(self) -> Iterator[None]:

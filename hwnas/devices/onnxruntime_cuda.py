@@ -173,6 +173,9 @@ class ORTCUDADevice(ORTDevice):
         fp.update(gpu_fingerprint(self.device_index))
         return fp
 
+    def exported_kind(self) -> str | None:
+        return None  # the exported model.onnx would run without IOBinding here; its encoder is measured
+
     def prepare(self, arch: Architecture, shape: Shape) -> Runner:
         import numpy as np
         import onnxruntime as ort
