@@ -166,12 +166,16 @@ def latency_target(config: DistillConfig, search_info: dict[str, Any], predictor
             raise InvalidConfig(f"{config.arch} records no {', '.join(missing)} of the search, so it cannot be verified "
                                 "where it was searched; give --device and --seq-len (and --latency-batch-size), "
                                 "or pass --no-measure")
+    def first(*values: Any) -> Any:
+        return next(v for v in values if v is not None)
+
+    Shape(first(config.latency_batch_size, 1), first(config.seq_len, 1))  # validates what was given, naming it
     out = {
         "device": config.device or search_info.get("device") or predictor_device or "cpu",
-        "seq_len": int(config.seq_len or search_info.get("seq_len") or 128),
-        "batch_size": int(config.latency_batch_size or search_info.get("batch_size") or 1),
+        "seq_len": int(first(config.seq_len, search_info.get("seq_len"), 128)),
+        "batch_size": int(first(config.latency_batch_size, search_info.get("batch_size"), 1)),
     }
-    Shape(out["batch_size"], out["seq_len"])  # validates both, naming the bad one
+    Shape(out["batch_size"], out["seq_len"])
     return out
 
 
