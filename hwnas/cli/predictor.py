@@ -322,7 +322,8 @@ def check(bundle, device_name, n_archs, seed, quick, as_json) -> None:
         for col in ("architecture", "predicted", "measured", "normalised", "error (raw)", "error (normalised)", "in band"):
             table.add_column(col, justify="left" if col == "architecture" else "right")
         for row in rows:
-            table.add_row(row["arch"], fmt_ms(row["predicted_ms"]), fmt_ms(row["measured_ms"]),
+            short = row["arch"].replace("layers=", "L").replace(",hidden=", "-H").replace(",heads=", "-A").replace(",ffn=", "-I")
+            table.add_row(short, fmt_ms(row["predicted_ms"]), fmt_ms(row["measured_ms"]),
                           "-" if row["normalised_ms"] is None else fmt_ms(row["normalised_ms"]),
                           f"{row['error_raw'] * 100:+.1f}%",
                           "-" if row["normalised_ms"] is None else f"{row['error'] * 100:+.1f}%",

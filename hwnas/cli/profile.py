@@ -136,6 +136,11 @@ def _print_summary(summary) -> None:
         table.add_row("latency range", f"{fmt_ms(summary.latency_ms_min)} .. {fmt_ms(summary.latency_ms_max)}")
         table.add_row("median spread (IQR/median)", f"{summary.median_spread * 100:.1f}%")
         table.add_row("noisy (spread > threshold)", str(summary.noisy))
+        refs = sorted({r["reference_ms"] for r in summary.records if r.get("reference_ms")})
+        if refs:
+            table.add_row("reference (drift probe)", f"{summary.records[0]['reference_arch']}: "
+                          + (fmt_ms(refs[0]) if len(refs) == 1 else f"{fmt_ms(refs[0])} .. {fmt_ms(refs[-1])} over "
+                             f"{len(refs)} chunks"))
         busy = summary.build_s + summary.export_s + summary.warmup_s + summary.timed_s
         table.add_row("time: timed inference", fmt_s(summary.timed_s))
         table.add_row("time: warm-up", fmt_s(summary.warmup_s))
