@@ -2,6 +2,8 @@
 
     # the same N architectures profiled by two `hwnas profile` processes GAP seconds apart (start to
     # start), the second while a competing process keeps one core busy; raw and reference-normalised agreement
+    # ("per round": each record's per-round ratio to the reference, reference_ratio; "medians": the record's
+    # median over the chunk's reference median; "one common factor": the best single factor, for comparison)
     python bench/bench_verify.py retest --n 60 --gap 600 --busy second --out-dir /tmp/hwnas-retest
     # analyse two existing profiles (both must carry reference_ms)
     python bench/bench_verify.py retest --analyse A.jsonl B.jsonl
@@ -88,13 +90,19 @@ def analyse_retest(first: str, second: str) -> dict[str, dict[str, float]]:
     ra = np.array([a[k]["reference_ms"] for k in common])
     rb = np.array([b[k]["reference_ms"] for k in common])
     raw = lb / la - 1
-    normalised = (lb / rb) / (la / ra) - 1
+    by_medians = (lb / rb) / (la / ra) - 1
     common_factor = lb / la / np.median(lb / la) - 1  # the best single factor, chosen after the fact
-    out = {"raw": agreement(raw), "normalised": agreement(normalised), "one_common_factor": agreement(common_factor)}
-    speeds = sorted(set(np.round(rb / ra, 6)))
+    out = {"raw": agreement(raw), "normalised_medians": agreement(by_medians),
+           "one_common_factor": agreement(common_factor)}
     print(_line("raw", out["raw"]))
-    print(_line("reference-normalised", out["normalised"]))
+    if all(a[k].get("reference_ratio") and b[k].get("reference_ratio") for k in common):
+        qa = np.array([a[k]["reference_ratio"] for k in common])
+        qb = np.array([b[k]["reference_ratio"] for k in common])
+        out["normalised"] = agreement(qb / qa - 1)
+        print(_line("normalised (per round)", out["normalised"]))
+    print(_line("normalised (medians)", out["normalised_medians"]))
     print(_line("(one common factor)", out["one_common_factor"]))
+    speeds = sorted(set(np.round(rb / ra, 6)))
     print(f"reference {a[common[0]]['reference_arch']}: 2nd/1st speed per chunk pair "
           f"{', '.join(f'{s:.3f}' for s in speeds)}; noisy records: "
           f"{sum(bool(a[k]['noisy']) for k in common)} / {sum(bool(b[k]['noisy']) for k in common)}")

@@ -432,7 +432,8 @@ def _verification(report: dict[str, Any], budget_ms: float) -> dict[str, Any] | 
     out = {k: m.get(k) for k in ("device", "dtype", "threads", "clock", "seq_len", "batch_size")}
     out.update(measured=(m.get("student") or {}).get("measured"), measured_ms=measured,
                encoder_ms=(m.get("student_encoder") or {}).get("latency_ms"),
-               deployed_vs_profiled=m.get("deployed_vs_profiled"), normalised_ms=drift.normalise(measured),
+               deployed_vs_profiled=m.get("deployed_vs_profiled"),
+               normalised_ms=m.get("student_normalised_ms") if d.get("reference_arch") else None,
                drift=drift.to_dict(), predicted_ms=pred.get("latency_ms"), predicted_upper_ms=pred.get("latency_upper_ms"))
-    out.update(budget_verdicts(measured, budget_ms, drift))
+    out.update(budget_verdicts(measured, budget_ms, drift, out["normalised_ms"]))
     return out

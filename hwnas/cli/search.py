@@ -204,15 +204,16 @@ def _verify(result, predictor, device: str, quick: bool, strict: bool = False) -
 
     from hwnas.devices.timing import TimingConfig
     from hwnas.search.runner import _write_json
-    from hwnas.cli._common import one_line_warnings
     from hwnas.predictors.host import HostMismatchWarning
     from hwnas.search.verify import predictor_device_settings, summarise, verdict_lines, verify
 
     archs = [result.winner.arch] + [c.arch for c in result.front]
     roles = ["winner"] + ["front"] * len(result.front)
     con = console(stderr=True)
-    with con.status(f"measuring {len(set(archs))} architecture(s) on {device}") as status, \
-            one_line_warnings(HostMismatchWarning):
+    import warnings
+
+    with con.status(f"measuring {len(set(archs))} architecture(s) on {device}") as status, warnings.catch_warnings():
+        warnings.simplefilter("ignore", HostMismatchWarning)  # already said once when the predictor was loaded
         records = verify(archs, device=device, predictor=predictor, budget_ms=result.problem.budget_ms,
                          seq_len=result.problem.seq_len, batch_size=result.problem.batch_size, roles=roles,
                          timing=TimingConfig.quick() if quick else None, strict=strict,
@@ -243,5 +244,5 @@ def _verify(result, predictor, device: str, quick: bool, strict: bool = False) -
               f"written to {result.out / 'verify.json'}")
     for line in verdict_lines(records[0].measured_ms, result.problem.budget_ms,
                               records[0].drift if records[0].drift and records[0].drift.reference_arch else None,
-                              what="the winner measured"):
+                              what="the winner measured", normalised_ms=records[0].normalised_ms):
         out.print(line, markup=False)

@@ -123,6 +123,11 @@ class Measurement:
     remeasured: bool = False
     warnings: list[str] = field(default_factory=list)
     max_spread: float = 0.10
+    #: the interleaved round of every sample (parallel to ``samples_ms``)
+    round_ids: list[int] = field(default_factory=list, repr=False)
+    #: median over shared rounds of this runner's block time divided by the anchor's
+    #: (see :func:`measure_interleaved`'s ``anchor``); ``None`` without an anchor
+    anchor_ratio: float | None = None
 
     def _q(self, q: float) -> float:
         return float(np.percentile(self.samples_ms, q)) if self.samples_ms else float("nan")
@@ -303,8 +308,15 @@ def measure_interleaved(
     seed: int = 0,
     on_warm: Callable[[int], None] | None = None,
     on_done: Callable[[int], None] | None = None,
+    anchor: int | None = None,
 ) -> list[Measurement]:
     """Measure several runners with interleaved rounds.
+
+    With ``anchor`` (the index of a reference runner), the anchor is timed in
+    every round any other runner is timed in, and each other runner's
+    :attr:`Measurement.anchor_ratio` is the median, over those rounds, of its
+    per-call time divided by the anchor's in the same round. A slowdown of the
+    machine that lasts a round or more hits both alike and cancels in the ratio.
 
     Args:
         runners: objects with ``time_block(number) -> seconds`` and ``after_block()``
@@ -326,14 +338,16 @@ def measure_interleaved(
             if on_warm:
                 on_warm(i)
         numbers = [_calls_per_block(w[2], config) for w in warm]
-        first = _rounds(runners, numbers, config, rng, list(range(len(runners))))
+        anchor_ms: dict[int, float] = {}
+        first = _rounds(runners, numbers, config, rng, list(range(len(runners))), anchor, 0, anchor_ms)
         results = [first[i] for i in range(len(runners))]
         for i, (runs, secs, _) in enumerate(warm):
             results[i].warmup_runs, results[i].warmup_s = runs, secs
         if config.remeasure:
             noisy = [i for i, m in enumerate(results) if m.noisy]
             if noisy:
-                again = _rounds(runners, numbers, config, rng, noisy)
+                passing = noisy if anchor is None or anchor in noisy else noisy + [anchor]
+                again = _rounds(runners, numbers, config, rng, passing, anchor, config.max_rounds, anchor_ms)
                 for i in noisy:
                     second = again[i]
                     keep = second if second.spread < results[i].spread else results[i]
@@ -341,6 +355,11 @@ def measure_interleaved(
                     keep.warmup_runs, keep.warmup_s = results[i].warmup_runs, results[i].warmup_s
                     keep.timed_s = results[i].timed_s + second.timed_s
                     results[i] = keep
+        if anchor is not None:
+            for i, m in enumerate(results):
+                if i != anchor:
+                    ratios = [x / anchor_ms[r] for x, r in zip(m.samples_ms, m.round_ids) if anchor_ms.get(r)]
+                    m.anchor_ratio = float(np.median(ratios)) if ratios else None
     if on_done:
         for i in range(len(runners)):
             on_done(i)
@@ -353,6 +372,9 @@ def _rounds(
     config: TimingConfig,
     rng: np.random.Generator,
     indices: list[int],
+    anchor: int | None = None,
+    round_offset: int = 0,
+    anchor_ms: dict[int, float] | None = None,
 ) -> dict[int, Measurement]:
     results = {i: Measurement(samples_ms=[], number=numbers[i], max_spread=config.max_spread) for i in indices}
     active = list(indices)
@@ -364,15 +386,21 @@ def _rounds(
             seconds = time_block(runners[i], numbers[i], config.clock)
             m = results[i]
             m.samples_ms.append(seconds * 1e3 / numbers[i])
+            m.round_ids.append(round_offset + round_no)
+            if i == anchor and anchor_ms is not None:
+                anchor_ms[round_offset + round_no] = m.samples_ms[-1]
             m.timed_s += seconds
             warning = runners[i].after_block()
             if warning and warning not in m.warnings:
                 m.warnings.append(warning)
         if round_no + 1 >= config.min_rounds:
-            active = [
+            going = [
                 i for i in active
                 if results[i].rel_ci > config.target_rel_ci and results[i].timed_s < config.max_time_s
             ]
+            if anchor in active and anchor not in going and any(i != anchor for i in going):
+                going.append(anchor)  # the anchor stays while anything else is still timed
+            active = going
     return results
 
 

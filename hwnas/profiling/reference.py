@@ -19,6 +19,12 @@ included):
 * ``reference_arch``: the reference's key (``layers=..,hidden=..,heads=..,ffn=..``);
 * ``reference_batch_size``, ``reference_seq_len``: the shape it was timed at;
 * ``reference_ms``: its median in the same interleaved rounds as the record;
+* ``reference_ratio``: the median, over the rounds both were timed in, of the
+  record's per-call time divided by the reference's in the same round. It is
+  the drift-free figure: a slowdown lasting a round or more cancels in it, where
+  the ratio of two medians only cancels a slowdown common to the whole chunk.
+  ``reference_ratio * reference latency at profiling time`` is the record's
+  latency at the machine's speed of profiling time;
 * ``clock``: ``"wall"`` or ``"thread_cpu"`` (see :mod:`hwnas.devices.timing`).
 
 Profiles written before these fields existed have none; they still load, and
@@ -39,7 +45,7 @@ from hwnas.space import Architecture, SearchSpace
 __all__ = ["reference_architecture", "fit_reference", "Drift", "REFERENCE_FIELDS"]
 
 #: Record fields written by a profile with a reference (``None`` values when it had none).
-REFERENCE_FIELDS = ("reference_arch", "reference_batch_size", "reference_seq_len", "reference_ms")
+REFERENCE_FIELDS = ("reference_arch", "reference_batch_size", "reference_seq_len", "reference_ms", "reference_ratio")
 
 
 def _middle(values: Sequence[int]) -> int:
@@ -121,8 +127,15 @@ class Drift:
         """now / then: above 1, the machine is slower now than when it was profiled."""
         return self.now_ms / self.then_ms if self.known else None  # type: ignore[operator]
 
-    def normalise(self, measured_ms: float) -> float | None:
-        """``measured_ms`` at the machine's speed of profiling time, or ``None`` without a reference."""
+    def normalise(self, measured_ms: float, ratio: float | None = None) -> float | None:
+        """``measured_ms`` at the machine's speed of profiling time, or ``None`` without a reference.
+
+        With ``ratio`` (the per-round ratio to the reference, measured in the same
+        rounds) the result is ``ratio * then_ms``, which cancels shorter drifts
+        than dividing by the ratio of medians.
+        """
+        if ratio is not None and self.then_ms and math.isfinite(ratio) and ratio > 0:
+            return ratio * self.then_ms
         s = self.speed
         return measured_ms / s if s else None
 

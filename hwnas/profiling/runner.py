@@ -177,8 +177,12 @@ def measure_runners(
     *,
     seed: int = 0,
     on_status: Callable[[str], None] | None = None,
+    anchor: int | None = None,
 ) -> list[tuple[Any, Any]]:
     """Build runners with ``builders`` (``(label, () -> Runner)``) and measure them together.
+
+    ``anchor``: index of the reference runner; every other measurement then gets
+    its per-round ratio to it (:attr:`~hwnas.devices.timing.Measurement.anchor_ratio`).
 
     The one measuring path: threads pinned by the device, the clock checked
     against the device, every runner warmed up and timed in the same
@@ -196,7 +200,7 @@ def measure_runners(
                 runners.append(build())
             if on_status:
                 on_status(f"measuring {len(runners)} model(s) in interleaved rounds")
-            measurements = measure_interleaved(runners, timing, seed=seed)
+            measurements = measure_interleaved(runners, timing, seed=seed, anchor=anchor)
     finally:
         for r in runners:
             r.close()
@@ -225,7 +229,8 @@ def measure_tasks(
     timing = timing or TimingConfig()
     every = list(tasks) + ([reference] if reference is not None else [])
     builders = [(f"{t.arch} @ {t.shape}", (lambda t=t: device.prepare(t.arch, t.shape))) for t in every]
-    measured = measure_runners(device, builders, timing, seed=seed, on_status=on_status)
+    measured = measure_runners(device, builders, timing, seed=seed, on_status=on_status,
+                               anchor=len(every) - 1 if reference is not None else None)
     ref_fields: dict[str, Any] = dict.fromkeys(REFERENCE_FIELDS)
     if reference is not None:
         ref_fields = {"reference_arch": reference.arch.key, "reference_batch_size": reference.shape.batch_size,
@@ -248,6 +253,7 @@ def measure_tasks(
         record.update(build_s=runner.build_s, export_s=runner.export_s, timestamp=stamp)
         record["clock"] = timing.clock
         record.update(ref_fields)
+        record["reference_ratio"] = m.anchor_ratio if reference is not None else None
         record["settings"] = device.settings()
         record["fingerprint"] = fingerprint
         if extra:

@@ -13,9 +13,11 @@ same reference in the same interleaved rounds, so it can say how fast the
 machine runs now compared with profiling time, and gives two verdicts:
 
 * **raw**: the measured median against the budget, as measured now;
-* **drift-normalised**: the measured median divided by the machine's speed
-  relative to profiling time, against the budget: the verdict the machine
-  would give in the state it was profiled in.
+* **drift-normalised**: the measurement at the machine's speed of profiling
+  time, against the budget: the per-round ratio of the measured model to the
+  reference timed in the same rounds, times the reference's latency at
+  profiling time (the verdict the machine would give in the state it was
+  profiled in).
 
 When they disagree the machine's current speed decides the verdict, and the
 honest answer is to re-verify on a quiet machine (:func:`verdict_lines` says so).
@@ -37,7 +39,7 @@ from hwnas.profiling.reference import Drift
 from hwnas.space import Architecture
 
 __all__ = ["Verification", "predictor_device_settings", "predictor_reference", "verify", "summarise",
-           "verdict_lines", "measure_student", "timing_for"]
+           "verdict_lines", "measure_student", "timing_for", "budget_verdicts"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class Verification:
     budget_ms: float
     role: str = ""
     drift: Drift | None = None
+    #: per-round ratio of the measurement to the reference timed in the same rounds
+    reference_ratio: float | None = None
 
     @property
     def within_budget(self) -> bool:
@@ -63,7 +67,7 @@ class Verification:
     @property
     def normalised_ms(self) -> float | None:
         """The measured median at the machine's speed of profiling time (``None`` without a reference)."""
-        return self.drift.normalise(self.measured_ms) if self.drift is not None else None
+        return self.drift.normalise(self.measured_ms, self.reference_ratio) if self.drift is not None else None
 
     @property
     def within_budget_normalised(self) -> bool | None:
@@ -232,6 +236,7 @@ def verify(
                 measured_ms=float(rec["latency_ms"]), p10_ms=float(rec.get("p10_ms", float("nan"))),
                 p90_ms=float(rec.get("p90_ms", float("nan"))), spread=float(rec.get("spread", float("nan"))),
                 budget_ms=float(budget_ms), role=",".join(unique[a]), drift=drift,
+                reference_ratio=rec.get("reference_ratio"),
             )
             out.append(v)
             if on_record:
@@ -259,7 +264,8 @@ def summarise(results: Sequence[Verification]) -> dict[str, Any]:
     }
 
 
-def verdict_lines(measured_ms: float, budget_ms: float, drift: Drift | None, *, what: str = "measured") -> list[str]:
+def verdict_lines(measured_ms: float, budget_ms: float, drift: Drift | None, *, what: str = "measured",
+                  normalised_ms: float | None = None) -> list[str]:
     """What a verification says, in plain sentences: the raw verdict, the drift, the
     normalised verdict, and, when the two verdicts disagree, that the machine's
     speed decides and a quiet re-verification is needed."""
@@ -269,7 +275,7 @@ def verdict_lines(measured_ms: float, budget_ms: float, drift: Drift | None, *, 
         lines.append("no reference recorded: drift unknown, only the raw verdict is available")
         return lines
     lines.append(drift.describe())
-    normalised = drift.normalise(measured_ms)
+    normalised = normalised_ms if normalised_ms is not None else drift.normalise(measured_ms)
     if normalised is None:
         return lines
     norm_ok = normalised <= budget_ms
@@ -353,15 +359,19 @@ def measure_student(
         builders.append(("teacher", lambda: dev.prepare(teacher, shape)))
     if ref_task is not None:
         builders.append(("reference", lambda: dev.prepare(ref_task.arch, ref_task.shape)))
+    anchor = len(builders) - 1 if ref_task is not None else None
     if on_status:
         on_status(f"measuring the student on {device} ({threads} thread(s), {dtype}, seq {seq_len}, batch {batch_size}, "
                   f"{timing.clock} clock)")
     measured = dict(zip([b[0] for b in builders],
-                        [m for _, m in measure_runners(dev, builders, timing, seed=seed)]))
+                        [m for _, m in measure_runners(dev, builders, timing, seed=seed, anchor=anchor)]))
     encoder = _summary(measured["student"])
     encoder["measured"] = f"profiled encoder ({arch.key}, random weights) on {device}"
+    ratio = (measured["deployed"] if "deployed" in measured else measured["student"]).anchor_ratio
+    encoder["reference_ratio"] = measured["student"].anchor_ratio
     if "deployed" in measured:
         student = _summary(measured["deployed"])
+        student["reference_ratio"] = ratio
         student["measured"] = f"{deployed_kind} on {device}"
     else:
         student = dict(encoder)
@@ -373,7 +383,7 @@ def measure_student(
         "device": device, "dtype": dtype, "threads": threads, "clock": timing.clock, "seq_len": seq_len,
         "batch_size": batch_size, "student": student, "student_encoder": encoder,
         "deployed_vs_profiled": student["latency_ms"] / encoder["latency_ms"],
-        "drift": drift.to_dict(), "student_normalised_ms": drift.normalise(student["latency_ms"]),
+        "drift": drift.to_dict(), "student_normalised_ms": drift.normalise(student["latency_ms"], ratio),
         "fingerprint": dev.fingerprint(),
     }
     if "teacher" in measured:
@@ -381,16 +391,21 @@ def measure_student(
         out["teacher"]["measured"] = f"profiled encoder ({teacher.key}, random weights) on {device}"
         out["speedup"] = out["teacher"]["latency_ms"] / encoder["latency_ms"]
     if budget_ms is not None:
-        out.update(budget_verdicts(student["latency_ms"], budget_ms, drift))
+        out.update(budget_verdicts(student["latency_ms"], budget_ms, drift, out["student_normalised_ms"]))
     return out
 
 
-def budget_verdicts(measured_ms: float, budget_ms: float, drift: Drift) -> dict[str, Any]:
+def budget_verdicts(measured_ms: float, budget_ms: float, drift: Drift,
+                    normalised_ms: float | None = None) -> dict[str, Any]:
     """``budget_ms``, ``within_budget`` (raw), ``within_budget_normalised`` (``None`` without a
-    reference), ``verdicts_agree`` and the plain-text ``verdict`` lines."""
-    normalised = drift.normalise(measured_ms)
+    reference), ``verdicts_agree`` and the plain-text ``verdict`` lines.
+
+    ``normalised_ms``: the drift-normalised latency when known (from the per-round
+    ratio to the reference); otherwise ``measured_ms`` divided by the drift's speed."""
+    normalised = normalised_ms if normalised_ms is not None and drift.reference_arch else drift.normalise(measured_ms)
     raw_ok = bool(measured_ms <= budget_ms)
     norm_ok = None if normalised is None else bool(normalised <= budget_ms)
     return {"budget_ms": budget_ms, "within_budget": raw_ok, "within_budget_normalised": norm_ok,
             "verdicts_agree": norm_ok is None or norm_ok == raw_ok,
-            "verdict": verdict_lines(measured_ms, budget_ms, drift if drift.reference_arch else None)}
+            "verdict": verdict_lines(measured_ms, budget_ms, drift if drift.reference_arch else None,
+                                     normalised_ms=normalised)}

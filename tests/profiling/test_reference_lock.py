@@ -50,7 +50,7 @@ def test_every_record_carries_the_reference_of_its_chunk_and_the_clock(space_fil
         assert r["clock"] == "wall"
         assert r["reference_arch"] == ref.key
         assert (r["reference_batch_size"], r["reference_seq_len"]) == (1, 8)
-        assert r["reference_ms"] > 0
+        assert r["reference_ms"] > 0 and r["reference_ratio"] > 0
     # interleave=2: two chunks, each with its own reference measurement shared by its two records
     assert records[0]["reference_ms"] == records[1]["reference_ms"]
     assert records[2]["reference_ms"] == records[3]["reference_ms"]
@@ -165,3 +165,46 @@ def test_two_real_profile_processes_on_one_file_write_each_record_once(space_fil
         assert len(lines) == 1 and f"PID {first.pid}" in lines[0]
     else:  # the first had finished already: the second resumed and found nothing left to measure
         assert second.returncode == 0, second.stderr
+
+
+class _DriftingRunner:
+    """Reports a fixed cost per call times a machine-wide slowdown that grows round by round (no real work).
+
+    Each runner is timed once per round, so its k-th timed block is round k.
+    """
+
+    build_s = export_s = 0.0
+
+    def __init__(self, ms):
+        self.ms, self.blocks = ms, 0
+
+    def run(self):
+        pass
+
+    def synchronize(self):
+        pass
+
+    def time_block(self, number):
+        self.blocks += 1
+        return number * self.ms * (1.0 + 0.2 * (self.blocks - 1)) / 1e3
+
+    def after_block(self):
+        return None
+
+
+def test_the_per_round_ratio_to_the_anchor_cancels_drift_between_rounds():
+    runners = [_DriftingRunner(2.0), _DriftingRunner(6.0), _DriftingRunner(4.0)]
+
+    def warm(i):
+        if i == len(runners) - 1:  # rounds start now: count blocks from here
+            for r in runners:
+                r.blocks = 0
+
+    # the 6 ms runner reaches the 30 ms time cap after a few rounds; the anchor goes on with the 2 ms one
+    cfg = TimingConfig(warmup_min_runs=1, warmup_min_s=0.0001, warmup_max_s=0.001, block_min_s=0.001, min_rounds=3,
+                       max_rounds=12, target_rel_ci=1e-9, max_time_s=0.03, remeasure=False)
+    a, b, ref = measure_interleaved(runners, cfg, anchor=2, on_warm=warm)
+    assert ref.anchor_ratio is None and len(b.samples_ms) < len(a.samples_ms) == len(ref.samples_ms)
+    assert a.anchor_ratio == pytest.approx(0.5) and b.anchor_ratio == pytest.approx(1.5)
+    # the ratio of medians does not cancel it: the anchor's median covers later, slower rounds than b's
+    assert b.median_ms / ref.median_ms < 1.4
