@@ -40,6 +40,7 @@ def test_reference_is_the_middle_of_every_dimension():
     assert reference_architecture(None, listed) == Architecture(2, 96, 2, 128)
 
 
+@pytest.mark.slow
 def test_every_record_carries_the_reference_of_its_chunk_and_the_clock(space_file, tmp_path):
     out = tmp_path / "p.jsonl"
     profile(_config(space_file), out)
@@ -142,6 +143,7 @@ def test_a_lock_held_by_a_live_process_is_refused_and_a_dead_ones_taken_over(spa
     assert not ProfileStore(out).lock_path.exists()
 
 
+@pytest.mark.slow
 def test_two_real_profile_processes_on_one_file_write_each_record_once(space_file, tmp_path):
     """Two `hwnas profile --resume` processes on one --out: without a lock both would measure every task."""
     out = tmp_path / "both.jsonl"
