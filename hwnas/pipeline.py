@@ -71,6 +71,7 @@ class RunConfig:
             (3e-4: at 1e-4, 200 steps left students at chance in the SST-2 benchmark).
         threads: CPU threads for profiling and measurement.
         quick_timing: looser timing protocol (tests and smoke runs).
+        strict: refuse a host-bound predictor profiled on another host (default: warn).
     """
 
     max_latency_ms: float
@@ -102,6 +103,7 @@ class RunConfig:
     eval_limit: int | None = 500
     quick_timing: bool = False
     seed: int = 0
+    strict: bool = False
 
     def __post_init__(self) -> None:
         if not (isinstance(self.max_latency_ms, (int, float)) and self.max_latency_ms > 0):
@@ -196,6 +198,8 @@ class RunSummary:
     report: dict[str, Any] | None = None
     budget_ms: float = 0.0
     within_budget: bool | None = None
+    #: where and how the student was measured, the drift and both verdicts (see :func:`_verification`)
+    verification: dict[str, Any] | None = None
     wall_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -286,6 +290,9 @@ def run_pipeline(config: RunConfig, callbacks: _Callbacks | None = None) -> RunS
 
     predictor = load_predictor(predictor_path)
     predictor.check_device(config.device)
+    from hwnas.predictors.host import check_host
+
+    check_host(predictor.manifest, strict=config.strict)  # a warning (HostMismatchWarning) unless strict
 
     # 3. supernet
     supernet_path = Path(config.supernet) if config.supernet else folder / "supernet"
@@ -354,6 +361,7 @@ def run_pipeline(config: RunConfig, callbacks: _Callbacks | None = None) -> RunS
                              teacher_steps=config.teacher_steps,
                              batch_size=config.batch_size, max_len=config.max_len, limit=config.limit,
                              eval_limit=config.eval_limit, predictor=str(predictor_path), threads=config.threads,
+                             device=config.device, seq_len=config.seq_len, latency_batch_size=1, strict=config.strict,
                              timing="quick" if config.quick_timing else "default", seed=config.seed,
                              cache_dir=str(folder / "teachers"), checkpoint_every=max(1, min(50, config.distill_steps // 4)))
         existed = (student_dir / "report.json").is_file()
@@ -373,16 +381,23 @@ def run_pipeline(config: RunConfig, callbacks: _Callbacks | None = None) -> RunS
 
     stage("distill", do_distill)
 
-    # 6. verify: the measured latency of the trained student against the budget
+    # 6. verify: the student as measured by the distill stage (device registry, timing protocol,
+    # the predictor's reference interleaved) against the budget, raw and drift-normalised
     def do_verify() -> tuple[str, str, str]:
         report = summary.report or {}
-        m = report.get("measured_latency") or {}
-        measured = m.get("student", {}).get("latency_ms")
-        summary.within_budget = None if measured is None else bool(measured <= config.max_latency_ms)
-        pred = report.get("predicted_latency") or {}
-        verdict = "within" if summary.within_budget else "OVER"
-        detail = (f"measured {measured:.2f} ms ({verdict} the {config.max_latency_ms:g} ms budget), "
-                  f"predicted {pred.get('latency_ms', float('nan')):.2f} ms") if measured is not None else "not measured"
+        summary.verification = _verification(report, config.max_latency_ms)
+        v = summary.verification
+        if v is None:
+            summary.within_budget = None
+            return "ran", str(folder / "summary.json"), "not measured"
+        summary.within_budget = v["within_budget"]
+        for line in v["verdict"]:
+            cb.status(f"verify: {line}")
+        norm = v["within_budget_normalised"]
+        detail = (f"measured {v['measured_ms']:.2f} ms on {v['device']} at seq {v['seq_len']} "
+                  f"({'within' if v['within_budget'] else 'OVER'} the {config.max_latency_ms:g} ms budget"
+                  + ("" if norm is None else f"; drift-normalised {v['normalised_ms']:.2f} ms, "
+                     f"{'within' if norm else 'OVER'}") + f"), predicted {v['predicted_ms'] or float('nan'):.2f} ms")
         return "ran", str(folder / "summary.json"), detail
 
     stage("verify", do_verify)
@@ -395,3 +410,30 @@ def run_pipeline(config: RunConfig, callbacks: _Callbacks | None = None) -> RunS
 
 def _arch_text(arch: dict[str, Any]) -> str:
     return ",".join(f"{k}={arch[k]}" for k in ("layers", "hidden", "heads", "ffn"))
+
+
+def _verification(report: dict[str, Any], budget_ms: float) -> dict[str, Any] | None:
+    """``summary.json``'s verification: what was measured where, the drift and both verdicts.
+
+    ``within_budget`` is the raw verdict (the median measured now);
+    ``within_budget_normalised`` divides out the machine's speed relative to
+    profiling time (``None`` without a reference); ``verdict`` says both in words.
+    """
+    from hwnas.profiling.reference import Drift
+    from hwnas.search.verify import budget_verdicts
+
+    m = report.get("measured_latency") or {}
+    measured = (m.get("student") or {}).get("latency_ms")
+    if measured is None:
+        return None
+    d = m.get("drift") or {}
+    drift = Drift(d.get("reference_arch"), d.get("reference_ms_now"), d.get("reference_ms_profiled"))
+    pred = report.get("predicted_latency") or {}
+    out = {k: m.get(k) for k in ("device", "dtype", "threads", "clock", "seq_len", "batch_size")}
+    out.update(measured=(m.get("student") or {}).get("measured"), measured_ms=measured,
+               encoder_ms=(m.get("student_encoder") or {}).get("latency_ms"),
+               deployed_vs_profiled=m.get("deployed_vs_profiled"),
+               normalised_ms=m.get("student_normalised_ms") if d.get("reference_arch") else None,
+               drift=drift.to_dict(), predicted_ms=pred.get("latency_ms"), predicted_upper_ms=pred.get("latency_upper_ms"))
+    out.update(budget_verdicts(measured, budget_ms, drift, out["normalised_ms"]))
+    return out

@@ -29,8 +29,10 @@ def small_teacher(tmp_path_factory):
 @pytest.fixture(scope="module")
 def first_run(small_teacher, tmp_path_factory):
     work = tmp_path_factory.mktemp("runs")
-    # a generous budget: the test checks the pipeline, not what fits on a busy machine
-    config = quick_config(10_000.0, work_dir=str(work), name="t", teacher=str(small_teacher), profile_samples=6)
+    # a generous budget: the test checks the pipeline, not what fits on a busy machine. ONNX Runtime at
+    # sequence 64: every stage must profile, search and verify on that device at that length.
+    config = quick_config(10_000.0, work_dir=str(work), name="t", teacher=str(small_teacher), profile_samples=6,
+                          device="onnxruntime", seq_len=64)
     events = []
 
     class Recorder:
@@ -78,6 +80,20 @@ def test_student_is_the_winner_from_the_supernet_and_verified(first_run):
     assert report["predicted_latency"]["latency_ms"] > 0 and report["measured_latency"]["student"]["latency_ms"] > 0
     saved = json.loads((config.folder / "summary.json").read_text())
     assert saved["within_budget"] is True and saved["winner"]["arch"] == winner["arch"]
+    # verified where it was searched: ONNX Runtime running the exported model.onnx, at sequence 64
+    assert (winner["device"], winner["seq_len"], winner["batch_size"]) == ("onnxruntime", 64, 1)
+    m = report["measured_latency"]
+    assert (m["device"], m["seq_len"], m["batch_size"], m["threads"], m["dtype"], m["clock"]) == \
+        ("onnxruntime", 64, 1, 1, "fp32", "wall")
+    assert m["student"]["measured"] == "exported model.onnx (ONNX Runtime) on onnxruntime"
+    assert report["predicted_latency"]["seq_len"] == 64
+    v = saved["verification"]
+    assert (v["device"], v["seq_len"], v["batch_size"]) == ("onnxruntime", 64, 1)
+    # the profile's reference was timed again beside the student: the drift and both verdicts are reported
+    assert v["drift"]["reference_arch"] and v["drift"]["reference_ms_now"] > 0 and v["drift"]["speed_vs_profile"] > 0
+    assert v["within_budget_normalised"] is True and v["verdicts_agree"] is True and v["verdict"]
+    assert all(r["clock"] == "wall" and r["reference_ms"] > 0 and r["seq_len"] == 64
+               for r in map(json.loads, (config.folder / "profile.jsonl").read_text().splitlines()))
     model = AutoModelForSequenceClassification.from_pretrained(config.folder / "student")
     assert model.config.num_hidden_layers == winner["arch"]["layers"] and model.config.hidden_size == winner["arch"]["hidden"]
 
@@ -107,6 +123,8 @@ def test_space_follows_the_budget():
         (["run", "--max-latency", "5ms", "--space", "huge"], "unknown space 'huge'"),
         (["run", "--max-latency", "5ms", "--device", "abacus"], "abacus"),
         (["run", "--max-latency", "5ms", "--samples", "0"], "profile_samples must be an integer >= 1"),
+        (["run", "--max-latency", "5ms", "--device", "tpu"], "device 'tpu' is not available here"),
+        (["run", "--max-latency", "5ms", "--seq-len", "0"], "seq_len must be an integer >= 1"),
     ],
 )
 def test_cli_rejects_bad_input_with_one_line(args, message, tmp_path, capsys):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -82,3 +85,25 @@ def echo_kv(rows: list[tuple[str, Any]]) -> None:
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         click.echo(f"{k.ljust(width)}  {v}")
+
+
+@contextmanager
+def one_line_warnings(*categories: type[Warning]) -> Iterator[None]:
+    """Show warnings of ``categories`` as one ``warning: ...`` line on stderr each, once per message."""
+    seen: set[str] = set()
+    with warnings.catch_warnings():
+        previous = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, categories):
+                text = str(message)
+                if text not in seen:
+                    seen.add(text)
+                    click.echo(f"warning: {text}", err=True)
+                return
+            previous(message, category, filename, lineno, file, line)
+
+        for category in categories:
+            warnings.simplefilter("always", category)
+        warnings.showwarning = show
+        yield

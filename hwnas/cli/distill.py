@@ -59,8 +59,14 @@ def print_report(report: dict[str, Any], out: str) -> None:
         table.add_row("predicted latency", f"{fmt_ms(pred['latency_ms'])} (upper {fmt_ms(pred.get('latency_upper_ms') or float('nan'))})")
     m = report.get("measured_latency")
     if m:
-        table.add_row("measured latency", f"{fmt_ms(m['student']['latency_ms'])} vs teacher {fmt_ms(m['teacher']['latency_ms'])} "
-                      f"-> {m['speedup']:.2f}x (cpu, {m['threads']} thread(s), seq {m['seq_len']}, batch {m['batch_size']})")
+        table.add_row("measured on", f"{m['device']}, {m['threads']} thread(s), {m['dtype']}, seq {m['seq_len']}, "
+                      f"batch {m['batch_size']}, {m['clock']} clock")
+        table.add_row("measured latency", f"{fmt_ms(m['student']['latency_ms'])}: {m['student']['measured']}")
+        table.add_row("profiled encoder", f"{fmt_ms(m['student_encoder']['latency_ms'])} (deployed/profiled "
+                      f"x{m['deployed_vs_profiled']:.2f}); teacher encoder {fmt_ms(m['teacher']['latency_ms'])} "
+                      f"-> {m['speedup']:.2f}x")
+        for i, line in enumerate(m.get("verdict") or [m["drift"]["note"]]):
+            table.add_row("verdict" if i == 0 else "", line)
     ex = report["exports"]
     table.add_row("exports", f"save_pretrained (max diff {ex['huggingface']['max_abs_diff']:.1e}); "
                   f"model.onnx (max diff {ex['onnx']['max_abs_diff']:.1e} <= {ex['onnx']['atol']:.0e})")
@@ -96,6 +102,13 @@ def print_report(report: dict[str, Any], out: str) -> None:
 @click.option("--label-column", default=None, help="Column of the label; detected when omitted.")
 @click.option("--predictor", default=None, help="Predictor bundle for the predicted latency in the report.")
 @click.option("--threads", type=int, default=1, show_default=True, help="CPU threads for latency measurement.")
+@click.option("--device", "device", default=None,
+              help="Device to measure the student on (default: the winner file's, else the predictor's, else cpu).")
+@click.option("--seq-len", "latency_seq_len", type=int, default=None,
+              help="Sequence length to measure at (default: the winner file's, else 128).")
+@click.option("--latency-batch-size", type=int, default=None,
+              help="Batch size to measure at (default: the winner file's, else 1).")
+@click.option("--strict", is_flag=True, help="Refuse a host-bound predictor profiled on another host (default: warn).")
 @click.option("--no-measure", is_flag=True, help="Skip measuring latency after training.")
 @click.option("--mixed-precision", type=click.Choice(["auto", "no", "bf16", "fp16"]), default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -106,7 +119,8 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
             losses: str, temperature: float | None, steps: int, agnostic_steps: int, teacher_steps: int,
             batch_size: int, lr: float, max_len: int, limit: int | None, eval_limit: int | None, augment: int,
             text_column: str | None, pair_column: str | None, label_column: str | None, predictor: str | None,
-            threads: int, no_measure: bool, mixed_precision: str, seed: int, cache_dir: str | None,
+            threads: int, device: str | None, latency_seq_len: int | None, latency_batch_size: int | None,
+            strict: bool, no_measure: bool, mixed_precision: str, seed: int, cache_dir: str | None,
             overwrite: bool, quiet: bool) -> None:
     """Distill ARCH from the teacher on a task, export it (Hugging Face folder + ONNX) and report.
 
@@ -128,11 +142,15 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
         max_len=max_len, limit=limit, eval_limit=eval_limit, augment=augment, seed=seed,
         mixed_precision=mixed_precision, predictor=predictor, measure=not no_measure, threads=threads,
         cache_dir=cache_dir, text_col=text_column, text_pair_col=pair_column, label_col=label_column,
+        device=device, seq_len=latency_seq_len, latency_batch_size=latency_batch_size, strict=strict,
     )
     from hwnas.distill.trainer import process_state
 
     main, _ = process_state()
-    with Progress(quiet or not main) as progress:
+    from hwnas.cli._common import one_line_warnings
+    from hwnas.predictors.host import HostMismatchWarning
+
+    with Progress(quiet or not main) as progress, one_line_warnings(HostMismatchWarning):
         report = run_distill(config, out, on_status=progress.status, on_step=progress.step, overwrite=overwrite)
     if main:
         print_report(report, out)

@@ -48,6 +48,20 @@ def _check_device(pred, name: str, override: bool, **settings) -> None:
         click.echo(f"warning: {w.message}", err=True)
 
 
+def _check_host(pred, strict: bool) -> None:
+    """This host against the predictor's, for host-bound devices: one warning line, or exit 2 with ``strict``."""
+    from hwnas.predictors.host import host_mismatch
+
+    message = host_mismatch(pred.manifest)
+    if message is None:
+        return
+    if strict:
+        from hwnas.errors import PredictorMismatch
+
+        raise PredictorMismatch(message + " (--strict)")
+    click.echo(f"warning: {message}", err=True)
+
+
 @click.group()
 def predictor() -> None:
     """Fit, evaluate and inspect portable latency predictors (.hwnas bundles).
@@ -57,6 +71,7 @@ def predictor() -> None:
       hwnas predictor fit profiles/cpu.jsonl --out predictors/cpu.hwnas
       hwnas predictor eval predictors/cpu.hwnas profiles/cpu-holdout.jsonl
       hwnas predictor show predictors/cpu.hwnas
+      hwnas predictor check predictors/cpu.hwnas --device cpu
       hwnas predictor fit ort.jsonl --base predictors/cpu.hwnas --out predictors/ort.hwnas
       hwnas predictor fit measurements.csv --target latency_ms --features a,b,c --out p.hwnas
     """
@@ -126,7 +141,7 @@ def eval_(bundle, data, target, features, override_device, as_json) -> None:
     meas = load_measurements(data, target=target, features=feats)
     if meas.device.get("name") not in (None, "unknown"):
         _check_device(pred, meas.device["name"], override_device, threads=meas.device.get("threads"),
-                      dtype=meas.device.get("dtype"))
+                      dtype=meas.device.get("dtype"), clock=meas.device.get("clock"))
     metrics = evaluate_predictor(pred, meas)
     lo, hi = pred._lo, pred._hi
     outside = int(np.sum(np.any((meas.X < lo) | (meas.X > hi), axis=1)))
@@ -158,8 +173,10 @@ def show(bundle, as_json) -> None:
     cv = m.get("metrics", {}).get("cv", {})
     rows = [
         ("bundle", f"{bundle} (format {m['format']} v{m['format_version']}, {m.get('kind')})"),
-        ("device", f"{dev.get('name')} threads={dev.get('threads')} dtype={dev.get('dtype')}"),
+        ("device", f"{dev.get('name')} threads={dev.get('threads')} dtype={dev.get('dtype')} "
+                   f"clock={dev.get('clock') or 'wall (not recorded)'}"),
         ("host", f"{fp.get('cpu_model', '-')}, torch {fp.get('torch', '-')}"),
+        ("reference", _reference_text(m.get("reference"))),
         ("space", str(m.get("space"))),
         ("inputs", ", ".join(m["inputs"])),
         ("domain", ", ".join(f"{k} {v[0]:g}..{v[1]:g}" for k, v in dom["ranges"].items())),
@@ -173,8 +190,20 @@ def show(bundle, as_json) -> None:
     if cv:
         rows.append(("fit-time CV", f"within ±5% {cv['within_5']:.1%}, ±10% {cv['within_10']:.1%}, MAPE {cv['mape']:.2%}, "
                                     f"Kendall tau {cv['kendall_tau']:.3f}"))
+    base = m.get("base") or {}
+    if base.get("fingerprint"):
+        bfp = base["fingerprint"]
+        rows.append(("base host", f"{base.get('device')}: {bfp.get('cpu_model', '-')}, torch {bfp.get('torch', '-')}"))
     rows.append(("versions", ", ".join(f"{k} {v}" for k, v in (m.get("library_versions") or {}).items())))
     echo_kv(rows)
+
+
+def _reference_text(ref) -> str:
+    if not isinstance(ref, dict) or not ref.get("arch"):
+        return "no reference recorded (profiled before hwnas timed one): drift cannot be measured"
+    return (f"{ref['arch']} @ seq {ref.get('seq_len')}, batch {ref.get('batch_size')}: {fmt_ms(ref['latency_ms'])} "
+            f"at fit time (median of {ref.get('n_chunks')} chunk(s), {fmt_ms(ref.get('min_ms', float('nan')))} .. "
+            f"{fmt_ms(ref.get('max_ms', float('nan')))})")
 
 
 @click.command()
@@ -187,7 +216,8 @@ def show(bundle, as_json) -> None:
 @click.option("--device", "device_name", default=None, help="Refuse unless the predictor was fitted on this device.")
 @click.option("--override-device", is_flag=True, help="Use the predictor even for another --device.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
-def predict(bundle, arch_texts, archs_file, seq_len, batch_size, device_name, override_device, as_json) -> None:
+@click.option("--strict", is_flag=True, help="Refuse a host-bound predictor profiled on another host (default: warn).")
+def predict(bundle, arch_texts, archs_file, seq_len, batch_size, device_name, override_device, as_json, strict) -> None:
     """Predict the latency (ms) of architectures with a predictor bundle.
 
     \b
@@ -211,6 +241,7 @@ def predict(bundle, arch_texts, archs_file, seq_len, batch_size, device_name, ov
     pred = load_bundle(bundle)
     if device_name is not None:
         _check_device(pred, device_name, override_device)
+    _check_host(pred, strict)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", OutOfDomainWarning)
         lat = pred.predict(archs, seq_len=seq_len, batch_size=batch_size)
@@ -231,6 +262,115 @@ def predict(bundle, arch_texts, archs_file, seq_len, batch_size, device_name, ov
     for a, l, u in zip(archs, lat, upper):
         table.add_row(a.key, f"{l:.3f} ms", f"{u:.3f} ms")
     console().print(table)
+
+
+@predictor.command()
+@click.argument("bundle", type=click.Path(dir_okay=False))
+@click.option("--device", "device_name", required=True, help="The device to check on (must be the predictor's).")
+@click.option("--archs", "n_archs", default=4, show_default=True, type=int,
+              help="Architectures of the predictor's space to measure besides the reference.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seeds the choice of architectures.")
+@click.option("--quick", is_flag=True, help="A fast, loose timing protocol (smoke tests only).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def check(bundle, device_name, n_archs, seed, quick, as_json) -> None:
+    """Does the predictor still hold on this host? Measure its reference and a few architectures now.
+
+    The reference architecture gives the machine's speed now against profiling
+    time; each architecture's measurement, normalised by it, is compared with the
+    prediction. It holds when every normalised measurement lies within the
+    predictor's calibrated band (its upper-bound margin, at least ±10%).
+    Exit code 0 when it holds, 1 when it does not.
+    """
+    from hwnas.devices.timing import TimingConfig
+    from hwnas.errors import InvalidConfig
+    from hwnas.predictors.bundle import load_bundle
+    from hwnas.predictors.host import describe_host, host_mismatch
+    from hwnas.search.verify import predictor_reference, verify
+
+    if n_archs < 1:
+        raise InvalidConfig(f"--archs must be an integer >= 1; got {n_archs}")
+    pred = load_bundle(bundle)
+    if pred.is_table:
+        raise InvalidConfig(f"{bundle} was fitted on table columns, not architectures; it cannot be checked on a device")
+    pred.check_device(device_name)
+    archs, shape = _check_archs(pred, n_archs, seed)
+    ref_task, _ = predictor_reference(pred)
+    host = host_mismatch(pred.manifest)
+    con = console(stderr=True)
+    with con.status(f"measuring {len(archs)} architecture(s) and the reference on {device_name}"):
+        results = verify(archs, device=device_name, predictor=pred, budget_ms=float("inf"), seq_len=shape[0],
+                         batch_size=shape[1], timing=TimingConfig.quick() if quick else None, seed=seed)
+    band = max(math.exp(float(pred.manifest["uncertainty"]["log_margin"])) - 1.0, 0.10)
+    rows = []
+    for r in results:
+        basis = r.normalised_ms if r.normalised_ms is not None else r.measured_ms
+        rows.append({"arch": r.arch.key, "predicted_ms": r.predicted_ms, "measured_ms": r.measured_ms,
+                     "normalised_ms": r.normalised_ms, "error_raw": r.predicted_ms / r.measured_ms - 1,
+                     "error": r.predicted_ms / basis - 1, "within_band": abs(basis / r.predicted_ms - 1) <= band})
+    holds = all(row["within_band"] for row in rows)  # the measurements decide; a host difference is reported
+    drift = results[0].drift
+    fp = (pred.manifest.get("device") or {}).get("fingerprint") or {}
+    result = {"bundle": str(bundle), "device": device_name, "seq_len": shape[0], "batch_size": shape[1],
+              "band": band, "holds": holds, "host_mismatch": host, "drift": drift.to_dict() if drift else None,
+              "profiled_host": describe_host(fp, pred.device) if fp else None, "architectures": rows}
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"{bundle} on {device_name} now (seq {shape[0]}, batch {shape[1]})")
+        for col in ("architecture", "predicted", "measured", "normalised", "error (raw)", "error (normalised)", "in band"):
+            table.add_column(col, justify="left" if col == "architecture" else "right")
+        for row in rows:
+            short = row["arch"].replace("layers=", "L").replace(",hidden=", "-H").replace(",heads=", "-A").replace(",ffn=", "-I")
+            table.add_row(short, fmt_ms(row["predicted_ms"]), fmt_ms(row["measured_ms"]),
+                          "-" if row["normalised_ms"] is None else fmt_ms(row["normalised_ms"]),
+                          f"{row['error_raw'] * 100:+.1f}%",
+                          "-" if row["normalised_ms"] is None else f"{row['error'] * 100:+.1f}%",
+                          "yes" if row["within_band"] else "[red]NO[/]")
+        out = console()
+        out.print(table)
+        out.print(drift.describe() if drift and ref_task else
+                  "no reference recorded in this predictor: errors are raw, drift unknown", markup=False)
+        if host:
+            out.print(f"host: {host}", markup=False)
+        inside = sum(row["within_band"] for row in rows)
+        if holds:
+            out.print(f"the predictor still holds on this host: {inside} of {len(rows)} architecture(s) within "
+                      f"±{band:.0%} of the prediction{' after normalising for drift' if ref_task else ''}", markup=False)
+        else:
+            out.print(f"the predictor does NOT hold on this host: {inside} of {len(rows)} architecture(s) within "
+                      f"±{band:.0%}{' (it was profiled on another host)' if host else ''}. Re-profile this host, or "
+                      "transfer the predictor from a few measurements (hwnas predictor fit new.jsonl --base "
+                      f"{bundle}); if the machine is busy, re-check on a quiet machine", markup=False)
+    if not holds:
+        raise SystemExit(1)
+
+
+def _check_archs(pred, n: int, seed: int):
+    """``n`` architectures of the predictor's space (its reference first) and the shape ``(seq_len, batch_size)``."""
+    from hwnas.errors import HwnasError
+    from hwnas.search.verify import predictor_reference
+    from hwnas.space import get_space
+
+    ref_task, _ = predictor_reference(pred)
+    shapes = (pred.manifest.get("domain") or {}).get("shapes") or [{"seq_len": 128, "batch_size": 1}]
+    shape = (ref_task.shape.seq_len, ref_task.shape.batch_size) if ref_task else \
+        (int(shapes[0]["seq_len"]), int(shapes[0]["batch_size"]))
+    archs = [ref_task.arch] if ref_task else []
+    try:
+        space = get_space(pred.space) if pred.space else None
+    except HwnasError:
+        space = None  # a space file that is not here: the reference alone
+    if space is not None:
+        for a in space.sample(n + 1, plan="random", seed=seed):
+            if a not in archs and len(archs) < n + (1 if ref_task else 0):
+                archs.append(a)
+    if not archs:
+        from hwnas.errors import InvalidConfig
+
+        raise InvalidConfig(f"{pred.path}: no reference and no known space ({pred.space!r}) to choose architectures from")
+    return archs, shape
 
 
 def run_adaptive_profile(config, out, resume: bool, *, target: float, round_size: int) -> None:

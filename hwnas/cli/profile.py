@@ -28,6 +28,9 @@ from hwnas.cli._common import console, fmt_ms, fmt_s, parse_duration_s, parse_in
 @click.option("--max-time", default="4s", show_default=True,
               help="Cap on timed inference per architecture and pass (e.g. 2.5s); stops earlier once the median is tight.")
 @click.option("--quick", is_flag=True, help="A fast, loose timing protocol for smoke tests (not for datasets).")
+@click.option("--clock", type=click.Choice(["wall", "thread_cpu"]), default="wall", show_default=True,
+              help="wall: elapsed time. thread_cpu: CPU time of the measuring thread, for one-thread cpu/onnxruntime "
+                   "profiles on a shared machine (leaves out time spent descheduled).")
 @click.option("--until-accuracy", type=float, default=None,
               help="Adaptive: profile in rounds where the predictor is least certain until its cross-validated "
                    "share within ±10% reaches this (e.g. 0.95); --samples is then the budget.")
@@ -41,7 +44,7 @@ from hwnas.cli._common import console, fmt_ms, fmt_s, parse_duration_s, parse_in
 @click.option("--max-retries", default=3, show_default=True, type=int,
               help="With --cluster ray: times a chunk is run again after its worker or node died.")
 def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, threads, dtype, seed, plan,
-            archs_file, time_budget, interleave, max_time, quick, until_accuracy, round_size,
+            archs_file, time_budget, interleave, max_time, quick, until_accuracy, round_size, clock,
             cluster, ray_address, ray_resource, max_retries) -> None:
     """Measure sampled architectures on a device, robustly, into a resumable JSONL file.
 
@@ -78,7 +81,8 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
         check_space=space_name is not None,
         time_budget_s=parse_duration_s(time_budget, what="--time-budget") if time_budget else None,
         interleave=interleave,
-        timing=TimingConfig.quick() if quick else TimingConfig(max_time_s=parse_duration_s(max_time, what="--max-time")),
+        timing=TimingConfig.quick(clock=clock) if quick else TimingConfig(
+            max_time_s=parse_duration_s(max_time, what="--max-time"), clock=clock),
     )
     if cluster == "local" and (ray_address or ray_resource):
         raise InvalidConfig("--ray-address and --resource need --cluster ray")
@@ -151,6 +155,11 @@ def _print_summary(summary, extra_rows=()) -> None:
         table.add_row("latency range", f"{fmt_ms(summary.latency_ms_min)} .. {fmt_ms(summary.latency_ms_max)}")
         table.add_row("median spread (IQR/median)", f"{summary.median_spread * 100:.1f}%")
         table.add_row("noisy (spread > threshold)", str(summary.noisy))
+        refs = sorted({r["reference_ms"] for r in summary.records if r.get("reference_ms")})
+        if refs:
+            table.add_row("reference (drift probe)", f"{summary.records[0]['reference_arch']}: "
+                          + (fmt_ms(refs[0]) if len(refs) == 1 else f"{fmt_ms(refs[0])} .. {fmt_ms(refs[-1])} over "
+                             f"{len(refs)} chunks"))
         busy = summary.build_s + summary.export_s + summary.warmup_s + summary.timed_s
         table.add_row("time: timed inference", fmt_s(summary.timed_s))
         table.add_row("time: warm-up", fmt_s(summary.warmup_s))

@@ -68,7 +68,7 @@ class _Display:
 
 
 @click.command("run")
-@click.option("--max-latency", required=True, help="Latency budget at sequence 128, batch 1 (e.g. 5ms).")
+@click.option("--max-latency", required=True, help="Latency budget at --seq-len, batch 1 (e.g. 5ms).")
 @click.option("--device", default="cpu", show_default=True, help="Device to profile and verify on.")
 @click.option("--name", default=None, help="Run folder name (default <device>-<budget>ms).")
 @click.option("--work-dir", default="hwnas-runs", show_default=True, help="Folder holding the runs.")
@@ -78,6 +78,9 @@ class _Display:
 @click.option("--task", default=None, help="Task data (default: the embedded SST-2 sample).")
 @click.option("--eval", "eval_", default=None, help="Evaluation data (default: embedded SST-2 dev sample).")
 @click.option("--threads", type=int, default=1, show_default=True, help="CPU threads for profiling and measurement.")
+@click.option("--seq-len", type=int, default=128, show_default=True,
+              help="Sequence length the budget holds at: profiled, searched and verified at this length.")
+@click.option("--strict", is_flag=True, help="Refuse a host-bound predictor profiled on another host (default: warn).")
 @click.option("--samples", type=int, default=40, show_default=True, help="Architectures to profile.")
 @click.option("--supernet-steps", type=int, default=150, show_default=True)
 @click.option("--evaluations", type=int, default=40, show_default=True, help="Accuracy evaluations of the search.")
@@ -86,8 +89,9 @@ class _Display:
 @click.option("--quick", is_flag=True, help="A tiny configuration that runs every stage in about a minute (smoke test).")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def run(max_latency: str, device: str, name: str | None, work_dir: str, space: str | None, predictor: str | None,
-        supernet: str | None, task: str | None, eval_: str | None, threads: int, samples: int, supernet_steps: int,
-        evaluations: int, teacher_steps: int, distill_steps: int, quick: bool, quiet: bool) -> None:
+        supernet: str | None, task: str | None, eval_: str | None, threads: int, seq_len: int, strict: bool,
+        samples: int, supernet_steps: int, evaluations: int, teacher_steps: int, distill_steps: int, quick: bool,
+        quiet: bool) -> None:
     """Profile, fit a predictor, train a supernet, search, distill, export and verify: one command.
 
     Every stage writes under WORK_DIR/NAME, and a second run reuses what is there.
@@ -98,8 +102,11 @@ def run(max_latency: str, device: str, name: str | None, work_dir: str, space: s
     budget = parse_latency_ms(max_latency, what="--max-latency")
     if space is not None:
         get_space(space)  # a bad name fails here, before anything runs
+    from hwnas.devices.base import Shape
+
+    Shape(1, seq_len)  # a bad --seq-len fails here
     common = dict(device=device, name=name, work_dir=work_dir, predictor=predictor, supernet=supernet, task=task,
-                  eval=eval_, threads=threads)
+                  eval=eval_, threads=threads, seq_len=seq_len, strict=strict)
     if quick:
         config = quick_config(budget, **common, **({"space": space} if space else {}))
     else:
@@ -115,7 +122,10 @@ def run(max_latency: str, device: str, name: str | None, work_dir: str, space: s
     out.print(f"hwnas run: budget {budget:g} ms on {device} ({threads} thread(s)), space {config.space_name}, "
               f"folder {config.folder}")
     out.print(f"this will take roughly {fmt_s(sum(est.values()))} on an idle 2-core machine, longer on a busy one ({todo or 'everything reused'})")
-    with _Display(quiet) as display:
+    from hwnas.cli._common import one_line_warnings
+    from hwnas.predictors.host import HostMismatchWarning
+
+    with _Display(quiet) as display, one_line_warnings(HostMismatchWarning):
         summary = run_pipeline(config, display)
     _print_summary(summary)
 
@@ -138,10 +148,13 @@ def _print_summary(summary: Any) -> None:
             f"student {r['arch_key']}: {r['metric']} {r['student_score']:.4f} (teacher {r['teacher_score']:.4f}, "
             f"retained {r['retained']:.1%}), {r['parameters']:,} parameters",
         ]
-        if m:
-            lines.append(f"latency {fmt_ms(m['student']['latency_ms'])} measured (budget {summary.budget_ms:g} ms: "
-                         f"{'within' if summary.within_budget else 'OVER'}), teacher {fmt_ms(m['teacher']['latency_ms'])}, "
-                         f"speed-up {m['speedup']:.2f}x")
+        v = summary.verification
+        if m and v:
+            lines.append(f"verified on {v['device']} ({v['threads']} thread(s), {v['dtype']}, seq {v['seq_len']}, "
+                         f"batch {v['batch_size']}, {v['clock']} clock): {v['measured']}")
+            lines.extend(f"  {line}" for line in v["verdict"])
+            lines.append(f"  profiled encoder {fmt_ms(v['encoder_ms'])} (deployed/profiled x{v['deployed_vs_profiled']:.2f}), "
+                         f"teacher encoder {fmt_ms(m['teacher']['latency_ms'])}, speed-up {m['speedup']:.2f}x")
         lines.append(f"load it with AutoModelForSequenceClassification.from_pretrained('{summary.folder}/student'); "
                      f"ONNX: {summary.folder}/student/model.onnx")
         for line in lines:

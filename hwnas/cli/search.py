@@ -65,9 +65,10 @@ def _number(text: str | None, what: str, *, integer: bool = False):
               help="Measure the winner and the front on this device (must be the predictor's) and compare.")
 @click.option("--quick", is_flag=True, help="With --verify: a fast, loose timing protocol (smoke tests only).")
 @click.option("--resume", is_flag=True, help="Continue the search already in --out.")
+@click.option("--strict", is_flag=True, help="Refuse a host-bound predictor profiled on another host (default: warn).")
 def search(predictor_path, supernet_path, estimator, screen, task_path, teacher, max_latency, out, strategy, evaluations,
            seq_len, batch_size, objective, reward_weight, max_params, max_memory, metric, seed, batch, verify_device,
-           quick, resume) -> None:
+           quick, resume, strict) -> None:
     """Search for the most accurate students predicted to run within --max-latency.
 
     The budget is checked against the predictor's calibrated upper bound, so
@@ -115,6 +116,11 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
     from hwnas.predictors import load_predictor
 
     predictor = load_predictor(predictor_path)
+    from hwnas.cli._common import one_line_warnings
+    from hwnas.predictors.host import HostMismatchWarning, check_host
+
+    with one_line_warnings(HostMismatchWarning):
+        check_host(predictor.manifest, strict=strict)
     if verify_device is not None:
         # Fail before the search, not after it: measuring another device than
         # the predictor's would compare unrelated numbers.
@@ -175,7 +181,7 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
     if result.winner is None:
         raise InvalidConfig("no feasible architecture was evaluated; raise --budget or --max-latency")
     if verify_device is not None:
-        _verify(result, predictor, verify_device, quick)
+        _verify(result, predictor, verify_device, quick, strict)
 
 
 def _run_with_progress(problem, estimator, strategy, evaluations, batch, seed, out, resume, describe):
@@ -239,36 +245,50 @@ def _print_result(result) -> None:
               f"results in {result.out}")
 
 
-def _verify(result, predictor, device: str, quick: bool) -> None:
+def _verify(result, predictor, device: str, quick: bool, strict: bool = False) -> None:
     from rich.table import Table
 
     from hwnas.devices.timing import TimingConfig
     from hwnas.search.runner import _write_json
-    from hwnas.search.verify import summarise, verify
+    from hwnas.predictors.host import HostMismatchWarning
+    from hwnas.search.verify import predictor_device_settings, summarise, verdict_lines, verify
 
     archs = [result.winner.arch] + [c.arch for c in result.front]
     roles = ["winner"] + ["front"] * len(result.front)
     con = console(stderr=True)
-    with con.status(f"measuring {len(set(archs))} architecture(s) on {device}") as status:
+    import warnings
+
+    with con.status(f"measuring {len(set(archs))} architecture(s) on {device}") as status, warnings.catch_warnings():
+        warnings.simplefilter("ignore", HostMismatchWarning)  # already said once when the predictor was loaded
         records = verify(archs, device=device, predictor=predictor, budget_ms=result.problem.budget_ms,
                          seq_len=result.problem.seq_len, batch_size=result.problem.batch_size, roles=roles,
-                         timing=TimingConfig.quick() if quick else None, on_status=lambda m: status.update(m))
+                         timing=TimingConfig.quick() if quick else None, strict=strict,
+                         on_status=lambda m: status.update(m))
     summary = summarise(records)
+    settings = predictor_device_settings(predictor)
     _write_json(result.out / "verify.json", {
-        "device": device, "timing": "quick" if quick else "default", "summary": summary,
+        "device": device, "dtype": settings["dtype"], "threads": settings["threads"],
+        "clock": (predictor.manifest.get("device") or {}).get("clock") or "wall",
+        "seq_len": result.problem.seq_len, "batch_size": result.problem.batch_size,
+        "timing": "quick" if quick else "default", "summary": summary,
         "architectures": [r.to_dict() for r in records],
     })
     table = Table(title=f"verified on {device}: predicted against measured")
-    for col in ("architecture", "role", "predicted", "upper bound", "measured", "error", "within budget"):
+    for col in ("architecture", "role", "predicted", "upper bound", "measured", "error", "within budget",
+                "normalised", "within (normalised)"):
         table.add_column(col, justify="left" if col in ("architecture", "role") else "right")
     for r in records:
+        norm = r.within_budget_normalised
         table.add_row(_short(r.arch), r.role, fmt_ms(r.predicted_ms), fmt_ms(r.upper_ms), fmt_ms(r.measured_ms),
-                      f"{r.error * 100:+.1f}%", "yes" if r.within_budget else "[red]NO[/]")
+                      f"{r.error * 100:+.1f}%", "yes" if r.within_budget else "[red]NO[/]",
+                      "-" if r.normalised_ms is None else fmt_ms(r.normalised_ms),
+                      "-" if norm is None else ("yes" if norm else "[red]NO[/]"))
     out = console()
     out.print(table)
     out.print(f"within budget: {summary['within_budget'] * 100:.0f}% of {summary['n']}; below the upper bound: "
               f"{summary['within_upper'] * 100:.0f}%; mean |error| {summary['mean_abs_error'] * 100:.1f}%; "
               f"written to {result.out / 'verify.json'}")
-    if not records[0].within_budget:
-        out.print(f"[red]the winner measured {fmt_ms(records[0].measured_ms)}, over the "
-                  f"{fmt_ms(result.problem.budget_ms)} budget[/]")
+    for line in verdict_lines(records[0].measured_ms, result.problem.budget_ms,
+                              records[0].drift if records[0].drift and records[0].drift.reference_arch else None,
+                              what="the winner measured", normalised_ms=records[0].normalised_ms):
+        out.print(line, markup=False)

@@ -112,6 +112,12 @@ class Device(ABC):
     #: What to install when :meth:`is_available` says no.
     install_hint: ClassVar[str] = ""
     dtypes: ClassVar[tuple[str, ...]] = ("fp32",)
+    #: True when, with one thread, all the work of :meth:`Runner.run` happens in the
+    #: calling thread, so the ``thread_cpu`` clock measures it (host backends only).
+    thread_clock: ClassVar[bool] = False
+    #: True when the device is the host itself (CPU backends): a predictor fitted
+    #: on another host does not describe this one, so fingerprints are compared.
+    host_bound: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -157,6 +163,23 @@ class Device(ABC):
     @abstractmethod
     def prepare(self, arch: Architecture, shape: Shape) -> Runner:
         """Build ``arch`` for inputs of ``shape`` and return a ready runner."""
+
+    # ------------------------------------------------------- deployment
+    def exported_kind(self) -> str | None:
+        """What :meth:`prepare_exported` runs from an exported student folder, or ``None`` if it cannot.
+
+        An exported student (``hwnas distill``) is a folder with the Hugging Face
+        model (``save_pretrained``) and ``model.onnx``; a device that can run one of
+        them as deployed says which (e.g. ``"exported model.onnx"``).
+        """
+        return None
+
+    def prepare_exported(self, folder: Any, shape: Shape) -> Runner:
+        """A runner of the exported classifier in ``folder`` for inputs of ``shape``.
+
+        Only for devices whose :meth:`exported_kind` is not ``None``.
+        """
+        raise InvalidConfig(f"device {self.name!r} cannot run an exported student; its encoder is measured instead")
 
     # ------------------------------------------------------------ helpers
     @contextmanager

@@ -35,6 +35,53 @@ class _TorchCPURunner(Runner):
         self.model = None
 
 
+class _ExportedCPURunner(Runner):
+    """A saved Hugging Face classifier: ``model(input_ids, attention_mask, token_type_ids)``."""
+
+    def __init__(self, model: Any, feeds: dict[str, Any], build_s: float) -> None:
+        import torch
+
+        self._torch = torch
+        self.model = model
+        self.feeds = feeds
+        self.build_s = build_s
+
+    def run(self) -> None:
+        with self._torch.inference_mode():
+            self.model(**self.feeds)
+
+    def close(self) -> None:
+        self.model = None
+
+
+def load_exported_classifier(folder: Any, *, attn_implementation: str = "sdpa", dtype: str = "fp32", device: Any = "cpu"):
+    """The Hugging Face classifier saved in ``folder``, in eval mode on ``device``, in ``dtype``."""
+    from pathlib import Path
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from hwnas.devices._models import TORCH_DTYPES
+    from hwnas.errors import InvalidData
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise InvalidData(f"{folder} holds no exported Hugging Face model (config.json is missing)")
+    model = AutoModelForSequenceClassification.from_pretrained(folder, attn_implementation=attn_implementation)
+    if dtype != "fp32":
+        model = model.to(getattr(torch, TORCH_DTYPES[dtype]))
+    return model.to(device).eval()
+
+
+def exported_feeds(vocab_size: int, shape: Shape, *, seed: int = 0, device: Any = "cpu") -> dict[str, Any]:
+    """``input_ids``, ``attention_mask`` (full) and ``token_type_ids`` (zeros), ``batch x seq_len`` int64."""
+    import torch
+
+    input_ids, attention_mask = example_inputs(shape.batch_size, shape.seq_len, vocab_size=vocab_size, seed=seed)
+    return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device),
+            "token_type_ids": torch.zeros_like(input_ids).to(device)}
+
+
 class CPUDevice(Device):
     """PyTorch eager on the CPU (``torch.inference_mode``), ``threads`` intra-op threads.
 
@@ -45,6 +92,8 @@ class CPUDevice(Device):
     description = "PyTorch eager on the host CPU"
     install_hint = "pip install torch"
     dtypes = ("fp32", "bf16")
+    thread_clock = True
+    host_bound = True
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:
@@ -80,3 +129,14 @@ class CPUDevice(Device):
         )
         inputs = example_inputs(shape.batch_size, shape.seq_len, vocab_size=self.vocab_size, seed=self.seed)
         return _TorchCPURunner(model, inputs, time.perf_counter() - start)
+
+    def exported_kind(self) -> str | None:
+        return "exported Hugging Face model (PyTorch)"
+
+    def prepare_exported(self, folder: Any, shape: Shape) -> Runner:
+        """The saved Hugging Face classifier in ``folder``, as ``from_pretrained`` loads it."""
+        import_runtime()
+        start = time.perf_counter()
+        model = load_exported_classifier(folder, attn_implementation=self.attn_implementation, dtype=self.dtype)
+        feeds = exported_feeds(model.config.vocab_size, shape, seed=self.seed)
+        return _ExportedCPURunner(model, feeds, time.perf_counter() - start)

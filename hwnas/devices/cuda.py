@@ -286,6 +286,22 @@ class _TorchCUDARunner(Runner):
         self._torch.cuda.empty_cache()
 
 
+class _ExportedCUDARunner(_TorchCUDARunner):
+    """A saved Hugging Face classifier on the GPU (its forward returns logits)."""
+
+    def __init__(self, model: Any, feeds: dict[str, Any], device: Any, build_s: float, cuda_graphs: bool) -> None:
+        self.token_type_ids = feeds["token_type_ids"]
+        super().__init__(model, (feeds["input_ids"], feeds["attention_mask"]), device, build_s, cuda_graphs)
+
+    def _forward(self):
+        return self.model(input_ids=self.input_ids, attention_mask=self.attention_mask,
+                          token_type_ids=self.token_type_ids).logits
+
+    def close(self) -> None:
+        self.token_type_ids = None
+        super().close()
+
+
 class CUDADevice(Device):
     """PyTorch eager on an NVIDIA GPU: ``fp32``, ``fp16`` or ``bf16``.
 
@@ -352,3 +368,22 @@ class CUDADevice(Device):
 
         torch.cuda.synchronize(device)
         return _TorchCUDARunner(model, inputs, device, time.perf_counter() - start, self.cuda_graphs)
+
+    def exported_kind(self) -> str | None:
+        return "exported Hugging Face model (PyTorch, CUDA)"
+
+    def prepare_exported(self, folder: Any, shape: Shape) -> Runner:
+        """The saved Hugging Face classifier in ``folder`` on the GPU, in this device's dtype."""
+        from hwnas.devices.cpu import exported_feeds, load_exported_classifier
+
+        self.check_shape(shape)
+        device = self._device()
+        import_runtime()
+        start = time.perf_counter()
+        model = load_exported_classifier(folder, attn_implementation=self.attn_implementation, dtype=self.dtype,
+                                         device=device)
+        feeds = exported_feeds(model.config.vocab_size, shape, seed=self.seed, device=device)
+        import torch
+
+        torch.cuda.synchronize(device)
+        return _ExportedCUDARunner(model, feeds, device, time.perf_counter() - start, self.cuda_graphs)

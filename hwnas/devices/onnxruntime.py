@@ -88,6 +88,8 @@ class ORTDevice(Device):
     install_hint = "pip install 'hwnas[onnx]'"
     dtypes = ("fp32",)
     provider = "CPUExecutionProvider"
+    thread_clock = True
+    host_bound = True
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:
@@ -161,3 +163,34 @@ class ORTDevice(Device):
         if not diff <= ATOL:
             raise ProfilingError(f"ONNX Runtime output of {arch} differs from PyTorch by {diff:.3g} (> {ATOL})")
         return _ORTRunner(session, feeds, build_s, export_s, diff)
+
+    def exported_kind(self) -> str | None:
+        return "exported model.onnx (ONNX Runtime)"
+
+    def prepare_exported(self, folder: Any, shape: Shape) -> Runner:
+        """A session of ``folder/model.onnx`` (the exported classifier) with this device's options."""
+        from pathlib import Path
+
+        import numpy as np
+        import onnxruntime as ort
+
+        from hwnas.errors import InvalidData
+
+        path = Path(folder) / "model.onnx"
+        if not path.is_file():
+            raise InvalidData(f"{path} does not exist: export the student first (hwnas distill writes it)")
+        start = time.perf_counter()
+        session = ort.InferenceSession(str(path), self.session_options(), providers=[self.provider])
+        vocab = self.vocab_size
+        config = Path(folder) / "config.json"
+        if config.is_file():
+            import json
+
+            vocab = int(json.loads(config.read_text()).get("vocab_size", vocab))
+        input_ids, attention_mask = example_inputs(shape.batch_size, shape.seq_len, vocab_size=vocab, seed=self.seed)
+        names = {i.name for i in session.get_inputs()}
+        feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy(),
+                 "token_type_ids": np.zeros_like(input_ids.numpy())}
+        feeds = {k: v for k, v in feeds.items() if k in names}
+        session.run(None, feeds)
+        return _ORTRunner(session, feeds, 0.0, time.perf_counter() - start, 0.0)

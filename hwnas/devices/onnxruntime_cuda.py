@@ -131,6 +131,8 @@ class ORTCUDADevice(ORTDevice):
         **kwargs: see :class:`~hwnas.devices.base.Device`.
     """
 
+    thread_clock = False
+    host_bound = False
     name = "onnxruntime-cuda"
     description = "ONNX Runtime, CUDA execution provider with IOBinding"
     install_hint = "pip install onnxruntime-gpu (instead of onnxruntime) on a machine with an NVIDIA GPU"
@@ -170,6 +172,9 @@ class ORTCUDADevice(ORTDevice):
         fp["execution_provider"] = self.provider
         fp.update(gpu_fingerprint(self.device_index))
         return fp
+
+    def exported_kind(self) -> str | None:
+        return None  # the exported model.onnx would run without IOBinding here; its encoder is measured
 
     def prepare(self, arch: Architecture, shape: Shape) -> Runner:
         import numpy as np

@@ -19,6 +19,13 @@ Rules (see ../shared/MEASURING.md and ``torch.utils.benchmark``):
   kept; if both are wide it is flagged ``noisy``.
 * The garbage collector is off while timing; thread pinning is the device's
   :meth:`~hwnas.devices.base.Device.pinned` context. Raw block times are kept.
+* **Clock**: ``"wall"`` (the default) reads ``time.perf_counter`` through the
+  runner's :meth:`~hwnas.devices.base.Runner.time_block`. ``"thread_cpu"`` reads
+  the CPU time of the measuring thread (``time.thread_time``): with one
+  intra-op thread on a host device all the work runs in that thread, so the
+  time the process spends descheduled by other load on a shared machine is
+  left out. It is only meaningful for one-thread host devices (see
+  :func:`check_clock`).
 """
 
 from __future__ import annotations
@@ -43,7 +50,13 @@ __all__ = [
     "measure_interleaved",
     "measurement_from_dict",
     "gc_disabled",
+    "CLOCKS",
+    "check_clock",
+    "time_block",
 ]
+
+#: Clocks a block can be timed with (see the module docstring).
+CLOCKS: tuple[str, ...] = ("wall", "thread_cpu")
 
 
 @dataclass(frozen=True)
@@ -62,8 +75,11 @@ class TimingConfig:
     max_spread: float = 0.10
     remeasure: bool = True
     disable_gc: bool = True
+    clock: str = "wall"
 
     def __post_init__(self) -> None:
+        if self.clock not in CLOCKS:
+            raise InvalidConfig(f"TimingConfig.clock must be one of {', '.join(CLOCKS)}; got {self.clock!r}")
         positive_ints = ("warmup_min_runs", "min_rounds", "max_rounds")
         for name in positive_ints:
             v = getattr(self, name)
@@ -83,9 +99,12 @@ class TimingConfig:
             )
 
     @classmethod
-    def quick(cls) -> TimingConfig:
+    def quick(cls, **overrides: Any) -> TimingConfig:
         """A fast, looser protocol for tests and smoke runs (not for datasets)."""
-        return cls(warmup_min_runs=2, warmup_min_s=0.01, block_min_s=0.002, min_rounds=3, max_rounds=10, max_time_s=0.2, target_rel_ci=0.05)
+        values: dict[str, Any] = dict(warmup_min_runs=2, warmup_min_s=0.01, block_min_s=0.002, min_rounds=3,
+                                      max_rounds=10, max_time_s=0.2, target_rel_ci=0.05)
+        values.update(overrides)
+        return cls(**values)
 
 
 @dataclass
@@ -104,6 +123,11 @@ class Measurement:
     remeasured: bool = False
     warnings: list[str] = field(default_factory=list)
     max_spread: float = 0.10
+    #: the interleaved round of every sample (parallel to ``samples_ms``)
+    round_ids: list[int] = field(default_factory=list, repr=False)
+    #: median over shared rounds of this runner's block time divided by the anchor's
+    #: (see :func:`measure_interleaved`'s ``anchor``); ``None`` without an anchor
+    anchor_ratio: float | None = None
 
     def _q(self, q: float) -> float:
         return float(np.percentile(self.samples_ms, q)) if self.samples_ms else float("nan")
@@ -217,12 +241,49 @@ def gc_disabled(enabled: bool = True) -> Iterator[None]:
             gc.enable()
 
 
+def check_clock(device: Any, clock: str) -> None:
+    """Refuse ``clock`` where it would not measure the work.
+
+    ``thread_cpu`` counts only the measuring thread's CPU time, so it needs a
+    host device that runs everything in that thread: the device's class sets
+    ``thread_clock = True`` and it is pinned to one thread.
+
+    Raises:
+        InvalidConfig: an unknown clock, or ``thread_cpu`` on another device or thread count.
+    """
+    if clock not in CLOCKS:
+        raise InvalidConfig(f"clock must be one of {', '.join(CLOCKS)}; got {clock!r}")
+    if clock == "thread_cpu":
+        if not getattr(device, "thread_clock", False):
+            raise InvalidConfig(f"clock 'thread_cpu' measures one host thread; device {device.name!r} runs work "
+                                "elsewhere (use --clock wall, or a cpu/onnxruntime device)")
+        if device.threads != 1:
+            raise InvalidConfig(f"clock 'thread_cpu' measures one thread; it needs threads=1, got threads={device.threads}")
+
+
+def time_block(runner: Any, number: int, clock: str = "wall") -> float:
+    """Seconds of ``number`` back-to-back calls of ``runner`` on ``clock``.
+
+    ``"wall"`` defers to the runner's own :meth:`time_block` (CUDA events where
+    the backend has them); ``"thread_cpu"`` reads ``time.thread_time`` around
+    the calls, synchronising first.
+    """
+    if clock == "wall":
+        return runner.time_block(number)
+    runner.synchronize()
+    start = time.thread_time()
+    for _ in range(number):
+        runner.run()
+    runner.synchronize()
+    return time.thread_time() - start
+
+
 def warm_up(runner: Any, config: TimingConfig) -> tuple[int, float, float]:
     """Run single calls until steady. Returns ``(runs, seconds, steady per-call seconds)``."""
     times: list[float] = []
     start = time.perf_counter()
     while True:
-        times.append(runner.time_block(1))
+        times.append(time_block(runner, 1, config.clock))
         elapsed = time.perf_counter() - start
         if elapsed >= config.warmup_max_s:
             break
@@ -247,8 +308,15 @@ def measure_interleaved(
     seed: int = 0,
     on_warm: Callable[[int], None] | None = None,
     on_done: Callable[[int], None] | None = None,
+    anchor: int | None = None,
 ) -> list[Measurement]:
     """Measure several runners with interleaved rounds.
+
+    With ``anchor`` (the index of a reference runner), the anchor is timed in
+    every round any other runner is timed in, and each other runner's
+    :attr:`Measurement.anchor_ratio` is the median, over those rounds, of its
+    per-call time divided by the anchor's in the same round. A slowdown of the
+    machine that lasts a round or more hits both alike and cancels in the ratio.
 
     Args:
         runners: objects with ``time_block(number) -> seconds`` and ``after_block()``
@@ -270,14 +338,16 @@ def measure_interleaved(
             if on_warm:
                 on_warm(i)
         numbers = [_calls_per_block(w[2], config) for w in warm]
-        first = _rounds(runners, numbers, config, rng, list(range(len(runners))))
+        anchor_ms: dict[int, float] = {}
+        first = _rounds(runners, numbers, config, rng, list(range(len(runners))), anchor, 0, anchor_ms)
         results = [first[i] for i in range(len(runners))]
         for i, (runs, secs, _) in enumerate(warm):
             results[i].warmup_runs, results[i].warmup_s = runs, secs
         if config.remeasure:
             noisy = [i for i, m in enumerate(results) if m.noisy]
             if noisy:
-                again = _rounds(runners, numbers, config, rng, noisy)
+                passing = noisy if anchor is None or anchor in noisy else noisy + [anchor]
+                again = _rounds(runners, numbers, config, rng, passing, anchor, config.max_rounds, anchor_ms)
                 for i in noisy:
                     second = again[i]
                     keep = second if second.spread < results[i].spread else results[i]
@@ -285,6 +355,11 @@ def measure_interleaved(
                     keep.warmup_runs, keep.warmup_s = results[i].warmup_runs, results[i].warmup_s
                     keep.timed_s = results[i].timed_s + second.timed_s
                     results[i] = keep
+        if anchor is not None:
+            for i, m in enumerate(results):
+                if i != anchor:
+                    ratios = [x / anchor_ms[r] for x, r in zip(m.samples_ms, m.round_ids) if anchor_ms.get(r)]
+                    m.anchor_ratio = float(np.median(ratios)) if ratios else None
     if on_done:
         for i in range(len(runners)):
             on_done(i)
@@ -297,6 +372,9 @@ def _rounds(
     config: TimingConfig,
     rng: np.random.Generator,
     indices: list[int],
+    anchor: int | None = None,
+    round_offset: int = 0,
+    anchor_ms: dict[int, float] | None = None,
 ) -> dict[int, Measurement]:
     results = {i: Measurement(samples_ms=[], number=numbers[i], max_spread=config.max_spread) for i in indices}
     active = list(indices)
@@ -305,18 +383,24 @@ def _rounds(
             break
         for i in rng.permutation(active):
             i = int(i)
-            seconds = runners[i].time_block(numbers[i])
+            seconds = time_block(runners[i], numbers[i], config.clock)
             m = results[i]
             m.samples_ms.append(seconds * 1e3 / numbers[i])
+            m.round_ids.append(round_offset + round_no)
+            if i == anchor and anchor_ms is not None:
+                anchor_ms[round_offset + round_no] = m.samples_ms[-1]
             m.timed_s += seconds
             warning = runners[i].after_block()
             if warning and warning not in m.warnings:
                 m.warnings.append(warning)
         if round_no + 1 >= config.min_rounds:
-            active = [
+            going = [
                 i for i in active
                 if results[i].rel_ci > config.target_rel_ci and results[i].timed_s < config.max_time_s
             ]
+            if anchor in active and anchor not in going and any(i != anchor for i in going):
+                going.append(anchor)  # the anchor stays while anything else is still timed
+            active = going
     return results
 
 

@@ -305,6 +305,7 @@ class XLACPUDevice(XLADevice):
     name = "xla-cpu"
     description = "PyTorch/XLA on the CPU (PJRT_DEVICE=CPU), for development and CI"
     pjrt_device = "CPU"
+    host_bound = True
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:

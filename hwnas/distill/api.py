@@ -19,7 +19,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +52,17 @@ class DistillConfig:
         teacher_steps, teacher_lr: fine-tuning of the task teacher.
         max_len: tokens per example; ``limit``: use only the first examples of the training data.
         augment: noisy copies of each training example (0: none).
-        predictor: a predictor bundle for the predicted latency in the report.
-        measure: time the student and the teacher after training.
-        threads: CPU threads for latency measurement (the predictor's setting when one is given).
-        latency_clock: ``"wall"`` or ``"thread_cpu"`` (see :func:`hwnas.distill.export.measure_models`).
+        predictor: a predictor bundle for the predicted latency in the report; its
+            device settings, clock and reference architecture are used for measuring.
+        measure: measure the student after training, on the device and at the shape
+            the search used (:func:`hwnas.search.verify.measure_student`).
+        device, seq_len, latency_batch_size: where and at which shape to measure;
+            default: the winner file's, else the predictor's device, seq 128, batch 1.
+            A winner file that records no device or shape must be given them here.
+        threads, dtype: device settings (default: the predictor's when one is given).
+        latency_clock: ``"wall"`` or ``"thread_cpu"`` when no predictor is given
+            (with one, its clock is used).
+        strict: refuse a host-bound predictor profiled on another host (default: warn).
         cache_dir: where fine-tuned teachers are cached (default: ``<out>/../teachers``).
     """
 
@@ -84,6 +91,11 @@ class DistillConfig:
     threads: int | None = 1
     timing: str = "default"
     latency_clock: str = "wall"
+    device: str | None = None
+    seq_len: int | None = None
+    latency_batch_size: int | None = None
+    dtype: str | None = None
+    strict: bool = False
     cache_dir: str | None = None
     text_col: str | None = None
     text_pair_col: str | None = None
@@ -104,7 +116,9 @@ class DistillConfig:
         TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, max_len=self.max_len,
                     mixed_precision=self.mixed_precision, checkpoint_every=self.checkpoint_every)
         teacher_train_config(self)
-        resolve_arch(self.arch)
+        _, info = resolve_arch(self.arch)
+        if self.measure:
+            latency_target(self, info)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -130,6 +144,39 @@ def resolve_arch(arch: Any) -> tuple[Architecture, dict[str, Any]]:
                 info = {k: v for k, v in data.items() if k != "arch"}
         return archs[0], info
     return Architecture.parse(text), {}
+
+
+def latency_target(config: DistillConfig, search_info: dict[str, Any], predictor_device: str | None = None) -> dict[str, Any]:
+    """``{"device", "seq_len", "batch_size"}`` the student is measured at.
+
+    Explicit settings win; then the winner file's record of the search; then the
+    predictor's device, sequence 128 and batch 1.
+
+    Raises:
+        InvalidConfig: a winner file (``search_info`` present) that records no
+            device or shape, with none given explicitly.
+    """
+    from hwnas.devices.base import Shape
+
+    if search_info:
+        missing = [k for k, given in (("device", config.device), ("seq_len", config.seq_len),
+                                      ("batch_size", config.latency_batch_size))
+                   if given is None and search_info.get(k) in (None, "")]
+        if missing:
+            raise InvalidConfig(f"{config.arch} records no {', '.join(missing)} of the search, so it cannot be verified "
+                                "where it was searched; give --device and --seq-len (and --latency-batch-size), "
+                                "or pass --no-measure")
+    def first(*values: Any) -> Any:
+        return next(v for v in values if v is not None)
+
+    Shape(first(config.latency_batch_size, 1), first(config.seq_len, 1))  # validates what was given, naming it
+    out = {
+        "device": config.device or search_info.get("device") or predictor_device or "cpu",
+        "seq_len": int(first(config.seq_len, search_info.get("seq_len"), 128)),
+        "batch_size": int(first(config.latency_batch_size, search_info.get("batch_size"), 1)),
+    }
+    Shape(out["batch_size"], out["seq_len"])
+    return out
 
 
 def teacher_train_config(config: DistillConfig):
@@ -191,7 +238,7 @@ def distill(
     import torch
     from transformers import AutoConfig
 
-    from hwnas.distill.export import export_onnx_classifier, measure_models, save_hf
+    from hwnas.distill.export import export_onnx_classifier, save_hf
     from hwnas.distill.models import architecture_of, init_student, resolve_teacher
     from hwnas.distill.teacher import finetune_teacher, load_task_teacher
     from hwnas.distill.trainer import TrainConfig, clear_checkpoint, process_state, train
@@ -200,10 +247,25 @@ def distill(
     t_start = time.perf_counter()
     out = Path(out)
     arch, search_info = resolve_arch(config.arch)
+    p = None
+    if config.predictor:
+        from hwnas.predictors import load_predictor
+
+        p = load_predictor(config.predictor)
+    target = latency_target(config, search_info, p.device if p is not None else None)
+    if config.measure:
+        # an unavailable device fails now, before hours of training, not after
+        from hwnas.devices.registry import create_device
+
+        create_device(target["device"], threads=_manifest_threads(p.manifest, config.threads) if p else config.threads,
+                      dtype=config.dtype or "fp32")
     settings = config.to_dict()
     cfg_file, report_file = out / CONFIG_FILE, out / REPORT_FILE
     if cfg_file.is_file():
         previous = json.loads(cfg_file.read_text())
+        # a folder written before a setting existed holds it at its default
+        defaults = {f.name: f.default for f in fields(DistillConfig) if f.default is not MISSING}
+        previous = {**{k: v for k, v in defaults.items() if k not in previous and k in settings}, **previous}
         if previous != json.loads(json.dumps(settings, default=str)):
             if not overwrite:
                 changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != json.loads(json.dumps(settings.get(k), default=str)))
@@ -311,40 +373,41 @@ def distill(
 
     predicted: dict[str, Any] = {}
     threads = config.threads
-    if config.predictor:
-        from hwnas.predictors import load_predictor
-
-        p = load_predictor(config.predictor)
+    if p is not None:
         threads = _manifest_threads(p.manifest, threads)
         predicted = {
             "predictor": str(config.predictor),
             "device": p.device,
-            "latency_ms": float(p.predict([arch], seq_len=128, batch_size=1)[0]),
-            "latency_upper_ms": float(p.predict_upper([arch], seq_len=128, batch_size=1)[0]),
+            "seq_len": target["seq_len"],
+            "batch_size": target["batch_size"],
+            "latency_ms": float(p.predict([arch], seq_len=target["seq_len"], batch_size=target["batch_size"])[0]),
+            "latency_upper_ms": float(p.predict_upper([arch], seq_len=target["seq_len"],
+                                                      batch_size=target["batch_size"])[0]),
         }
     elif search_info.get("latency_ms") is not None:
         predicted = {"predictor": search_info.get("predictor"), "device": search_info.get("device"),
+                     "seq_len": search_info.get("seq_len"), "batch_size": search_info.get("batch_size"),
                      "latency_ms": search_info.get("latency_ms"), "latency_upper_ms": search_info.get("latency_upper_ms")}
 
     measured: dict[str, Any] = {}
     if config.measure:
         from hwnas.devices.timing import TimingConfig
+        from hwnas.search.verify import measure_student
 
-        _status(on_status, f"measuring student and teacher latency (cpu, {threads} thread(s), seq 128, batch 1)")
-        timing = TimingConfig.quick() if config.timing == "quick" else TimingConfig()
-        lat = measure_models({"student": student, "teacher": teacher.model}, seq_len=128, batch_size=1,
-                             threads=threads, timing=timing, clock=config.latency_clock)
-        measured = {
-            "device": "cpu",
-            "threads": threads,
-            "seq_len": 128,
-            "batch_size": 1,
-            "timing": config.timing,
-            "clock": config.latency_clock,
-            "student": lat["student"],
-            "teacher": lat["teacher"],
-            "speedup": lat["teacher"]["latency_ms"] / lat["student"]["latency_ms"],
-        }
+        timing = TimingConfig.quick(clock=config.latency_clock) if config.timing == "quick" \
+            else TimingConfig(clock=config.latency_clock)
+        dtype = config.dtype
+        if dtype is None and p is not None:
+            from hwnas.search.verify import predictor_device_settings
+
+            dtype = predictor_device_settings(p)["dtype"]
+        budget = search_info.get("budget_ms")
+        measured = measure_student(
+            arch, device=target["device"], seq_len=target["seq_len"], batch_size=target["batch_size"],
+            threads=threads, dtype=dtype or "fp32", exported=out, teacher=architecture_of(teacher.model.config),
+            predictor=p, timing=timing, budget_ms=float(budget) if budget is not None else None,
+            strict=config.strict, seed=config.seed, on_status=on_status)
+        measured["timing"] = config.timing
     metric = "accuracy" if train_data.kind == "classification" else "pearson"
     s_score, t_score = result.metrics.get(metric), teacher.metrics.get(metric)
     import transformers

@@ -7,8 +7,9 @@
   ``attention_mask``, ``token_type_ids``, dynamic batch and sequence axes;
   output ``logits``), runs it with ONNX Runtime on real tokenised examples of
   several lengths and checks it against PyTorch (``ONNX_ATOL``).
-* :func:`measure_models` times the trained models themselves with hwnas's
-  timing protocol (warm-up, interleaved rounds, median and spread).
+* :func:`measure_models` times trained models held in memory with hwnas's
+  timing protocol (benchmarks); ``hwnas distill`` measures the exported
+  student with :func:`hwnas.search.verify.measure_student`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hwnas.errors import HwnasError, InvalidConfig
+from hwnas.errors import HwnasError
 
 __all__ = ["HF_ATOL", "ONNX_ATOL", "save_hf", "export_onnx_classifier", "measure_models", "ExportCheck", "ExportError"]
 
@@ -150,15 +151,17 @@ def _tokenizer(model_dir: Path):
 
 
 class _ModelRunner:
-    """A trained classifier as a timing runner (see :class:`hwnas.devices.base.Runner`)."""
+    """A trained classifier in memory as a timing runner (see :class:`hwnas.devices.base.Runner`).
+
+    The clock is the timing protocol's (:func:`hwnas.devices.timing.time_block`), not the runner's.
+    """
 
     build_s = 0.0
     export_s = 0.0
 
-    def __init__(self, model: Any, batch: dict[str, torch.Tensor], clock: str = "wall") -> None:
+    def __init__(self, model: Any, batch: dict[str, torch.Tensor]) -> None:
         self.model = model.eval()
         self.batch = batch
-        self._clock = time.thread_time if clock == "thread_cpu" else time.perf_counter
 
     def run(self) -> None:
         with torch.inference_mode():
@@ -168,10 +171,10 @@ class _ModelRunner:
         pass
 
     def time_block(self, number: int) -> float:
-        start = self._clock()
+        start = time.perf_counter()
         for _ in range(number):
             self.run()
-        return self._clock() - start
+        return time.perf_counter() - start
 
     def after_block(self) -> None:
         return None
@@ -185,44 +188,42 @@ CLOCKS = ("wall", "thread_cpu")
 
 def measure_models(models: dict[str, Any], *, seq_len: int = 128, batch_size: int = 1, threads: int | None = 1,
                    timing: Any = None, seed: int = 0, clock: str = "wall") -> dict[str, dict[str, Any]]:
-    """Latency of trained classifiers on the CPU, measured together in interleaved rounds.
+    """Latency of trained classifiers held in memory, on the ``cpu`` device, in interleaved rounds.
 
-    Inputs are random token ids of ``batch_size x seq_len`` with a full mask
-    (the shape the predictor was trained on). Threads are pinned as the
-    ``cpu`` device does and restored afterwards.
+    For benchmarks that time models which exist only in memory (a fine-tuned
+    teacher). ``hwnas distill`` and ``hwnas run`` measure exported students with
+    :func:`hwnas.search.verify.measure_student` instead, on the searched device
+    and shape. Both go through :func:`hwnas.profiling.measure_runners`: the
+    ``cpu`` device's thread pinning and the timing protocol with ``clock``
+    (``"thread_cpu"`` needs ``threads=1``).
 
-    ``clock="thread_cpu"`` times blocks with the CPU time of the measuring
-    thread instead of the wall clock. With one intra-op thread all the work runs
-    in that thread, so this is the latency an idle machine would show, without
-    the time the process spent descheduled by other load (a niced benchmark on a
-    busy shared machine is otherwise dominated by that). It needs ``threads=1``.
+    Inputs are random token ids of ``batch_size x seq_len`` with a full mask.
 
     Returns:
         name -> ``{"latency_ms": median, "p10_ms", "p90_ms", "iqr_ms", "spread", ..., "clock"}`` in milliseconds.
     """
-    if clock not in CLOCKS:
-        raise InvalidConfig(f"clock must be one of {', '.join(CLOCKS)}; got {clock!r}")
-    if clock == "thread_cpu" and threads != 1:
-        raise InvalidConfig(f"clock='thread_cpu' measures one thread; it needs threads=1, got threads={threads}")
+    from dataclasses import replace
+
     from hwnas.devices.registry import create_device
-    from hwnas.devices.timing import TimingConfig, measure_interleaved
+    from hwnas.devices.timing import TimingConfig, check_clock
+    from hwnas.profiling import measure_runners
 
     device = create_device("cpu", threads=threads)
-    timing = timing or TimingConfig()
+    check_clock(device, clock)
+    timing = replace(timing or TimingConfig(), clock=clock)
     gen = torch.Generator().manual_seed(seed)
-    runners = []
-    for model in models.values():
+    builders = []
+    for name, model in models.items():
         vocab = model.config.vocab_size
         batch = {
             "input_ids": torch.randint(0, vocab, (batch_size, seq_len), generator=gen),
             "attention_mask": torch.ones(batch_size, seq_len, dtype=torch.long),
             "token_type_ids": torch.zeros(batch_size, seq_len, dtype=torch.long),
         }
-        runners.append(_ModelRunner(model, batch, clock))
-    with device.pinned():
-        measurements = measure_interleaved(runners, timing, seed=seed)
+        builders.append((name, lambda model=model, batch=batch: _ModelRunner(model, batch)))
+    measured = measure_runners(device, builders, timing, seed=seed)
     out = {}
-    for name, m in zip(models, measurements):
+    for name, (_, m) in zip(models, measured):
         summary = m.summary()
         summary.pop("samples_ms", None)
         out[name] = {**summary, "seq_len": seq_len, "batch_size": batch_size, "threads": threads, "clock": clock}

@@ -96,13 +96,13 @@ class LatencyPredictor:
         return self._inputs != INPUTS
 
     def check_device(self, name: str, override: bool = False, *, threads: int | None = None,
-                     dtype: str | None = None) -> None:
+                     dtype: str | None = None, clock: str | None = None) -> None:
         """Refuse to serve another device than the one measured.
 
         Args:
             name: the device the caller wants latencies for.
             override: accept the mismatch (a warning is still issued).
-            threads, dtype: when given, also compared with the training settings.
+            threads, dtype, clock: when given, also compared with the training settings.
 
         Raises:
             PredictorMismatch: a difference, unless ``override``.
@@ -115,6 +115,9 @@ class LatencyPredictor:
             diffs.append(f"threads={threads} (predictor: {settings.get('threads')})")
         if dtype is not None and settings.get("dtype") not in (None, dtype):
             diffs.append(f"dtype={dtype!r} (predictor: {settings.get('dtype')!r})")
+        fitted_clock = self.manifest["device"].get("clock") or "wall"
+        if clock is not None and clock != fitted_clock:
+            diffs.append(f"clock={clock!r} (predictor: {fitted_clock!r})")
         if not diffs:
             return
         message = f"this predictor was fitted on other measurements: asked for {', '.join(diffs)}"

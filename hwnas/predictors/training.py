@@ -44,9 +44,11 @@ class Measurements:
         X: ``n x k`` raw inputs (float64), columns named by ``inputs``.
         y: ``n`` latencies in ms.
         inputs: column names; :data:`~hwnas.predictors.features.INPUTS` for architectures.
-        device: ``{"name", "threads", "dtype", "settings", "fingerprint"}``.
+        device: ``{"name", "threads", "dtype", "clock", "settings", "fingerprint"}``.
         space: search space name, or ``None``.
         source: where the data came from.
+        reference: the profile's reference architecture and its median latency
+            (:func:`hwnas.profiling.reference.fit_reference`), or ``None``.
     """
 
     X: np.ndarray
@@ -55,13 +57,14 @@ class Measurements:
     device: dict[str, Any] = field(default_factory=lambda: {"name": "unknown"})
     space: str | None = None
     source: str = ""
+    reference: dict[str, Any] | None = None
 
     @property
     def is_table(self) -> bool:
         return self.inputs != INPUTS
 
     def subset(self, idx: Any) -> Measurements:
-        return Measurements(self.X[idx], self.y[idx], self.inputs, self.device, self.space, self.source)
+        return Measurements(self.X[idx], self.y[idx], self.inputs, self.device, self.space, self.source, self.reference)
 
     def __len__(self) -> int:
         return int(self.y.size)
@@ -161,6 +164,13 @@ def load_measurements(path: str | Path, *, target: str | None = None, features: 
         if key in df.columns:
             vals = [None if (isinstance(v, float) and np.isnan(v)) else (int(v) if key == "threads" else v) for v in df[key]]
             dev[key] = _single(vals, key, path)
+    if "clock" in df.columns or suffix == ".jsonl":
+        # profiles written before clocks were recorded were timed with the wall clock
+        clocks = sorted({c if isinstance(c, str) and c else "wall" for c in df.get("clock", ["wall"] * len(df))})
+        if len(clocks) > 1:
+            raise InvalidData(f"{path} mixes clocks ({', '.join(clocks)}): wall and thread-CPU times are not "
+                              "comparable; fit one predictor per clock (profile again with one --clock)")
+        dev["clock"] = clocks[0]
     if "settings" in df.columns:
         dev["settings"] = _single([s if isinstance(s, dict) else None for s in df["settings"]], "settings", path)
     if "fingerprint" in df.columns:
@@ -170,7 +180,14 @@ def load_measurements(path: str | Path, *, target: str | None = None, features: 
     if "space" in df.columns:
         spaces = {str(s) for s in df["space"] if isinstance(s, str) and s}
         space = spaces.pop() if len(spaces) == 1 else None
-    return Measurements(X, y, inputs, dev, space, str(path))
+    reference = None
+    if "reference_ms" in df.columns:
+        from hwnas.profiling.reference import fit_reference
+
+        reference = fit_reference(df.to_dict("records"))
+        if reference is not None:
+            reference["clock"] = dev.get("clock", "wall")
+    return Measurements(X, y, inputs, dev, space, str(path), reference)
 
 
 def _versions() -> dict[str, str | None]:
@@ -272,7 +289,8 @@ def fit_predictor(meas: Measurements, *, seed: int = 0, n_folds: int = 5, covera
             "exact": bool(est.margin_exact_),
             "n_calibration": len(meas),
         },
-        "device": {k: meas.device.get(k) for k in ("name", "threads", "dtype", "settings", "fingerprint")},
+        "device": {k: meas.device.get(k) for k in ("name", "threads", "dtype", "clock", "settings", "fingerprint")},
+        "reference": meas.reference,
         "space": meas.space,
         "domain": _domain(meas),
         "metrics": {"cv": _round_metrics(cv), "cv_folds": int(n_folds), "seed": int(seed),
@@ -316,6 +334,10 @@ def transfer_predictor(base: LatencyPredictor, meas: Measurements, *, coverage: 
         raise PredictorMismatch(f"the base predictor takes {base.manifest['inputs']}; the measurements have {list(meas.inputs)}")
     if len(meas) < 2:
         raise InvalidData(f"transfer needs at least 2 measurements; got {len(meas)}")
+    base_clock = (base.manifest.get("device") or {}).get("clock") or "wall"
+    if meas.device.get("clock", base_clock) != base_clock:
+        raise PredictorMismatch(f"the base predictor was fitted on {base_clock!r} clock times and the measurements "
+                                f"use {meas.device.get('clock')!r}; a predictor does not mix clocks")
     names = tuple(features) if features is not None else (
         TRANSFER_FEATURES if not meas.is_table else ("base_log", *(f"log_{c}" for c in meas.inputs)))
     base_log = base.log_predict_raw(meas.X)
@@ -352,8 +374,11 @@ def transfer_predictor(base: LatencyPredictor, meas: Measurements, *, coverage: 
     }]
     manifest["base"] = {"device": base.device, "space": base.space, "manifest_sha256": base_digest,
                         "source": base.manifest.get("source"), "domain": base.manifest.get("domain")}
-    for key in ("name", "threads", "dtype", "settings", "fingerprint"):
+    for key in ("name", "threads", "dtype", "clock", "settings", "fingerprint"):
         manifest["device"][key] = meas.device.get(key)
+    manifest["reference"] = meas.reference  # the new device's reference; the base's stays under "base"
+    manifest["base"]["fingerprint"] = (base.manifest.get("device") or {}).get("fingerprint")
+    manifest["base"]["reference"] = base.manifest.get("reference")
     manifest["space"] = meas.space or base.space
     # The trees were trained on the base's domain; the transfer sample is recorded beside it.
     manifest["transfer_domain"] = _domain(meas)

@@ -166,11 +166,9 @@ def profile_until_accuracy(
 
     Raises:
         InvalidConfig: a bad target, round size or explicit architecture list.
-        ProfileStoreError: ``out`` exists without ``resume``, or holds other settings.
+        ProfileStoreError: ``out`` exists without ``resume``, holds other settings, or
+            another process is writing it.
     """
-    from hwnas.devices.registry import create_device
-    from hwnas.predictors.metrics import evaluate
-
     if not 0 < target <= 1:
         raise InvalidConfig(f"--until-accuracy must be a share in (0, 1], e.g. 0.95; got {target}")
     if isinstance(round_size, bool) or not isinstance(round_size, int) or round_size < 1:
@@ -182,6 +180,16 @@ def profile_until_accuracy(
         raise InvalidConfig(f"the initial plan needs at least 5 architectures to fit a predictor; got {initial}")
     store = ProfileStore(out)
     store.check_writable()
+    with store.lock():  # one writer per profile
+        return _until_accuracy_locked(config, out, store, target, round_size, initial, resume, on_round, on_record,
+                                      on_status)
+
+
+def _until_accuracy_locked(config, out, store, target, round_size, initial, resume, on_round, on_record, on_status):
+    from hwnas.devices.registry import create_device
+    from hwnas.predictors.metrics import evaluate
+    from hwnas.profiling.runner import reference_task
+
     existing: list[dict[str, Any]] = []
     if store.exists():
         if not resume:
@@ -190,10 +198,12 @@ def profile_until_accuracy(
     space = get_space(config.space or "small")
     device = create_device(config.device, threads=config.threads, dtype=config.dtype, seed=config.seed)
     for r in existing:
-        if (r.get("device"), r.get("dtype"), r.get("threads")) != (device.name, device.dtype, device.threads):
+        if (r.get("device"), r.get("dtype"), r.get("threads"), r.get("clock", "wall")) != \
+                (device.name, device.dtype, device.threads, config.timing.clock):
             raise ProfileStoreError(
                 f"{out} holds measurements of device={r.get('device')!r}, dtype={r.get('dtype')!r}, "
-                f"threads={r.get('threads')!r}; resume with the same settings or write to another --out"
+                f"threads={r.get('threads')!r}, clock={r.get('clock', 'wall')!r}; resume with the same settings "
+                "or write to another --out"
             )
 
     def key(task: Task) -> str:
@@ -203,6 +213,7 @@ def profile_until_accuracy(
     done = {record_key({d: r[d] for d in DIMENSIONS}, r["batch_size"], r["seq_len"], r["device"],
                        r.get("dtype", "fp32"), r.get("threads")) for r in records}
     shapes = config.shapes()
+    reference = reference_task(config, space, [Task(space.smallest, shapes[0])])
     pool = [Task(a, s) for a in space.enumerate() for s in shapes if key(Task(a, s)) not in done]
     run_id = uuid.uuid4().hex[:12]
     summary = AdaptiveSummary(out=str(out), measured=len(records), stopped="budget")
@@ -216,7 +227,7 @@ def profile_until_accuracy(
             chunk = tasks[offset: offset + config.interleave]
             new = measure_tasks(device, chunk, config.timing, seed=config.seed * 100003 + 7919 + chunk_no,
                                 extra={"space": space.name, "run_id": run_id, "plan": "adaptive", "round": round_no},
-                                on_status=on_status)
+                                on_status=on_status, reference=reference)
             chunk_no += 1
             store.append(new)
             records.extend(new)

@@ -22,12 +22,14 @@ import numpy as np
 
 from hwnas.devices.base import Device, Shape
 from hwnas.devices.registry import create_device
-from hwnas.devices.timing import TimingConfig, measure_interleaved
+from hwnas.devices.timing import TimingConfig, check_clock, measure_interleaved
 from hwnas.errors import InvalidConfig, ProfileStoreError
+from hwnas.profiling.reference import REFERENCE_FIELDS, reference_architecture
 from hwnas.profiling.store import SCHEMA_VERSION, ProfileStore, record_key
 from hwnas.space import Architecture, SearchSpace, get_space, load_architectures
 
-__all__ = ["ProfileConfig", "ProfileSummary", "Task", "chunk_tasks", "plan_tasks", "profile", "measure_tasks"]
+__all__ = ["ProfileConfig", "ProfileSummary", "Task", "chunk_tasks", "plan_tasks", "profile", "measure_tasks",
+           "measure_runners", "reference_task"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,10 @@ class ProfileConfig:
             better, at the cost of more memory and more work lost on a kill.
         max_chunk_mb: a chunk also stops growing when its models' weights would
             exceed this many MiB (counted twice for runtimes that copy them).
+        reference: time the space's reference architecture in every chunk and
+            store it with each record (``reference_ms``), so later measurements
+            can tell the machine's drift from a real difference.
+        timing: the timing protocol; its ``clock`` is recorded with every record.
     """
 
     device: str = "cpu"
@@ -75,6 +81,7 @@ class ProfileConfig:
     interleave: int = 32
     max_chunk_mb: float = 3072.0
     timing: TimingConfig = field(default_factory=TimingConfig)
+    reference: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
@@ -146,8 +153,58 @@ def plan_tasks(config: ProfileConfig) -> tuple[SearchSpace | None, list[Task]]:
     return space, [Task(a, s) for a in unique for s in config.shapes()]
 
 
+def reference_task(config: ProfileConfig, space: SearchSpace | None, tasks: Sequence[Task]) -> Task | None:
+    """The reference timed in every chunk of ``config`` (``None`` when ``config.reference`` is off).
+
+    Its shape is the first of ``config.shapes()``; its architecture is
+    :func:`~hwnas.profiling.reference.reference_architecture` of the space (or
+    of the listed architectures when profiling a file without a space).
+    """
+    if not config.reference or not tasks:
+        return None
+    arch = reference_architecture(space, [t.arch for t in tasks])
+    return Task(arch, config.shapes()[0])
+
+
 def _task_key(task: Task, device: Device) -> str:
     return record_key(task.arch, task.shape.batch_size, task.shape.seq_len, device.name, device.dtype, device.threads)
+
+
+def measure_runners(
+    device: Device,
+    builders: Sequence[tuple[str, Callable[[], Any]]],
+    timing: TimingConfig | None = None,
+    *,
+    seed: int = 0,
+    on_status: Callable[[str], None] | None = None,
+    anchor: int | None = None,
+) -> list[tuple[Any, Any]]:
+    """Build runners with ``builders`` (``(label, () -> Runner)``) and measure them together.
+
+    ``anchor``: index of the reference runner; every other measurement then gets
+    its per-round ratio to it (:attr:`~hwnas.devices.timing.Measurement.anchor_ratio`).
+
+    The one measuring path: threads pinned by the device, the clock checked
+    against the device, every runner warmed up and timed in the same
+    interleaved rounds (:func:`~hwnas.devices.timing.measure_interleaved`).
+    Returns ``(runner, Measurement)`` per builder, in order; runners are closed.
+    """
+    timing = timing or TimingConfig()
+    check_clock(device, timing.clock)
+    runners = []
+    try:
+        with device.pinned():
+            for label, build in builders:
+                if on_status:
+                    on_status(f"building {label}")
+                runners.append(build())
+            if on_status:
+                on_status(f"measuring {len(runners)} model(s) in interleaved rounds")
+            measurements = measure_interleaved(runners, timing, seed=seed, anchor=anchor)
+    finally:
+        for r in runners:
+            r.close()
+    return list(zip(runners, measurements))
 
 
 def measure_tasks(
@@ -158,29 +215,30 @@ def measure_tasks(
     seed: int = 0,
     extra: dict[str, Any] | None = None,
     on_status: Callable[[str], None] | None = None,
+    reference: Task | None = None,
 ) -> list[dict[str, Any]]:
     """Build, warm up and measure ``tasks`` together (one interleaved chunk).
 
-    Returns one store record per task, in order. Runners are closed on exit.
+    Args:
+        reference: also time this task in the same rounds and store its median
+            with every record as ``reference_ms`` (see :mod:`hwnas.profiling.reference`).
+
+    Returns one store record per task, in order (the reference has none of its
+    own). Runners are closed on exit.
     """
     timing = timing or TimingConfig()
-    runners = []
-    try:
-        with device.pinned():
-            for task in tasks:
-                if on_status:
-                    on_status(f"building {task.arch} @ {task.shape}")
-                runners.append(device.prepare(task.arch, task.shape))
-            if on_status:
-                on_status(f"measuring {len(tasks)} architecture(s) in interleaved rounds")
-            measurements = measure_interleaved(runners, timing, seed=seed)
-    finally:
-        for r in runners:
-            r.close()
+    every = list(tasks) + ([reference] if reference is not None else [])
+    builders = [(f"{t.arch} @ {t.shape}", (lambda t=t: device.prepare(t.arch, t.shape))) for t in every]
+    measured = measure_runners(device, builders, timing, seed=seed, on_status=on_status,
+                               anchor=len(every) - 1 if reference is not None else None)
+    ref_fields: dict[str, Any] = dict.fromkeys(REFERENCE_FIELDS)
+    if reference is not None:
+        ref_fields = {"reference_arch": reference.arch.key, "reference_batch_size": reference.shape.batch_size,
+                      "reference_seq_len": reference.shape.seq_len, "reference_ms": measured[-1][1].median_ms}
     fingerprint = device.fingerprint()
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     records = []
-    for task, runner, m in zip(tasks, runners, measurements):
+    for task, (runner, m) in zip(tasks, measured):
         record: dict[str, Any] = {
             "schema": SCHEMA_VERSION,
             **task.arch.as_dict(),
@@ -193,6 +251,9 @@ def measure_tasks(
         }
         record.update(m.summary())
         record.update(build_s=runner.build_s, export_s=runner.export_s, timestamp=stamp)
+        record["clock"] = timing.clock
+        record.update(ref_fields)
+        record["reference_ratio"] = m.anchor_ratio if reference is not None else None
         record["settings"] = device.settings()
         record["fingerprint"] = fingerprint
         if extra:
@@ -220,13 +281,21 @@ def profile(
         on_status: called with short status lines (building, measuring).
 
     Raises:
-        ProfileStoreError: ``out`` exists without ``resume``, is unwritable, or holds
-            measurements of another device or settings.
+        ProfileStoreError: ``out`` exists without ``resume``, is unwritable, holds
+            measurements of another device, settings or clock, or another process
+            is writing it (one writer per profile: :meth:`ProfileStore.lock`).
         KeyboardInterrupt: re-raised after the summary is complete; completed
             chunks are on disk.
     """
     store = ProfileStore(out)
     store.check_writable()
+    with store.lock():
+        return _profile_locked(config, out, store, resume, on_start, on_record, on_status)
+
+
+def _profile_locked(config: ProfileConfig, out: str | Path, store: ProfileStore, resume: bool,
+                    on_start: Callable[[int, int], None] | None, on_record: Callable[[dict[str, Any]], None] | None,
+                    on_status: Callable[[str], None] | None) -> ProfileSummary:
     existing: list[dict[str, Any]] = []
     if store.exists():
         if not resume:
@@ -240,10 +309,13 @@ def profile(
             for k, v in (("device", device.name), ("dtype", device.dtype), ("threads", device.threads))
             if r.get(k, v) != v
         ]
+        if r.get("clock", "wall") != config.timing.clock:
+            mismatch.append(f"clock={r.get('clock', 'wall')!r} (asked {config.timing.clock!r})")
         if mismatch:
             raise ProfileStoreError(
                 f"{out} holds measurements with {', '.join(mismatch)}; resume with the same settings or write to another --out"
             )
+    reference = reference_task(config, space, tasks)
     done = {
         record_key({d: r[d] for d in ("layers", "hidden", "heads", "ffn")}, r["batch_size"], r["seq_len"],
                    r["device"], r.get("dtype", "fp32"), r.get("threads"))
@@ -262,7 +334,7 @@ def profile(
                 summary.stopped = "time budget"
                 break
             records = measure_tasks(device, chunk, config.timing, seed=config.seed * 100003 + chunk_no,
-                                    extra=extra, on_status=on_status)
+                                    extra=extra, on_status=on_status, reference=reference)
             store.append(records)
             summary.measured += len(records)
             summary.records.extend(records)

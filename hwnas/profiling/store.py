@@ -8,21 +8,30 @@ record. Every complete line is kept forever: nothing is rewritten in place.
 
 Read with pandas in one line: ``pandas.read_json(path, lines=True)``, or
 :func:`read_profile`, which also tolerates a torn last line.
+
+One writer per profile: :meth:`ProfileStore.lock` takes an advisory lock
+(``fcntl.flock``) on ``<file>.lock`` and writes the holder's PID, host and start
+time into it. A second writer is refused with one line naming the holder. The
+kernel releases the lock when its process dies, so a lock left by a killed run
+is taken over; nothing in the profile itself is touched by locking.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from hwnas.errors import ProfileStoreError
 from hwnas.space import DIMENSIONS, Architecture
 
-__all__ = ["ProfileStore", "record_key", "read_profile", "read_records", "SCHEMA_VERSION"]
+__all__ = ["ProfileStore", "record_key", "read_profile", "read_records", "SCHEMA_VERSION", "lock_holder"]
 
 SCHEMA_VERSION = 1
 
@@ -78,6 +87,15 @@ def read_profile(path: str | Path):
     return pd.DataFrame.from_records(list(read_records(path)))
 
 
+def lock_holder(lock_path: str | Path) -> dict[str, Any]:
+    """What a lock file says about its holder (``{}`` when empty or unreadable)."""
+    try:
+        data = json.loads(Path(lock_path).read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 class ProfileStore:
     """Append-only access to one profile file.
 
@@ -96,6 +114,72 @@ class ProfileStore:
 
     def keys(self) -> set[str]:
         return {_key_of(r) for r in self.records()}
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    @contextmanager
+    def lock(self) -> Iterator[dict[str, Any]]:
+        """Hold the one-writer lock of this profile for the duration of the block.
+
+        Yields what was found in the lock file before taking it: ``{}`` for a
+        free lock, the old holder's ``{"pid", "host", "started"}`` when a lock
+        left by a dead process was taken over.
+
+        Raises:
+            ProfileStoreError: another live process holds the lock (the message
+                names its PID and host).
+        """
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no advisory locks, say so once and go on
+            warnings.warn("advisory file locks are not available on this platform; do not run two writers "
+                          f"on {self.path}", stacklevel=3)
+            yield {}
+            return
+        self.check_writable()
+        while True:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                h = lock_holder(self.lock_path)
+                who = f"PID {h.get('pid', '?')}" + (f" on {h['host']}" if h.get("host") else "") + \
+                      (f", since {h['started']}" if h.get("started") else "")
+                raise ProfileStoreError(f"{self.path} is being written by another process ({who}); wait for it to "
+                                        "finish, or write to another --out") from None
+            except OSError as exc:
+                os.close(fd)
+                warnings.warn(f"cannot lock {self.lock_path} ({exc.strerror}); do not run two writers on {self.path}",
+                              stacklevel=3)
+                yield {}
+                return
+            # The previous holder may have removed the file between our open and our lock:
+            # then we locked an orphan inode, and must lock the file now at that path instead.
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.lock_path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        try:
+            previous = lock_holder(self.lock_path)
+            info = {"pid": os.getpid(), "host": socket.gethostname(),
+                    "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+            os.fsync(fd)
+            yield previous
+        finally:
+            try:
+                os.unlink(self.lock_path)  # removed while still held: no one can lock the old inode afterwards
+            except OSError:
+                pass
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     def check_writable(self) -> None:
         """Raise a one-line error now rather than after an hour of profiling."""

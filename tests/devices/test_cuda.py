@@ -196,3 +196,20 @@ def test_ort_cuda_runner_on_gpu(dtype, quick_timing):
         assert runner.export_s > 0
         assert measure(runner, quick_timing).median_ms > 0
     assert device.fingerprint()["execution_provider"] == "CUDAExecutionProvider"
+
+
+@needs_cuda
+@pytest.mark.parametrize("graphs", [False, True])
+def test_cuda_runs_an_exported_student_as_deployed(graphs, tmp_path, quick_timing):
+    import torch
+    from transformers import BertForSequenceClassification
+
+    from hwnas.devices.timing import measure
+
+    torch.manual_seed(0)
+    BertForSequenceClassification(ARCH.to_bert_config(vocab_size=100, max_position_embeddings=64)).save_pretrained(tmp_path)
+    device = create_device("cuda", cuda_graphs=graphs, vocab_size=100, max_positions=64)
+    assert device.exported_kind() == "exported Hugging Face model (PyTorch, CUDA)"
+    with device.prepare_exported(tmp_path, Shape(2, 16)) as runner:
+        assert tuple(runner.output().shape) == (2, 2)  # logits of the two-label head
+        assert measure(runner, quick_timing).median_ms > 0

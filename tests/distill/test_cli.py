@@ -37,6 +37,8 @@ def test_distill_command_writes_student(tiny_teacher, tmp_path, capsys):
         (["--arch", "layers=2,hidden=100,heads=3,ffn=64"], "heads must divide hidden"),
         (["--task", "MISSING.tsv"], "MISSING.tsv: no such file"),
         (["--steps", "0"], "steps must be an integer >= 1; got 0"),
+        (["--device", "tpu"], "device 'tpu' is not available here"),
+        (["--seq-len", "0"], "seq_len must be an integer >= 1; got 0"),
     ],
 )
 def test_distill_bad_input_is_one_line_and_exit_2(extra, message, tmp_path, capsys):
@@ -54,3 +56,14 @@ def test_distill_bad_data_row_names_file_and_row(tmp_path, capsys):
     code, _, err = _run(["distill", "--arch", "L1-H32-A2-I64", "--task", str(bad), "--out", str(tmp_path / "s"),
                          "--quiet"], capsys)
     assert code == 2 and "bad.tsv, row 3: label 'negative' is not a number" in err
+
+
+def test_a_winner_file_without_device_or_shape_is_refused_before_training(tmp_path, capsys):
+    winner = tmp_path / "winner.json"
+    winner.write_text(json.dumps({"arch": {"layers": 1, "hidden": 32, "heads": 2, "ffn": 64}, "budget_ms": 5.0}))
+    out = tmp_path / "s"
+    code, _, err = _run(["distill", "--arch", str(winner), "--task", str(embedded_path("sst2/train.tsv")),
+                         "--out", str(out), "--quiet"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "records no device, seq_len, batch_size" in err and "--device and --seq-len" in err
+    assert not out.exists()  # refused before anything was written

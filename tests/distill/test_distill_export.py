@@ -40,7 +40,14 @@ def test_report_and_files(distilled):
     assert "sliced from the teacher" in on_disk["init"]
     m = on_disk["measured_latency"]
     assert m["student"]["latency_ms"] > 0 and m["teacher"]["latency_ms"] > 0
-    assert m["speedup"] == pytest.approx(m["teacher"]["latency_ms"] / m["student"]["latency_ms"])
+    # measured where it runs: the exported model on the (default) cpu device, next to its profiled encoder
+    assert (m["device"], m["seq_len"], m["batch_size"], m["threads"], m["dtype"], m["clock"]) == \
+        ("cpu", 128, 1, 1, "fp32", "wall")
+    assert m["student"]["measured"].startswith("exported Hugging Face model")
+    assert m["student_encoder"]["latency_ms"] > 0
+    assert m["deployed_vs_profiled"] == pytest.approx(m["student"]["latency_ms"] / m["student_encoder"]["latency_ms"])
+    assert m["speedup"] == pytest.approx(m["teacher"]["latency_ms"] / m["student_encoder"]["latency_ms"])
+    assert m["drift"]["reference_arch"] is None  # no predictor given: no reference to compare with
     assert on_disk["exports"]["onnx"]["max_abs_diff"] <= ONNX_ATOL
     assert on_disk["parameters"] > 0 and on_disk["teacher"]["parameters"] > on_disk["parameters"]
 

@@ -112,3 +112,16 @@ def test_fit_table_and_transfer(cli_bundle, profile_path, tmp_path, capsys):
     shutil.copy(cli_bundle, copy)
     code, _, err = run_cli(["predictor", "fit", few, "--base", tmp_path / "none.hwnas", "--out", tmp_path / "z.hwnas"], capsys)
     assert code == 2 and "does not exist" in err
+
+
+def test_fit_refuses_a_profile_that_mixes_clocks(profile_path, tmp_path, capsys):
+    lines = [json.loads(line) for line in open(profile_path) if line.strip()]
+    for i, r in enumerate(lines):
+        r["clock"] = "thread_cpu" if i % 2 else "wall"
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    before = mixed.read_bytes()
+    out = tmp_path / "p.hwnas"
+    code, _, err = run_cli(["predictor", "fit", mixed, "--out", out], capsys)
+    assert code == 2 and "mixes clocks (thread_cpu, wall)" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and mixed.read_bytes() == before
