@@ -201,29 +201,13 @@ class FleetSummary(ProfileSummary):
 
 # --------------------------------------------------------------------- planning
 def reference_architecture(space: SearchSpace | None, tasks: Sequence[Task]) -> Architecture:
-    """The architecture every chunk measures beside its own, to compare nodes.
+    """The architecture every chunk measures beside its own, to compare nodes: the profile's drift reference
+    (:func:`hwnas.profiling.reference.reference_architecture`, the middle value of every dimension)."""
+    from hwnas.profiling.reference import reference_architecture as drift_reference
 
-    The middle value of every dimension of the space (heads: the middle of the
-    values dividing that hidden size), so it is neither dominated by fixed
-    overheads nor slow. Without a space, the same rule over the values the
-    planned architectures use. (The same rule as issue 16's drift reference, so
-    both can become one.)
-    """
-    def mid(values) -> int:
-        values = sorted(set(values))
-        return values[(len(values) - 1) // 2]
-
-    if space is not None:
-        layers, hiddens, heads, ffns = space.layers, space.hidden, space.heads, space.ffn
-    else:
-        archs = [t.arch for t in tasks]
-        if not archs:
-            raise InvalidConfig("nothing to profile: the plan is empty")
-        layers, hiddens = [a.layers for a in archs], [a.hidden for a in archs]
-        heads, ffns = [a.heads for a in archs], [a.ffn for a in archs]
-    hidden = mid(hiddens)
-    dividing = [a for a in heads if hidden % a == 0] or [a for a in (1, 2, 4) if hidden % a == 0]
-    return Architecture(mid(layers), hidden, mid(dividing), mid(ffns))
+    if space is None and not tasks:
+        raise InvalidConfig("nothing to profile: the plan is empty")
+    return drift_reference(space, [t.arch for t in tasks])
 
 
 def flag_slow_nodes(reference_ms: Mapping[str, Sequence[float]], slow_ratio: float) -> dict[str, float | None]:
@@ -283,24 +267,20 @@ def _measure_chunk(spec: dict[str, Any]) -> dict[str, Any]:
     device = create_device(spec["device"], threads=spec["threads"], dtype=spec["dtype"], seed=spec["seed"])
     tasks = _tasks_from_spec(spec["tasks"])
     reference = _tasks_from_spec([spec["reference"]])[0]
-    records = measure_tasks(device, [*tasks, reference], TimingConfig(**spec["timing"]),
-                            seed=spec["chunk_seed"], extra=spec["extra"])
-    reference_record = records.pop()
+    # The reference is timed in the same interleaved rounds (the runner stores reference_ms and the
+    # per-round reference_ratio with every record), so nodes and drifts compare on one footing.
+    records = measure_tasks(device, tasks, TimingConfig(**spec["timing"]), seed=spec["chunk_seed"],
+                            extra=spec["extra"], reference=reference)
     override = _fingerprint_override()
     for r in records:
         if override:
             r["fingerprint"] = {**r["fingerprint"], **override}
-        # Issue 16's runner may already interleave its own reference; keep it when present.
-        r.setdefault("reference_ms", reference_record["latency_ms"])
-        r.setdefault("reference_arch", reference.arch.key)
-        r.setdefault("reference_batch_size", reference.shape.batch_size)
-        r.setdefault("reference_seq_len", reference.shape.seq_len)
         r.update(node_id=node["node_id"], node_ip=node["node_ip"], worker_pid=node["pid"])
     return {
         **node,
         "records": records,
-        "reference_ms": reference_record["latency_ms"],
-        "fingerprint": {**reference_record["fingerprint"], **override},
+        "reference_ms": records[0]["reference_ms"],
+        "fingerprint": {**records[0]["fingerprint"], **override},
         "task_s": time.perf_counter() - start,
     }
 
@@ -408,8 +388,13 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 
 def _check_resume(existing: Sequence[Mapping[str, Any]], out: Path, device: str, dtype: str,
-                  threads: int | None, fingerprint: Mapping[str, Any] | None) -> None:
-    """Refuse to continue a profile made with other settings or on another kind of machine."""
+                  threads: int | None, fingerprint: Mapping[str, Any] | None, *, clock: str | None = None) -> None:
+    """Refuse to continue a profile made with other settings, another clock or on another kind of machine."""
+    if clock is not None:
+        clocks = {r.get("clock", "wall") for r in existing}
+        if clocks - {clock}:
+            raise ProfileStoreError(f"{out} holds measurements with clock {', '.join(sorted(clocks))}; resume with "
+                                    f"--clock {sorted(clocks)[0]} or write to another --out")
     for r in existing:
         mismatch = [
             f"{k}={r.get(k)!r} (asked {v!r})"
@@ -483,18 +468,19 @@ def profile_on_cluster(
     from hwnas.devices.registry import get_device_class
 
     device = get_device_class(config.device)(threads=config.threads, dtype=config.dtype, seed=config.seed)
-    _check_resume(existing, out, device.name, device.dtype, device.threads, None)
-    ray, connected_here = connect(fleet)
-    try:
-        run = _FleetRun(ray, config, fleet, store, space, tasks, existing, device,
-                        on_start=on_start, on_record=on_record, on_status=on_status, on_progress=on_progress)
-        run.check_nodes()
-        if fleet.probe:
-            run.probe()
-        return run.measure()
-    finally:
-        if connected_here:
-            ray.shutdown()
+    _check_resume(existing, out, device.name, device.dtype, device.threads, None, clock=config.timing.clock)
+    with store.lock():  # one writer per profile, local or fleet
+        ray, connected_here = connect(fleet)
+        try:
+            run = _FleetRun(ray, config, fleet, store, space, tasks, existing, device,
+                            on_start=on_start, on_record=on_record, on_status=on_status, on_progress=on_progress)
+            run.check_nodes()
+            if fleet.probe:
+                run.probe()
+            return run.measure()
+        finally:
+            if connected_here:
+                ray.shutdown()
 
 
 class _FleetRun:
