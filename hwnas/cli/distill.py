@@ -91,6 +91,10 @@ def print_report(report: dict[str, Any], out: str) -> None:
 @click.option("--steps", type=int, default=600, show_default=True, help="Task-distillation steps.")
 @click.option("--agnostic-steps", type=int, default=0, show_default=True, help="Task-agnostic distillation steps first.")
 @click.option("--teacher-steps", type=int, default=600, show_default=True, help="Fine-tuning steps of the task teacher.")
+@click.option("--teacher-seed", type=int, default=None,
+              help="Seed of the teacher's fine-tuning [default: --seed]; fix it to repeat students against one teacher.")
+@click.option("--teacher-eval-every", type=int, default=0, show_default=True,
+              help="Evaluate the teacher every N fine-tuning steps and keep the best weights (0: at the end only).")
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=1e-4, show_default=True)
 @click.option("--max-len", type=int, default=128, show_default=True, help="Tokens per example.")
@@ -117,6 +121,7 @@ def print_report(report: dict[str, Any], out: str) -> None:
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, supernet: str | None, init: str,
             losses: str, temperature: float | None, steps: int, agnostic_steps: int, teacher_steps: int,
+            teacher_seed: int | None, teacher_eval_every: int,
             batch_size: int, lr: float, max_len: int, limit: int | None, eval_limit: int | None, augment: int,
             text_column: str | None, pair_column: str | None, label_column: str | None, predictor: str | None,
             threads: int, device: str | None, latency_seq_len: int | None, latency_batch_size: int | None,
@@ -139,6 +144,7 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
     config = DistillConfig(
         arch=arch, task=task, eval=eval_, teacher=teacher, supernet=supernet, init=init, losses=loss_config,
         steps=steps, batch_size=batch_size, lr=lr, agnostic_steps=agnostic_steps, teacher_steps=teacher_steps,
+        teacher_seed=teacher_seed, teacher_eval_every=teacher_eval_every,
         max_len=max_len, limit=limit, eval_limit=eval_limit, augment=augment, seed=seed,
         mixed_precision=mixed_precision, predictor=predictor, measure=not no_measure, threads=threads,
         cache_dir=cache_dir, text_col=text_column, text_pair_col=pair_column, label_col=label_column,

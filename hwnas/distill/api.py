@@ -50,6 +50,10 @@ class DistillConfig:
         steps, batch_size, lr: task-distillation training.
         agnostic_steps: task-agnostic distillation steps before (0: none).
         teacher_steps, teacher_lr: fine-tuning of the task teacher.
+        teacher_seed: seed of the teacher's fine-tuning (``None``: ``seed``). Fix it to repeat a
+            student with several seeds against one teacher.
+        teacher_eval_every: evaluate the teacher every this many steps and keep the best
+            evaluation's weights (0: evaluate at the end only).
         max_len: tokens per example; ``limit``: use only the first examples of the training data.
         augment: noisy copies of each training example (0: none).
         predictor: a predictor bundle for the predicted latency in the report; its
@@ -79,6 +83,8 @@ class DistillConfig:
     agnostic_steps: int = 0
     teacher_steps: int = 600
     teacher_lr: float = 5e-5
+    teacher_seed: int | None = None
+    teacher_eval_every: int = 0
     max_len: int = 128
     limit: int | None = None
     eval_limit: int | None = None
@@ -106,6 +112,9 @@ class DistillConfig:
             raise InvalidConfig(f"init must be 'teacher' or 'random' (the supernet is chosen with supernet=); got {self.init!r}")
         if self.timing not in ("default", "quick"):
             raise InvalidConfig(f"timing must be 'default' or 'quick'; got {self.timing!r}")
+        if self.teacher_seed is not None and (isinstance(self.teacher_seed, bool) or not isinstance(self.teacher_seed, int)
+                                              or self.teacher_seed < 0):
+            raise InvalidConfig(f"teacher_seed must be an integer >= 0 or None; got {self.teacher_seed!r}")
         for name in ("agnostic_steps", "augment"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -124,6 +133,10 @@ class DistillConfig:
         d = asdict(self)
         d["arch"] = resolve_arch(self.arch)[0].key
         d["losses"] = self.losses.to_dict()
+        # settings added later stay out at their defaults, so folders written before still match
+        for name, default in (("teacher_seed", None), ("teacher_eval_every", 0)):
+            if d[name] == default:
+                del d[name]
         return d
 
 
@@ -184,8 +197,9 @@ def teacher_train_config(config: DistillConfig):
     from hwnas.distill.trainer import TrainConfig
 
     return TrainConfig(steps=config.teacher_steps, batch_size=config.batch_size, lr=config.teacher_lr,
-                       max_len=config.max_len, seed=config.seed, mixed_precision=config.mixed_precision,
-                       checkpoint_every=config.checkpoint_every)
+                       max_len=config.max_len, seed=config.seed if config.teacher_seed is None else config.teacher_seed,
+                       mixed_precision=config.mixed_precision, checkpoint_every=config.checkpoint_every,
+                       eval_every=config.teacher_eval_every, keep_best=config.teacher_eval_every > 0)
 
 
 def load_data(config: DistillConfig) -> tuple[TaskData, TaskData, str]:
