@@ -11,7 +11,8 @@ writes, in its output folder:
   architectures, with the reference point and hypervolume;
 * ``winner.json``: the best feasible architecture, with its score, predicted
   latency and upper bound (ms) and what it was searched for;
-* ``front.png``: accuracy estimate against predicted latency, the front and the budget.
+* ``front.png``: accuracy estimate against predicted latency, the front and the budget;
+* ``hypervolume.png``: hypervolume and best feasible score against evaluations.
 
 An existing non-empty folder is never overwritten: pass ``resume=True`` to
 continue it (every evaluation already in ``evaluated.csv`` is told to the
@@ -48,7 +49,7 @@ from hwnas.space import DIMENSIONS, Architecture
 
 __all__ = ["Candidate", "SearchResult", "Progress", "run_search", "search", "OUTPUT_FILES"]
 
-OUTPUT_FILES = ("config.json", "evaluated.csv", "front.json", "winner.json", "front.png")
+OUTPUT_FILES = ("config.json", "evaluated.csv", "front.json", "winner.json", "front.png", "hypervolume.png")
 
 _CSV_COLUMNS = [
     "eval", *DIMENSIONS, "score", "latency_ms", "latency_upper_ms", "params", "feasible", "reward",
@@ -476,6 +477,9 @@ def write_outputs(result: SearchResult) -> None:
     result.evaluated.to_csv(tmp, index=False)
     os.replace(tmp, out / "evaluated.csv")
     plot_front(result, out / "front.png")
+    from hwnas.plots.search import HYPERVOLUME_PNG, hypervolume_figure
+
+    hypervolume_figure(result.evaluated, result.config, path=out / HYPERVOLUME_PNG)
 
 
 def plot_front(result: SearchResult, path: Path) -> None:
