@@ -59,15 +59,16 @@ def hypervolume_figure(evaluated: Any, config: Mapping[str, Any] | None = None, 
             ax.axhline(0.99 * final, color=COLORS["grey"], ls=":", lw=1, label="99% of the final hypervolume")
             reach = n[np.argmax(hv >= 0.99 * final)]
             ax.axvline(reach, color=COLORS["grey"], ls=":", lw=1)
-            ax.annotate(f"99% after {int(reach)} evaluations", (reach, 0.99 * final), textcoords="offset points",
+            ax.annotate(f"99% after {int(reach)} evaluation{'s' if reach != 1 else ''}", (reach, 0.99 * final), textcoords="offset points",
                         xytext=(6, -14), fontsize=8)
         ax.set_xlabel("evaluations (count)")
         ax.set_ylabel("hypervolume (score units x ms)")
         ax.set_ylim(bottom=0)
         ax2 = ax.twinx()
         ax2.step(n, best, where="post", color=COLORS["orange"], ls="--", lw=1.4, label="best feasible score")
-        ax2.scatter(n[~feas], np.full((~feas).sum(), np.nanmin(best) if np.isfinite(best).any() else 0), marker="|",
-                    color=COLORS["vermillion"], s=30, label=f"infeasible proposal ({int((~feas).sum())})")
+        if (~feas).any():
+            ax2.scatter(n[~feas], np.full((~feas).sum(), np.nanmin(best) if np.isfinite(best).any() else 0), marker="|",
+                        color=COLORS["vermillion"], s=40, label=f"over budget or a constraint ({int((~feas).sum())})")
         ax2.set_ylabel("best feasible accuracy estimate (score units)", color="0.35")
         ax2.grid(False)
         ax2.spines["right"].set_visible(True)

@@ -84,7 +84,7 @@ def supernet_figure(steps: list[dict[str, Any]], meta: Mapping[str, Any] | None 
         if "lr" in steps[0]:
             ax2 = ax.twinx()
             ax2.plot(step, [s["lr"] for s in steps], color=COLORS["grey"], lw=0.9, ls="-.", label="learning rate")
-            ax2.set_ylabel("learning rate (per step)", color="0.4")
+            ax2.set_ylabel("learning rate (dimensionless)", color="0.4")
             ax2.tick_params(axis="y", labelcolor="0.4", labelsize=7)
             ax2.grid(False)
             ax2.spines["right"].set_visible(True)
@@ -95,11 +95,12 @@ def supernet_figure(steps: list[dict[str, Any]], meta: Mapping[str, Any] | None 
             ax.legend(loc="upper right")
         space = meta.get("space")
         space = space.get("name") if isinstance(space, Mapping) else space
-        cfg = meta.get("config") or {}
+        cfg = meta.get("train") or meta.get("config") or {}
         where = ", ".join(str(x) for x in (
             f"space {space}" if space else None,
             f"batch {cfg.get('batch_size')}" if cfg.get("batch_size") else None,
-            f"seq {cfg.get('seq_len')}" if cfg.get("seq_len") else None) if x)
+            f"seq {cfg.get('seq_len')}" if cfg.get("seq_len") else None,
+            f"teacher {meta.get('teacher')}" if meta.get("teacher") else None) if x)
         ax.set_title(f"Supernet training, {len(steps)} steps" + (f"\n{where}" if where else ""))
         fig.tight_layout()
         data = png_bytes(fig)
@@ -167,6 +168,10 @@ def distill_figure(report: Mapping[str, Any], *, path: str | Path | None = None)
         a2.set_xlabel("distillation step (count)")
         a2.set_ylabel(f"{metric} (%)" if pct else f"{metric} (correlation, -1..1)")
         a2.set_xlim(0, max(1, last_step) * 1.05)
+        from matplotlib.ticker import MaxNLocator
+
+        for ax in (a1, a2):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         a2.legend(loc="lower right")
         ev = report.get("eval") or {}
         rows = ev.get("rows") or ev.get("n")

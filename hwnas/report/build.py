@@ -133,7 +133,9 @@ def _note(text: str, cls: str = "note") -> str:
 
 
 def _ms(v: Any) -> str:
-    return f"{v:.3g} ms" if isinstance(v, (int, float)) and math.isfinite(v) else "not recorded"
+    if not (isinstance(v, (int, float)) and math.isfinite(v)):
+        return "not recorded"
+    return f"{v:,.0f} ms" if v >= 1000 else f"{v:.3g} ms"
 
 
 def _pct(v: Any) -> str:
@@ -254,13 +256,14 @@ def _supernet_section(folder: Path, figs: _Figures) -> Section:
     except InvalidData as exc:
         sec.broken = str(exc)
         return sec
-    cfg = meta.get("config") or {}
+    cfg = meta.get("train") or meta.get("config") or {}
     space = meta.get("space")
     space = space.get("name") if isinstance(space, dict) else space
-    rows = [("folder", str(folder)), ("space", space), ("steps done", meta.get("steps_done")),
+    rows = [("folder", str(folder)), ("space", space), ("steps done", f"{meta.get('steps_done')} of {meta.get('steps_target', '?')}"),
+            ("teacher", meta.get("teacher")),
             ("training time", f"{meta['train_wall_s']:.0f} s" if isinstance(meta.get("train_wall_s"), (int, float)) else "not recorded")]
     rows += [(k, json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in cfg.items()
-             if k in ("teacher", "steps", "batch_size", "seq_len", "lr", "random_subnets", "max_rows", "heldout", "seed")]
+             if k in ("steps", "batch_size", "seq_len", "lr", "random_subnets", "max_rows", "heldout", "seed")]
     sec.body.append(_table(rows))
     try:
         steps = read_supernet_log(folder)
@@ -360,16 +363,27 @@ def _distill_section(folder: Path, figs: _Figures, budget_ms: float | None = Non
     pred = r.get("predicted_latency") or {}
     losses = r.get("losses") or {}
     sec.body.append(_table([
-        ("evaluation data", f"{ev.get('source', '?')} ({ev.get('rows', '?')} rows){', ' + ev['note'] if ev.get('note') else ''}"),
+        ("training data", f"{(r.get('task') or {}).get('source', '?')} ({(r.get('task') or {}).get('examples', '?')} examples)"),
+        ("evaluation data", f"{ev.get('source', '?')} ({ev.get('examples', '?')} examples)"
+                            + (f"; {ev['note']}" if ev.get("note") and ev.get("note") != ev.get("source") else "")),
         ("initialised from", r.get("init")),
         ("losses", ", ".join(f"{k}={v}" for k, v in (losses.get("weights") or {}).items()) or json.dumps(losses)),
         ("predicted latency", f"{_ms(pred.get('latency_ms'))} (upper bound {_ms(pred.get('latency_upper_ms'))})" if pred else "not recorded"),
-        ("exports", ", ".join(f"{k}: {'verified' if (v or {}).get('ok', (v or {}).get('passed')) else json.dumps(v)[:80]}"
-                              for k, v in (r.get("exports") or {}).items())),
+        ("exports", "; ".join(_export_text(k, v) for k, v in (r.get("exports") or {}).items()) or "not recorded"),
         ("took", f"{r['wall_s']:.0f} s" if isinstance(r.get("wall_s"), (int, float)) else "not recorded"),
     ]))
     sec.body.append(figs.draw(lambda: distill_figure(r), f"training losses and evaluation {metric} of the student"))
     return sec
+
+
+def _export_text(name: str, check: Any) -> str:
+    """``onnx: outputs match the PyTorch model (max |diff| 8.9e-08 <= 1e-04 on 8 examples)``."""
+    if not isinstance(check, dict) or not isinstance(check.get("max_abs_diff"), (int, float)):
+        return f"{name}: not verified"
+    d, tol = check["max_abs_diff"], check.get("atol")
+    ok = isinstance(tol, (int, float)) and d <= tol
+    return (f"{name}: {'outputs match' if ok else 'outputs DIFFER from'} the trained model "
+            f"(max |diff| {d:.2g} {'<=' if ok else '>'} {tol:.0e} on {check.get('examples', '?')} examples)")
 
 
 def _verify_section(summary: dict[str, Any] | None, report: dict[str, Any] | None) -> Section:
@@ -520,9 +534,10 @@ def _page(title: str, subtitle: str, sections: list[Section], head_html: str, ta
     return "\n".join(p for p in parts if p)
 
 
-def _cards(items: list[tuple[str, str]]) -> str:
-    return '<div class="cards">' + "".join(f'<div class="card"><div class="v">{_e(v)}</div><div class="k">{_e(k)}</div></div>'
-                                          for k, v in items) + "</div>"
+def _cards(items: list[tuple[str, str]], last_cls: str = "") -> str:
+    html_items = [f'<div class="card{" " + last_cls if i == len(items) - 1 and last_cls else ""}"><div class="v">{_e(v)}</div>'
+                  f'<div class="k">{_e(k)}</div></div>' for i, (k, v) in enumerate(items)]
+    return '<div class="cards">' + "".join(html_items) + "</div>"
 
 
 def _build_run(folder: Path) -> Report:
@@ -577,10 +592,13 @@ def _build_run(folder: Path) -> Report:
             cards.append((f"student {metric} (teacher {report.get('teacher_score', float('nan')):.3f})", f"{report['student_score']:.3f}"))
         if isinstance(report.get("parameters"), int):
             cards.append(("student parameters", f"{report['parameters'] / 1e6:.1f} M"))
+    verdict_cls = ""
     if summary is not None:
         w = summary.get("within_budget")
-        cards.append(("verdict (raw)", "not measured" if w is None else ("within budget" if w else "OVER budget")))
-    head.append(_cards(cards))
+        cards.append(("verdict (raw measurement against the budget)",
+                      "not measured" if w is None else ("within budget" if w else "OVER budget")))
+        verdict_cls = "" if w is None else ("ok" if w else "bad")
+    head.append(_cards(cards, last_cls=verdict_cls))
     if summary and summary.get("winner"):
         arch = summary["winner"].get("arch") or {}
         head.append(_p("Winner: " + ", ".join(f"{k}={v}" for k, v in arch.items())))
@@ -594,7 +612,11 @@ def _build_run(folder: Path) -> Report:
                            for s in summary.get("stages") or []], ["stage", "status", "took", "output", "result"]))
         wall = summary.get("wall_s")
         settings = {k: v for k, v in cfg.items() if v is not None and k not in ("folder",)}
-        head.append("<h3>Settings</h3>" + _table(sorted(settings.items())))
+        items = sorted(settings.items())
+        per_row = 3
+        rows = [sum(([k, v] for k, v in items[i:i + per_row]), []) for i in range(0, len(items), per_row)]
+        rows = [r + [""] * (2 * per_row - len(r)) for r in rows]
+        head.append("<h3>Settings</h3>" + _grid(rows, ["setting", "value"] * per_row))
         if isinstance(wall, (int, float)):
             head.append(_p(f"Total wall time {wall / 60:.1f} min."))
     tail = ["<h2 id=\"reproduce\">Reproduce</h2>"]
