@@ -8,7 +8,6 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 
 import pytest
 
@@ -36,8 +35,18 @@ def embedded_images(page: str) -> list[bytes]:
     return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)]
 
 
-def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "hwnas.cli.main", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+@pytest.fixture
+def cli(capsys):
+    """Run ``hwnas ARGS`` in this process (as the console script does); returns (code, stdout, stderr)."""
+    from hwnas.cli.main import main
+
+    def run(*args):
+        with pytest.raises(SystemExit) as exc:
+            main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, exc.value.code, out, err)
+
+    return run
 
 
 def test_run_writes_report_and_every_stage_plot(finished_run):
@@ -66,7 +75,7 @@ def test_run_writes_report_and_every_stage_plot(finished_run):
     assert "Drift-normalised" in page and "not recorded" in page  # no drift figures in this run's summary.json
 
 
-def test_report_cli_rebuilds_run_and_each_stage(finished_run, tmp_path):
+def test_report_cli_rebuilds_run_and_each_stage(finished_run, tmp_path, cli):
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     (run / "report.html").unlink()
@@ -83,7 +92,7 @@ def test_report_cli_rebuilds_run_and_each_stage(finished_run, tmp_path):
         assert embedded_images(page), stage
 
 
-def test_partial_run_shows_what_exists_and_exits_2(finished_run, tmp_path):
+def test_partial_run_shows_what_exists_and_exits_2(finished_run, tmp_path, cli):
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     shutil.rmtree(run / "student")
@@ -100,7 +109,7 @@ def test_partial_run_shows_what_exists_and_exits_2(finished_run, tmp_path):
     assert report.missing == ["distill", "verify"] and set(report.broken) == {"search"}
 
 
-def test_bad_input_is_one_line_exit_2(finished_run, tmp_path):
+def test_bad_input_is_one_line_exit_2(finished_run, tmp_path, cli):
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("hello")
