@@ -144,9 +144,9 @@ def distill_figure(report: Mapping[str, Any], *, path: str | Path | None = None)
                     marker="o" if len(xs) < 12 else None, ms=3,
                     label="total (weighted sum)" if k == "loss" else f"{k} loss")
         a1.set_xlabel("distillation step (count)")
-        a1.set_ylabel("loss (nats; weighted as in the recipe)")
+        a1.set_ylabel("loss (dimensionless, weighted as in the recipe)")
         a1.set_title("training losses, logged every 10 steps", fontsize=9)
-        a1.legend(loc="upper right")
+        a1.legend(loc="best")
         steps = [r["step"] for r in eval_rows if f"eval_{metric}" in r]
         vals = [r[f"eval_{metric}"] for r in eval_rows if f"eval_{metric}" in r]
         last_step = max([r["step"] for r in loss_rows] or [0])

@@ -84,7 +84,10 @@ def detect_kind(path: str | Path) -> str:
             return "predictor"
         raise InvalidData(f"{p} is not a run folder or a stage output; accepted: a run folder, a profile (.jsonl), "
                           "a predictor (.hwnas), or a supernet, search or student folder")
-    if (p / "summary.json").exists() or sum((p / out.rstrip("/")).exists() for out in RUN_STAGES.values()) >= 2:
+    # profile.jsonl and predictor.hwnas name a run folder on their own (a run killed while profiling
+    # is still a run); supernet/, search/ and student/ are common names, so two of them are needed.
+    if any((p / f).exists() for f in ("summary.json", "profile.jsonl", "predictor.hwnas")) or \
+            sum((p / d).is_dir() for d in ("supernet", "search", "student")) >= 2:
         return "run"
     if (p / "supernet.json").exists() or (p / "train_log.jsonl").exists():
         return "supernet"

@@ -124,3 +124,16 @@ def test_bad_input_is_one_line_exit_2(finished_run, tmp_path, cli):
     assert (finished_run / "report.html").read_bytes() == before
     with pytest.raises(Exception, match="is a folder"):
         write_report(finished_run, out=tmp_path)
+
+
+def test_run_killed_while_profiling_is_reported_with_what_exists(tmp_path, cli):
+    from pathlib import Path
+
+    run = tmp_path / "cpu-5ms"
+    run.mkdir()
+    shutil.copy(Path(__file__).parents[1] / "predictors" / "data" / "cpu-tiny.jsonl", run / "profile.jsonl")
+    r = cli("report", run)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "missing predictor, supernet, search, distill, verify" in r.stderr
+    page = (run / "report.html").read_text()
+    assert len(embedded_images(page)) == 1 and "Missing:" in page and "records</td><td>30" in page
