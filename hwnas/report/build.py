@@ -296,7 +296,14 @@ def _search_section(folder: Path, figs: _Figures) -> Section:
     sec.body.append(_table([
         ("budget", _ms(cfg.get("budget_ms"))), ("space", cfg.get("space")),
         ("shape", f"seq {cfg.get('seq_len')}, batch {cfg.get('batch_size')}"),
-        ("evaluations", f"{cfg.get('evaluations')} requested"), ("objective", cfg.get("objective")),
+        ("evaluations", f"{cfg.get('evaluations')} requested, {cfg.get('evaluations_done', 'not recorded')} done"
+                        + (f" (stopped: {cfg['stopped']}"
+                           + (": every feasible architecture was evaluated" if cfg.get("stopped") == "exhausted" else "") + ")"
+                           if cfg.get("stopped") else "")),
+        ("candidates", f"{cfg.get('feasible', '?')} of {cfg.get('architectures', '?')} architectures within the budget "
+                       "(on the predictor's upper bound)"),
+        ("took", f"{cfg['wall_s']:.0f} s" if isinstance(cfg.get("wall_s"), (int, float)) else "not recorded"),
+        ("objective", cfg.get("objective")),
         ("accuracy estimator", cfg.get("estimator")), ("predictor", cfg.get("predictor")), ("status", cfg.get("status")),
         ("seed", cfg.get("seed")),
     ]))

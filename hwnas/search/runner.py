@@ -493,7 +493,9 @@ def plot_front(result: SearchResult, path: Path) -> None:
     try:
         if len(df):
             feas = df["feasible"].astype(bool).to_numpy()
-            ax.scatter(df["latency_ms"][~feas], df["score"][~feas], s=14, c=COLORS["grey"], marker="x", label="over a constraint")
+            if (~feas).any():
+                ax.scatter(df["latency_ms"][~feas], df["score"][~feas], s=14, c=COLORS["grey"], marker="x",
+                           label="over a constraint")
             ax.scatter(df["latency_ms"][feas], df["score"][feas], s=14, c=COLORS["blue"], alpha=0.7, label="feasible")
         if result.front:
             lat = [c.latency_ms for c in result.front]
@@ -511,7 +513,7 @@ def plot_front(result: SearchResult, path: Path) -> None:
         ax.set_title(f"Search front: {result.config.get('strategy')} on space {problem.space.name}, {len(df)} evaluations"
                      + (f"\n{device}, seq {problem.seq_len}, batch {problem.batch_size}" if device else ""))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
         tmp = path.with_name(path.stem + ".tmp.png")
         fig.savefig(tmp)

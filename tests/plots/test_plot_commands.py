@@ -121,18 +121,23 @@ def test_profile_command_is_unchanged_by_the_show_route(capsys):
     assert code == 0 and "Usage: hwnas profile show [OPTIONS] FILE" in out and "--plot" in out
 
 
-def test_staircase_hypervolume_matches_botorch():
+def test_staircase_hypervolume_matches_the_union_of_rectangles():
+    """Against the area of the union of each point's dominated box, on a compressed grid (exact)."""
     from hwnas.plots.search import hypervolume_staircase
-    from hwnas.search.pareto import hypervolume_2d
 
     rng = np.random.default_rng(0)
     for _ in range(5):
         s, lat = rng.uniform(0, 1, 25), rng.uniform(1, 10, 25)
-        ref_s = float(np.quantile(s, 0.2))
-        keep = s > ref_s
-        ours = hypervolume_staircase(s, lat, ref_s, 8.0)
-        theirs = hypervolume_2d(s[keep & (lat < 8)], lat[keep & (lat < 8)], ref_score=ref_s, ref_latency_ms=8.0)
-        assert ours == pytest.approx(theirs, rel=1e-9)
+        ref_s, ref_l = float(np.quantile(s, 0.2)), 8.0
+        xs = np.unique(np.clip(np.concatenate([lat, [ref_l]]), None, ref_l))
+        ys = np.unique(np.clip(np.concatenate([s, [ref_s]]), ref_s, None))
+        area = 0.0
+        for x0, x1 in zip(xs[:-1], xs[1:]):
+            for y0, y1 in zip(ys[:-1], ys[1:]):
+                # the cell is dominated when some point is at least as fast and at least as accurate
+                if np.any((lat <= x0) & (s >= y1)):
+                    area += (x1 - x0) * (y1 - y0)
+        assert hypervolume_staircase(s, lat, ref_s, ref_l) == pytest.approx(area, rel=1e-9)
 
 
 def test_style_palette_is_okabe_ito_and_save_is_atomic(tmp_path):
