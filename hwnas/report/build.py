@@ -522,6 +522,7 @@ nav a{margin-right:10px;color:#0072B2}
 
 def _page(title: str, subtitle: str, sections: list[Section], head_html: str, tail_html: str) -> str:
     nav = " ".join(f'<a href="#{s.key}">{_e(s.key)}</a>' for s in sections)
+    nav += "".join(f' <a href="#{k}">{k}</a>' for k in ("settings", "reproduce") if f'id="{k}"' in tail_html)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -626,10 +627,11 @@ def _build_run(folder: Path) -> Report:
         per_row = 3
         rows = [sum(([k, v] for k, v in items[i:i + per_row]), []) for i in range(0, len(items), per_row)]
         rows = [r + [""] * (2 * per_row - len(r)) for r in rows]
-        head.append("<h3>Settings</h3>" + _grid(rows, ["setting", "value"] * per_row))
+        settings_html = "<h2 id=\"settings\">Settings</h2>" + _grid(rows, ["setting", "value"] * per_row)
         if isinstance(wall, (int, float)):
             head.append(_p(f"Total wall time {wall / 60:.1f} min."))
-    tail = ["<h2 id=\"reproduce\">Reproduce</h2>"]
+    tail = [settings_html] if summary else []
+    tail.append("<h2 id=\"reproduce\">Reproduce</h2>")
     if cfg.get("max_latency_ms"):
         cmds, unreachable = _run_commands(cfg, folder)
         tail.append(_p("The whole run (a second run in the same folder reuses every finished stage; "
