@@ -379,9 +379,10 @@ def run_pipeline(config: RunConfig, callbacks: _Callbacks | None = None) -> RunS
 
         report = distill(dcfg, student_dir, on_status=cb.status, on_step=on_step)
         summary.report = report
-        from hwnas.plots.training import write_distill_plot
+        if not existed or not (student_dir / "training.png").is_file():
+            from hwnas.plots.training import write_distill_plot
 
-        write_distill_plot(student_dir)
+            write_distill_plot(student_dir)
         return ("reused" if existed else "ran"), str(student_dir), \
             f"accuracy {report['student_score']:.4f} (teacher {report['teacher_score']:.4f})"
 
