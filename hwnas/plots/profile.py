@@ -50,9 +50,9 @@ def profile_figure(records: Sequence[dict[str, Any]], *, title_path: str = "", p
                     ax.scatter(xs[ok], lat[ok], s=18, color=colour[n], marker=MARKERS[d_i % len(MARKERS)], alpha=0.85,
                                label=label if ok.any() else None)
                     bad = m & noisy
-                    if bad.any():
+                    if bad.any():  # labelled here when every record of this colour is noisy
                         ax.scatter(xs[bad], lat[bad], s=30, facecolors="none", edgecolors=colour[n], linewidths=1.2,
-                                   marker=MARKERS[d_i % len(MARKERS)])
+                                   marker=MARKERS[d_i % len(MARKERS)], label=None if ok.any() else label)
             if noisy.any():
                 ax.scatter([], [], s=30, facecolors="none", edgecolors=COLORS["black"], label=f"noisy, hollow ({int(noisy.sum())})")
             ax.set_xscale("log")

@@ -651,6 +651,12 @@ def _build_run(folder: Path) -> Report:
         tail.append(_p("Inspect the stages:"))
         tail.append(_code(inspect))
     name = cfg.get("name") or folder.name
+    if not cfg and (folder / "search" / "config.json").is_file():  # no summary yet: the search knows both
+        try:
+            cfg = {k: v for k, v in _read_json(folder / "search" / "config.json", "search settings").items()
+                   if k in ("device", "space")}
+        except InvalidData:
+            pass
     sub = f"{folder} · device {cfg.get('device', '?')} · space {cfg.get('space', '?')} · built " \
           f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}"
     page = _page(f"hwnas run {name}", sub, sections, "\n".join(head), "\n".join(tail))
