@@ -152,6 +152,12 @@ def _mb(path: Path) -> str:
         return "not written"
 
 
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "not recorded"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
 def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -515,6 +521,7 @@ pre{background:#f4f4f4;border:1px solid #e0e0e0;padding:10px;overflow-x:auto;fon
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}
 .card{flex:1 1 150px;border:1px solid #ddd;border-radius:6px;padding:8px 12px;background:#fafafa}
 .card .v{font-size:1.3em;font-weight:bold}.card .k{font-size:.82em;color:#555}
+.card.ok{border:2px solid #009E73;background:#e9f7f2}.card.bad{border:2px solid #D55E00;background:#fdeee6}
 .missing{color:#D55E00;font-weight:bold}
 nav a{margin-right:10px;color:#0072B2}
 """
@@ -619,7 +626,7 @@ def _build_run(folder: Path) -> Report:
         head.append(_note("This run is incomplete (" + "; ".join(what) + "). The page shows what exists.", "warn"))
     if summary:
         head.append("<h2>What ran</h2>")
-        head.append(_grid([[s.get("name"), s.get("status"), f"{s.get('seconds', 0):.0f} s", s.get("output"), s.get("detail")]
+        head.append(_grid([[s.get("name"), s.get("status"), _duration(s.get('seconds', 0)), s.get("output"), s.get("detail")]
                            for s in summary.get("stages") or []], ["stage", "status", "took", "output", "result"]))
         wall = summary.get("wall_s")
         settings = {k: v for k, v in cfg.items() if v is not None and k not in ("folder",)}
