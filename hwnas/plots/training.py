@@ -172,7 +172,12 @@ def distill_figure(report: Mapping[str, Any], *, path: str | Path | None = None)
 
         for ax in (a1, a2):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        a2.legend(loc="lower right")
+        shown = [v * scale for v in vals] + ([t * scale] if t is not None else [])
+        if shown:  # room around the points, so that neither they nor their labels sit under the legend
+            lo, hi = min(shown), max(shown)
+            pad = max(2.0 if pct else 0.02, 0.25 * (hi - lo))
+            a2.set_ylim(lo - 2 * pad, hi + pad)
+        a2.legend(loc="upper left")
         ev = report.get("eval") or {}
         rows = ev.get("rows") or ev.get("n")
         fig.suptitle(f"Distillation of {report.get('arch_key', '?')}" +
