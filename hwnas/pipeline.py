@@ -41,6 +41,7 @@ _COST_S = {
     "predictor_fit": 20.0,
     "supernet_step": {"tiny": 1.3, "small": 2.5},
     "search_eval": 0.6,
+    "search_step_bo": 0.6,          # BO's own cost per proposal (GP fit + acquisition) at ~40 evaluations
     "teacher_step": 0.45,
     "distill_step": 0.35,
     "export": 25.0,
@@ -93,7 +94,9 @@ class RunConfig:
     supernet_seq_len: int = 64
     supernet_rows: int | None = 2000
     search_evaluations: int = 40
-    strategy: str = "evolution"
+    # BO reaches 99% of the hypervolume in 0.25-0.48x evolution's evaluations (docs/search.md) and
+    # costs about 0.5-0.7 s per proposal at 40 evaluations here, on the order of one supernet evaluation.
+    strategy: str = "bo"
     teacher_steps: int = 200
     distill_steps: int = 200
     distill_lr: float = 3e-4
@@ -170,7 +173,8 @@ def estimate_seconds(config: RunConfig) -> dict[str, float]:
         "predictor": 0.0 if done["predictor"] else _COST_S["predictor_fit"],
         "supernet": 0.0 if done["supernet"] else config.supernet_steps * _COST_S["supernet_step"].get(space, 2.5)
         * config.supernet_batch / 16,
-        "search": 0.0 if done["search"] else config.search_evaluations * _COST_S["search_eval"],
+        "search": 0.0 if done["search"] else config.search_evaluations * (
+            _COST_S["search_eval"] + (_COST_S["search_step_bo"] if config.strategy == "bo" else 0.0)),
         "distill": 0.0 if done["distill"] else (config.teacher_steps * _COST_S["teacher_step"]
                                                 + config.distill_steps * _COST_S["distill_step"]) * config.batch_size / 32
         + _COST_S["export"],
@@ -279,6 +283,10 @@ def run_pipeline(config: RunConfig, callbacks: _Callbacks | None = None) -> RunS
         meas = load_measurements(folder / "profile.jsonl")
         p = fit_predictor(meas, seed=config.seed, n_folds=min(5, max(2, len(meas) // 4)))
         save_bundle(p, predictor_path, overwrite=False)
+        from hwnas.plots.predictor import plot_paths, write_predictor_plots
+
+        write_predictor_plots(meas.y, p.cv_predictions_, meas.X, meas.inputs, p.manifest,
+                              *plot_paths(None, predictor_path.with_suffix("")), kind="out-of-fold")
         cv = p.manifest.get("metrics", {}).get("cv", {})
         detail = (f"cross-validated: {cv['within_10']:.0%} within 10%, MAPE {cv['mape']:.1%} on {cv['n']} measurements"
                   if {"within_10", "mape", "n"} <= set(cv) else "")
@@ -319,6 +327,9 @@ def run_pipeline(config: RunConfig, callbacks: _Callbacks | None = None) -> RunS
                               max_rows=config.supernet_rows, checkpoint_every=max(1, min(25, config.supernet_steps // 4)),
                               seed=config.seed, heldout=min(128, max(16, (config.supernet_rows or 2000) // 8)))
         r = train_supernet(scfg, resume=resume, progress=False, log=log)
+        from hwnas.plots.training import write_supernet_plot
+
+        write_supernet_plot(supernet_path)
         return ("resumed" if r.resumed_from else "ran"), str(supernet_path), \
             f"{r.steps_done} steps, loss {r.first_loss:.3f} -> {r.last_loss:.3f}" if r.first_loss is not None else ""
 
@@ -376,6 +387,10 @@ def run_pipeline(config: RunConfig, callbacks: _Callbacks | None = None) -> RunS
 
         report = distill(dcfg, student_dir, on_status=cb.status, on_step=on_step)
         summary.report = report
+        if not existed or not (student_dir / "training.png").is_file():
+            from hwnas.plots.training import write_distill_plot
+
+            write_distill_plot(student_dir)
         return ("reused" if existed else "ran"), str(student_dir), \
             f"accuracy {report['student_score']:.4f} (teacher {report['teacher_score']:.4f})"
 
@@ -405,6 +420,9 @@ def run_pipeline(config: RunConfig, callbacks: _Callbacks | None = None) -> RunS
     tmp = folder / "summary.json.tmp"
     tmp.write_text(json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
     tmp.replace(folder / "summary.json")
+    from hwnas.report import write_report
+
+    write_report(folder)  # report.html: every stage on one page (rebuild with `hwnas report FOLDER`)
     return summary
 
 

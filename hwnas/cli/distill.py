@@ -160,3 +160,6 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
         report = run_distill(config, out, on_status=progress.status, on_step=progress.step, overwrite=overwrite)
     if main:
         print_report(report, out)
+        from hwnas.plots.training import write_distill_plot
+
+        click.echo(f"curves: {write_distill_plot(out)}")

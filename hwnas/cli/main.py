@@ -28,18 +28,26 @@ COMMANDS: dict[str, str] = {
     "search": "hwnas.cli.search:search",
     "distill": "hwnas.cli.distill:distill",
     "run": "hwnas.cli.run:run",
+    "report": "hwnas.cli.report:report",
+}
+
+# (command, first argument) -> "module:attribute": a subcommand routed before the command
+# parses its options, so that `hwnas profile show FILE` lives beside `hwnas profile --device ...`.
+SUBCOMMANDS: dict[tuple[str, str], str] = {
+    ("profile", "show"): "hwnas.cli.profile_show:profile_show",
 }
 
 _SHORT_HELP = {
     "devices": "List device backends, whether each is available here, and why not.",
     "space": "Show or list search spaces.",
-    "profile": "Measure sampled architectures on a device into a resumable JSONL file.",
+    "profile": "Measure sampled architectures on a device into a resumable JSONL file; `profile show FILE` summarises one.",
     "predictor": "Fit, evaluate and inspect portable latency predictors.",
     "predict": "Predict the latency of architectures with a predictor bundle.",
     "supernet": "Train weight-sharing supernets, score and extract sub-networks.",
     "search": "Search for the most accurate students under a latency budget.",
     "distill": "Distill a searched architecture from the teacher and export it.",
     "run": "The whole pipeline on embedded defaults: profile, fit, train, search, distill.",
+    "report": "Build the one-page HTML report of a run folder or of one stage's output.",
 }
 
 _state = {"debug": False}
@@ -59,6 +67,13 @@ class LazyGroup(click.Group):
             return None
         module, _, attr = target.partition(":")
         return getattr(importlib.import_module(module), attr)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        target = SUBCOMMANDS.get((args[0], args[1])) if len(args) >= 2 else None
+        if target is not None:
+            module, _, attr = target.partition(":")
+            return f"{args[0]} {args[1]}", getattr(importlib.import_module(module), attr), args[2:]
+        return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, _SHORT_HELP.get(name, "")) for name in self.list_commands(ctx)]

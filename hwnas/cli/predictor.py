@@ -89,7 +89,10 @@ def predictor() -> None:
 @click.option("--folds", default=5, show_default=True, type=int, help="Cross-validation folds (hyper-parameters and calibration).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the folds and XGBoost.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
-def fit(data, out, base_path, target, features, device_name, coverage, folds, seed, force) -> None:
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
+              help="Parity plot (.png; residuals beside it as NAME-residuals.png). [default: OUT.parity.png, OUT.residuals.png]")
+@click.option("--no-plot", is_flag=True, help="Write no plots.")
+def fit(data, out, base_path, target, features, device_name, coverage, folds, seed, force, plot_path, no_plot) -> None:
     """Fit a predictor on a profile (.jsonl) or a table (.csv, .parquet) and save it as a bundle."""
     from pathlib import Path
 
@@ -103,6 +106,10 @@ def fit(data, out, base_path, target, features, device_name, coverage, folds, se
         raise InvalidConfig(f"--folds must be an integer >= 2; got {folds}")
     if Path(out).exists() and not force:
         raise BundleError(f"{out} already exists; choose another --out or pass --force to replace it")
+    if not no_plot:
+        from hwnas.plots.predictor import plot_paths
+
+        plots = plot_paths(plot_path, Path(out).with_suffix(""))  # a bad --plot fails before the fit
     meas = load_measurements(data, target=target, features=_features_option(features), device=device_name)
     con = console(stderr=True)
     if base_path:
@@ -118,6 +125,12 @@ def fit(data, out, base_path, target, features, device_name, coverage, folds, se
     console().print(_metrics_table(title, [(meas.device["name"], pred.manifest["metrics"]["cv"])]))
     click.echo(f"saved {out} (device {pred.device}, upper bound at {pred.coverage:.0%} coverage: "
                f"x{math.exp(pred.manifest['uncertainty']['log_margin']):.3f})")
+    if not no_plot:
+        from hwnas.plots.predictor import write_predictor_plots
+
+        kind = "leave-one-out" if base_path and len(meas) <= 40 else "out-of-fold"
+        written = write_predictor_plots(meas.y, pred.cv_predictions_, meas.X, meas.inputs, pred.manifest, *plots, kind=kind)
+        click.echo(f"plots: {', '.join(map(str, written))}")
 
 
 @predictor.command(name="eval")
@@ -127,8 +140,14 @@ def fit(data, out, base_path, target, features, device_name, coverage, folds, se
 @click.option("--features", default=None, help="Input columns of a table (default: the predictor's inputs).")
 @click.option("--override-device", is_flag=True, help="Evaluate even if DATA was measured on another device.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def eval_(bundle, data, target, features, override_device, as_json) -> None:
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
+              help="Parity plot (.png; residuals beside it as NAME-residuals.png). "
+                   "[default: BUNDLE.eval-DATA.parity.png and .residuals.png beside the bundle]")
+@click.option("--no-plot", is_flag=True, help="Write no plots.")
+def eval_(bundle, data, target, features, override_device, as_json, plot_path, no_plot) -> None:
     """Accuracy of a predictor on measurements it never saw."""
+    from pathlib import Path
+
     import numpy as np
 
     from hwnas.predictors.bundle import load_bundle
@@ -146,24 +165,44 @@ def eval_(bundle, data, target, features, override_device, as_json) -> None:
     lo, hi = pred._lo, pred._hi
     outside = int(np.sum(np.any((meas.X < lo) | (meas.X > hi), axis=1)))
     metrics["outside_domain"] = outside
+    written = []
+    if not no_plot:
+        from hwnas.plots.predictor import plot_paths, write_predictor_plots
+
+        b = Path(bundle)
+        plots = plot_paths(plot_path, b.with_name(f"{b.stem}.eval-{Path(data).stem}"))
+        written = write_predictor_plots(meas.y, np.exp(pred.log_predict_raw(meas.X)), meas.X, meas.inputs, pred.manifest,
+                                        *plots, kind="held-out")
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
     console().print(_metrics_table(f"{bundle} on {data}", [(pred.device, metrics)]))
     if outside:
         click.echo(f"warning: {outside} of {len(meas)} row(s) lie outside the training domain", err=True)
+    if written:
+        click.echo(f"plots: {', '.join(map(str, written))}")
 
 
 @predictor.command()
 @click.argument("bundle", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the whole manifest as JSON.")
-def show(bundle, as_json) -> None:
+@click.option("--plot", "plot_path", is_flag=False, flag_value="-", default=None, type=click.Path(dir_okay=False),
+              help="Draw the stored metrics and domain: --plot (beside the bundle as BUNDLE.png) or --plot PATH.png.")
+def show(bundle, as_json, plot_path) -> None:
     """Device, versions, domain, metrics and model of a bundle (verified on load)."""
+    from pathlib import Path
+
     from hwnas.cli._common import echo_kv
     from hwnas.predictors.bundle import load_bundle
 
     pred = load_bundle(bundle)
     m = pred.manifest
+    if plot_path is not None:
+        from hwnas.plots.predictor import bundle_figure
+
+        target = Path(bundle).with_suffix(".png") if plot_path == "-" else Path(plot_path)
+        bundle_figure(m, path=target)
+        click.echo(f"plot: {target}", err=as_json)
     if as_json:
         click.echo(json.dumps(m, indent=2))
         return

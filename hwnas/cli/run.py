@@ -84,14 +84,16 @@ class _Display:
 @click.option("--samples", type=int, default=40, show_default=True, help="Architectures to profile.")
 @click.option("--supernet-steps", type=int, default=150, show_default=True)
 @click.option("--evaluations", type=int, default=40, show_default=True, help="Accuracy evaluations of the search.")
+@click.option("--strategy", type=click.Choice(["bo", "evolution", "random"]), default=None,
+              help="Search strategy. [default: bo; random with --quick]")
 @click.option("--teacher-steps", type=int, default=200, show_default=True)
 @click.option("--distill-steps", type=int, default=200, show_default=True)
 @click.option("--quick", is_flag=True, help="A tiny configuration that runs every stage in about a minute (smoke test).")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def run(max_latency: str, device: str, name: str | None, work_dir: str, space: str | None, predictor: str | None,
         supernet: str | None, task: str | None, eval_: str | None, threads: int, seq_len: int, strict: bool,
-        samples: int, supernet_steps: int, evaluations: int, teacher_steps: int, distill_steps: int, quick: bool,
-        quiet: bool) -> None:
+        samples: int, supernet_steps: int, evaluations: int, strategy: str | None, teacher_steps: int,
+        distill_steps: int, quick: bool, quiet: bool) -> None:
     """Profile, fit a predictor, train a supernet, search, distill, export and verify: one command.
 
     Every stage writes under WORK_DIR/NAME, and a second run reuses what is there.
@@ -106,7 +108,8 @@ def run(max_latency: str, device: str, name: str | None, work_dir: str, space: s
 
     Shape(1, seq_len)  # a bad --seq-len fails here
     common = dict(device=device, name=name, work_dir=work_dir, predictor=predictor, supernet=supernet, task=task,
-                  eval=eval_, threads=threads, seq_len=seq_len, strict=strict)
+                  eval=eval_, threads=threads, seq_len=seq_len, strict=strict,
+                  **({"strategy": strategy} if strategy else {}))
     if quick:
         config = quick_config(budget, **common, **({"space": space} if space else {}))
     else:
@@ -128,6 +131,10 @@ def run(max_latency: str, device: str, name: str | None, work_dir: str, space: s
     with _Display(quiet) as display, one_line_warnings(HostMismatchWarning):
         summary = run_pipeline(config, display)
     _print_summary(summary)
+    from pathlib import Path
+
+    if (Path(summary.folder) / "report.html").is_file():
+        console().print(f"report: {Path(summary.folder) / 'report.html'} (open it in a browser)")
 
 
 def _print_summary(summary: Any) -> None:

@@ -95,6 +95,9 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, lr
                 ("samples/s", f"{result.samples_per_s:.2f}"),
                 ("loss", f"{first} -> {last} (mean over the sandwich)"),
             ])
+            from hwnas.plots.training import write_supernet_plot
+
+            click.echo(f"curves: {write_supernet_plot(folder)}")
 
 
 def _collect_archs(arch: tuple[str, ...], archs_file: Path | None):

@@ -299,7 +299,9 @@ def fit_predictor(meas: Measurements, *, seed: int = 0, n_folds: int = 5, covera
         "library_versions": _versions(),
         "members": {},
     }
-    return LatencyPredictor(manifest, est.booster_)
+    predictor = LatencyPredictor(manifest, est.booster_)
+    predictor.cv_predictions_ = np.asarray(est.oof_pred_)  # cross-fitted (out-of-fold) ms, for parity plots; not saved
+    return predictor
 
 
 def _fit_ridge(G: np.ndarray, r: np.ndarray, alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -393,7 +395,9 @@ def transfer_predictor(base: LatencyPredictor, meas: Measurements, *, coverage: 
     manifest["source"] = Path(meas.source).name if meas.source else None
     manifest["library_versions"] = _versions()
     manifest["members"] = {}
-    return LatencyPredictor(manifest, base.booster)
+    predictor = LatencyPredictor(manifest, base.booster)
+    predictor.cv_predictions_ = oof_pred  # leave-one-out / 10-fold ms, for parity plots; not saved
+    return predictor
 
 
 def evaluate_predictor(predictor: LatencyPredictor, meas: Measurements) -> dict[str, Any]:

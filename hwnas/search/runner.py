@@ -11,7 +11,8 @@ writes, in its output folder:
   architectures, with the reference point and hypervolume;
 * ``winner.json``: the best feasible architecture, with its score, predicted
   latency and upper bound (ms) and what it was searched for;
-* ``front.png``: accuracy estimate against predicted latency, the front and the budget.
+* ``front.png``: accuracy estimate against predicted latency, the front and the budget;
+* ``hypervolume.png``: hypervolume and best feasible score against evaluations.
 
 An existing non-empty folder is never overwritten: pass ``resume=True`` to
 continue it (every evaluation already in ``evaluated.csv`` is told to the
@@ -48,7 +49,7 @@ from hwnas.space import DIMENSIONS, Architecture
 
 __all__ = ["Candidate", "SearchResult", "Progress", "run_search", "search", "OUTPUT_FILES"]
 
-OUTPUT_FILES = ("config.json", "evaluated.csv", "front.json", "winner.json", "front.png")
+OUTPUT_FILES = ("config.json", "evaluated.csv", "front.json", "winner.json", "front.png", "hypervolume.png")
 
 _CSV_COLUMNS = [
     "eval", *DIMENSIONS, "score", "latency_ms", "latency_upper_ms", "params", "feasible", "reward",
@@ -476,38 +477,43 @@ def write_outputs(result: SearchResult) -> None:
     result.evaluated.to_csv(tmp, index=False)
     os.replace(tmp, out / "evaluated.csv")
     plot_front(result, out / "front.png")
+    from hwnas.plots.search import HYPERVOLUME_PNG, hypervolume_figure
+
+    hypervolume_figure(result.evaluated, result.config, path=out / HYPERVOLUME_PNG)
 
 
 def plot_front(result: SearchResult, path: Path) -> None:
     """Accuracy estimate against predicted latency: evaluated points, the front, the budget and the winner."""
-    import matplotlib
+    from hwnas.plots.style import COLORS, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()  # the hwnas style: Agg backend, Okabe-Ito colours
     problem = result.problem
     df = result.evaluated
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     try:
         if len(df):
             feas = df["feasible"].astype(bool).to_numpy()
-            ax.scatter(df["latency_ms"][~feas], df["score"][~feas], s=14, c="0.7", label="over a constraint")
-            ax.scatter(df["latency_ms"][feas], df["score"][feas], s=14, c="tab:blue", alpha=0.7, label="feasible")
+            if (~feas).any():
+                ax.scatter(df["latency_ms"][~feas], df["score"][~feas], s=14, c=COLORS["grey"], marker="x",
+                           label="over a constraint")
+            ax.scatter(df["latency_ms"][feas], df["score"][feas], s=14, c=COLORS["blue"], alpha=0.7, label="feasible")
         if result.front:
             lat = [c.latency_ms for c in result.front]
             sc = [c.score for c in result.front]
-            ax.step(lat, sc, where="post", c="tab:orange", lw=1.5, label="Pareto front")
-            ax.scatter(lat, sc, s=24, c="tab:orange", zorder=3)
-        ax.axvline(problem.budget_ms, c="tab:red", ls="--", lw=1, label=f"budget {problem.budget_ms:g} ms")
+            ax.step(lat, sc, where="post", c=COLORS["orange"], lw=1.5, label="Pareto front")
+            ax.scatter(lat, sc, s=24, c=COLORS["orange"], zorder=3)
+        ax.axvline(problem.budget_ms, c=COLORS["vermillion"], ls="--", lw=1, label=f"budget {problem.budget_ms:g} ms")
         if result.winner is not None:
             w = result.winner
             ax.errorbar([w.latency_ms], [w.score], xerr=[[0], [w.latency_upper_ms - w.latency_ms]], fmt="*",
-                        ms=14, c="tab:green", label=f"winner ({w.arch}), upper bound", zorder=4)
+                        ms=14, c=COLORS["green"], label=f"winner ({w.arch}), upper bound", zorder=4)
         ax.set_xlabel(f"predicted latency (ms), seq {problem.seq_len}, batch {problem.batch_size}")
-        ax.set_ylabel(f"accuracy estimate ({result.config.get('estimator')}), higher is better")
-        ax.set_title(f"{result.config.get('strategy')} on space {problem.space.name}: {len(df)} evaluations")
+        ax.set_ylabel(f"accuracy estimate (score units, {result.config.get('estimator')}), higher is better", fontsize=8)
+        device = result.config.get("device")
+        ax.set_title(f"Search front: {result.config.get('strategy')} on space {problem.space.name}, {len(df)} evaluations"
+                     + (f"\n{device}, seq {problem.seq_len}, batch {problem.batch_size}" if device else ""))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
         tmp = path.with_name(path.stem + ".tmp.png")
         fig.savefig(tmp)

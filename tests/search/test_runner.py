@@ -27,7 +27,7 @@ def test_writes_every_output_and_the_winner_is_the_best_feasible(tmp_path, probl
     est = SyntheticEstimator()
     result = run_search(problem, est, strategy="random", evaluations=15, seed=1, out=out,
                         describe={"predictor": "p.hwnas", "supernet": "sn"})
-    for name in ("config.json", "evaluated.csv", "front.json", "winner.json", "front.png"):
+    for name in ("config.json", "evaluated.csv", "front.json", "winner.json", "front.png", "hypervolume.png"):
         assert (out / name).is_file(), name
     assert (out / "front.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = _rows(out / "evaluated.csv")

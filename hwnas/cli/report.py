@@ -1,0 +1,32 @@
+"""``hwnas report PATH``: (re)build the one-page HTML report of a run or of one stage's output."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("report")
+@click.argument("path", type=click.Path())
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="Where to write the page. [default: PATH/report.html for a folder, PATH.report.html for a file]")
+def report(path: str, out: str | None) -> None:
+    """Build one self-contained HTML page (images embedded, nothing fetched) for a run folder
+    or one stage's output: a profile (.jsonl), a predictor (.hwnas), a supernet, search or student folder.
+
+    A partial run is reported with what exists; the command then names what is missing and exits with code 2.
+
+    \b
+    Examples:
+      hwnas report hwnas-runs/cpu-5ms
+      hwnas report hwnas-runs/cpu-5ms/search --out /tmp/search.html
+      hwnas report profiles/cpu.jsonl
+    """
+    from hwnas.errors import InvalidData
+    from hwnas.report import write_report
+
+    r = write_report(path, out)
+    click.echo(f"wrote {r.path} ({r.kind}, {r.figures} figure(s) embedded, {len(r.html) / 1e6:.1f} MB)")
+    if not r.complete:
+        what = [f"missing {', '.join(r.missing)}"] if r.missing else []
+        what += [f"half-written {', '.join(f'{k} ({v})' for k, v in r.broken.items())}"] if r.broken else []
+        raise InvalidData(f"{path} is an incomplete {r.kind}: {'; '.join(what)}; the report shows what exists")
