@@ -444,6 +444,17 @@ def _verify_section(summary: dict[str, Any] | None, report: dict[str, Any] | Non
             walk(key, value)
     norm = [r for r in extra if any(w in r[0] for w in ("drift", "normalised", "normalized", "reference"))]
     sec.body.append("<h3>Drift-normalised</h3>")
+    v = summary.get("verification") if isinstance(summary.get("verification"), dict) else {}
+    if v.get("within_budget_normalised") is not None:
+        ok = bool(v["within_budget_normalised"])
+        drift = v.get("drift") or {}
+        sec.body.append(f'<p class="verdict {"ok" if ok else "bad"}">Drift-normalised: {_e(_ms(v.get("normalised_ms")))} '
+                        f'at the machine\'s speed of profiling time: <b>{"WITHIN" if ok else "OVER"} the budget</b></p>')
+        if drift.get("note"):
+            sec.body.append(_note(str(drift["note"])))
+        if v.get("verdicts_agree") is False:
+            sec.body.append('<p class="verdict warn">The raw and drift-normalised verdicts <b>disagree</b>: the machine '
+                            'runs at another speed than when it was profiled; re-verify on a quiet machine.</p>')
     if norm:
         sec.body.append(_table(extra))
     else:

@@ -72,7 +72,11 @@ def test_run_writes_report_and_every_stage_plot(finished_run):
     assert "hwnas run --max-latency 10000ms --work-dir" in page and "--quick" in page
     # what the command line cannot set is named, not silently dropped
     assert "profile_samples=6" in page and "teacher=" in page
-    assert "Drift-normalised" in page and "not recorded" in page  # no drift figures in this run's summary.json
+    # every profile times a reference, so the run's verification carries a drift-normalised verdict
+    summary_v = summary["verification"]
+    assert summary_v["within_budget_normalised"] is not None
+    expected = "WITHIN the budget" if summary_v["within_budget_normalised"] else "OVER the budget"
+    assert "Drift-normalised: " in page and expected in page.split("Drift-normalised: ", 1)[1].split("</p>", 1)[0]
 
 
 def test_report_cli_rebuilds_run_and_each_stage(finished_run, tmp_path, cli):
