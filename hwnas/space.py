@@ -44,6 +44,7 @@ __all__ = [
     "get_space",
     "list_spaces",
     "load_architectures",
+    "as_architectures",
 ]
 
 #: The searchable dimensions, in the order used everywhere (features, encodings, files).
@@ -595,3 +596,23 @@ def load_architectures(path: str | Path) -> list[Architecture]:
         raise InvalidArchitecture(f"architecture file {path} holds no architecture")
     return archs
 
+
+def as_architectures(archs: Any) -> list[Architecture]:
+    """A list of :class:`Architecture` from architectures, strings, mappings or an ``n x 4`` int array."""
+    if isinstance(archs, np.ndarray):
+        if archs.ndim != 2 or archs.shape[1] != len(DIMENSIONS):
+            raise InvalidArchitecture(f"an architecture array must be n x 4 ({', '.join(DIMENSIONS)}); got shape {archs.shape}")
+        return [Architecture(*(int(v) for v in row)) for row in archs]
+    if isinstance(archs, (Architecture, str)):
+        archs = [archs]
+    out = []
+    for a in archs:
+        if isinstance(a, Architecture):
+            out.append(a)
+        elif isinstance(a, str):
+            out.append(Architecture.parse(a))
+        elif isinstance(a, (tuple, list, np.ndarray)) and len(a) == 4:
+            out.append(Architecture(*(int(v) for v in a)))
+        else:
+            out.append(Architecture.from_dict(a))
+    return out

@@ -23,34 +23,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hwnas._registry import Registry
-from hwnas.errors import InvalidArchitecture, InvalidConfig
-from hwnas.space import DIMENSIONS, Architecture, SearchSpace
+from hwnas.errors import InvalidConfig
+from hwnas.space import Architecture, SearchSpace, as_architectures
 
 __all__ = ["AccuracyEstimator", "ESTIMATORS", "as_architectures"]
 
 #: Every accuracy estimator, by name (entry-point group ``hwnas.estimators``).
 ESTIMATORS: Registry[type[AccuracyEstimator]] = Registry("accuracy estimator", entry_point_group="hwnas.estimators")
-
-
-def as_architectures(archs: Any) -> list[Architecture]:
-    """A list of :class:`Architecture` from architectures, key strings, mappings or an ``n x 4`` int array."""
-    if isinstance(archs, np.ndarray):
-        if archs.ndim != 2 or archs.shape[1] != len(DIMENSIONS):
-            raise InvalidArchitecture(f"an architecture array must be n x 4 ({', '.join(DIMENSIONS)}); got shape {archs.shape}")
-        return [Architecture(*(int(v) for v in row)) for row in archs]
-    if isinstance(archs, (Architecture, str)):
-        archs = [archs]
-    out = []
-    for a in archs:
-        if isinstance(a, Architecture):
-            out.append(a)
-        elif isinstance(a, str):
-            out.append(Architecture.parse(a))
-        elif isinstance(a, (tuple, list, np.ndarray)) and len(a) == 4:
-            out.append(Architecture(*(int(v) for v in a)))
-        else:
-            out.append(Architecture.from_dict(a))
-    return out
 
 
 class AccuracyEstimator(ABC):

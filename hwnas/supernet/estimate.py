@@ -30,33 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.errors import InvalidArchitecture, InvalidConfig, InvalidData
-from hwnas.space import DIMENSIONS, Architecture
+from hwnas.errors import InvalidConfig, InvalidData
+from hwnas.space import Architecture, as_architectures
 
 __all__ = ["SupernetEstimator", "METRICS", "as_architectures"]
 
 METRICS = ("loss", "proxy")
-
-
-def as_architectures(archs: Any) -> list[Architecture]:
-    """A list of :class:`Architecture` from architectures, strings, mappings or an ``n x 4`` int array."""
-    if isinstance(archs, np.ndarray):
-        if archs.ndim != 2 or archs.shape[1] != len(DIMENSIONS):
-            raise InvalidArchitecture(f"an architecture array must be n x 4 ({', '.join(DIMENSIONS)}); got shape {archs.shape}")
-        return [Architecture(*(int(v) for v in row)) for row in archs]
-    if isinstance(archs, (Architecture, str)):
-        archs = [archs]
-    out = []
-    for a in archs:
-        if isinstance(a, Architecture):
-            out.append(a)
-        elif isinstance(a, str):
-            out.append(Architecture.parse(a))
-        elif isinstance(a, (tuple, list, np.ndarray)) and len(a) == 4:
-            out.append(Architecture(*(int(v) for v in a)))
-        else:
-            out.append(Architecture.from_dict(a))
-    return out
 
 
 def _read_labelled(path: Path, rows: int, what: str) -> tuple[list[str], np.ndarray]:
