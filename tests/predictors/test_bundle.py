@@ -69,7 +69,9 @@ def test_manifest_records_what_the_issue_lists(bundle):
     assert m["device"]["name"] == "cpu" and m["device"]["threads"] == 1 and m["device"]["fingerprint"]["cpu_model"]
     assert m["library_versions"]["xgboost"] and m["library_versions"]["numpy"]
     assert m["domain"]["ranges"]["layers"] == [1, 3] and m["domain"]["n_samples"] == 30
-    assert 0 <= m["metrics"]["cv"]["within_10"] <= 1
+    cv = m["metrics"]["cv"]
+    assert cv["n"] == 30 and cv["within_5"] <= cv["within_10"]
+    assert cv["mape"] > 0 and (cv["within_10"] < 1 or cv["mape"] < 0.10)  # every error under 10%: so is their mean
     assert m["uncertainty"]["coverage"] == 0.95
     data = zipfile.ZipFile(bundle).read(MODEL_MEMBER)
     assert m["members"][MODEL_MEMBER]["sha256"] == hashlib.sha256(data).hexdigest()

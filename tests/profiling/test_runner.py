@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from hwnas.devices.timing import TimingConfig
@@ -50,7 +51,12 @@ def test_profile_writes_complete_records(space_file, tmp_path):
                 "timed_s", "fingerprint", "settings", "threads", "dtype", "space", "run_id", "params"):
         assert key in r, key
     assert r["fingerprint"]["cpu_model"] and r["fingerprint"]["torch"]
-    assert r["p10_ms"] <= r["latency_ms"] <= r["p90_ms"]
+    # the statistics are those of the raw samples kept with the record (rounded to 1e-6 ms there)
+    samples = np.asarray(r["samples_ms"])
+    assert len(samples) == r["n_blocks"] >= 2
+    for key, q in (("latency_ms", 50), ("p10_ms", 10), ("p90_ms", 90)):
+        assert r[key] == pytest.approx(float(np.percentile(samples, q)), abs=1e-5), key
+    assert r["iqr_ms"] == pytest.approx(float(np.percentile(samples, 75) - np.percentile(samples, 25)), abs=1e-5)
     assert summary.latency_ms_min <= summary.latency_ms_max
     assert summary.timed_s > 0 and summary.build_s > 0
 
