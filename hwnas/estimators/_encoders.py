@@ -70,6 +70,7 @@ class EncoderSource:
             missing, unexpected = model.load_state_dict(slice_encoder_state(self._state, arch), strict=False)
             # a teacher saved without its pooler leaves a freshly initialised one; nothing else may be missing
             missing = [k for k in missing if not k.startswith("pooler.") and not k.endswith("_ids")]
+            unexpected = [k for k in unexpected if not k.endswith("_ids")]  # index buffers some checkpoints carry
             if missing or unexpected:
                 raise InvalidArchitecture(f"teacher slices do not fit {arch.key}: missing {missing[:3]}, unexpected {unexpected[:3]}")
         set_attention(model, "eager")

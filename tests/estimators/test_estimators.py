@@ -105,3 +105,10 @@ def test_task_proxy_bad_input(est_teacher, est_task, tmp_path):
         make_estimator("task-proxy", task=str(tmp_path / "missing.tsv"))
     with pytest.raises(InvalidConfig, match="steps must be an integer >= 1"):
         make_estimator("task-proxy", task=str(est_task), teacher=str(est_teacher), steps=0)
+
+
+def test_the_default_teacher_gives_slices_to_the_zero_cost_proxies():
+    """The shipped teacher's checkpoint carries index buffers (position_ids) a sliced student must tolerate."""
+    est = make_estimator("attn-confidence", teacher="default", rows=4, max_len=12)
+    scores = est.score([Architecture(1, 128, 2, 256), Architecture(2, 128, 2, 256)])
+    assert np.all(np.isfinite(scores)) and scores[1] > scores[0]
