@@ -21,6 +21,7 @@ start there, so the proxies see the weights a student actually starts from.)
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +82,9 @@ class _ForwardProxy(AccuracyEstimator):
                 out.append(self._one(self.source.encoder(arch), arch, batch))
         return np.array(out, dtype=np.float64)
 
-    def _one(self, model: Any, arch: Architecture, batch: dict) -> float:  # pragma: no cover - abstract in spirit
-        raise NotImplementedError
+    @abstractmethod
+    def _one(self, model: Any, arch: Architecture, batch: dict) -> float:
+        """The proxy of one architecture's encoder on the shared batch."""
 
 
 @ESTIMATORS.register("wpca")

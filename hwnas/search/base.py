@@ -228,12 +228,10 @@ def list_strategies() -> list[str]:
 
 def get_strategy_class(name: str) -> type[Strategy]:
     _load_builtin()
-    if name not in STRATEGIES:
-        try:
-            return STRATEGIES.get(name)  # a plugin's entry point
-        except InvalidConfig:
-            raise InvalidConfig(f"unknown strategy {name!r}; strategies are {', '.join(STRATEGIES.names())}") from None
-    return STRATEGIES.get(name)
+    try:
+        return STRATEGIES.get(name)  # registered here, or a plugin's entry point
+    except InvalidConfig:
+        raise InvalidConfig(f"unknown strategy {name!r}; strategies are {', '.join(STRATEGIES.names())}") from None
 
 
 def create_strategy(name: str, **options: Any) -> Strategy:
