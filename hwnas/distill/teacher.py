@@ -139,6 +139,9 @@ def finetune_teacher(
         "loss_first": result.loss_first,
         "loss_last": result.loss_last,
         "train_s": result.wall_s,
+        "best_step": result.best_step,
+        # the learning curve: held-out metrics at every evaluation (``eval_every``), for the report and benchmarks
+        "curve": [h for h in result.history if any(k.startswith("eval_") for k in h)],
     }
     if main:
         model.save_pretrained(partial)
