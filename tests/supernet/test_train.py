@@ -23,10 +23,10 @@ def _cfg(tmp_path, teacher, space, corpus, **kw):
 
 def test_a_few_steps_lower_the_heldout_loss(tmp_path, tiny_teacher, tiny_space, corpus):
     cfg = _cfg(tmp_path, tiny_teacher, tiny_space, corpus, steps=1)
-    train_supernet(cfg, progress=False)
+    train_supernet(cfg)
     archs = [tiny_space.smallest, tiny_space.largest, "layers=2,hidden=32,heads=4,ffn=96"]
     before = SupernetEstimator(load_supernet(cfg.out), "loss", cache=False).heldout_loss(archs)
-    result = train_supernet(_cfg(tmp_path, tiny_teacher, tiny_space, corpus, steps=30), resume=True, progress=False)
+    result = train_supernet(_cfg(tmp_path, tiny_teacher, tiny_space, corpus, steps=30), resume=True)
     after = SupernetEstimator(load_supernet(cfg.out), "loss", cache=False).heldout_loss(archs)
     assert result.steps_done == 30 and result.resumed_from == 1
     assert np.all(after < before), (before, after)
@@ -39,7 +39,7 @@ def test_a_few_steps_lower_the_heldout_loss(tmp_path, tiny_teacher, tiny_space, 
 
 def test_supernet_folder_contents(tmp_path, tiny_teacher, tiny_space, corpus):
     cfg = _cfg(tmp_path, tiny_teacher, tiny_space, corpus, steps=4, checkpoint_every=2)
-    train_supernet(cfg, progress=False)
+    train_supernet(cfg)
     out = tmp_path / "sn"
     meta = json.loads((out / "supernet.json").read_text())
     assert meta["format"] == "hwnas-supernet" and meta["steps_done"] == 4 and meta["space"]["name"] == "t"
@@ -58,12 +58,12 @@ def test_supernet_folder_contents(tmp_path, tiny_teacher, tiny_space, corpus):
 
 def test_refuses_to_overwrite_without_resume(tmp_path, tiny_teacher, tiny_space, corpus):
     cfg = _cfg(tmp_path, tiny_teacher, tiny_space, corpus, steps=2, checkpoint_every=1)
-    train_supernet(cfg, progress=False)
+    train_supernet(cfg)
     before = (tmp_path / "sn" / "model.safetensors").read_bytes()
     with pytest.raises(InvalidConfig, match="pass --resume"):
-        train_supernet(cfg, progress=False)
+        train_supernet(cfg)
     with pytest.raises(InvalidConfig, match="seq_len was 16"):
-        train_supernet(_cfg(tmp_path, tiny_teacher, tiny_space, corpus, steps=2, seq_len=32), resume=True, progress=False)
+        train_supernet(_cfg(tmp_path, tiny_teacher, tiny_space, corpus, steps=2, seq_len=32), resume=True)
     assert (tmp_path / "sn" / "model.safetensors").read_bytes() == before
 
 
@@ -71,20 +71,20 @@ def test_bad_inputs_get_clear_errors(tmp_path, tiny_teacher, tiny_space, corpus)
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     with pytest.raises(InvalidData, match="holds no text"):
-        train_supernet(_cfg(tmp_path, tiny_teacher, tiny_space, empty), progress=False)
+        train_supernet(_cfg(tmp_path, tiny_teacher, tiny_space, empty))
     not_bert = tmp_path / "not-bert"
     not_bert.mkdir()
     (not_bert / "notes.txt").write_text("no model here")
     with pytest.raises(InvalidConfig, match="no config.json"):
-        train_supernet(_cfg(tmp_path, not_bert, tiny_space, corpus), progress=False)
+        train_supernet(_cfg(tmp_path, not_bert, tiny_space, corpus))
     (not_bert / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 64, "num_hidden_layers": 2,
                                                       "num_attention_heads": 4}))
     with pytest.raises(InvalidConfig, match="cannot load teacher weights"):
-        train_supernet(_cfg(tmp_path, not_bert, tiny_space, corpus), progress=False)
+        train_supernet(_cfg(tmp_path, not_bert, tiny_space, corpus))
     with pytest.raises(InvalidConfig, match="steps must be an integer >= 1"):
         _cfg(tmp_path, tiny_teacher, tiny_space, corpus, steps=0)
     with pytest.raises(InvalidConfig, match="relation_heads=5"):
-        train_supernet(_cfg(tmp_path, tiny_teacher, tiny_space, corpus, relation_heads=5), progress=False)
+        train_supernet(_cfg(tmp_path, tiny_teacher, tiny_space, corpus, relation_heads=5))
 
 
 def test_data_order_and_sandwich_depend_only_on_seed_and_step(tiny_space):
