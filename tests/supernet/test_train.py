@@ -26,7 +26,9 @@ def test_a_few_steps_lower_the_heldout_loss(tmp_path, tiny_teacher, tiny_space, 
     train_supernet(cfg)
     archs = [tiny_space.smallest, tiny_space.largest, "layers=2,hidden=32,heads=4,ffn=96"]
     before = SupernetEstimator(load_supernet(cfg.out), "loss", cache=False).heldout_loss(archs)
-    result = train_supernet(_cfg(tmp_path, tiny_teacher, tiny_space, corpus, steps=30), resume=True)
+    said = []
+    result = train_supernet(_cfg(tmp_path, tiny_teacher, tiny_space, corpus, steps=30), resume=True, on_status=said.append)
+    assert said == [f"resuming {tmp_path / 'sn'} from step 1"]
     after = SupernetEstimator(load_supernet(cfg.out), "loss", cache=False).heldout_loss(archs)
     assert result.steps_done == 30 and result.resumed_from == 1
     assert np.all(after < before), (before, after)
@@ -39,8 +41,17 @@ def test_a_few_steps_lower_the_heldout_loss(tmp_path, tiny_teacher, tiny_space, 
 
 def test_supernet_folder_contents(tmp_path, tiny_teacher, tiny_space, corpus):
     cfg = _cfg(tmp_path, tiny_teacher, tiny_space, corpus, steps=4, checkpoint_every=2)
-    train_supernet(cfg)
+    events = []
+    train_supernet(cfg, on_progress=events.append)
     out = tmp_path / "sn"
+    # progress is reported as events (tokenising, then one per step), never drawn
+    tokenise = [e for e in events if e.stage == "tokenise"]
+    rows = json.loads((out / "supernet.json").read_text())["data"]["rows"]
+    assert tokenise and tokenise[-1].completed == rows >= 48 and tokenise[-1].total is None
+    steps = [e for e in events if e.stage == "supernet"]
+    assert [(e.completed, e.total, e.checkpoint) for e in steps] == [(1, 4, False), (2, 4, True), (3, 4, False), (4, 4, True)]
+    log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [e.metrics["loss"] for e in steps] == [e["mean"] for e in log]
     meta = json.loads((out / "supernet.json").read_text())
     assert meta["format"] == "hwnas-supernet" and meta["steps_done"] == 4 and meta["space"]["name"] == "t"
     assert meta["relation_heads"] == 4  # largest R <= 4 teacher heads dividing 64, 32 and 48
