@@ -252,6 +252,7 @@ def distill(
             stage ``"teacher"``, ``"agnostic"`` or ``"distill"``, the loss parts as metrics, and
             ``checkpoint=True`` on steps that wrote a checkpoint.
     """
+    from hwnas.distill.trainer import refuse_legacy_checkpoint
     from hwnas.training.processes import process_state
 
     main, barrier = process_state()
@@ -263,6 +264,8 @@ def distill(
     if finished is not None:
         _status(on_status, f"reusing finished student in {out}")
         return finished
+    for folder in (out, out / "agnostic"):  # before hours of teacher fine-tuning, not after
+        refuse_legacy_checkpoint(folder)
     _status(on_status, "loading task data")
     train_data, eval_data, eval_note = load_data(config)
     teacher = _task_teacher(config, out, train_data, eval_data, on_status, on_progress)

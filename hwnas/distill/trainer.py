@@ -197,6 +197,14 @@ class _Distillable(nn.Module):
         return self.loss(s_out, teacher_out, batch["labels"])
 
 
+def refuse_legacy_checkpoint(out_dir: str | Path) -> None:
+    """Raise one line when ``out_dir`` holds a checkpoint in the layout of releases before the shared loop."""
+    legacy = Path(out_dir) / LEGACY_CHECKPOINT_DIR
+    if (legacy / "state.json").is_file():
+        raise InvalidConfig(f"{legacy} is a checkpoint in the format of hwnas releases before the shared training loop "
+                            "and cannot be resumed; delete that folder to train this stage from its start")
+
+
 def clear_checkpoint(out_dir: str | Path) -> None:
     """Remove the checkpoints (and the kept best weights) of a finished run whose model has been saved."""
     clear_checkpoints(Path(out_dir) / CHECKPOINT_DIR)
@@ -301,8 +309,7 @@ class DistillLoop(TrainLoop):
         expect = {"train_config": config.to_dict(), "loss_config": loss_config.to_dict(),
                   "examples": int(train_encoded["input_ids"].shape[0]), **(meta or {})}
         self.expect = json.loads(json.dumps(expect, default=str))
-        legacy = out_dir / LEGACY_CHECKPOINT_DIR
-        self.legacy = legacy if (legacy / "state.json").is_file() else None
+        self.out_dir = out_dir
         self.result = TrainResult(steps=config.steps, resumed_from=0, metrics={}, mixed_precision=self.precision)
         self.best: dict[str, Any] | None = None
 
@@ -316,11 +323,7 @@ class DistillLoop(TrainLoop):
                 )
 
     def resume(self) -> None:
-        if self.legacy is not None:
-            raise InvalidConfig(
-                f"{self.legacy} is a checkpoint in the format of hwnas releases before the shared training loop and "
-                "cannot be resumed; delete that folder to train this stage from its start"
-            )
+        refuse_legacy_checkpoint(self.out_dir)
         self.restore()
         self.result.resumed_from = self.start
         if self.config.keep_best and self.start > 0:

@@ -81,3 +81,4 @@ def test_a_checkpoint_from_before_the_shared_loop_is_one_line_and_exit_2(tiny_te
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "student/checkpoint is a checkpoint in the format of hwnas releases before" in err
     assert (out / "checkpoint" / "state.safetensors").is_file()  # refused, not deleted
+    assert not (tmp_path / "teachers").exists()  # refused before the teacher was fine-tuned

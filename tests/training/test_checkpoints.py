@@ -14,7 +14,7 @@ from tests.training.legacy_checkpoints import old_distill_save_checkpoint, old_s
 
 def _same_optimizer_state(a: torch.optim.Optimizer, b: torch.optim.Optimizer) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
-    if sa["param_groups"] != sb["param_groups"] or sa["state"].keys() != sb["state"].keys():
+    if json.loads(json.dumps(sa["param_groups"])) != json.loads(json.dumps(sb["param_groups"])) or sa["state"].keys() != sb["state"].keys():
         return False
     return all(torch.equal(torch.as_tensor(sa["state"][i][k]), torch.as_tensor(sb["state"][i][k]))
                for i in sa["state"] for k in sa["state"][i])
