@@ -330,7 +330,7 @@ class DistillLoop(TrainLoop):
             self.best = _load_best(self.best_dir)
 
     def checkpoint_state(self) -> dict[str, Any]:
-        return self.expect
+        return {**self.expect, "world_size": self.world}  # the world may change on resume: batches are global
 
     # ------------------------------------------------------------ set-up for several processes
     def prepare(self) -> None:

@@ -36,5 +36,7 @@ def test_torchrun_distillation_matches_one_process(tmp_path):
     worst = max(float((a[k] - b[k]).abs().max()) for k in a)
     assert worst < 1e-5, worst
     # the main process wrote the checkpoint of the last step, in the one checkpoint format
-    pointer = json.loads((tmp_path / "ddp" / "checkpoints" / "latest.json").read_text())
-    assert pointer["step"] == 4 and (tmp_path / "ddp" / "checkpoints" / pointer["checkpoint"] / "optimizer.safetensors").is_file()
+    for run_dir, world in (("ddp", 2), ("one", 1)):
+        pointer = json.loads((tmp_path / run_dir / "checkpoints" / "latest.json").read_text())
+        state = json.loads((tmp_path / run_dir / "checkpoints" / pointer["checkpoint"] / "state.json").read_text())
+        assert pointer["step"] == 4 and state["world_size"] == world
