@@ -252,7 +252,7 @@ def distill(
             stage ``"teacher"``, ``"agnostic"`` or ``"distill"``, the loss parts as metrics, and
             ``checkpoint=True`` on steps that wrote a checkpoint.
     """
-    from hwnas.distill.trainer import refuse_legacy_checkpoint
+    from hwnas.distill.trainer import TrainConfig, refuse_legacy_checkpoint, train
     from hwnas.training.processes import process_state
 
     main, barrier = process_state()
@@ -278,8 +278,11 @@ def distill(
                          on_progress) if config.agnostic_steps else None
     if agnostic is not None:
         history["agnostic"] = agnostic
-    result = _task_distillation(config, out, arch, init_note, student, teacher, train_enc, eval_enc, train_data.kind,
-                                on_status, on_progress)
+    _status(on_status, f"distilling {arch} ({config.steps} steps, losses {', '.join(config.losses.active)})")
+    tc = TrainConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr, max_len=config.max_len,
+                     seed=config.seed, mixed_precision=config.mixed_precision, checkpoint_every=config.checkpoint_every)
+    result = train(student, teacher.model, config.losses, train_enc, train_data.kind, tc, out, eval_encoded=eval_enc,
+                   stage="distill", on_progress=on_progress, meta={"arch": arch.key, "init": init_note})
     history["distill"] = {"loss_first": result.loss_first, "loss_last": result.loss_last, "train_s": result.wall_s,
                           "resumed_from": result.resumed_from, "mixed_precision": result.mixed_precision,
                           "curve": result.history}
@@ -409,18 +412,6 @@ def _agnostic(config: DistillConfig, out: Path, student, teacher, train_enc, kin
         clear_checkpoint(agn_dir)
     barrier()
     return {"loss_first": r.loss_first, "loss_last": r.loss_last, "train_s": r.wall_s}
-
-
-def _task_distillation(config: DistillConfig, out: Path, arch: Architecture, init_note: str, student, teacher,
-                       train_enc, eval_enc, kind: str, on_status: StatusCallback | None,
-                       on_progress: ProgressCallback | None):
-    from hwnas.distill.trainer import TrainConfig, train
-
-    _status(on_status, f"distilling {arch} ({config.steps} steps, losses {', '.join(config.losses.active)})")
-    tc = TrainConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr, max_len=config.max_len,
-                     seed=config.seed, mixed_precision=config.mixed_precision, checkpoint_every=config.checkpoint_every)
-    return train(student, teacher.model, config.losses, train_enc, kind, tc, out, eval_encoded=eval_enc,
-                 stage="distill", on_progress=on_progress, meta={"arch": arch.key, "init": init_note})
 
 
 def _export_and_report(config: DistillConfig, out: Path, arch: Architecture, search_info: dict[str, Any], student,
