@@ -104,3 +104,32 @@ def test_data_order_and_sandwich_depend_only_on_seed_and_step(tiny_space):
     assert sorted(epoch0.tolist()) == list(range(12))  # each row once per epoch
     assert sandwich(tiny_space, 0, 5, 2) == sandwich(tiny_space, 0, 5, 2)
     assert sandwich(tiny_space, 0, 5, 2)[:2] == [tiny_space.largest, tiny_space.smallest]
+
+
+def test_a_checkpoint_from_the_writer_of_earlier_releases_resumes_like_a_new_one(tmp_path, tiny_teacher, tiny_space, corpus):
+    """Supernet checkpoints kept their layout: one rewritten by the pre-shared-loop writer resumes to the same weights."""
+    import shutil
+
+    import torch
+
+    from hwnas.supernet.train import SupernetLoop
+    from tests.training.legacy_checkpoints import old_supernet_save_checkpoint
+
+    first = _cfg(tmp_path, tiny_teacher, tiny_space, corpus, steps=2, checkpoint_every=2)
+    train_supernet(first)
+    shutil.copytree(tmp_path / "sn", tmp_path / "old")
+    old = _cfg(tmp_path, tiny_teacher, tiny_space, corpus, steps=2, checkpoint_every=2, out=str(tmp_path / "old"))
+    loop = SupernetLoop(old, resume=True, on_progress=None, on_status=None)
+    loop.setup(None)
+    state = loop.restore(loop.existing)
+    shutil.rmtree(loop.checkpoints)
+    old_supernet_save_checkpoint(loop.checkpoints, 2, loop.model, loop.optimizer, {k: v for k, v in state.items() if k != "step"})
+
+    for out in ("sn", "old"):
+        result = train_supernet(_cfg(tmp_path, tiny_teacher, tiny_space, corpus, steps=4, checkpoint_every=2,
+                                     out=str(tmp_path / out)), resume=True)
+        assert result.resumed_from == 2
+    a, b = load_file(str(tmp_path / "sn" / "model.safetensors")), load_file(str(tmp_path / "old" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    logs = [(tmp_path / out / "train_log.jsonl").read_text().splitlines() for out in ("sn", "old")]
+    assert [json.loads(x)["mean"] for x in logs[0]] == [json.loads(x)["mean"] for x in logs[1]]
