@@ -57,6 +57,7 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, lr
     """
     import os
 
+    from hwnas.cli._progress import ProgressBars
     from hwnas.space import get_space
     from hwnas.supernet.train import TrainConfig, train_supernet
 
@@ -72,7 +73,6 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, lr
     if len({s.name for s in parsed}) != len(parsed):
         raise InvalidConfig(f"--space names a space twice: {', '.join(names)}")
     main = int(os.environ.get("RANK", "0")) == 0
-    con = console()
     for space in parsed:
         folder = out if len(parsed) == 1 else out / space.name
         cfg = TrainConfig(
@@ -83,7 +83,8 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, lr
             cache_dir=str(out / ".cache"), mixture=mixture, experts=experts if experts is not None else 2,
             router_hidden=router_hidden, mix_attention=mix_attention,
         )
-        result = train_supernet(cfg, resume=resume, progress=main, log=(lambda s: con.print(s)) if main else None)
+        with ProgressBars(not main, label=space.name) as bars:
+            result = train_supernet(cfg, resume=resume, on_progress=bars.event, on_status=bars.status)
         if main:
             first = f"{result.first_loss:.4f}" if result.first_loss is not None else "-"
             last = f"{result.last_loss:.4f}" if result.last_loss is not None else "-"

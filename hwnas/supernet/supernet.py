@@ -79,9 +79,9 @@ class Supernet:
     def teacher_location(self) -> str:
         """Where the teacher is loaded from (the packaged path is re-resolved for ``default``)."""
         if self.teacher == "default":
-            from hwnas.supernet.teacher import resolve_teacher
+            from hwnas.training.teacher import resolve_teacher
 
-            return resolve_teacher("default")[1]
+            return str(resolve_teacher("default"))
         return self.meta.get("teacher_location", self.teacher)
 
     def validate(self, arch: Architecture | str | dict) -> Architecture:
