@@ -45,6 +45,7 @@ __all__ = [
     "list_spaces",
     "load_architectures",
     "as_architectures",
+    "format_choices",
 ]
 
 #: The searchable dimensions, in the order used everywhere (features, encodings, files).
@@ -344,7 +345,7 @@ class SearchSpace:
             value, allowed = getattr(arch, dim), getattr(self, dim)
             if value not in allowed:
                 raise InvalidArchitecture(
-                    f"{dim}={value} is outside space {self.name!r}; allowed {dim}: {_format_choices(allowed)}"
+                    f"{dim}={value} is outside space {self.name!r}; allowed {dim}: {format_choices(allowed)}"
                 )
         return arch
 
@@ -471,7 +472,8 @@ class SearchSpace:
             path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
-def _format_choices(values: Sequence[int]) -> str:
+def format_choices(values: Sequence[int]) -> str:
+    """A dimension's values for messages: ``128..768 step 64`` for a long even range, else listed."""
     values = list(values)
     if len(values) > 2:
         steps = {b - a for a, b in zip(values, values[1:])}
