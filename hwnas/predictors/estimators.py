@@ -6,8 +6,11 @@ inputs whose columns are named by the ``inputs`` hyper-parameter (default
 seq_len, batch_size), and ``y``, ``n`` measured latencies in milliseconds.
 ``predict`` returns milliseconds. Hyper-parameters are set only in
 ``__init__``; fitted state lives in attributes ending in ``_``; ``predict`` on
-an unfitted estimator raises :class:`~hwnas.errors.NotFittedError`. So
-``sklearn.base.clone``, ``cross_val_score`` and ``GridSearchCV`` work as usual.
+an unfitted estimator raises :class:`~hwnas.errors.NotFittedError` (scikit-learn's own).
+Hyper-parameters are checked by scikit-learn's ``_parameter_constraints`` machinery at
+``fit``. So ``sklearn.base.clone``, ``cross_val_score`` and ``GridSearchCV`` work as
+usual, and the estimators are in the :data:`ESTIMATORS` registry (entry-point group
+``hwnas.latency_estimators``), each a :class:`LatencyEstimator`.
 
 * :class:`FlopsLinearRegressor`: latency = a + b * total FLOPs.
 * :class:`CostLeastSquaresRegressor`: non-negative least squares on analytic
@@ -27,12 +30,16 @@ trees see them too.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils._param_validation import Interval, InvalidParameterError
 
+from hwnas._registry import Registry
 from hwnas.errors import InvalidConfig, InvalidData, NotFittedError
 from hwnas.predictors.features import INPUTS, featurize
 from hwnas.predictors.metrics import mean_abs_log_ratio
@@ -51,6 +58,7 @@ __all__ = [
     "tune",
     "default_grid",
     "ESTIMATORS",
+    "LatencyEstimator",
 ]
 
 #: Cost terms of the default physical model. ``layers`` and ``heads_layers`` carry
@@ -141,8 +149,32 @@ def conformal_margin(log_residuals: np.ndarray, coverage: float) -> tuple[float,
     return float(r[k - 1]), True
 
 
-class _LatencyEstimator(RegressorMixin, BaseEstimator):
-    """Shared plumbing: input handling, the fitted check, the score (minus mean |log ratio|)."""
+class LatencyEstimator(RegressorMixin, BaseEstimator, ABC):
+    """What every latency estimator is: a scikit-learn regressor from raw inputs to milliseconds.
+
+    Subclasses declare their hyper-parameters in ``__init__`` and their ranges in
+    ``_parameter_constraints`` (scikit-learn's format), call :meth:`_check_params` first
+    in ``fit``, set ``n_samples_`` when fitted and call :meth:`_check_fitted` first in
+    ``predict``. Shared here: input handling, the fitted check, the score (minus the mean
+    |log ratio|).
+    """
+
+    _parameter_constraints: dict[str, list[Any]] = {}
+
+    @abstractmethod
+    def fit(self, X, y) -> LatencyEstimator:
+        """Fit on ``X`` (``n x k`` raw inputs) and ``y`` (``n`` latencies, ms); returns ``self``."""
+
+    @abstractmethod
+    def predict(self, X) -> np.ndarray:
+        """Latency in ms, an ``n``-vector."""
+
+    def _check_params(self) -> None:
+        """scikit-learn's parameter validation, raised as :class:`~hwnas.errors.InvalidConfig` (one line)."""
+        try:
+            self._validate_params()
+        except InvalidParameterError as exc:
+            raise InvalidConfig(str(exc)) from None
 
     def _inputs(self) -> tuple[str, ...]:
         inputs = getattr(self, "inputs", None)
@@ -172,7 +204,7 @@ class _LatencyEstimator(RegressorMixin, BaseEstimator):
         return -mean_abs_log_ratio(y, self.predict(X))
 
 
-class CostLeastSquaresRegressor(_LatencyEstimator):
+class CostLeastSquaresRegressor(LatencyEstimator):
     """Physical model: latency = c0 + sum_k c_k * term_k, all c >= 0, relative least squares.
 
     Args:
@@ -180,6 +212,8 @@ class CostLeastSquaresRegressor(_LatencyEstimator):
             input column for a table).
         inputs: column names of ``X`` (default: architecture inputs).
     """
+
+    _parameter_constraints = {"terms": [None, "array-like"], "inputs": [None, "array-like"]}
 
     def __init__(self, terms: Sequence[str] | None = None, inputs: Sequence[str] | None = None) -> None:
         self.terms = terms
@@ -191,6 +225,7 @@ class CostLeastSquaresRegressor(_LatencyEstimator):
         return self._inputs() if self._is_table() else PHYSICS_TERMS
 
     def fit(self, X, y) -> CostLeastSquaresRegressor:
+        self._check_params()
         raw = _as_2d(X, self._inputs())
         y = _check_y(y, raw.shape[0])
         A = self._design(raw)
@@ -213,9 +248,10 @@ class CostLeastSquaresRegressor(_LatencyEstimator):
 class FlopsLinearRegressor(CostLeastSquaresRegressor):
     """Baseline: latency = a + b * total FLOPs (a, b >= 0, relative least squares)."""
 
+    _parameter_constraints = {"inputs": [None, "array-like"]}
+
     def __init__(self, inputs: Sequence[str] | None = None) -> None:
         self.inputs = inputs
-        self.terms = None
 
     def _terms(self) -> tuple[str, ...]:
         if self._is_table():
@@ -223,7 +259,7 @@ class FlopsLinearRegressor(CostLeastSquaresRegressor):
         return ("total_flops",)
 
 
-class RandomForestLatencyRegressor(_LatencyEstimator):
+class RandomForestLatencyRegressor(LatencyEstimator):
     """Baseline: scikit-learn's random forest on the raw inputs, fitted to log latency.
 
     Args:
@@ -231,6 +267,15 @@ class RandomForestLatencyRegressor(_LatencyEstimator):
             ``sklearn.ensemble.RandomForestRegressor``.
         seed: random state.
     """
+
+    _parameter_constraints = {
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "min_samples_leaf": [Interval(Integral, 1, None, closed="left")],
+        "max_features": [Interval(Real, 0, 1, closed="right")],
+        "seed": ["random_state"],
+        "inputs": [None, "array-like"],
+        "n_jobs": [None, Integral],
+    }
 
     def __init__(self, n_estimators: int = 100, min_samples_leaf: int = 1, max_features: float = 1.0,
                  seed: int = 0, inputs: Sequence[str] | None = None, n_jobs: int = 1) -> None:
@@ -242,6 +287,7 @@ class RandomForestLatencyRegressor(_LatencyEstimator):
         self.n_jobs = n_jobs
 
     def fit(self, X, y) -> RandomForestLatencyRegressor:
+        self._check_params()
         from sklearn.ensemble import RandomForestRegressor
 
         raw = _as_2d(X, self._inputs())
@@ -283,8 +329,20 @@ def _xgb_train(Z: np.ndarray, target: np.ndarray, names: Sequence[str], *, n_est
     return xgb.train(params, dtrain, num_boost_round=int(n_estimators))
 
 
-class XGBRawRegressor(_LatencyEstimator):
+class XGBRawRegressor(LatencyEstimator):
     """Baseline: XGBoost on the raw inputs alone, fitted to log latency (no physics)."""
+
+    _parameter_constraints = {
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "max_depth": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, 1, closed="right")],
+        "min_child_weight": [Interval(Real, 0, None, closed="left")],
+        "subsample": [Interval(Real, 0, 1, closed="right")],
+        "reg_lambda": [Interval(Real, 0, None, closed="left")],
+        "seed": [Interval(Integral, 0, None, closed="left")],
+        "inputs": [None, "array-like"],
+        "n_jobs": [Interval(Integral, 1, None, closed="left")],
+    }
 
     def __init__(self, n_estimators: int = 200, max_depth: int = 4, learning_rate: float = 0.1,
                  min_child_weight: float = 1.0, subsample: float = 1.0, reg_lambda: float = 1.0,
@@ -300,6 +358,7 @@ class XGBRawRegressor(_LatencyEstimator):
         self.n_jobs = n_jobs
 
     def fit(self, X, y) -> XGBRawRegressor:
+        self._check_params()
         raw = _as_2d(X, self._inputs())
         y = _check_y(y, raw.shape[0])
         ly = np.log(y)
@@ -318,7 +377,7 @@ class XGBRawRegressor(_LatencyEstimator):
         return np.exp(self.offset_ + self.booster_.inplace_predict(raw))
 
 
-class PhysicsXGBRegressor(_LatencyEstimator):
+class PhysicsXGBRegressor(LatencyEstimator):
     """The physical model, corrected by XGBoost on the log residual.
 
     ``latency_ms = physics(x) * exp(trees(x))`` where ``physics`` is
@@ -349,6 +408,15 @@ class PhysicsXGBRegressor(_LatencyEstimator):
     ``margin_exact_``, ``oof_pred_`` (cross-fitted predictions of the training
     rows, ms), ``n_samples_``.
     """
+
+    _parameter_constraints = {
+        **XGBRawRegressor._parameter_constraints,
+        "terms": [None, "array-like"],
+        "tree_features": [None, "array-like"],
+        "monotone": ["boolean"],
+        "coverage": [None, Interval(Real, 0, 1, closed="neither")],
+        "n_folds": [Interval(Integral, 2, None, closed="left")],
+    }
 
     def __init__(self, terms: Sequence[str] | None = None, tree_features: Sequence[str] | None = None,
                  n_estimators: int = 100, max_depth: int = 3, learning_rate: float = 0.1,
@@ -381,17 +449,6 @@ class PhysicsXGBRegressor(_LatencyEstimator):
             return tuple(self.tree_features)
         return self._inputs() if self._is_table() else TREE_FEATURES
 
-    def _validate_params(self) -> None:
-        for name in ("n_estimators", "max_depth", "n_folds"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (2 if name == "n_folds" else 1):
-                lo = 2 if name == "n_folds" else 1
-                raise InvalidConfig(f"{name} must be an integer >= {lo}; got {v!r}")
-        if not 0 < float(self.learning_rate) <= 1:
-            raise InvalidConfig(f"learning_rate must be in (0, 1]; got {self.learning_rate!r}")
-        if self.coverage is not None and not 0 < float(self.coverage) < 1:
-            raise InvalidConfig(f"coverage must be in (0, 1) or None; got {self.coverage!r}")
-
     def monotone_constraints(self) -> dict[str, int]:
         """``{tree feature: +1}`` for every constrained tree feature ({} when ``monotone`` is off)."""
         if not self.monotone:
@@ -419,7 +476,7 @@ class PhysicsXGBRegressor(_LatencyEstimator):
 
     def fit(self, X, y) -> PhysicsXGBRegressor:
         """Fit on ``X`` (``n x k`` inputs) and ``y`` (``n`` latencies, ms)."""
-        self._validate_params()
+        self._check_params()
         raw = _as_2d(X, self._inputs())
         y = _check_y(y, raw.shape[0])
         self.physics_coef_, self.booster_ = self._fit_once(raw, y)
@@ -469,14 +526,18 @@ class PhysicsXGBRegressor(_LatencyEstimator):
         return self.predict(X) * math.exp(self.log_margin_)
 
 
-#: Name -> estimator class, in the order benchmarks print them.
-ESTIMATORS: dict[str, type[_LatencyEstimator]] = {
-    "flops-linear": FlopsLinearRegressor,
-    "cost-lstsq": CostLeastSquaresRegressor,
-    "random-forest": RandomForestLatencyRegressor,
-    "xgb-raw": XGBRawRegressor,
-    "physics-xgb": PhysicsXGBRegressor,
-}
+#: Every latency estimator by name, in the order benchmarks print them (entry-point group
+#: ``hwnas.latency_estimators``; a plugin's class must subclass :class:`LatencyEstimator`).
+ESTIMATORS: Registry[type[LatencyEstimator]] = Registry(
+    "latency estimator", entry_point_group="hwnas.latency_estimators", base=LatencyEstimator,
+    builtins={
+        "flops-linear": FlopsLinearRegressor,
+        "cost-lstsq": CostLeastSquaresRegressor,
+        "random-forest": RandomForestLatencyRegressor,
+        "xgb-raw": XGBRawRegressor,
+        "physics-xgb": PhysicsXGBRegressor,
+    },
+)
 
 
 def default_grid(estimator: BaseEstimator) -> dict[str, list[Any]]:
