@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas._files import read_yaml_or_json
+from hwnas._files import atomic_write_text, read_yaml_or_json
 from hwnas.errors import InvalidArchitecture, InvalidSpace
 
 __all__ = [
@@ -467,9 +467,9 @@ class SearchSpace:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml
 
-            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+            atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
         else:
-            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+            atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 def format_choices(values: Sequence[int]) -> str:
