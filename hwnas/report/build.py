@@ -239,7 +239,8 @@ def _predictor_section(path: Path, figs: _Figures) -> Section:
         ("domain", ", ".join(f"{k} {v[0]:g}..{v[1]:g}" for k, v in (dom.get("ranges") or {}).items())),
         ("cross-validated", f"within ±5% {_pct(cv.get('within_5'))}, within ±10% {_pct(cv.get('within_10'))}, "
                             f"MAPE {_pct(cv.get('mape'))}, Kendall tau {cv.get('kendall_tau', float('nan')):.3f}"),
-        ("upper bound", f"{unc.get('coverage', float('nan')):.0%} coverage: prediction x{math.exp(unc.get('log_margin', 0)):.3f} "
+        ("upper bound", f"nominal {unc.get('coverage', float('nan')):.0%} coverage, guaranteed about "
+                        f"{unc.get('guaranteed_coverage', 1 - 2 * (1 - unc.get('coverage', float('nan')))):.0%}: prediction x{math.exp(unc.get('log_margin', 0)):.3f} "
                         f"({unc.get('method', '')})"),
     ]))
     parity = path.with_name(path.stem + ".parity.png")

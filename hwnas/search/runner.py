@@ -587,10 +587,12 @@ def search(
                             batch_size=batch_size, constraints=constraints, objective=objective,
                             reward_weight=reward_weight)
     if on_status is not None:
-        coverage = getattr(predictor, "coverage", None)
-        on_status(f"space {problem.space.name}: {int(problem.feasible.sum())} of {len(problem)} architectures predicted "
-                  f"within {max_latency_ms:g} ms"
-                  + (f" (upper bound, {coverage * 100:.0f}% coverage)" if isinstance(coverage, float) else ""))
+        line = (f"space {problem.space.name}: {int(problem.feasible.sum())} of {len(problem)} architectures predicted "
+                f"within {max_latency_ms:g} ms")
+        if hasattr(predictor, "guaranteed_coverage"):
+            line += (f" (upper bound: nominal {predictor.coverage:.0%} coverage, "
+                     f"guaranteed about {predictor.guaranteed_coverage:.0%})")
+        on_status(line)
     info = {"predictor": predictor_path, "device": getattr(predictor, "device", None)}
     info.update(describe or {})
     return run_search(problem, estimator, strategy=strategy, evaluations=evaluations, batch=batch, seed=seed,
