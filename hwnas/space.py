@@ -488,7 +488,7 @@ def _check_count(n: int) -> None:
 
 
 # Ranges chosen from measurements with hwnas's ``cpu`` device at sequence 128,
-# batch 1, on a shared 2-core Xeon development machine (README, "Spaces"):
+# batch 1, on the shared 2-core AMD EPYC development machine (README, "Spaces"):
 # one thread (the default) / two threads.
 BUILTIN_SPACES: dict[str, SearchSpace] = {
     s.name: s

@@ -535,13 +535,6 @@ class PhysicsXGBRegressor(LatencyEstimator):
         return out
 
     # ----------------------------------------------------------- predict
-    def physics_predict(self, X) -> np.ndarray:
-        """The physical model's latency alone (ms), an ``n``-vector."""
-        self._check_fitted()
-        raw = _as_2d(X, self._inputs())
-        A = np.column_stack([np.ones(raw.shape[0]), self._features(raw, self._terms())])
-        return np.maximum(A @ self.physics_coef_, 1e-9)
-
     def predict(self, X) -> np.ndarray:
         """Latency in ms, an ``n``-vector."""
         self._check_fitted()
