@@ -21,8 +21,9 @@ def _registries():
     from hwnas.estimators import ESTIMATORS, AccuracyEstimator
     from hwnas.predictors.estimators import ESTIMATORS as LATENCY_ESTIMATORS
     from hwnas.predictors.estimators import LatencyEstimator
-    from hwnas.search.base import STRATEGIES, Strategy
+    from hwnas.search.base import STRATEGIES, Strategy, list_strategies
 
+    list_strategies()  # imports the built-in strategies
     return {"device": (DEVICES, Device), "latency estimator": (LATENCY_ESTIMATORS, LatencyEstimator),
             "accuracy estimator": (ESTIMATORS, AccuracyEstimator), "strategy": (STRATEGIES, Strategy),
             "loss": (LOSSES, LossComponent)}

@@ -37,14 +37,15 @@ class _Display:
             return
         if ev.stage not in self.rows:
             self.rows[ev.stage] = self.progress.add_task(ev.stage, total=ev.total, note="")
-        note = "  ".join(f"{k} {v:.4g}" for k, v in ev.metrics.items() if v == v)
+        note = "  ".join(f"{k} {v:.4g}" for k, v in ev.metrics.items() if isinstance(v, (int, float)) and v == v)
+        if ev.completed == ev.total == 1:  # the pipeline says a stage is over: fill its row (and distill's others)
+            names = [ev.stage, *(("teacher", "agnostic") if ev.stage == "distill" else ())]
+            for row in (self.rows[n] for n in names if n in self.rows):
+                total = next(t for t in self.progress.tasks if t.id == row).total or 1
+                self.progress.update(row, total=total, completed=total)
+            return
         self.progress.update(self.rows[ev.stage], total=ev.total, completed=ev.completed,
                              **({"note": note[:60]} if note else {}))
-        if ev.stage == "distill" and ev.completed == ev.total == 1:  # the pipeline's distill stage is over
-            for row in (self.rows.get("teacher"), self.rows.get("agnostic")):
-                if row is not None:
-                    task = next(t for t in self.progress.tasks if t.id == row)
-                    self.progress.update(row, completed=task.total or 1)
 
     def on_status(self, text: str) -> None:
         if self.progress is not None:
