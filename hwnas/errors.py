@@ -21,7 +21,7 @@ __all__ = [
     "ProfileStoreError",
     "PredictorMismatch",
     "BundleError",
-    "NotFittedError",
+    "NotFittedError",  # noqa: F822  (built on first use by __getattr__ below)
     "ClusterError",
 ]
 

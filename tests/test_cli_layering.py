@@ -23,10 +23,14 @@ def _library_imports(path: Path) -> list[tuple[str, str]]:
     return out
 
 
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))  # __version__ is public
+
+
 @pytest.mark.parametrize("path", CLI, ids=lambda p: p.name)
 def test_cli_module_imports_only_public_library_names(path):
     private = [f"{module}:{name}" for module, name in _library_imports(path)
-               if name.startswith("_") or any(part.startswith("_") for part in module.split("."))]
+               if _private(name) or any(_private(part) for part in module.split("."))]
     assert private == [], f"{path.name} imports private library names"
 
 

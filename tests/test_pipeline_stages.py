@@ -34,6 +34,7 @@ def _context(tmp_path, **overrides):
     return RunContext(config, on_progress=events.append, on_status=lines.append), events, lines
 
 
+@pytest.mark.slow
 def test_profile_stage_alone_measures_then_resumes(tmp_path):
     ctx, events, _ = _context(tmp_path, profile_samples=3, seq_len=32)
     stage = ProfileStage(ctx)
@@ -50,6 +51,7 @@ def test_profile_stage_alone_measures_then_resumes(tmp_path):
     assert len(stage.output.read_text().splitlines()) == 3
 
 
+@pytest.mark.slow
 def test_predictor_stage_alone_fits_and_then_is_done(tmp_path):
     ctx, _, lines = _context(tmp_path, seq_len=128)
     stage = PredictorStage(ctx)
