@@ -93,7 +93,7 @@ def __getattr__(name: str) -> type:
         class NotFittedError(HwnasError, SklearnNotFittedError):
             """An estimator was used before ``fit`` (scikit-learn's ``NotFittedError``: a ValueError and AttributeError)."""
 
-        NotFittedError.__module__ = __name__
+        NotFittedError.__module__, NotFittedError.__qualname__ = __name__, "NotFittedError"
         globals()[name] = NotFittedError
         return NotFittedError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
