@@ -246,7 +246,7 @@ class LossComponent(nn.Module, ABC):
 
 
 #: Every loss component by name (entry-point group ``hwnas.losses``).
-LOSSES: Registry[type[LossComponent]] = Registry("loss", entry_point_group="hwnas.losses")
+LOSSES: Registry[type[LossComponent]] = Registry("loss", entry_point_group="hwnas.losses", base=LossComponent)
 
 
 def register_loss(cls: type[LossComponent]) -> type[LossComponent]:

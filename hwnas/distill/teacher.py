@@ -146,6 +146,8 @@ def finetune_teacher(
         "curve": [h for h in result.history if any(k.startswith("eval_") for k in h)],
     }
     if main:
+        # Written into the private folder `partial`, which is renamed into place as a whole below: a
+        # crash leaves a partial folder that is never read, so single files need no atomic writer here.
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
         (partial / TEACHER_FILE).write_text(json.dumps(info, indent=2) + "\n")
