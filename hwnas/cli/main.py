@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
 # parses its options, so that `hwnas profile show FILE` lives beside `hwnas profile --device ...`.
 SUBCOMMANDS: dict[tuple[str, str], str] = {
     ("profile", "show"): "hwnas.cli.profile_show:profile_show",
+    ("distill", "front"): "hwnas.cli.fleet:distill_front",
 }
 
 _SHORT_HELP = {

@@ -32,7 +32,9 @@ Components (registry :data:`LOSSES`):
     mapped layers' token states), the ``alpha`` interpolation between the
     InfoNCE and NWJ bounds (Poole et al., 2019, "On variational bounds of
     mutual information"). The critic is a cosine similarity over a learned
-    projection, divided by a temperature. The loss is minus the bound.
+    projection, divided by a temperature ``T``. The loss is minus the bound
+    times ``T``, so that its gradients keep the scale of the other losses
+    whatever ``T`` is (without the factor they grow like ``1/T``).
 
 The loss-weights file (JSON or YAML) looks like::
 
@@ -362,8 +364,13 @@ class MIAlphaLoss(LossComponent):
         mask = student.attention_mask
         s = F.normalize(self.proj(self._pool(student.hidden_states, [i for i, _ in self.pairs], mask)), dim=-1)
         t = F.normalize(self._pool(teacher.hidden_states, [j for _, j in self.pairs], mask), dim=-1)
-        scores = (t @ s.T) / self.config.mi_temperature  # scores[i, j] = f(teacher_i, student_j)
-        return -mi_alpha_bound(scores.float(), self.config.alpha)
+        temperature = self.config.mi_temperature
+        scores = (t @ s.T) / temperature  # scores[i, j] = f(teacher_i, student_j)
+        # The bound is a function of cosines / T, so it and its gradients grow like 1/T: at T = 0.1 they were
+        # ten times those of the other losses, and under gradient clipping they crowded the task out (a student
+        # went to chance at weight 0.1). Times T (as the logits loss is times T**2), the gradient with respect
+        # to the cosines no longer depends on T and the loss lies within a few units, like the others.
+        return -temperature * mi_alpha_bound(scores.float(), self.config.alpha)
 
 
 # ---------------------------------------------------------------- config and the combination

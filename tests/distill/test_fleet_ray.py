@@ -1,0 +1,188 @@
+"""Distilling a search front's best students on a real local Ray cluster: a head and two worker
+nodes (real raylet processes on this machine, one CPU each, standing in for two machines).
+
+The students are tiny (one layer, 32 or 64 wide, a few steps) and the teacher is the 2-layer
+tiny teacher of the distillation tests, so the cluster's start dominates the time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+import hwnas  # noqa: E402
+from hwnas.data import embedded_path  # noqa: E402
+from hwnas.errors import ClusterError, InvalidConfig  # noqa: E402
+from hwnas.space import Architecture  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+REPO = str(Path(hwnas.__file__).resolve().parents[1])
+STUDENTS = [Architecture(1, 32, 2, 64), Architecture(1, 64, 2, 64), Architecture(1, 32, 4, 128)]
+TRAIN = ["--task", str(embedded_path("sst2/train.tsv")), "--limit", "48", "--steps", "3", "--teacher-steps", "2",
+         "--batch-size", "8", "--max-len", "16"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    saved = {k: os.environ.get(k) for k in ("RAY_USAGE_STATS_ENABLED", "PYTHONPATH")}
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, saved["PYTHONPATH"]) if p)
+    local = dict(object_store_memory=80 * 2**20)
+    c = Cluster(initialize_head=True, head_node_args=dict(num_cpus=0, **local))
+    for _ in range(2):
+        c.add_node(num_cpus=1, **local)
+    try:
+        yield c
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        c.shutdown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _search_dir(tmp_path: Path, archs=STUDENTS) -> Path:
+    """A search folder as `hwnas search` writes it: front.json and winner.json (scores made up, best first)."""
+    folder = tmp_path / "search"
+    folder.mkdir()
+    front = [{"arch": a.as_dict(), "score": 0.9 - 0.1 * i, "latency_ms": 1.0 + i, "latency_upper_ms": 1.2 + i,
+              "params": 1000 * (i + 1), "feasible": True} for i, a in enumerate(archs)]
+    (folder / "front.json").write_text(json.dumps({"space": "tiny", "budget_ms": 5.0, "front": front[::-1]}))
+    (folder / "winner.json").write_text(json.dumps({**front[0], "budget_ms": 5.0, "space": "tiny", "device": "cpu",
+                                                    "seq_len": 16, "batch_size": 1}))
+    return folder
+
+
+def _complete(folder: Path) -> bool:
+    report = folder / "report.json"
+    return report.is_file() and (folder / "model.onnx").is_file() and (folder / "config.json").is_file()
+
+
+def test_two_students_distil_in_parallel_each_into_its_own_folder(cluster, tiny_teacher, tmp_path):
+    from hwnas.distill.api import DistillConfig
+    from hwnas.distill.fleet import distill_front
+    from hwnas.distill.losses import LossConfig
+
+    search = _search_dir(tmp_path)
+    out = tmp_path / "students"
+    base = DistillConfig(arch=STUDENTS[0], task=str(embedded_path("sst2/train.tsv")), teacher=str(tiny_teacher),
+                         limit=48, steps=3, teacher_steps=2, batch_size=8, max_len=16, measure=False,
+                         losses=LossConfig(weights={"logits": 1.0, "hidden": 1.0}))
+    events = []
+    summary = distill_front(search, 2, base, out, cluster="ray", fleet=_fleet(cluster), on_progress=events.append)
+    names = [s.name for s in summary.students]
+    assert names == [STUDENTS[0].short, STUDENTS[1].short]  # best score first, top 2 only
+    for name in names:
+        assert _complete(out / name), sorted(p.name for p in (out / name).iterdir())
+        report = json.loads((out / name / "report.json").read_text())
+        assert report["arch_key"] == Architecture.parse(name).key
+        assert report["search"]["front_rank"] == names.index(name) + 1 and report["search"]["budget_ms"] == 5.0
+    assert not (out / STUDENTS[2].short).exists()
+    # one teacher, fine-tuned once by its own task before the students, and reused by both
+    assert [p.name for p in (out / "teachers").iterdir() if not p.name.endswith(".lock")] == \
+           [Path(summary.teacher["path"]).name]
+    assert all(json.loads((out / n / "report.json").read_text())["teacher"]["reused"] for n in names)
+    # two single-CPU nodes, two single-CPU tasks: one student on each
+    worker_ids = {n.node_id for n in cluster.worker_nodes}
+    assert {v.split()[0] for v in summary.nodes.values()} == {w[:8] for w in worker_ids}
+    fleet_file = json.loads((out / "fleet.json").read_text())
+    assert [s["status"] for s in fleet_file["students"]] == ["done", "done"]
+    assert events[-1].completed == events[-1].total == 2
+    # run again: nothing to do, nothing touched
+    before = {n: (out / n / "report.json").read_bytes() for n in names}
+    again = distill_front(search, 2, base, out, cluster="ray", fleet=_fleet(cluster))
+    assert sorted(again.skipped) == sorted(names)
+    assert {n: (out / n / "report.json").read_bytes() for n in names} == before
+
+
+def test_killed_driver_rerun_skips_finished_students(cluster, tiny_teacher, tmp_path):
+    """Three students on two nodes: the third starts only when a node frees, so killing the driver as the
+    first report appears leaves at least one unfinished; the rerun skips the finished ones untouched."""
+    from hwnas.distill.api import DistillConfig
+    from hwnas.distill.fleet import distill_front
+
+    search = _search_dir(tmp_path)
+    out = tmp_path / "students"
+    cmd = [sys.executable, "-m", "hwnas.cli.main", "distill", "front", str(search), "--top-k", "3", "--out", str(out),
+           "--teacher", str(tiny_teacher), "--losses", "logits=1,hidden=1", *TRAIN,
+           "--ray-address", cluster.address]
+    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and driver.poll() is None:
+            if any(_complete(out / a.short) for a in STUDENTS):
+                break
+            time.sleep(0.05)
+        assert driver.poll() is None, driver.stderr.read().decode()[-3000:]
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    finished = [a.short for a in STUDENTS if _complete(out / a.short)]
+    assert 1 <= len(finished) < 3
+    before = {n: (out / n / "report.json").read_bytes() for n in finished}
+    base = DistillConfig(arch=STUDENTS[0], task=str(embedded_path("sst2/train.tsv")), teacher=str(tiny_teacher),
+                         limit=48, steps=3, teacher_steps=2, batch_size=8, max_len=16, measure=False,
+                         losses=_losses())
+    summary = distill_front(search, 3, base, out, cluster="ray", fleet=_fleet(cluster))
+    assert sorted(summary.skipped) == sorted(finished)
+    assert all(_complete(out / a.short) for a in STUDENTS)
+    assert {n: (out / n / "report.json").read_bytes() for n in finished} == before
+    assert len([p for p in (out / "teachers").iterdir() if p.is_dir()]) == 1  # the teacher was not trained again
+
+
+def test_other_settings_in_a_finished_folder_are_refused_before_training(cluster, tiny_teacher, tmp_path):
+    from hwnas.distill.api import DistillConfig
+    from hwnas.distill.fleet import distill_front
+
+    search = _search_dir(tmp_path, STUDENTS[:1])
+    out = tmp_path / "students"
+    base = DistillConfig(arch=STUDENTS[0], task=str(embedded_path("sst2/train.tsv")), teacher=str(tiny_teacher),
+                         limit=48, steps=3, teacher_steps=2, batch_size=8, max_len=16, measure=False, losses=_losses())
+    distill_front(search, 1, base, out, cluster="local")  # no Ray: one after another in this process
+    before = (out / STUDENTS[0].short / "report.json").read_bytes()
+    from dataclasses import replace
+
+    with pytest.raises(InvalidConfig, match=r"holds a distillation with other settings \(changed: steps\)"):
+        distill_front(search, 1, replace(base, steps=4), out, cluster="ray", fleet=_fleet(cluster))
+    assert (out / STUDENTS[0].short / "report.json").read_bytes() == before
+
+
+def test_no_node_with_a_gpu_is_one_line(cluster, tiny_teacher, tmp_path):
+    from hwnas.distill.api import DistillConfig
+    from hwnas.distill.fleet import distill_front
+
+    search = _search_dir(tmp_path, STUDENTS[:1])
+    base = DistillConfig(arch=STUDENTS[0], task=str(embedded_path("sst2/train.tsv")), teacher=str(tiny_teacher),
+                         measure=False)
+    with pytest.raises(ClusterError, match=r"no live node of the Ray cluster offers CPU=1, GPU=1 .*--train-device cpu"):
+        distill_front(search, 1, base, tmp_path / "s", cluster="ray", fleet=_fleet(cluster), train_device="cuda")
+    assert not (tmp_path / "s" / STUDENTS[0].short).exists()
+
+
+def _fleet(cluster):
+    from hwnas.profiling.fleet import FleetConfig
+
+    return FleetConfig(address=cluster.address)
+
+
+def _losses():
+    from hwnas.distill.losses import LossConfig
+
+    return LossConfig(weights={"logits": 1.0, "hidden": 1.0})
