@@ -46,7 +46,7 @@ _SHORT_HELP = {
     "predict": "Predict the latency of architectures with a predictor bundle.",
     "supernet": "Train weight-sharing supernets, score and extract sub-networks.",
     "search": "Search for the most accurate students under a latency budget.",
-    "distill": "Distill a searched architecture from the teacher and export it.",
+    "distill": "Distill a searched architecture and export it; `distill front DIR` distils a front's top-k in parallel.",
     "run": "The whole pipeline on embedded defaults: profile, fit, train, search, distill.",
     "report": "Build the one-page HTML report of a run folder or of one stage's output.",
 }

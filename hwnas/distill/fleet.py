@@ -40,7 +40,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,8 @@ class FrontDistillSummary:
     teacher: dict[str, Any] | None
     wall_s: float
     cluster: str
+    #: the GPU ids Ray assigned to each student's task (``""``: none; ``None``: not run on Ray)
+    gpu_ids: dict[str, str | None] = field(default_factory=dict)
 
 
 def front_students(search_dir: str | Path, top_k: int, out: str | Path) -> list[Student]:
@@ -282,7 +284,9 @@ def _distill_student(plain: dict[str, Any], folder: str, threads: int | None, in
 
         node = ray.get_runtime_context().get_node_id()
     return {"report": report, "node_id": node, "hostname": socket.gethostname(), "pid": os.getpid(),
-            "task_s": time.perf_counter() - start, "cuda": torch.cuda.is_available()}
+            "task_s": time.perf_counter() - start, "cuda": torch.cuda.is_available(),
+            # the GPUs Ray gave this task (it sets CUDA_VISIBLE_DEVICES to them; "" when it gave none)
+            "gpu_ids": os.environ.get("CUDA_VISIBLE_DEVICES") if in_ray else None}
 
 
 # ----------------------------------------------------------------- driver side
@@ -402,7 +406,8 @@ def _write_fleet_file(summary: FrontDistillSummary, configs: dict[str, Any]) -> 
         students.append({"name": s.name, "rank": s.rank, "arch": s.arch.as_dict(), "folder": str(s.folder),
                          "search_score": s.record.get("score"), "predicted_latency_ms": s.record.get("latency_ms"),
                          "status": "skipped" if s.name in summary.skipped else ("done" if r else "missing"),
-                         "node": summary.nodes.get(s.name), "student_score": r.get("student_score"),
+                         "node": summary.nodes.get(s.name), "gpu_ids": summary.gpu_ids.get(s.name),
+                         "student_score": r.get("student_score"),
                          "teacher_score": r.get("teacher_score"), "retained": r.get("retained")})
     atomic_write_text(summary.out / FLEET_FILE, json.dumps({
         "cluster": summary.cluster, "students": students, "teacher": summary.teacher, "wall_s": summary.wall_s,
@@ -421,6 +426,7 @@ def _run_local(todo: Sequence[Student], configs: dict[str, Any], summary: FrontD
 def _done(s: Student, result: dict[str, Any], summary: FrontDistillSummary, on_status, on_progress) -> None:
     summary.reports[s.name] = result["report"]
     summary.nodes[s.name] = f"{result['node_id'][:8]} ({result['hostname']})"
+    summary.gpu_ids[s.name] = result.get("gpu_ids")
     if on_status:
         score = result["report"].get("student_score")
         on_status(f"{s.name}: done on {summary.nodes[s.name]} in {result['task_s']:.0f} s"

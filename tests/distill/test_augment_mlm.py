@@ -66,10 +66,14 @@ def test_a_folder_without_a_trained_mlm_head_falls_back_to_vocabulary_words(tiny
 def test_the_teachers_mlm_head_chooses_the_replacements(tmp_path, tokenizer, data):
     head = load_mlm_head(_mlm_folder(tmp_path / "mlm", tokenizer, favourite="banana"))
     assert head is not None and not head.training
-    copies = mlm_replace(data.texts, tokenizer, head, seed=0, p_replace=0.15)
+    # top_k=1: every picked word becomes the head's first prediction, which the bias made "banana"
+    copies = mlm_replace(data.texts, tokenizer, head, seed=0, p_replace=0.15, top_k=1)
     changes = _changed_words(data.texts, copies)
-    assert changes and {new for _, new in changes} == {"banana"}  # what the head predicts, nothing else
-    assert mlm_replace(data.texts, tokenizer, head, seed=0, p_replace=0.15) == copies  # deterministic
+    assert len(changes) >= len(data) and {new for _, new in changes} == {"banana"}
+    assert mlm_replace(data.texts, tokenizer, head, seed=0, p_replace=0.15, top_k=1) == copies  # deterministic
+    # with the default top_k=8 the draw is among the head's 8 best whole words, banana among them
+    wider = _changed_words(data.texts, mlm_replace(data.texts, tokenizer, head, seed=0, p_replace=0.15))
+    assert "banana" in {new for _, new in wider} and len({new for _, new in wider}) > 1
 
 
 def test_mlm_replacement_of_sentence_pairs_and_the_top_k(tmp_path, tokenizer):

@@ -186,3 +186,25 @@ def _losses():
     from hwnas.distill.losses import LossConfig
 
     return LossConfig(weights={"logits": 1.0, "hidden": 1.0})
+
+
+def test_cuda_students_take_a_ray_gpu_declared_gpu_stands_in_mocked_cuda(cluster, tiny_teacher, tmp_path):
+    """No GPU here: a node *declares* one (Ray schedules on declared resources and sets CUDA_VISIBLE_DEVICES
+    for the task it gives it); torch then finds no CUDA device and trains on the CPU. What is real: the task
+    asked Ray for a GPU, went to the only node offering one, and was handed GPU 0."""
+    from hwnas.distill.api import DistillConfig
+    from hwnas.distill.fleet import distill_front
+
+    gpu_node = cluster.add_node(num_cpus=1, num_gpus=1, object_store_memory=80 * 2**20)
+    try:
+        search = _search_dir(tmp_path, STUDENTS[:1])
+        base = DistillConfig(arch=STUDENTS[0], task=str(embedded_path("sst2/train.tsv")), teacher=str(tiny_teacher),
+                             limit=48, steps=3, teacher_steps=2, batch_size=8, max_len=16, measure=False,
+                             losses=_losses())
+        summary = distill_front(search, 1, base, tmp_path / "s", cluster="ray", fleet=_fleet(cluster),
+                                train_device="cuda")
+        name = STUDENTS[0].short
+        assert _complete(tmp_path / "s" / name)
+        assert summary.nodes[name].split()[0] == gpu_node.node_id[:8] and summary.gpu_ids[name] == "0"
+    finally:
+        cluster.remove_node(gpu_node)
