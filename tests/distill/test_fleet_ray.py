@@ -73,16 +73,13 @@ def _complete(folder: Path) -> bool:
     return report.is_file() and (folder / "model.onnx").is_file() and (folder / "config.json").is_file()
 
 
-def test_two_students_distil_in_parallel_each_into_its_own_folder(cluster, tiny_teacher, tmp_path):
-    from hwnas.distill.api import DistillConfig
+def test_students_distil_in_parallel_and_a_killed_driver_rerun_skips_the_finished(cluster, tiny_teacher, tmp_path):
     from hwnas.distill.fleet import distill_front
-    from hwnas.distill.losses import LossConfig
 
     search = _search_dir(tmp_path)
     out = tmp_path / "students"
-    base = DistillConfig(arch=STUDENTS[0], task=str(embedded_path("sst2/train.tsv")), teacher=str(tiny_teacher),
-                         limit=48, steps=3, teacher_steps=2, batch_size=8, max_len=16, measure=False,
-                         losses=LossConfig(weights={"logits": 1.0, "hidden": 1.0}))
+    base = _base(tiny_teacher)
+    # 1. the top two, one task each, at the same time
     events = []
     summary = distill_front(search, 2, base, out, cluster="ray", fleet=_fleet(cluster), on_progress=events.append)
     names = [s.name for s in summary.students]
@@ -92,41 +89,23 @@ def test_two_students_distil_in_parallel_each_into_its_own_folder(cluster, tiny_
         report = json.loads((out / name / "report.json").read_text())
         assert report["arch_key"] == Architecture.parse(name).key
         assert report["search"]["front_rank"] == names.index(name) + 1 and report["search"]["budget_ms"] == 5.0
+        assert report["teacher"]["reused"]  # fine-tuned once, by its own task, before the students
     assert not (out / STUDENTS[2].short).exists()
-    # one teacher, fine-tuned once by its own task before the students, and reused by both
-    assert [p.name for p in (out / "teachers").iterdir() if not p.name.endswith(".lock")] == \
-           [Path(summary.teacher["path"]).name]
-    assert all(json.loads((out / n / "report.json").read_text())["teacher"]["reused"] for n in names)
+    assert [p.name for p in (out / "teachers").iterdir()] == [Path(summary.teacher["path"]).name]
     # two single-CPU nodes, two single-CPU tasks: one student on each
-    worker_ids = {n.node_id for n in cluster.worker_nodes}
-    assert {v.split()[0] for v in summary.nodes.values()} == {w[:8] for w in worker_ids}
-    fleet_file = json.loads((out / "fleet.json").read_text())
-    assert [s["status"] for s in fleet_file["students"]] == ["done", "done"]
+    assert {v.split()[0] for v in summary.nodes.values()} == {n.node_id[:8] for n in cluster.worker_nodes}
+    assert [s["status"] for s in json.loads((out / "fleet.json").read_text())["students"]] == ["done", "done"]
     assert events[-1].completed == events[-1].total == 2
-    # run again: nothing to do, nothing touched
     before = {n: (out / n / "report.json").read_bytes() for n in names}
-    again = distill_front(search, 2, base, out, cluster="ray", fleet=_fleet(cluster))
-    assert sorted(again.skipped) == sorted(names)
-    assert {n: (out / n / "report.json").read_bytes() for n in names} == before
 
-
-def test_killed_driver_rerun_skips_finished_students(cluster, tiny_teacher, tmp_path):
-    """Three students on two nodes: the third starts only when a node frees, so killing the driver as the
-    first report appears leaves at least one unfinished; the rerun skips the finished ones untouched."""
-    from hwnas.distill.api import DistillConfig
-    from hwnas.distill.fleet import distill_front
-
-    search = _search_dir(tmp_path)
-    out = tmp_path / "students"
+    # 2. the top three from the command line, its driver killed once the third student has started
+    third = out / STUDENTS[2].short
     cmd = [sys.executable, "-m", "hwnas.cli.main", "distill", "front", str(search), "--top-k", "3", "--out", str(out),
-           "--teacher", str(tiny_teacher), "--losses", "logits=1,hidden=1", *TRAIN,
-           "--ray-address", cluster.address]
+           "--teacher", str(tiny_teacher), "--losses", "logits=1,hidden=1", *TRAIN, "--ray-address", cluster.address]
     driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and driver.poll() is None:
-            if any(_complete(out / a.short) for a in STUDENTS):
-                break
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and driver.poll() is None and not (third / "distill_config.json").exists():
             time.sleep(0.05)
         assert driver.poll() is None, driver.stderr.read().decode()[-3000:]
         driver.send_signal(signal.SIGKILL)
@@ -134,17 +113,15 @@ def test_killed_driver_rerun_skips_finished_students(cluster, tiny_teacher, tmp_
     finally:
         if driver.poll() is None:
             driver.kill()
-    finished = [a.short for a in STUDENTS if _complete(out / a.short)]
-    assert 1 <= len(finished) < 3
-    before = {n: (out / n / "report.json").read_bytes() for n in finished}
-    base = DistillConfig(arch=STUDENTS[0], task=str(embedded_path("sst2/train.tsv")), teacher=str(tiny_teacher),
-                         limit=48, steps=3, teacher_steps=2, batch_size=8, max_len=16, measure=False,
-                         losses=_losses())
+    assert not (third / "report.json").exists()
+
+    # 3. rerun: the finished two are skipped untouched, the third completes
     summary = distill_front(search, 3, base, out, cluster="ray", fleet=_fleet(cluster))
-    assert sorted(summary.skipped) == sorted(finished)
+    assert sorted(summary.skipped) == sorted(names)
     assert all(_complete(out / a.short) for a in STUDENTS)
-    assert {n: (out / n / "report.json").read_bytes() for n in finished} == before
-    assert len([p for p in (out / "teachers").iterdir() if p.is_dir()]) == 1  # the teacher was not trained again
+    assert {n: (out / n / "report.json").read_bytes() for n in names} == before
+    assert len(list((out / "teachers").iterdir())) == 1  # the teacher was not trained again
+    assert [s["status"] for s in json.loads((out / "fleet.json").read_text())["students"]] == ["skipped", "skipped", "done"]
 
 
 def test_other_settings_in_a_finished_folder_are_refused_before_training(cluster, tiny_teacher, tmp_path):
@@ -174,6 +151,14 @@ def test_no_node_with_a_gpu_is_one_line(cluster, tiny_teacher, tmp_path):
     with pytest.raises(ClusterError, match=r"no live node of the Ray cluster offers CPU=1, GPU=1 .*--train-device cpu"):
         distill_front(search, 1, base, tmp_path / "s", cluster="ray", fleet=_fleet(cluster), train_device="cuda")
     assert not (tmp_path / "s" / STUDENTS[0].short).exists()
+
+
+def _base(tiny_teacher, **kw):
+    from hwnas.distill.api import DistillConfig
+
+    return DistillConfig(**{**dict(arch=STUDENTS[0], task=str(embedded_path("sst2/train.tsv")), teacher=str(tiny_teacher),
+                                   limit=48, steps=3, teacher_steps=2, batch_size=8, max_len=16, measure=False,
+                                   losses=_losses()), **kw})
 
 
 def _fleet(cluster):
