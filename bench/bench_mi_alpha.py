@@ -23,7 +23,12 @@ import torch
 
 from hwnas.distill.data import encode, load_task
 from hwnas.distill.losses import LossConfig, MIAlphaLoss, mi_alpha_bound
-from hwnas.distill.models import forward_outputs, init_student, model_shape, set_attention
+from hwnas.distill.models import (
+    forward_outputs,
+    init_student,
+    model_shape,
+    set_attention,
+)
 from hwnas.distill.trainer import TrainConfig, evaluate, train
 from hwnas.space import Architecture
 

@@ -49,8 +49,15 @@ from hwnas.errors import ClusterError, HwnasError, InvalidConfig, InvalidData
 from hwnas.progress import ProgressCallback, StatusCallback, emit
 from hwnas.space import Architecture
 
-__all__ = ["Student", "FrontDistillSummary", "front_students", "distill_front", "FLEET_FILE", "PLAN_DIR",
-           "TRAIN_RESOURCE_DEVICES"]
+__all__ = [
+    "FLEET_FILE",
+    "PLAN_DIR",
+    "TRAIN_RESOURCE_DEVICES",
+    "FrontDistillSummary",
+    "Student",
+    "distill_front",
+    "front_students",
+]
 
 FLEET_FILE = "fleet.json"
 PLAN_DIR = "plan"

@@ -19,10 +19,10 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-import hwnas  # noqa: E402
-from hwnas.data import embedded_path  # noqa: E402
-from hwnas.errors import ClusterError, InvalidConfig  # noqa: E402
-from hwnas.space import Architecture  # noqa: E402
+import hwnas
+from hwnas.data import embedded_path
+from hwnas.errors import ClusterError, InvalidConfig
+from hwnas.space import Architecture
 
 pytestmark = pytest.mark.slow
 
