@@ -43,6 +43,18 @@ def _old_forward(self, student, teacher, labels):
     return -mi_alpha_bound(((t @ s.T) / self.config.mi_temperature).float(), self.config.alpha)
 
 
+def _centered_forward(self, student, teacher, labels):
+    """A candidate: the after-fix loss with both sentence representations centred on the batch mean first."""
+    import torch.nn.functional as F
+
+    mask = student.attention_mask
+    s = self.proj(self._pool(student.hidden_states, [i for i, _ in self.pairs], mask))
+    t = self._pool(teacher.hidden_states, [j for _, j in self.pairs], mask)
+    s, t = F.normalize(s - s.mean(0), dim=-1), F.normalize(t - t.mean(0), dim=-1)
+    temperature = self.config.mi_temperature
+    return -temperature * mi_alpha_bound(((t @ s.T) / temperature).float(), self.config.alpha)
+
+
 def _grad_norms(student, teacher, loss_config, batch):
     """Gradient norm over the student's (and the loss's) parameters of each weighted component, on one batch."""
     from hwnas.distill.losses import DistillLoss
@@ -102,9 +114,9 @@ def main() -> None:
     new_forward = MIAlphaLoss.forward
     rows = []
     for variant in args.variants.split(","):
-        MIAlphaLoss.forward = _old_forward if variant == "before" else new_forward
+        MIAlphaLoss.forward = {"before": _old_forward, "centered": _centered_forward}.get(variant, new_forward)
         for w in [float(x) for x in args.weights.split(",")]:
-            if w == 0 and variant == "before":  # logits alone: the same before and after
+            if w == 0 and variant != "after":  # logits alone: the same in every variant
                 continue
             weights = {"logits": 1.0} if w == 0 else {"logits": 1.0, "mi_alpha": w}
             lc = LossConfig(weights=weights)
