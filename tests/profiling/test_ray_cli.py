@@ -119,14 +119,6 @@ def test_search_verify_on_an_unreachable_cluster_fails_before_searching(predicto
     assert not out.exists()  # refused before the search wrote anything
 
 
-def test_search_verify_on_a_cluster_without_ray_installed_simulated_by_blocking_the_import(predictor_path, tmp_path):
-    out = tmp_path / "search"
-    result = _hwnas([*_search_args(predictor_path, out), "--ray-address", "127.0.0.1:6379"], block_ray=True)
-    assert result.returncode == 2
-    assert "pip install 'hwnas[ray]'" in _one_error_line(result)
-    assert not out.exists()
-
-
 def test_search_cluster_options_without_verify_are_refused(predictor_path, tmp_path):
     from click.testing import CliRunner
 
@@ -146,7 +138,8 @@ def _front_dir(tmp_path):
     return folder
 
 
-@pytest.mark.parametrize("how", ["unreachable", "no ray"])
+# (Ray missing goes through the same connect() as `hwnas profile`, tested above.)
+@pytest.mark.parametrize("how", ["unreachable"])
 def test_distill_front_bad_cluster_is_one_line_and_writes_nothing(how, tmp_path):
     from hwnas.data import embedded_path
 
@@ -161,10 +154,12 @@ def test_distill_front_bad_cluster_is_one_line_and_writes_nothing(how, tmp_path)
     assert sorted(p.name for p in search.iterdir()) == ["front.json"]  # no students folder
 
 
-def test_distill_front_without_a_front_is_one_line(tmp_path):
+def test_distill_front_without_a_front_is_one_line(tmp_path, capsys):
+    from hwnas.cli.main import main
     from hwnas.data import embedded_path
 
-    result = _hwnas(["distill", "front", str(tmp_path), "--task", str(embedded_path("sst2/train.tsv")),
-                     "--cluster", "local"])
-    assert result.returncode == 2
-    assert "no front.json; give the --out folder of a finished hwnas search" in _one_error_line(result)
+    with pytest.raises(SystemExit) as info:
+        main(["distill", "front", str(tmp_path), "--task", str(embedded_path("sst2/train.tsv")), "--cluster", "local"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "no front.json; give the --out folder of a finished hwnas search" in err
