@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
 # parses its options, so that `hwnas profile show FILE` lives beside `hwnas profile --device ...`.
 SUBCOMMANDS: dict[tuple[str, str], str] = {
     ("profile", "show"): "hwnas.cli.profile_show:profile_show",
+    ("distill", "front"): "hwnas.cli.fleet:distill_front",
 }
 
 _SHORT_HELP = {
@@ -45,7 +46,7 @@ _SHORT_HELP = {
     "predict": "Predict the latency of architectures with a predictor bundle.",
     "supernet": "Train weight-sharing supernets, score and extract sub-networks.",
     "search": "Search for the most accurate students under a latency budget.",
-    "distill": "Distill a searched architecture from the teacher and export it.",
+    "distill": "Distill a searched architecture and export it; `distill front DIR` distils a front's top-k in parallel.",
     "run": "The whole pipeline on embedded defaults: profile, fit, train, search, distill.",
     "report": "Build the one-page HTML report of a run folder or of one stage's output.",
 }

@@ -64,11 +64,16 @@ def _number(text: str | None, what: str, *, integer: bool = False):
 @click.option("--verify", "verify_device", default=None,
               help="Measure the winner and the front on this device (must be the predictor's) and compare.")
 @click.option("--quick", is_flag=True, help="With --verify: a fast, loose timing protocol (smoke tests only).")
+@click.option("--cluster", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="With --verify: measure on this machine, or on a Ray cluster's nodes (docs/fleet.md).")
+@click.option("--ray-address", default=None, help="With --cluster ray: the head's HOST:PORT or 'auto' [default: $RAY_ADDRESS].")
+@click.option("--resource", "ray_resource", default=None,
+              help="With --cluster ray: the custom resource a measuring node offers [default: hwnas-device-<device>].")
 @click.option("--resume", is_flag=True, help="Continue the search already in --out.")
 @click.option("--strict", is_flag=True, help="Refuse a host-bound predictor profiled on another host (default: warn).")
 def search(predictor_path, supernet_path, estimator, screen, task_path, teacher, max_latency, out, strategy, evaluations,
            seq_len, batch_size, objective, reward_weight, max_params, max_memory, metric, seed, batch, verify_device,
-           quick, resume, strict) -> None:
+           quick, cluster, ray_address, ray_resource, resume, strict) -> None:
     """Search for the most accurate students predicted to run within --max-latency.
 
     The budget is checked against the predictor's calibrated upper bound, so
@@ -130,7 +135,16 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
         predictor.check_device(verify_device)
         from hwnas.devices import create_device
 
-        create_device(verify_device, threads=settings["threads"], dtype=settings["dtype"])  # available here?
+        if cluster == "ray":  # availability is each node's question; the cluster's is asked now
+            from hwnas.profiling.fleet import verify_fleet
+
+            fleet = verify_fleet(verify_device, settings, ray_address, ray_resource)
+        else:
+            create_device(verify_device, threads=settings["threads"], dtype=settings["dtype"])  # available here?
+    if (cluster == "ray" or ray_address or ray_resource) and verify_device is None:
+        raise InvalidConfig("--cluster ray, --ray-address and --resource measure the front with --verify DEVICE; add --verify")
+    if cluster == "local" and (ray_address or ray_resource):
+        raise InvalidConfig("--ray-address and --resource need --cluster ray")
 
     supernet = None
     if supernet_path is not None:
@@ -171,7 +185,7 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
     if result.winner is None:
         raise InvalidConfig("no feasible architecture was evaluated; raise --budget or --max-latency")
     if verify_device is not None:
-        _verify(result, predictor, verify_device, quick, strict)
+        _verify(result, predictor, verify_device, quick, strict, fleet if cluster == "ray" else None)
 
 
 def _run_with_progress(settings: dict):
@@ -231,7 +245,7 @@ def _print_result(result) -> None:
               f"results in {result.out}")
 
 
-def _verify(result, predictor, device: str, quick: bool, strict: bool = False) -> None:
+def _verify(result, predictor, device: str, quick: bool, strict: bool = False, fleet=None) -> None:
     from rich.table import Table
 
     from hwnas.devices.timing import TimingConfig
@@ -249,7 +263,7 @@ def _verify(result, predictor, device: str, quick: bool, strict: bool = False) -
         records = verify(archs, device=device, predictor=predictor, budget_ms=result.problem.budget_ms,
                          seq_len=result.problem.seq_len, batch_size=result.problem.batch_size, roles=roles,
                          timing=TimingConfig.quick() if quick else None, strict=strict,
-                         on_status=lambda m: status.update(m))
+                         on_status=lambda m: status.update(m), fleet=fleet)
     summary = summarise(records)
     settings = predictor_device_settings(predictor)
     write_json(result.out / "verify.json", {
@@ -257,6 +271,7 @@ def _verify(result, predictor, device: str, quick: bool, strict: bool = False) -
         "clock": (predictor.manifest.get("device") or {}).get("clock") or "wall",
         "seq_len": result.problem.seq_len, "batch_size": result.problem.batch_size,
         "timing": "quick" if quick else "default", "summary": summary,
+        **({"cluster": "ray", "nodes": sorted({r.node_id for r in records if r.node_id})} if fleet else {}),
         "architectures": [r.to_dict() for r in records],
     })
     table = Table(title=f"verified on {device}: predicted against measured")

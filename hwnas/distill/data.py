@@ -28,7 +28,8 @@ from typing import Any
 from hwnas._files import read_table
 from hwnas.errors import InvalidData
 
-__all__ = ["TaskData", "load_task", "augment", "encode", "TEXT_COLUMNS", "PAIR_COLUMNS", "LABEL_COLUMNS"]
+__all__ = ["TaskData", "load_task", "augment", "mlm_replace", "load_mlm_head", "AUGMENT_METHODS", "encode",
+           "TEXT_COLUMNS", "PAIR_COLUMNS", "LABEL_COLUMNS"]
 
 #: Column names tried, in order, when no column is given.
 TEXT_COLUMNS = ("sentence", "sentence1", "text", "text_a", "question", "question1", "premise", "content", "review")
@@ -280,19 +281,50 @@ def _load_hf(name: str, *, split: str, text_col: str | None, text_pair_col: str 
 
 
 # ------------------------------------------------------------------ augmentation
-def augment(data: TaskData, factor: int, *, seed: int = 0, p_delete: float = 0.1, p_swap: float = 0.1) -> TaskData:
+#: the augmentation methods of :func:`augment`
+AUGMENT_METHODS = ("edit", "mlm")
+
+
+def augment(data: TaskData, factor: int, *, seed: int = 0, p_delete: float = 0.1, p_swap: float = 0.1,
+            method: str = "edit", tokenizer: Any = None, mlm: Any = None, p_replace: float = 0.15,
+            top_k: int = 8) -> TaskData:
     """Return ``data`` plus ``factor`` noisy copies of every example (labels kept).
 
-    A copy drops each word with probability ``p_delete`` and swaps neighbouring
-    words with probability ``p_swap`` (the two simplest "easy data augmentation"
-    operations, which keep the label of most sentiment and topic examples).
+    ``method="edit"``: a copy drops each word with probability ``p_delete`` and
+    swaps neighbouring words with probability ``p_swap`` (the two simplest "easy
+    data augmentation" operations, which keep the label of most sentiment and
+    topic examples).
+
+    ``method="mlm"``: a copy replaces each word with probability ``p_replace`` (at
+    least one word per sentence) by a word the teacher's masked-language-model
+    head predicts in its place (:func:`mlm_replace`; TinyBERT's augmentation
+    without the GloVe half). ``tokenizer`` is required; ``mlm`` is the teacher's
+    ``...ForMaskedLM`` model (:func:`load_mlm_head`), or ``None`` for the fallback:
+    a random whole word of the tokenizer's vocabulary.
+
     The teacher relabels every copy through its soft outputs during
     distillation, so a copy whose meaning changed still teaches something.
+    Every method is deterministic for a given ``seed``.
     """
-    if factor < 0:
-        raise InvalidData(f"augmentation factor must be >= 0; got {factor}")
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 0:
+        raise InvalidData(f"augmentation factor must be an integer >= 0; got {factor!r}")
+    if method not in AUGMENT_METHODS:
+        raise InvalidData(f"unknown augmentation method {method!r}; known: {', '.join(AUGMENT_METHODS)}")
     if factor == 0:
         return data
+    texts, pairs, labels = list(data.texts), None if data.pairs is None else list(data.pairs), list(data.labels)
+    if method == "mlm":
+        if tokenizer is None:
+            raise InvalidData("augmentation method 'mlm' needs the teacher's tokenizer")
+        for copy in range(factor):
+            texts += mlm_replace(data.texts, tokenizer, mlm, seed=seed * 1009 + 2 * copy, p_replace=p_replace, top_k=top_k)
+            if pairs is not None:
+                pairs += mlm_replace(data.pairs, tokenizer, mlm, seed=seed * 1009 + 2 * copy + 1,  # type: ignore[arg-type]
+                                     p_replace=p_replace, top_k=top_k)
+            labels += data.labels
+        how = f"+{factor}x mlm-replaced" if mlm is not None else f"+{factor}x random-word-replaced"
+        return TaskData(texts, pairs, labels, data.kind, list(data.label_names), data.source + f" ({how})",
+                        dict(data.columns))
     rng = random.Random(seed)
 
     def noisy(sentence: str) -> str:
@@ -303,7 +335,6 @@ def augment(data: TaskData, factor: int, *, seed: int = 0, p_delete: float = 0.1
                 kept[i], kept[i + 1] = kept[i + 1], kept[i]
         return " ".join(kept)
 
-    texts, pairs, labels = list(data.texts), None if data.pairs is None else list(data.pairs), list(data.labels)
     for _ in range(factor):
         for i in range(len(data)):
             texts.append(noisy(data.texts[i]))
@@ -312,6 +343,117 @@ def augment(data: TaskData, factor: int, *, seed: int = 0, p_delete: float = 0.1
             labels.append(data.labels[i])
     return TaskData(texts, pairs, labels, data.kind, list(data.label_names), data.source + f" (+{factor}x augmented)",
                     dict(data.columns))
+
+
+def load_mlm_head(path: str | Path) -> Any:
+    """The teacher's masked-language-model (``AutoModelForMaskedLM``, eval mode), or ``None`` when the
+    folder has no trained MLM head (a sentence-embedding model such as the default teacher, or a
+    classifier): then :func:`mlm_replace` falls back to random vocabulary words.
+
+    A head counts as present only if every one of its weights was in the folder (a head that
+    ``transformers`` would initialise at random predicts noise).
+    """
+    from transformers import AutoModelForMaskedLM
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the "newly initialized weights" warning is the expected answer here
+    try:
+        model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
+    except (OSError, ValueError, KeyError):
+        return None
+    finally:
+        hf_logging.set_verbosity(level)
+    missing = [k for k in info.get("missing_keys", []) if not k.endswith("decoder.weight")]  # tied to the embeddings
+    return None if missing else model.eval()
+
+
+def _vocabulary_words(tokenizer: Any) -> list[str]:
+    """Whole, alphabetic words of the tokenizer's vocabulary (no sub-word pieces, no special tokens), in id order."""
+    special = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    vocab = tokenizer.get_vocab()
+    words = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])
+             if t not in special and len(t) >= 2 and t.isalpha() and not t.startswith("##")]
+    if not words:
+        raise InvalidData("the tokenizer's vocabulary has no whole words to replace words with")
+    return words
+
+
+def mlm_replace(sentences: Sequence[str], tokenizer: Any, mlm: Any = None, *, seed: int = 0, p_replace: float = 0.15,
+                top_k: int = 8, batch_size: int = 32, max_len: int = 128) -> list[str]:
+    """One copy of every sentence with some words replaced (word count kept).
+
+    Each word is picked with probability ``p_replace`` (one at random when none
+    is picked). With ``mlm`` (a masked-LM model), every picked word becomes the
+    mask token, the model predicts each masked position, and the word is replaced
+    by one of the ``top_k`` predictions that is a whole alphabetic word other than
+    the original (drawn at random among them); a position with no such
+    prediction, or cut off by ``max_len`` tokens, keeps its word. Without ``mlm``,
+    a picked word is replaced by a random whole word of the tokenizer's vocabulary.
+
+    Deterministic for a given ``seed`` (the model runs in eval mode without dropout).
+    """
+    if not 0 < p_replace <= 1:
+        raise InvalidData(f"p_replace must be in (0, 1]; got {p_replace!r}")
+    rng = random.Random(seed)
+    split = [s.split() for s in sentences]
+    picked = []
+    for words in split:
+        chosen = [i for i in range(len(words)) if rng.random() < p_replace]
+        picked.append(chosen or ([rng.randrange(len(words))] if words else []))
+    if mlm is None:
+        vocab = _vocabulary_words(tokenizer)
+        out = []
+        for words, chosen in zip(split, picked):
+            new = list(words)
+            for i in chosen:
+                new[i] = rng.choice(vocab)
+            out.append(" ".join(new))
+        return out
+    import torch
+
+    mask = tokenizer.mask_token
+    if mask is None:
+        raise InvalidData("augmentation method 'mlm' needs a tokenizer with a mask token")
+    candidates = _mlm_candidates(split, picked, tokenizer, mlm, mask, top_k, batch_size, max_len, torch)
+    out = []
+    for words, chosen, options in zip(split, picked, candidates):
+        new = list(words)
+        for i, opts in zip(chosen, options):
+            allowed = [w for w in opts if w.lower() != words[i].lower()]
+            if allowed:
+                new[i] = rng.choice(allowed)
+        out.append(" ".join(new))
+    return out
+
+
+def _mlm_candidates(split, picked, tokenizer, mlm, mask, top_k, batch_size, max_len, torch) -> list[list[list[str]]]:
+    """For every sentence and picked word, the whole-word predictions of the MLM head (best first)."""
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    result: list[list[list[str]]] = []
+    device = next(mlm.parameters()).device
+    for start in range(0, len(split), batch_size):
+        masked = []
+        for words, chosen in zip(split[start: start + batch_size], picked[start: start + batch_size]):
+            ws = list(words)
+            for i in chosen:
+                ws[i] = mask
+            masked.append(" ".join(ws))
+        enc = tokenizer(masked, truncation=True, max_length=max_len, padding="longest", return_tensors="pt")
+        with torch.no_grad():
+            logits = mlm(**{k: v.to(device) for k, v in enc.items()}).logits
+        for row, chosen in enumerate(picked[start: start + batch_size]):
+            positions = (enc["input_ids"][row] == tokenizer.mask_token_id).nonzero().flatten().tolist()
+            options = []
+            for k in range(len(chosen)):
+                if k >= len(positions):  # cut off by max_len
+                    options.append([])
+                    continue
+                ids = torch.topk(logits[row, positions[k]].float(), min(top_k * 4, logits.shape[-1])).indices.tolist()
+                words = [tokenizer.convert_ids_to_tokens(i) for i in ids if i not in special]
+                options.append([w for w in words if w.isalpha() and not w.startswith("##")][:top_k])
+            result.append(options)
+    return result
 
 
 def encode(tokenizer: Any, data: TaskData, max_len: int = 128) -> dict[str, Any]:

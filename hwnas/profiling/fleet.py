@@ -70,11 +70,14 @@ __all__ = [
     "FleetSummary",
     "NodeStats",
     "FINGERPRINT_TEST_HOOK",
+    "check_cluster",
+    "connect",
     "default_resource",
     "flag_slow_nodes",
     "measure_on_cluster",
     "profile_on_cluster",
     "reference_architecture",
+    "verify_fleet",
 ]
 
 #: Test hook, read by measuring workers only: a JSON object merged into the device
@@ -529,14 +532,7 @@ class _FleetRun:
 
     def check_nodes(self) -> None:
         """Refuse a cluster where no live node offers the device resource."""
-        self.nodes = _device_nodes(self.ray, self.resource)
-        if not self.nodes:
-            offered = sorted(k for k in self.ray.cluster_resources() if k.startswith("hwnas-device-"))
-            raise ClusterError(
-                f"no live node of the Ray cluster offers the resource {self.resource!r}; start measuring nodes with "
-                f"`ray start --address=HEAD:PORT --resources='{{\"{self.resource}\": 1}}'`"
-                + (f" (offered: {', '.join(offered)})" if offered else "")
-            )
+        self.nodes = _require_nodes(self.ray, self.resource)
         self.summary.slots = int(sum(n["Resources"][self.resource] for n in self.nodes))
 
     def probe(self) -> None:
@@ -697,13 +693,21 @@ def measure_on_cluster(
     seed: int = 0,
     interleave: int = 8,
     fleet: FleetConfig | None = None,
+    reference: Task | None = None,
 ) -> list[dict[str, Any]]:
     """Measure ``tasks`` on the cluster's nodes in parallel chunks; return one record per task, in order.
 
     The building block for measuring a handful of architectures on a fleet
     (verifying a search front) without a profile file: chunks of ``interleave``
     tasks, each measured with the reference architecture on one node, retried as
-    :func:`profile_on_cluster` does. Records carry ``node_id`` and ``reference_ms``.
+    :func:`profile_on_cluster` does. Records carry ``node_id`` and ``reference_ms``
+    (the reference timed in the same rounds on the same node, so a per-chunk drift
+    can be computed from it). The calling process is the only one that sees the
+    results; nothing is written.
+
+    Args:
+        reference: the task timed in every chunk beside the others (a predictor's
+            drift reference); default: the middle of the tasks' values.
 
     Raises:
         ClusterError: as :func:`profile_on_cluster`, and when nodes of different
@@ -719,11 +723,10 @@ def measure_on_cluster(
 
     dev = get_device_class(device)(threads=threads, dtype=dtype, seed=seed)
     resource = fleet.resource_for(dev.name)
-    reference = Task(reference_architecture(None, tasks), tasks[0].shape)
+    reference = reference or Task(reference_architecture(None, tasks), tasks[0].shape)
     ray, connected_here = connect(fleet)
     try:
-        if not _device_nodes(ray, resource):
-            raise ClusterError(f"no live node of the Ray cluster offers the resource {resource!r}")
+        _require_nodes(ray, resource)
         remote = ray.remote(_measure_chunk).options(
             **_task_options(dev.name, resource), max_retries=fleet.max_retries, retry_exceptions=False
         )
@@ -756,6 +759,57 @@ def measure_on_cluster(
     if len(kinds) > 1:
         _refuse_mixed(kinds, fps, resource)
     return [r for res in results for r in res["records"]]
+
+
+def _require_nodes(ray: Any, resource: str) -> list[dict[str, Any]]:
+    """The live nodes offering ``resource``; a one-line :class:`ClusterError` naming what is offered when none does."""
+    nodes = _device_nodes(ray, resource)
+    if not nodes:
+        offered = sorted(k for k in ray.cluster_resources() if k.startswith("hwnas-"))
+        raise ClusterError(
+            f"no live node of the Ray cluster offers the resource {resource!r}; start nodes with "
+            f"`ray start --address=HEAD:PORT --resources='{{\"{resource}\": 1}}'`"
+            + (f" (offered: {', '.join(offered)})" if offered else "")
+        )
+    return nodes
+
+
+def check_cluster(fleet: FleetConfig, resource: str, *, gpus: bool = False) -> int:
+    """Fail fast, before hours of work: Ray installed, the cluster reachable, some live node offering
+    ``resource`` (and, with ``gpus``, a GPU). Returns the number of such nodes; leaves no connection behind
+    that this call made.
+
+    Raises:
+        ClusterError: one line naming what is missing and how to provide it.
+    """
+    ray, connected_here = connect(fleet)
+    try:
+        nodes = _require_nodes(ray, resource)
+        if gpus:
+            nodes = [n for n in nodes if n.get("Resources", {}).get("GPU", 0) >= 1]
+            if not nodes:
+                raise ClusterError(f"no live node of the Ray cluster offers both {resource!r} and a GPU; start GPU "
+                                   f"nodes with `ray start --num-gpus=N --resources='{{\"{resource}\": N}}'`, or "
+                                   f"train on the CPU (--train-device cpu)")
+        return len(nodes)
+    finally:
+        if connected_here:
+            ray.shutdown()
+
+
+def verify_fleet(device: str, settings: Mapping[str, Any], address: str | None = None,
+                 resource: str | None = None) -> FleetConfig:
+    """The :class:`FleetConfig` for ``hwnas search --verify DEVICE --cluster ray``, checked before the search runs:
+    a known device with valid settings, Ray installed, the cluster reachable, a node offering the device.
+
+    ``settings``: ``{"threads": .., "dtype": ..}`` of the predictor's measurements.
+    """
+    from hwnas.devices.registry import get_device_class
+
+    dev = get_device_class(device)(threads=settings.get("threads"), dtype=settings.get("dtype") or "fp32")
+    fleet = FleetConfig(address=address, resource=resource)
+    check_cluster(fleet, fleet.resource_for(dev.name), gpus=dev.name in GPU_DEVICES)
+    return fleet
 
 
 def _update_ratios(stats: Mapping[str, NodeStats], slow_ratio: float) -> None:

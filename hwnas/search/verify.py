@@ -58,6 +58,8 @@ class Verification:
     drift: Drift | None = None
     #: per-round ratio of the measurement to the reference timed in the same rounds
     reference_ratio: float | None = None
+    #: the Ray node that measured it (verification on a fleet), else ``None``
+    node_id: str | None = None
 
     @property
     def within_budget(self) -> bool:
@@ -107,6 +109,7 @@ class Verification:
             "within_budget_normalised": self.within_budget_normalised,
             "verdicts_agree": self.verdicts_agree,
             "drift": self.drift.to_dict() if self.drift is not None else None,
+            **({"node_id": self.node_id} if self.node_id else {}),
         }
 
 
@@ -170,6 +173,7 @@ def verify(
     seed: int = 0,
     on_record: Callable[[Verification], None] | None = None,
     on_status: Callable[[str], None] | None = None,
+    fleet: Any = None,
 ) -> list[Verification]:
     """Measure ``archs`` on ``device`` and compare with ``predictor``.
 
@@ -187,7 +191,13 @@ def verify(
         interleave: architectures timed together in interleaved rounds (the
             predictor's reference architecture is timed in every chunk too).
         strict: refuse (instead of warn) when this host differs from the
-            predictor's for a host-bound device.
+            predictor's for a host-bound device (on a fleet: when the nodes differ).
+        fleet: a :class:`~hwnas.profiling.fleet.FleetConfig`: measure on a Ray
+            cluster's nodes instead of this machine, one chunk per node at a time
+            (:func:`~hwnas.profiling.fleet.measure_on_cluster`); each chunk times
+            the predictor's reference on its own node, so the drift-normalised
+            verdict compares every architecture with the reference on the node
+            that measured it. Only this process sees the results (one writer).
 
     Returns:
         One :class:`Verification` per distinct architecture, in input order,
@@ -207,7 +217,8 @@ def verify(
     predictor.check_device(device, override)
     from hwnas.predictors.host import check_host
 
-    check_host(predictor.manifest, strict=strict)
+    if fleet is None:  # on a fleet the nodes are the measuring hosts: checked against their fingerprint below
+        check_host(predictor.manifest, strict=strict)
     timing = timing_for(predictor, timing)
     ref_task, ref_then = predictor_reference(predictor)
     roles = list(roles) if roles is not None else [""] * len(archs)
@@ -221,14 +232,22 @@ def verify(
     todo = list(unique)
     predicted = np.asarray(predictor.predict(todo, seq_len=seq_len, batch_size=batch_size), dtype=np.float64)
     upper = np.asarray(predictor.predict_upper(todo, seq_len=seq_len, batch_size=batch_size), dtype=np.float64)
-    dev = create_device(device, threads=threads, dtype=dtype, seed=seed)
     shape = Shape(batch_size, seq_len)
+    if fleet is not None:
+        chunks = _measure_on_fleet(todo, shape, device, threads, dtype, timing, seed, interleave, fleet, ref_task,
+                                   predictor.manifest, strict, on_status)
+    else:
+        dev = create_device(device, threads=threads, dtype=dtype, seed=seed)
+        chunks = (
+            measure_tasks(dev, [Task(a, shape) for a in todo[offset: offset + interleave]], timing,
+                          seed=seed * 100003 + chunk_no, on_status=on_status, reference=ref_task)
+            for chunk_no, offset in enumerate(range(0, len(todo), interleave))
+        )
     out: list[Verification] = []
-    for chunk_no, offset in enumerate(range(0, len(todo), interleave)):
+    for offset, records in zip(range(0, len(todo), interleave), chunks):
         chunk = todo[offset: offset + interleave]
-        records = measure_tasks(dev, [Task(a, shape) for a in chunk], timing, seed=seed * 100003 + chunk_no,
-                                on_status=on_status, reference=ref_task)
-        drift = Drift(ref_task.arch.key if ref_task else None, records[0].get("reference_ms"), ref_then)
+        drift = Drift(ref_task.arch.key if ref_task else None, records[0].get("reference_ms") if ref_task else None,
+                      ref_then)
         for k, (a, rec) in enumerate(zip(chunk, records)):
             j = offset + k
             v = Verification(
@@ -236,12 +255,30 @@ def verify(
                 measured_ms=float(rec["latency_ms"]), p10_ms=float(rec.get("p10_ms", float("nan"))),
                 p90_ms=float(rec.get("p90_ms", float("nan"))), spread=float(rec.get("spread", float("nan"))),
                 budget_ms=float(budget_ms), role=",".join(unique[a]), drift=drift,
-                reference_ratio=rec.get("reference_ratio"),
+                reference_ratio=rec.get("reference_ratio") if ref_task else None, node_id=rec.get("node_id"),
             )
             out.append(v)
             if on_record:
                 on_record(v)
     return out
+
+
+def _measure_on_fleet(todo, shape, device, threads, dtype, timing, seed, interleave, fleet, ref_task, manifest,
+                      strict, on_status) -> list[list[dict[str, Any]]]:
+    """``todo`` measured on a Ray cluster, as chunks of ``interleave`` records in order (see :func:`verify`)."""
+    from hwnas.predictors.host import check_host
+    from hwnas.profiling import Task
+    from hwnas.profiling.fleet import measure_on_cluster
+
+    if on_status:
+        on_status(f"measuring {len(todo)} architecture(s) on the fleet's {device} nodes")
+    records = measure_on_cluster([Task(a, shape) for a in todo], device=device, threads=threads, dtype=dtype,
+                                 timing=timing, seed=seed, interleave=interleave, fleet=fleet, reference=ref_task)
+    # measure_on_cluster refuses nodes of mixed kinds, so one fingerprint stands for them all
+    fingerprint = records[0].get("fingerprint")
+    if isinstance(fingerprint, dict):
+        check_host(manifest, strict=strict, current=fingerprint)
+    return [records[i: i + interleave] for i in range(0, len(records), interleave)]
 
 
 def summarise(results: Sequence[Verification]) -> dict[str, Any]:

@@ -89,3 +89,77 @@ def test_ray_options_without_cluster_ray_are_refused(space_file, tmp_path):
                                       "--out", str(tmp_path / "p.jsonl")])
     assert result.exit_code != 0
     assert "--ray-address and --resource need --cluster ray" in str(result.exception)
+
+
+# ------------------------------------------------ search --verify and distill front on a cluster: bad input
+PROFILE = os.path.join(os.path.dirname(__file__), "..", "predictors", "data", "cpu-tiny.jsonl")
+
+
+@pytest.fixture(scope="module")
+def predictor_path(tmp_path_factory):
+    from hwnas.predictors.bundle import save_bundle
+    from hwnas.predictors.training import fit_predictor, load_measurements
+
+    fitted = fit_predictor(load_measurements(PROFILE), tune_hyperparameters=False,
+                           params={"n_estimators": 5, "max_depth": 2}, n_folds=3)
+    return str(save_bundle(fitted, tmp_path_factory.mktemp("predictor") / "cpu-tiny.hwnas"))
+
+
+def _search_args(predictor_path, out):
+    return ["search", "--predictor", predictor_path, "--estimator", "params", "--max-latency", "50ms", "--budget", "4",
+            "--strategy", "random", "--verify", "cpu", "--quick", "--cluster", "ray", "--out", str(out)]
+
+
+def test_search_verify_on_an_unreachable_cluster_fails_before_searching(predictor_path, tmp_path):
+    out = tmp_path / "search"
+    port = _closed_port()
+    result = _hwnas([*_search_args(predictor_path, out), "--ray-address", f"127.0.0.1:{port}"])
+    assert result.returncode == 2
+    assert f"cannot reach a Ray cluster at 127.0.0.1:{port}" in _one_error_line(result)
+    assert not out.exists()  # refused before the search wrote anything
+
+
+def test_search_cluster_options_without_verify_are_refused(predictor_path, tmp_path):
+    from click.testing import CliRunner
+
+    from hwnas.cli.main import cli
+
+    args = [a for a in _search_args(predictor_path, tmp_path / "s") if a not in ("--verify", "cpu", "--quick")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0 and "add --verify" in str(result.exception)
+    assert not (tmp_path / "s").exists()
+
+
+def _front_dir(tmp_path):
+    folder = tmp_path / "search"
+    folder.mkdir()
+    front = [{"arch": {"layers": 1, "hidden": 32, "heads": 2, "ffn": 64}, "score": 0.5, "latency_ms": 1.0}]
+    (folder / "front.json").write_text(json.dumps({"budget_ms": 5.0, "front": front}))
+    return folder
+
+
+# (Ray missing goes through the same connect() as `hwnas profile`, tested above.)
+@pytest.mark.parametrize("how", ["unreachable"])
+def test_distill_front_bad_cluster_is_one_line_and_writes_nothing(how, tmp_path):
+    from hwnas.data import embedded_path
+
+    search = _front_dir(tmp_path)
+    port = _closed_port()
+    args = ["distill", "front", str(search), "--top-k", "1", "--task", str(embedded_path("sst2/train.tsv")),
+            "--ray-address", f"127.0.0.1:{port}"]
+    result = _hwnas(args, block_ray=how == "no ray")
+    assert result.returncode == 2
+    line = _one_error_line(result)
+    assert (f"cannot reach a Ray cluster at 127.0.0.1:{port}" if how == "unreachable" else "pip install 'hwnas[ray]'") in line
+    assert sorted(p.name for p in search.iterdir()) == ["front.json"]  # no students folder
+
+
+def test_distill_front_without_a_front_is_one_line(tmp_path, capsys):
+    from hwnas.cli.main import main
+    from hwnas.data import embedded_path
+
+    with pytest.raises(SystemExit) as info:
+        main(["distill", "front", str(tmp_path), "--task", str(embedded_path("sst2/train.tsv")), "--cluster", "local"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "no front.json; give the --out folder of a finished hwnas search" in err

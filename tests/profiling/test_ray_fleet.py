@@ -295,6 +295,59 @@ def test_reference_without_a_space_uses_the_middle_of_the_planned_values():
     assert reference_architecture(None, tasks) == Architecture(2, 48, 2, 128)
 
 
+def _tiny_predictor(tmp_path):
+    from hwnas.predictors.bundle import save_bundle
+    from hwnas.space import Architecture
+    from hwnas.predictors.training import fit_predictor, load_measurements
+
+    profile = Path(__file__).resolve().parents[1] / "predictors" / "data" / "cpu-tiny.jsonl"
+    fitted = fit_predictor(load_measurements(profile), tune_hyperparameters=False,
+                           params={"n_estimators": 5, "max_depth": 2}, n_folds=3)
+    # The committed profile predates drift references; give the bundle one, as a profile made today records.
+    fitted.manifest["reference"] = {"arch": Architecture(1, 64, 2, 128).key, "batch_size": 1, "seq_len": 8,
+                                    "latency_ms": 2.0}
+    return save_bundle(fitted, tmp_path / "cpu-tiny.hwnas")
+
+
+def test_verify_on_the_fleet_uses_the_predictors_reference_on_each_node(cluster, tmp_path):
+    from hwnas.predictors import load_predictor
+    from hwnas.search.verify import predictor_reference, verify
+    from hwnas.space import Architecture
+
+    predictor = load_predictor(_tiny_predictor(tmp_path))
+    ref_task, ref_then = predictor_reference(predictor)
+    archs = [Architecture(1, 128, 2, 256), Architecture(2, 128, 4, 256), Architecture(1, 128, 2, 256),
+             Architecture(2, 128, 2, 512)]
+    records = verify(archs, device="cpu", predictor=predictor, budget_ms=1000.0, seq_len=8,
+                     roles=["winner", "front", "front", "front"], timing=TimingConfig.quick(), interleave=1,
+                     fleet=FleetConfig())
+    assert [r.arch for r in records] == [archs[0], archs[1], archs[3]]  # the duplicate measured once, order kept
+    assert records[0].role == "winner,front"
+    node_ids = {n["NodeID"] for n in ray.nodes() if n["Resources"].get(RESOURCE)}
+    assert {r.node_id for r in records} <= node_ids and len({r.node_id for r in records}) == 2  # chunks spread
+    for r in records:
+        assert r.measured_ms > 0 and r.within_budget and r.to_dict()["node_id"] == r.node_id
+        # the drift is the predictor's reference, timed beside r in r's rounds on r's node
+        assert r.drift.reference_arch == ref_task.arch.key and r.drift.then_ms == ref_then == 2.0
+        assert r.drift.now_ms > 0 and r.normalised_ms == pytest.approx(r.reference_ratio * ref_then)
+
+
+def test_cli_search_verify_cluster_ray_writes_the_nodes_to_verify_json(cluster, tmp_path):
+    from click.testing import CliRunner
+
+    from hwnas.cli.main import cli
+
+    out = tmp_path / "search"
+    result = CliRunner().invoke(cli, ["search", "--predictor", str(_tiny_predictor(tmp_path)), "--estimator", "params",
+                                      "--max-latency", "50ms", "--budget", "4", "--strategy", "random", "--seq-len", "8",
+                                      "--verify", "cpu", "--quick", "--cluster", "ray", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "verify.json").read_text())
+    assert data["cluster"] == "ray" and data["nodes"]
+    assert {a["node_id"] for a in data["architectures"]} == set(data["nodes"])
+    assert data["summary"]["n"] == len(data["architectures"]) >= 1
+
+
 # Last of the cluster tests: a killed node stays listed as alive for a while, which slows what follows.
 def test_node_removed_mid_chunk_its_chunk_is_retried_on_another_node(cluster, space_file, tmp_path):
     out = tmp_path / "fleet.jsonl"
