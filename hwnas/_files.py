@@ -26,7 +26,12 @@ def read_yaml_or_json(path: Path, error: type[Exception], what: str) -> Any:
     """
     if not path.is_file():
         raise error(f"{what} {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{what} {path} is not UTF-8 text (a binary file?)") from None
+    except OSError as exc:
+        raise error(f"{what} {path} cannot be read: {exc.strerror}") from None
     is_yaml = path.suffix.lower() in (".yaml", ".yml")
     try:
         if is_yaml:

@@ -23,6 +23,7 @@ __all__ = [
     "BundleError",
     "NotFittedError",
     "ClusterError",
+    "TrainingDiverged",
 ]
 
 
@@ -85,3 +86,7 @@ class NotFittedError(HwnasError, ValueError, AttributeError):
 class ClusterError(_UsageError, RuntimeError):
     """A Ray cluster cannot be used as asked: Ray missing, address unreachable,
     no node offering the device resource, or nodes of different kinds mixed."""
+
+
+class TrainingDiverged(HwnasError, RuntimeError):
+    """Training produced a non-finite loss; it stopped before the weights were updated (exit code 1)."""

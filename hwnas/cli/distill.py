@@ -135,6 +135,16 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
     """
     from dataclasses import replace
 
+    from hwnas.outputs import check_not_input, check_output_folder, remove_if_unfinished
+
+    check_output_folder(out, kind="distill")  # before anything is loaded or trained
+    check_not_input(out, [("--task", task), ("--eval", eval_), ("--arch", arch), ("--predictor", predictor),
+                          ("--supernet", supernet), ("--teacher", teacher)])
+    if predictor is not None:
+        from hwnas.predictors import load_predictor
+
+        load_predictor(predictor)  # a broken bundle fails now, not after training
+
     from hwnas.distill.api import DistillConfig, distill as run_distill
     from hwnas.distill.losses import LossConfig
 
@@ -156,7 +166,7 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
     from hwnas.cli._common import one_line_warnings
     from hwnas.predictors.host import HostMismatchWarning
 
-    with Progress(quiet or not main) as progress, one_line_warnings(HostMismatchWarning):
+    with remove_if_unfinished(out), Progress(quiet or not main) as progress, one_line_warnings(HostMismatchWarning):
         report = run_distill(config, out, on_status=progress.status, on_step=progress.step, overwrite=overwrite)
     if main:
         print_report(report, out)

@@ -96,7 +96,7 @@ def fit(data, out, base_path, target, features, device_name, coverage, folds, se
     """Fit a predictor on a profile (.jsonl) or a table (.csv, .parquet) and save it as a bundle."""
     from pathlib import Path
 
-    from hwnas.errors import BundleError, InvalidConfig
+    from hwnas.errors import InvalidConfig
     from hwnas.predictors.bundle import load_bundle, save_bundle
     from hwnas.predictors.training import fit_predictor, load_measurements, transfer_predictor
 
@@ -104,8 +104,10 @@ def fit(data, out, base_path, target, features, device_name, coverage, folds, se
         raise InvalidConfig(f"--coverage must be between 0 and 1 (e.g. 0.95); got {coverage}")
     if folds < 2:
         raise InvalidConfig(f"--folds must be an integer >= 2; got {folds}")
-    if Path(out).exists() and not force:
-        raise BundleError(f"{out} already exists; choose another --out or pass --force to replace it")
+    from hwnas.outputs import check_not_input, check_output_file, is_bundle
+
+    check_output_file(out, replace=force, flag="--force", owned=is_bundle, what="predictor bundle")
+    check_not_input(out, [("DATA", data), ("--base", base_path)])
     if not no_plot:
         from hwnas.plots.predictor import plot_paths
 

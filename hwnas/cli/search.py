@@ -112,6 +112,9 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
         raise InvalidConfig(f"--parallel must be an integer >= 1; got {batch}")
     max_params_n = _number(max_params, "--max-params", integer=True)
     max_memory_mb = _number(max_memory, "--max-memory")
+    from hwnas.cli._guard import search_out
+
+    predictor_info = search_out(out, resume, predictor_path)  # before anything is loaded or predicted
 
     from hwnas.predictors import load_predictor
 
@@ -173,10 +176,13 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
     con = console(stderr=True)
     con.print(f"space {space.name}: {problem.feasible.sum()} of {len(problem)} architectures predicted within "
               f"{fmt_ms(budget_ms)} (upper bound, {getattr(predictor, 'coverage', 0.95) * 100:.0f}% coverage)")
-    result = _run_with_progress(problem, scorer, strategy_arg, evaluations, batch, seed, out, resume,
-                                {"predictor": str(predictor_path), "supernet": supernet_path and str(supernet_path),
-                                 "device": predictor.device, "screen": screen,
-                                 "task": task_path})
+    from hwnas.outputs import remove_if_unfinished
+
+    with remove_if_unfinished(out):  # a search that fails before its first evaluation leaves no folder behind
+        result = _run_with_progress(problem, scorer, strategy_arg, evaluations, batch, seed, out, resume,
+                                    {**predictor_info, "supernet": supernet_path and str(supernet_path),
+                                     "device": predictor.device, "screen": screen,
+                                     "task": task_path})
     _print_result(result)
     if result.winner is None:
         raise InvalidConfig("no feasible architecture was evaluated; raise --budget or --max-latency")

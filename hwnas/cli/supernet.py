@@ -57,6 +57,7 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, lr
     """
     import os
 
+    from hwnas.outputs import check_output_folder
     from hwnas.space import get_space
     from hwnas.supernet.train import TrainConfig, train_supernet
 
@@ -72,6 +73,10 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, lr
     if len({s.name for s in parsed}) != len(parsed):
         raise InvalidConfig(f"--space names a space twice: {', '.join(names)}")
     main = int(os.environ.get("RANK", "0")) == 0
+    from hwnas.cli._guard import supernet_guard
+
+    for space in parsed:  # every folder is checked before the first one is trained
+        check_output_folder(out if len(parsed) == 1 else out / space.name, kind="supernet")
     con = console()
     for space in parsed:
         folder = out if len(parsed) == 1 else out / space.name
@@ -83,7 +88,8 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, lr
             cache_dir=str(out / ".cache"), mixture=mixture, experts=experts if experts is not None else 2,
             router_hidden=router_hidden, mix_attention=mix_attention,
         )
-        result = train_supernet(cfg, resume=resume, progress=main, log=(lambda s: con.print(s)) if main else None)
+        with supernet_guard(folder, main=main):
+            result = train_supernet(cfg, resume=resume, progress=main, log=(lambda s: con.print(s)) if main else None)
         if main:
             first = f"{result.first_loss:.4f}" if result.first_loss is not None else "-"
             last = f"{result.last_loss:.4f}" if result.last_loss is not None else "-"

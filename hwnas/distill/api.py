@@ -26,6 +26,7 @@ from typing import Any
 from hwnas.distill.data import TaskData, augment, encode, load_task
 from hwnas.distill.losses import LossConfig
 from hwnas.errors import InvalidConfig
+from hwnas.outputs import check_output_folder, write_marker
 from hwnas.space import Architecture, load_architectures
 
 __all__ = ["DistillConfig", "distill", "resolve_arch", "REPORT_FILE", "DEFAULT_LOSSES"]
@@ -273,6 +274,7 @@ def distill(
 
         create_device(target["device"], threads=_manifest_threads(p.manifest, config.threads) if p else config.threads,
                       dtype=config.dtype or "fp32")
+    check_output_folder(out, kind="distill")  # never write into (or replace) a folder hwnas did not make
     settings = config.to_dict()
     cfg_file, report_file = out / CONFIG_FILE, out / REPORT_FILE
     if cfg_file.is_file():
@@ -295,6 +297,7 @@ def distill(
             return json.loads(report_file.read_text())
     if main:
         out.mkdir(parents=True, exist_ok=True)
+        write_marker(out, "distill")
         cfg_file.write_text(json.dumps(settings, indent=2, default=str) + "\n")
     barrier()
 

@@ -154,11 +154,14 @@ def load_bundle(path: str | Path, *, n_jobs: int = 1) -> LatencyPredictor:
     path = Path(path)
     members, comment = _read_members(path)
     manifest = _verify(path, members, comment)
+    from hwnas.validate import check_bundle_manifest, check_predictor_runs
+
+    check_bundle_manifest(path, manifest)  # well-formed and checksummed is not yet meaningful
     try:
         booster = xgb.Booster()
         booster.load_model(bytearray(members[MODEL_MEMBER]))
         booster.set_param({"nthread": int(n_jobs)})
-    except xgb.core.XGBoostError as exc:
+    except Exception as exc:  # xgb.core.XGBoostError, or worse on bytes altered with recomputed checksums
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise BundleError(f"{path}: XGBoost cannot read {MODEL_MEMBER} ({first})") from None
     try:
@@ -170,6 +173,7 @@ def load_bundle(path: str | Path, *, n_jobs: int = 1) -> LatencyPredictor:
         raise BundleError(f"{path}: the model expects {n_features} features but the manifest names "
                           f"{len(manifest['features']['tree_features'])}")
     predictor.path = str(path)
+    check_predictor_runs(path, predictor)
     return predictor
 
 

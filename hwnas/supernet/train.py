@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from hwnas._files import sha256_file
-from hwnas.errors import InvalidConfig
+from hwnas.errors import InvalidConfig, TrainingDiverged
 from hwnas.space import Architecture, SearchSpace, get_space
 from hwnas.training.schedule import epoch_batch, linear_warmup_decay
 
@@ -312,6 +312,7 @@ def train_supernet(cfg: TrainConfig, *, resume: bool = False, progress: bool = T
     import torch
     from safetensors.torch import save_file
 
+    from hwnas.outputs import MARKER, check_output_folder, write_marker
     from hwnas.supernet.checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint
     from hwnas.supernet.data import build_token_cache
     from hwnas.supernet.elastic import ElasticBert
@@ -333,8 +334,9 @@ def train_supernet(cfg: TrainConfig, *, resume: bool = False, progress: bool = T
             if stored.get("steps_done", 0) > 0:
                 raise InvalidConfig(f"{out} has a supernet but no checkpoint to resume from")
         if not resume and out.exists() and any(out.iterdir()) and not (out / "supernet.json").is_file():
-            if any(p.name != ".cache" for p in out.iterdir()):
+            if any(p.name not in (".cache", MARKER) for p in out.iterdir()):
                 raise InvalidConfig(f"{out} exists and is not empty; choose an empty or new --out folder")
+        check_output_folder(out, kind="supernet")  # never write into a folder hwnas did not make
 
         teacher = load_teacher(cfg.teacher)
         tcfg = teacher.config
@@ -415,6 +417,7 @@ def train_supernet(cfg: TrainConfig, *, resume: bool = False, progress: bool = T
         }
         if dist.main:
             out.mkdir(parents=True, exist_ok=True)
+            write_marker(out, "supernet")
             if not (out / "tokenizer_config.json").is_file():
                 teacher.tokenizer.save_pretrained(str(out))
             h_rows = np.arange(n_train, len(data))
@@ -519,6 +522,9 @@ def train_supernet(cfg: TrainConfig, *, resume: bool = False, progress: bool = T
                     loss = scale * distillation_loss(targets, o.qkv, o.last_hidden_state, hidden_weight=cfg.hidden_weight)
                     (loss / len(archs)).backward()
                     values.append(float(loss.detach()))
+                if dist.total(float(not np.all(np.isfinite(values)))) > 0:  # every process stops together
+                    raise TrainingDiverged(f"the training loss became non-finite at step {step} ({values}); stopped "
+                                           f"before updating the weights: {out} keeps its last good checkpoint")
                 dist.average_grads(params)
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 for group in optimizer.param_groups:

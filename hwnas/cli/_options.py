@@ -1,0 +1,95 @@
+"""Option checks every command shares: limits checked before any work, errors naming the option typed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hwnas.errors import InvalidConfig
+
+#: Positions of the packaged default teacher (all-MiniLM-L6-v2) and of every BERT-like encoder hwnas builds.
+DEFAULT_MAX_POSITIONS = 512
+
+
+def require_int(value: Any, option: str, *, minimum: int = 1, maximum: int | None = None, what: str = "") -> int:
+    """``value`` as an int in ``[minimum, maximum]``, or one line naming ``option``."""
+    hint = f" ({what})" if what else ""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidConfig(f"{option} must be an integer >= {minimum}{hint}; got {value!r}")
+    if value < minimum:
+        raise InvalidConfig(f"{option} must be an integer >= {minimum}{hint}; got {value}")
+    if maximum is not None and value > maximum:
+        raise InvalidConfig(f"{option} must be at most {maximum}{hint}; got {value}")
+    return value
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_threads(threads: int | None, option: str = "--threads") -> None:
+    """Refuse threads < 1; warn (one line) when asking for more threads than this machine has cores."""
+    if threads is None:
+        return
+    require_int(threads, option)
+    cores = usable_cores()
+    if threads > cores:
+        click.echo(f"warning: {option} {threads} is more than the {cores} core(s) usable here; the extra threads "
+                   "only compete with each other", err=True)
+
+
+def teacher_max_positions(teacher: str | None) -> int:
+    """``max_position_embeddings`` of a teacher folder's config.json (the default teacher: 512), read without torch."""
+    if teacher and teacher != "default":
+        config = Path(teacher) / "config.json"
+        try:
+            value = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings")
+        except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+            value = None
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return DEFAULT_MAX_POSITIONS
+
+
+def check_seq_len(value: int | None, option: str, *, max_positions: int = DEFAULT_MAX_POSITIONS,
+                  what: str = "tokens per sequence") -> None:
+    """``value`` in ``[1, max_positions]``: longer sequences than the model has positions cannot run."""
+    if value is None:
+        return
+    require_int(value, option, what=what)
+    if value > max_positions:
+        raise InvalidConfig(f"{option} {value} is longer than the model's {max_positions} positions "
+                            f"(max_position_embeddings); give at most {max_positions}")
+
+
+def explicit(ctx: click.Context, name: str) -> bool:
+    """Whether the option with parameter name ``name`` was typed on the command line (not a default)."""
+    from click.core import ParameterSource
+
+    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+
+def check_memory(arch, *, option: str, seq_len: int = 128, batch_size: int = 1, training: bool = False,
+                 dtype_bytes: int = 4) -> None:
+    """Refuse an architecture whose estimated memory exceeds what this machine has available.
+
+    The estimate counts the weights (and, when ``training``, their gradients and two
+    AdamW moments), plus the activations of one forward pass at ``batch_size x seq_len``
+    (attention scores and the FFN's intermediate tensor per layer).
+    """
+    from hwnas.validate import available_memory_bytes, estimate_memory_bytes
+
+    need = estimate_memory_bytes(arch, seq_len=seq_len, batch_size=batch_size, training=training,
+                                 dtype_bytes=dtype_bytes)
+    have = available_memory_bytes()
+    if have is not None and need > have:
+        raise InvalidConfig(f"{option} {arch.key} needs about {need / 2**30:.1f} GiB "
+                            f"({'training' if training else 'inference'} at batch {batch_size} x {seq_len} tokens) "
+                            f"but only {have / 2**30:.1f} GiB is available here; choose a smaller architecture")
