@@ -25,10 +25,14 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from hwnas._files import atomic_write_text, fsync_dir
+from hwnas._files import atomic_write_text, fsync_dir, sha256_file
 from hwnas.errors import InvalidConfig
+from hwnas.validate import check_finite_tensors
 
-__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "atomic_write_text", "fsync_dir"]
+#: sha256 of every other file of a checkpoint, written last before the folder is renamed into place.
+CHECKSUMS = "checksums.json"
+
+__all__ = ["save_checkpoint", "load_checkpoint", "verify_checkpoint", "latest_checkpoint", "atomic_write_text", "fsync_dir"]
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -94,6 +98,8 @@ def save_checkpoint(
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"), metadata={"format": "pt", "step": str(step)})
     (tmp / "optimizer.json").write_text(json.dumps(opt_meta, indent=1))
     (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=2))
+    sums = {f.name: sha256_file(f) for f in sorted(tmp.iterdir()) if f.is_file()}
+    (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=1))
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
@@ -112,11 +118,42 @@ def save_checkpoint(
     return final
 
 
+def verify_checkpoint(path: str | Path) -> None:
+    """Compare every file of a checkpoint with its sha256 in ``checksums.json`` (older checkpoints have none).
+
+    Raises:
+        InvalidConfig: a file is missing or differs (flipped bytes, a truncated write, an edit).
+    """
+    path = Path(path)
+    sums_file = path / CHECKSUMS
+    if not sums_file.is_file():
+        return
+    try:
+        sums = json.loads(sums_file.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise InvalidConfig(f"checkpoint {path}: {CHECKSUMS} is unreadable; the checkpoint is damaged") from None
+    if not isinstance(sums, dict):
+        raise InvalidConfig(f"checkpoint {path}: {CHECKSUMS} is not a mapping; the checkpoint is damaged")
+    for name, digest in sums.items():
+        f = path / str(name)
+        if not f.is_file():
+            raise InvalidConfig(f"checkpoint {path} lacks {name}; delete its folder to start again")
+        if sha256_file(f) != digest:
+            raise InvalidConfig(f"checkpoint {path}: {name} does not match its checksum (damaged or edited); "
+                                "delete the checkpoint folder to start again, or train into another --out")
+
+
 def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
     """Restore ``model`` (and ``optimizer`` and the torch RNG) from a checkpoint folder; returns ``state.json``."""
     path = Path(path)
-    state = json.loads((path / "state.json").read_text())
-    weights = load_file(str(path / "model.safetensors"))
+    verify_checkpoint(path)
+    try:
+        state = json.loads((path / "state.json").read_text())
+        weights = load_file(str(path / "model.safetensors"))
+    except Exception as exc:  # safetensors' own error type, JSON errors, OSError
+        raise InvalidConfig(f"checkpoint {path} is damaged ({type(exc).__name__}); delete its folder to start "
+                            "again from the previous checkpoint, or train into another --out") from None
+    check_finite_tensors(weights, where=f"checkpoint {path}/model.safetensors", error=InvalidConfig)
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected:
         raise InvalidConfig(
@@ -124,10 +161,19 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
             "was it trained with another space or teacher?"
         )
     if optimizer is not None:
-        tensors = load_file(str(path / "optimizer.safetensors"))
-        meta = json.loads((path / "optimizer.json").read_text())
+        try:
+            tensors = load_file(str(path / "optimizer.safetensors"))
+            meta = json.loads((path / "optimizer.json").read_text())
+        except Exception as exc:  # a truncated optimizer state
+            raise InvalidConfig(f"checkpoint {path}: the optimizer state is damaged ({type(exc).__name__}); delete "
+                                "the checkpoint folder to start again, or train into another --out") from None
+        check_finite_tensors(tensors, where=f"checkpoint {path}/optimizer.safetensors", error=InvalidConfig)
         rng = tensors.pop("rng.torch", None)
-        optimizer.load_state_dict(_unflatten_optimizer(tensors, meta))
+        try:
+            optimizer.load_state_dict(_unflatten_optimizer(tensors, meta))
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            raise InvalidConfig(f"checkpoint {path}: the optimizer state does not fit this supernet "
+                                f"({type(exc).__name__}: {str(exc)[:80]})") from None
         if rng is not None:
             torch.set_rng_state(rng)
     return state
