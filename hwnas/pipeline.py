@@ -228,7 +228,9 @@ def run_pipeline(config: RunConfig, callbacks: _Callbacks | None = None) -> RunS
     cb = callbacks or _Callbacks()
     t0 = time.perf_counter()
     folder = config.folder
-    folder.mkdir(parents=True, exist_ok=True)
+    from hwnas.outputs import claim_output_folder
+
+    claim_output_folder(folder, kind="run", option="--work-dir/--name")  # never a folder hwnas did not make
     space = config.space_name
     cfg_dict = {**asdict(config), "space": space, "folder": str(folder)}
     summary = RunSummary(config=cfg_dict, folder=str(folder), budget_ms=config.max_latency_ms)

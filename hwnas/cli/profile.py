@@ -60,18 +60,37 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
     from hwnas.profiling.runner import ProfileConfig
     from hwnas.profiling.runner import profile as run_profile
 
+    from hwnas.cli._options import check_seq_len, check_threads, require_int
+    from hwnas.outputs import check_not_input, check_path_shape
+
     if threads == "default":
         n_threads = None
     else:
         try:
-            n_threads = int(threads)
+            n_threads = int(threads) if len(threads) <= 6 else None
         except ValueError:
+            n_threads = None
+        if n_threads is None or n_threads < 1:
             raise InvalidConfig(f"--threads must be an integer >= 1 or 'default'; got {threads!r}") from None
+        check_threads(n_threads)
+    require_int(samples, "--samples")
+    require_int(interleave, "--interleave")
+    require_int(round_size, "--round-size")
+    require_int(max_retries, "--max-retries", minimum=0)
+    max_time_s = parse_duration_s(max_time, what="--max-time")  # checked even when --quick replaces it
+    if quick and max_time != "4s":
+        raise InvalidConfig("--quick sets its own --max-time; give one of --quick or --max-time")
+    seq_lens = parse_int_list(seq_len, what="--seq-len")
+    for value in seq_lens:
+        check_seq_len(value, "--seq-len")
+    check_path_shape(out, option="--out")
+    check_not_input(out, [("--archs", archs_file), ("--space", space_name if space_name and
+                                                        space_name not in ("tiny", "small", "base", "full") else None)])
     config = ProfileConfig(
         device=device_name,
         space=space_name or ("" if archs_file else "small"),
         samples=samples,
-        seq_lens=parse_int_list(seq_len, what="--seq-len"),
+        seq_lens=seq_lens,
         batch_sizes=parse_int_list(batch_size, what="--batch-size"),
         threads=n_threads,
         dtype=dtype,
@@ -81,8 +100,7 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
         check_space=space_name is not None,
         time_budget_s=parse_duration_s(time_budget, what="--time-budget") if time_budget else None,
         interleave=interleave,
-        timing=TimingConfig.quick(clock=clock) if quick else TimingConfig(
-            max_time_s=parse_duration_s(max_time, what="--max-time"), clock=clock),
+        timing=TimingConfig.quick(clock=clock) if quick else TimingConfig(max_time_s=max_time_s, clock=clock),
     )
     if cluster == "local" and (ray_address or ray_resource):
         raise InvalidConfig("--ray-address and --resource need --cluster ray")

@@ -104,18 +104,31 @@ def run(max_latency: str, device: str, name: str | None, work_dir: str, space: s
     budget = parse_latency_ms(max_latency, what="--max-latency")
     if space is not None:
         get_space(space)  # a bad name fails here, before anything runs
-    from hwnas.devices.base import Shape
+    from hwnas.cli._options import check_seq_len, check_threads, explicit, require_int
 
-    Shape(1, seq_len)  # a bad --seq-len fails here
+    check_seq_len(seq_len, "--seq-len")
+    check_threads(threads)
+    for option, value in (("--samples", samples), ("--supernet-steps", supernet_steps), ("--evaluations", evaluations),
+                          ("--teacher-steps", teacher_steps), ("--distill-steps", distill_steps)):
+        require_int(value, option)
+    ctx = click.get_current_context()
     common = dict(device=device, name=name, work_dir=work_dir, predictor=predictor, supernet=supernet, task=task,
                   eval=eval_, threads=threads, seq_len=seq_len, strict=strict,
                   **({"strategy": strategy} if strategy else {}))
     if quick:
-        config = quick_config(budget, **common, **({"space": space} if space else {}))
+        # --quick shrinks every stage; sizes typed on the command line still win over it
+        typed = {field: value for name, field, value in (
+            ("samples", "profile_samples", samples), ("supernet_steps", "supernet_steps", supernet_steps),
+            ("evaluations", "search_evaluations", evaluations), ("teacher_steps", "teacher_steps", teacher_steps),
+            ("distill_steps", "distill_steps", distill_steps)) if explicit(ctx, name)}
+        config = quick_config(budget, **common, **typed, **({"space": space} if space else {}))
     else:
         config = RunConfig(max_latency_ms=budget, space=space, profile_samples=samples, supernet_steps=supernet_steps,
                            search_evaluations=evaluations, teacher_steps=teacher_steps, distill_steps=distill_steps,
                            **common)
+    from hwnas.outputs import check_output_folder
+
+    check_output_folder(config.folder, kind="run", option="--work-dir/--name")
     from hwnas.devices.registry import create_device
 
     create_device(device, threads=threads)  # unknown or unavailable devices fail before anything runs

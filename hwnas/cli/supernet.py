@@ -75,8 +75,21 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, lr
     main = int(os.environ.get("RANK", "0")) == 0
     from hwnas.cli._guard import supernet_guard
 
+    from hwnas.cli._options import check_memory, check_seq_len, check_threads, require_int, teacher_max_positions
+
+    for option, value, least in (("--steps", steps, 1), ("--batch-size", batch_size, 1), ("--random-subnets", random_subnets, 0),
+                                 ("--checkpoint-every", checkpoint_every, 1), ("--max-rows", max_rows, 1),
+                                 ("--relation-heads", relation_heads, 1), ("--router-hidden", router_hidden, 1)):
+        if value is not None:
+            require_int(value, option, minimum=least)
+    if not lr > 0 or lr != lr or lr == float("inf"):
+        raise InvalidConfig(f"--lr must be a positive finite number; got {lr}")
+    check_seq_len(seq_len, "--seq-len", max_positions=teacher_max_positions(teacher), what="training tokens per row")
+    check_threads(threads)
     for space in parsed:  # every folder is checked before the first one is trained
         check_output_folder(out if len(parsed) == 1 else out / space.name, kind="supernet")
+        check_memory(space.largest, option=f"--space {space.name}: its largest architecture", seq_len=seq_len,
+                     batch_size=batch_size, training=True)
     con = console()
     for space in parsed:
         folder = out if len(parsed) == 1 else out / space.name
