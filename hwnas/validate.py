@@ -25,6 +25,9 @@ __all__ = ["check_bundle_manifest", "check_predictor_runs", "ProfileQuality", "c
 #: A record this many times slower (or faster) than a twin of the same architecture and shape is flagged.
 OUTLIER_RATIO = 10.0
 
+#: Predictions inside a bundle's training domain must lie within this factor of its measured latency range.
+PREDICTION_SLACK = 20.0
+
 #: Fingerprint keys only one family of devices records -> the prefix of that family's device names.
 _FINGERPRINT_FAMILIES = (("execution_provider", "onnxruntime"), ("torch_config", "cpu"))
 
@@ -245,3 +248,11 @@ def check_predictor_runs(path: str | Path, predictor) -> None:
         raise BundleError(f"{path}: the model predicts non-finite latencies; the bundle is damaged")
     if not np.allclose(small, large, rtol=1e-4, atol=1e-4):
         raise BundleError(f"{path}: the model's trees disagree with XGBoost's own prediction; the bundle is damaged")
+    lat = (predictor.manifest.get("domain") or {}).get("latency_ms")
+    if isinstance(lat, list) and len(lat) == 2:
+        lo_ms, hi_ms = float(lat[0]) / PREDICTION_SLACK, float(lat[1]) * PREDICTION_SLACK
+        ms = np.exp(small)
+        if np.any(ms < lo_ms) or np.any(ms > hi_ms):
+            raise BundleError(f"{path}: inside its own training domain the model predicts {ms.min():.3g}..{ms.max():.3g} "
+                              f"ms, far outside the {lat[0]:.3g}..{lat[1]:.3g} ms it was trained on; the manifest's "
+                              "coefficients were altered")

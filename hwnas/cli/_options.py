@@ -92,7 +92,11 @@ def arch_from_option(text: str, option: str = "--arch"):
     from hwnas.space import Architecture, load_architectures
 
     path = Path(text)
-    if path.suffix.lower() in (".json", ".jsonl", ".txt") or path.is_file():
+    try:
+        is_file = "=" not in text and (path.suffix.lower() in (".json", ".jsonl", ".txt") or path.is_file())
+    except OSError:  # a name too long for the file system: not a file
+        is_file = False
+    if is_file:
         archs = load_architectures(path)
         if len(archs) != 1:
             raise InvalidConfig(f"{option} {path} holds {len(archs)} architectures; give a file with one (such as winner.json)")
@@ -138,3 +142,54 @@ def check_memory(arch, *, option: str, seq_len: int = 128, batch_size: int = 1, 
         raise InvalidConfig(f"{option} {arch.key} needs about {need / 2**30:.1f} GiB "
                             f"({'training' if training else 'inference'} at batch {batch_size} x {seq_len} tokens) "
                             f"but only {have / 2**30:.1f} GiB is available here; choose a smaller architecture")
+
+
+def check_inputs_early(*, predictor: str | None = None, supernet: str | None = None, teacher: str | None = None,
+                       data: tuple[tuple[str, str | None], ...] = ()) -> None:
+    """Load what a long command uses late (a predictor after training, a supernet after the teacher), now.
+
+    Data files given as paths must exist and be text; a datasets name (``glue/sst2``) is left to the loader.
+    """
+    if predictor is not None:
+        from hwnas.predictors import load_predictor
+
+        load_predictor(predictor)
+    if supernet is not None:
+        from hwnas.supernet import load_supernet
+
+        load_supernet(supernet)
+    if teacher not in (None, "", "default"):
+        path = Path(str(teacher))
+        if path.exists() and teacher_config(teacher) is None:
+            raise InvalidConfig(f"--teacher {teacher} is not a model folder with a readable config.json")
+    for option, value in data:
+        if value is None:
+            continue
+        path = Path(value)
+        if path.suffix.lower() in (".tsv", ".csv", ".jsonl", ".json", ".txt") or path.exists():
+            check_text_file(path, option)
+
+
+def check_text_file(path: str | Path, option: str) -> None:
+    """An existing, non-empty UTF-8 text file, or one line naming ``option``."""
+    from hwnas.errors import InvalidData
+
+    path = Path(path)
+    if not path.exists():
+        raise InvalidData(f"{option} {path} does not exist")
+    if not path.is_file():
+        raise InvalidData(f"{option} {path} is a folder; give a file")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError as exc:
+        raise InvalidData(f"{option} {path} cannot be read: {exc.strerror}") from None
+    if not head.strip():
+        raise InvalidData(f"{option} {path} is empty")
+    if b"\0" in head:
+        raise InvalidData(f"{option} {path} is a binary file; give UTF-8 text")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the end of the block
+            raise InvalidData(f"{option} {path} is not UTF-8 text (a binary file?)") from None

@@ -138,8 +138,8 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
     from hwnas.errors import InvalidConfig
     from hwnas.outputs import check_not_input, check_output_folder, remove_if_unfinished
 
-    from hwnas.cli._options import (arch_from_option, check_fits_teacher, check_memory, check_seq_len, check_threads,
-                                    require_int, teacher_max_positions)
+    from hwnas.cli._options import (arch_from_option, check_fits_teacher, check_inputs_early, check_memory, check_seq_len,
+                                    check_threads, require_int, teacher_max_positions)
 
     check_output_folder(out, kind="distill")  # before anything is loaded or trained
     student = arch_from_option(arch)
@@ -159,10 +159,7 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
     check_memory(student, option="--arch", seq_len=max_len, batch_size=batch_size, training=True)
     check_not_input(out, [("--task", task), ("--eval", eval_), ("--arch", arch), ("--predictor", predictor),
                           ("--supernet", supernet), ("--teacher", teacher)])
-    if predictor is not None:
-        from hwnas.predictors import load_predictor
-
-        load_predictor(predictor)  # a broken bundle fails now, not after training
+    check_inputs_early(predictor=predictor, supernet=supernet, teacher=teacher, data=(("--task", task), ("--eval", eval_)))
 
     from hwnas.distill.api import DistillConfig, distill as run_distill
     from hwnas.distill.losses import LossConfig

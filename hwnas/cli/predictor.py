@@ -273,8 +273,14 @@ def predict(bundle, arch_texts, archs_file, seq_len, batch_size, device_name, ov
     from hwnas.predictors.predictor import OutOfDomainWarning
     from hwnas.space import Architecture, load_architectures
 
+    from hwnas.cli._options import check_seq_len, require_int
+
+    check_seq_len(seq_len, "--seq-len")
+    require_int(batch_size, "--batch-size", maximum=1 << 20)
     Shape(batch_size, seq_len)  # validates both, naming the bad one
-    archs = [Architecture.parse(t) for t in arch_texts]
+    from hwnas.cli._options import arch_from_option
+
+    archs = [arch_from_option(t) for t in arch_texts]
     if archs_file:
         archs.extend(load_architectures(archs_file))
     if not archs:

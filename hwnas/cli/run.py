@@ -129,6 +129,9 @@ def run(max_latency: str, device: str, name: str | None, work_dir: str, space: s
     from hwnas.outputs import check_output_folder
 
     check_output_folder(config.folder, kind="run", option="--work-dir/--name")
+    from hwnas.cli._options import check_inputs_early
+
+    check_inputs_early(predictor=predictor, supernet=supernet, data=(("--task", task), ("--eval", eval_)))
     from hwnas.devices.registry import create_device
 
     create_device(device, threads=threads)  # unknown or unavailable devices fail before anything runs

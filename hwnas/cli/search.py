@@ -108,6 +108,14 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
     get_strategy_class(strategy)  # an unknown name fails here, before anything is loaded
     if evaluations < 1:
         raise InvalidConfig(f"--budget must be an integer >= 1 (accuracy evaluations); got {evaluations}")
+    from hwnas.cli._options import check_seq_len, explicit, require_int
+
+    if objective != "reward" and explicit(click.get_current_context(), "reward_weight"):
+        raise InvalidConfig(f"--reward-weight only applies with --objective reward (the objective is {objective})")
+    if reward_weight != reward_weight or reward_weight < 0 or reward_weight == float("inf"):
+        raise InvalidConfig(f"--reward-weight must be a finite number >= 0; got {reward_weight}")
+    check_seq_len(seq_len, "--seq-len")
+    require_int(batch_size, "--batch-size", maximum=1 << 20)
     if batch < 1:
         raise InvalidConfig(f"--parallel must be an integer >= 1; got {batch}")
     max_params_n = _number(max_params, "--max-params", integer=True)

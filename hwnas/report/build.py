@@ -544,7 +544,7 @@ def _page(title: str, subtitle: str, sections: list[Section], head_html: str, ta
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><meta name="generator" content="hwnas">',
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
         f"<h1>{_e(title)}</h1>", f'<p class="sub">{_e(subtitle)}</p>',
         f"<nav>{nav}</nav>" if len(sections) > 1 else "",
