@@ -476,7 +476,7 @@ class SearchSpace:
         unknown = set(data) - {"name", "description", *DIMENSIONS}
         if unknown:
             raise InvalidSpace(
-                f"{where}: unknown keys {sorted(unknown)}; allowed keys: name, description, {', '.join(DIMENSIONS)}"
+                f"{where}: unknown keys {sorted(map(str, unknown))}; allowed keys: name, description, {', '.join(DIMENSIONS)}"
             )
         missing = [d for d in DIMENSIONS if d not in data]
         if missing:

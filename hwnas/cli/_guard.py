@@ -19,17 +19,27 @@ def supernet_guard(folder: str | Path, *, main: bool = True) -> Iterator[None]:
     from hwnas._lock import writer_lock
     from hwnas.outputs import remove_if_unfinished
 
-    folder = Path(folder)
-    with ExitStack() as stack:
-        if main:
+    folder = Path(folder).absolute()
+    created = [p for p in reversed(folder.parents) if not p.exists()]
+    try:
+        with ExitStack() as stack:
+            if main:
+                try:
+                    folder.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise InvalidConfig(f"--out {folder}: cannot create {folder.parent}: {exc.strerror}") from None
+                stack.enter_context(writer_lock(folder.with_name(folder.name + ".lock"), target=folder,
+                                                error=InvalidConfig,
+                                                hint="wait for that training to finish, or give another --out"))
+                stack.enter_context(remove_if_unfinished(folder))
+            yield
+    except Exception:
+        for parent in reversed(created):  # parents this run made, innermost first, if still empty
             try:
-                folder.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise InvalidConfig(f"--out {folder}: cannot create {folder.parent}: {exc.strerror}") from None
-            stack.enter_context(writer_lock(folder.with_name(folder.name + ".lock"), target=folder, error=InvalidConfig,
-                                            hint="wait for that training to finish, or give another --out"))
-            stack.enter_context(remove_if_unfinished(folder))
-        yield
+                parent.rmdir()
+            except OSError:
+                break
+        raise
 
 
 def search_out(out: str | Path, resume: bool, predictor_path: str | Path) -> dict[str, str]:

@@ -86,6 +86,10 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, lr
         raise InvalidConfig(f"--lr must be a positive finite number; got {lr}")
     check_seq_len(seq_len, "--seq-len", max_positions=teacher_max_positions(teacher), what="training tokens per row")
     check_threads(threads)
+    if data is not None:
+        from hwnas.cli._options import check_inputs_early
+
+        check_inputs_early(teacher=teacher, data=(("--data", data),))
     for space in parsed:  # every folder is checked before the first one is trained
         check_output_folder(out if len(parsed) == 1 else out / space.name, kind="supernet")
         check_memory(space.largest, option=f"--space {space.name}: its largest architecture", seq_len=seq_len,
