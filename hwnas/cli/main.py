@@ -149,9 +149,17 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="hwnas")
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
-def cli(debug: bool) -> None:
+@click.option("--trust-key", "trust_keys", multiple=True, type=click.Path(dir_okay=False),
+              help="Only load predictor bundles signed by this ed25519 public key (repeatable; also $HWNAS_TRUST_KEYS).")
+def cli(debug: bool, trust_keys: tuple[str, ...]) -> None:
     """hwnas: find, distill and ship the most accurate BERT-like student that fits a latency budget."""
     _state["debug"] = debug or bool(os.environ.get("HWNAS_DEBUG"))
+    if trust_keys:
+        from hwnas.signing import TRUST_ENV, trusted_keys
+
+        trusted_keys(trust_keys)  # every key readable and ed25519, or one line now
+        os.environ[TRUST_ENV] = os.pathsep.join([*filter(None, os.environ.get(TRUST_ENV, "").split(os.pathsep)),
+                                                 *map(os.path.abspath, trust_keys)])
 
 
 def main(argv: list[str] | None = None) -> None:

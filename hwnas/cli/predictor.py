@@ -206,7 +206,9 @@ def show(bundle, as_json, plot_path) -> None:
         bundle_figure(m, path=target)
         click.echo(f"plot: {target}", err=as_json)
     if as_json:
-        click.echo(json.dumps(m, indent=2))
+        sig = pred.signature
+        click.echo(json.dumps({**m, "signature": {"signed": sig.signed, "key_id": sig.key_id, "trusted": sig.trusted}},
+                              indent=2))
         return
     dev = m["device"]
     fp = dev.get("fingerprint") or {}
@@ -236,6 +238,7 @@ def show(bundle, as_json, plot_path) -> None:
         bfp = base["fingerprint"]
         rows.append(("base host", f"{base.get('device')}: {bfp.get('cpu_model', '-')}, torch {bfp.get('torch', '-')}"))
     rows.append(("versions", ", ".join(f"{k} {v}" for k, v in (m.get("library_versions") or {}).items())))
+    rows.append(("signature", pred.signature.describe()))
     echo_kv(rows)
 
 
@@ -465,3 +468,25 @@ def run_adaptive_profile(config, out, resume: bool, *, target: float, round_size
     if summary.stopped in ("budget", "time budget") and summary.cv_within_10 < target:
         click.echo(f"the target was not reached within the {summary.stopped}; raise --samples or --time-budget "
                    "and continue with --resume", err=True)
+
+
+@predictor.command()
+@click.argument("bundle", type=click.Path(dir_okay=False))
+@click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False),
+              help="Your ed25519 private key (PEM), as written by `hwnas predictor keygen`.")
+def sign(bundle, key_path) -> None:
+    """Sign BUNDLE in place with an ed25519 key, so that others can check who made it (--trust-key)."""
+    from hwnas.signing import sign_bundle
+
+    kid = sign_bundle(bundle, key_path)
+    click.echo(f"signed {bundle} with ed25519 key {kid}; share the public key (.pub) with those who load it")
+
+
+@predictor.command()
+@click.option("--out", required=True, help="Key file name without extension: writes OUT.pem (private) and OUT.pub.")
+def keygen(out) -> None:
+    """Make an ed25519 key pair for signing bundles (the private key stays with you)."""
+    from hwnas.signing import generate_keypair
+
+    kid = generate_keypair(f"{out}.pem", f"{out}.pub")
+    click.echo(f"wrote {out}.pem (private, keep it) and {out}.pub (public, share it): key {kid}")

@@ -117,7 +117,9 @@ def _verify(path: Path, members: dict[str, bytes], comment: bytes) -> dict[str, 
         raise BundleError(f"{path} has an unknown bundle format version {version}; this hwnas reads 1..{FORMAT_VERSION}")
     if not comment.startswith(_COMMENT_PREFIX):
         raise BundleError(f"{path} lacks the manifest checksum in its zip comment; it was not written by hwnas or was repacked")
-    if comment[len(_COMMENT_PREFIX):].decode("ascii", "replace") != _sha256(raw):
+    from hwnas.signing import unsigned_comment
+
+    if unsigned_comment(comment)[len(_COMMENT_PREFIX):].decode("ascii", "replace") != _sha256(raw):
         raise BundleError(f"{path}: {MANIFEST_MEMBER} does not match its checksum (the file was modified)")
     missing = [k for k in _REQUIRED if k not in manifest]
     if missing:
@@ -174,6 +176,9 @@ def load_bundle(path: str | Path, *, n_jobs: int = 1) -> LatencyPredictor:
                           f"{len(manifest['features']['tree_features'])}")
     predictor.path = str(path)
     check_predictor_runs(path, predictor)
+    from hwnas.signing import check_signature
+
+    predictor.signature = check_signature(path, comment)  # unsigned is fine unless trusted keys are given
     return predictor
 
 
