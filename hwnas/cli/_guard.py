@@ -10,7 +10,7 @@ from hwnas.errors import InvalidConfig
 
 
 @contextmanager
-def supernet_guard(folder: str | Path, *, main: bool = True) -> Iterator[None]:
+def supernet_guard(folder: str | Path, *, main: bool = True, replace: bool = False) -> Iterator[None]:
     """One ``supernet train`` per folder (a lock beside it, ``<folder>.lock``), and a folder created by a
     run that failed before any work is removed again.
 
@@ -31,6 +31,10 @@ def supernet_guard(folder: str | Path, *, main: bool = True) -> Iterator[None]:
                 stack.enter_context(writer_lock(folder.with_name(folder.name + ".lock"), target=folder,
                                                 error=InvalidConfig,
                                                 hint="wait for that training to finish, or give another --out"))
+                if replace:  # --overwrite, under the lock: only a folder hwnas wrote as a supernet
+                    from hwnas.cli._options import replace_owned_folder
+
+                    replace_owned_folder(folder, kind="supernet")
                 stack.enter_context(remove_if_unfinished(folder))
             yield
     except Exception:

@@ -193,3 +193,22 @@ def check_text_file(path: str | Path, option: str) -> None:
     except UnicodeDecodeError as exc:
         if exc.start < len(head) - 4:  # not just a character cut at the end of the block
             raise InvalidData(f"{option} {path} is not UTF-8 text (a binary file?)") from None
+
+
+def deprecated(old: str, new: str) -> None:
+    """One line saying that ``old`` is an old spelling of ``new`` (kept for one release)."""
+    click.echo(f"warning: {old} is deprecated and will be removed in the next release; use {new}", err=True)
+
+
+def replace_owned_folder(folder: str | Path, *, kind: str, option: str = "--out") -> None:
+    """``--overwrite``: remove ``folder`` so a new result replaces it, but only if hwnas wrote it as a ``kind``."""
+    import shutil
+
+    from hwnas.outputs import check_output_folder
+
+    folder = Path(folder)
+    if check_output_folder(folder, kind=kind, option=option):
+        try:
+            shutil.rmtree(folder)
+        except OSError as exc:
+            raise InvalidConfig(f"{option} {folder} cannot be replaced: {exc.strerror}") from None

@@ -118,6 +118,9 @@ def print_report(report: dict[str, Any], out: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--cache-dir", default=None, help="Where fine-tuned teachers are cached (default: next to --out, in teachers/).")
 @click.option("--overwrite", is_flag=True, help="Replace a finished or unfinished student with other settings in --out.")
+@click.option("--resume", is_flag=True,
+              help="Continue the unfinished student in --out (distill also does so without it, when the settings match).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report (report.json) as JSON instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, supernet: str | None, init: str,
             losses: str, temperature: float | None, steps: int, agnostic_steps: int, teacher_steps: int,
@@ -126,7 +129,7 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
             text_column: str | None, pair_column: str | None, label_column: str | None, predictor: str | None,
             threads: int, device: str | None, latency_seq_len: int | None, latency_batch_size: int | None,
             strict: bool, no_measure: bool, mixed_precision: str, seed: int, cache_dir: str | None,
-            overwrite: bool, quiet: bool) -> None:
+            overwrite: bool, resume: bool, as_json: bool, quiet: bool) -> None:
     """Distill ARCH from the teacher on a task, export it (Hugging Face folder + ONNX) and report.
 
     The teacher is first fine-tuned on the task (cached and reused), the
@@ -141,6 +144,8 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
     from hwnas.cli._options import (arch_from_option, check_fits_teacher, check_inputs_early, check_memory, check_seq_len,
                                     check_threads, require_int, teacher_max_positions)
 
+    if resume and overwrite:
+        raise InvalidConfig("give one of --resume (continue --out) and --overwrite (replace it)")
     check_output_folder(out, kind="distill")  # before anything is loaded or trained
     student = arch_from_option(arch)
     for option, value, least in (("--steps", steps, 1), ("--batch-size", batch_size, 1), ("--agnostic-steps", agnostic_steps, 0),
@@ -182,10 +187,16 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
     from hwnas.cli._common import one_line_warnings
     from hwnas.predictors.host import HostMismatchWarning
 
-    with remove_if_unfinished(out), Progress(quiet or not main) as progress, one_line_warnings(HostMismatchWarning):
+    with remove_if_unfinished(out), Progress(quiet or as_json or not main) as progress, one_line_warnings(HostMismatchWarning):
         report = run_distill(config, out, on_status=progress.status, on_step=progress.step, overwrite=overwrite)
     if main:
-        print_report(report, out)
         from hwnas.plots.training import write_distill_plot
 
+        if as_json:
+            import json
+
+            click.echo(json.dumps(report, indent=2, default=str))
+            click.echo(f"curves: {write_distill_plot(out)}", err=True)
+            return
+        print_report(report, out)
         click.echo(f"curves: {write_distill_plot(out)}")

@@ -79,7 +79,7 @@ def predictor() -> None:
 
 @predictor.command()
 @click.argument("data", type=click.Path(dir_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output bundle (.hwnas); never overwritten without --force.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output bundle (.hwnas); never overwritten without --overwrite.")
 @click.option("--base", "base_path", type=click.Path(dir_okay=False), default=None,
               help="Transfer this predictor to DATA's device from few samples instead of fitting from scratch.")
 @click.option("--target", default=None, help="Latency column in ms for CSV/Parquet tables. [default: latency_ms]")
@@ -88,12 +88,20 @@ def predictor() -> None:
 @click.option("--coverage", default=0.95, show_default=True, type=float, help="Probability that a measurement lies below the upper bound.")
 @click.option("--folds", default=5, show_default=True, type=int, help="Cross-validation folds (hyper-parameters and calibration).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the folds and XGBoost.")
-@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@click.option("--overwrite", "force", is_flag=True, help="Replace --out if it exists (only a bundle hwnas wrote).")
+@click.option("--force", "force_old", is_flag=True, hidden=True, help="Deprecated spelling of --overwrite.")
+@click.option("--json", "as_json", is_flag=True, help="Print the saved bundle's path and metrics as JSON.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
               help="Parity plot (.png; residuals beside it as NAME-residuals.png). [default: OUT.parity.png, OUT.residuals.png]")
 @click.option("--no-plot", is_flag=True, help="Write no plots.")
-def fit(data, out, base_path, target, features, device_name, coverage, folds, seed, force, plot_path, no_plot) -> None:
+def fit(data, out, base_path, target, features, device_name, coverage, folds, seed, force, force_old, as_json,
+        plot_path, no_plot) -> None:
     """Fit a predictor on a profile (.jsonl) or a table (.csv, .parquet) and save it as a bundle."""
+    if force_old:
+        from hwnas.cli._options import deprecated
+
+        deprecated("--force", "--overwrite")
+        force = True
     from pathlib import Path
 
     from hwnas.errors import InvalidConfig
@@ -106,7 +114,7 @@ def fit(data, out, base_path, target, features, device_name, coverage, folds, se
         raise InvalidConfig(f"--folds must be an integer >= 2; got {folds}")
     from hwnas.outputs import check_not_input, check_output_file, is_bundle
 
-    check_output_file(out, replace=force, flag="--force", owned=is_bundle, what="predictor bundle")
+    check_output_file(out, replace=force, flag="--overwrite", owned=is_bundle, what="predictor bundle")
     check_not_input(out, [("DATA", data), ("--base", base_path)])
     if not no_plot:
         from hwnas.plots.predictor import plot_paths
@@ -124,15 +132,20 @@ def fit(data, out, base_path, target, features, device_name, coverage, folds, se
             pred = fit_predictor(meas, seed=seed, n_folds=folds, coverage=coverage)
         title = f"{folds}-fold cross-validated accuracy ({len(meas)} measurements)"
     save_bundle(pred, out, overwrite=force)
-    console().print(_metrics_table(title, [(meas.device["name"], pred.manifest["metrics"]["cv"])]))
-    click.echo(f"saved {out} (device {pred.device}, upper bound at {pred.coverage:.0%} coverage: "
-               f"x{math.exp(pred.manifest['uncertainty']['log_margin']):.3f})")
+    if as_json:
+        click.echo(json.dumps({"bundle": str(out), "device": pred.device, "coverage": pred.coverage,
+                               "upper_factor": math.exp(pred.manifest["uncertainty"]["log_margin"]),
+                               "metrics": pred.manifest["metrics"]["cv"]}, indent=2))
+    else:
+        console().print(_metrics_table(title, [(meas.device["name"], pred.manifest["metrics"]["cv"])]))
+        click.echo(f"saved {out} (device {pred.device}, upper bound at {pred.coverage:.0%} coverage: "
+                   f"x{math.exp(pred.manifest['uncertainty']['log_margin']):.3f})")
     if not no_plot:
         from hwnas.plots.predictor import write_predictor_plots
 
         kind = "leave-one-out" if base_path and len(meas) <= 40 else "out-of-fold"
         written = write_predictor_plots(meas.y, pred.cv_predictions_, meas.X, meas.inputs, pred.manifest, *plots, kind=kind)
-        click.echo(f"plots: {', '.join(map(str, written))}")
+        click.echo(f"plots: {', '.join(map(str, written))}", err=as_json)
 
 
 @predictor.command(name="eval")

@@ -15,6 +15,7 @@ from hwnas.cli._common import console, fmt_ms, fmt_s, parse_duration_s, parse_in
 @click.option("--batch-size", default="1", show_default=True, help="Batch size(s), comma-separated: 1,8.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .jsonl file (never overwritten).")
 @click.option("--resume", is_flag=True, help="Continue --out: skip what it already holds, measure the rest.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it is a profile hwnas wrote (its records are lost).")
 @click.option("--threads", default="1", show_default=True, help="Intra-op threads, or 'default' to leave the runtime's choice.")
 @click.option("--dtype", default="fp32", show_default=True, help="Data type (fp32, bf16, fp16: as the device supports).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the sampling plan, weights, inputs and round order.")
@@ -43,7 +44,7 @@ from hwnas.cli._common import console, fmt_ms, fmt_s, parse_duration_s, parse_in
               help="With --cluster ray: the custom resource a measuring node offers [default: hwnas-device-<device>].")
 @click.option("--max-retries", default=3, show_default=True, type=int,
               help="With --cluster ray: times a chunk is run again after its worker or node died.")
-def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, threads, dtype, seed, plan,
+def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, overwrite, threads, dtype, seed, plan,
             archs_file, time_budget, interleave, max_time, quick, until_accuracy, round_size, clock,
             cluster, ray_address, ray_resource, max_retries) -> None:
     """Measure sampled architectures on a device, robustly, into a resumable JSONL file.
@@ -84,6 +85,8 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
     for value in seq_lens:
         check_seq_len(value, "--seq-len")
     check_path_shape(out, option="--out")
+    if resume and overwrite:
+        raise InvalidConfig("give one of --resume (continue --out) and --overwrite (replace it)")
     check_not_input(out, [("--archs", archs_file), ("--space", space_name if space_name and
                                                         space_name not in ("tiny", "small", "base", "full") else None)])
     config = ProfileConfig(
@@ -104,6 +107,8 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
     )
     if cluster == "local" and (ray_address or ray_resource):
         raise InvalidConfig("--ray-address and --resource need --cluster ray")
+    if overwrite:
+        _replace_profile(out)
     if cluster == "ray":
         if until_accuracy is not None:
             raise InvalidConfig("--until-accuracy runs on this machine only; drop --cluster ray or --until-accuracy")
@@ -120,6 +125,19 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
     _print_summary(summary)
     if summary.stopped == "time budget":
         click.echo(f"time budget reached: {summary.remaining} task(s) left; continue with --resume", err=True)
+
+
+def _replace_profile(out: str) -> None:
+    """``--overwrite``: remove ``out``, but only a profile hwnas wrote (its first record is checked)."""
+    from pathlib import Path
+
+    from hwnas.profiling.store import ProfileStore, check_is_profile
+
+    path = Path(out)
+    if path.is_file():
+        check_is_profile(path)
+        with ProfileStore(path).lock():  # not while another process writes it
+            path.unlink()
 
 
 def _run_with_progress(run_profile, config, out, resume):

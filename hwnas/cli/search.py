@@ -38,7 +38,7 @@ def _number(text: str | None, what: str, *, integer: bool = False):
                    "[default: supernet-loss with --supernet]. See docs/estimators.md.")
 @click.option("--screen", default=None,
               help="Two fidelities: score every feasible architecture with this cheap estimator first, and spend "
-                   "--budget evaluations of --estimator on the best-screened ones (strategy 'screen').")
+                   "--evaluations evaluations of --estimator on the best-screened ones (strategy 'screen').")
 @click.option("--task", "task_path", default=None, type=click.Path(dir_okay=False),
               help="Labelled task file for task-proxy (as hwnas distill --task).")
 @click.option("--teacher", default="default", show_default=True,
@@ -46,8 +46,9 @@ def _number(text: str | None, what: str, *, integer: bool = False):
 @click.option("--max-latency", required=True, help="Latency budget with a unit: 5ms, 800us, 0.005s (a bare number is ms).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (never overwritten; see --resume).")
 @click.option("--strategy", default="bo", show_default=True, help="Search strategy: bo, evolution or random.")
-@click.option("--budget", "evaluations", default=64, show_default=True, type=int,
+@click.option("--evaluations", "evaluations", default=64, show_default=True, type=int,
               help="Accuracy evaluations to spend (latency predictions are nearly free).")
+@click.option("--budget", "budget_old", default=None, type=int, hidden=True, help="Deprecated spelling of --evaluations.")
 @click.option("--seq-len", default=128, show_default=True, type=int, help="Sequence length the latency is predicted for.")
 @click.option("--batch-size", default=1, show_default=True, type=int, help="Batch size the latency is predicted for.")
 @click.option("--objective", type=click.Choice(["pareto", "score", "reward"]), default="pareto", show_default=True,
@@ -65,10 +66,12 @@ def _number(text: str | None, what: str, *, integer: bool = False):
               help="Measure the winner and the front on this device (must be the predictor's) and compare.")
 @click.option("--quick", is_flag=True, help="With --verify: a fast, loose timing protocol (smoke tests only).")
 @click.option("--resume", is_flag=True, help="Continue the search already in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace the search already in --out (only a folder hwnas wrote).")
+@click.option("--json", "as_json", is_flag=True, help="Print the winner and the Pareto front as JSON.")
 @click.option("--strict", is_flag=True, help="Refuse a host-bound predictor profiled on another host (default: warn).")
 def search(predictor_path, supernet_path, estimator, screen, task_path, teacher, max_latency, out, strategy, evaluations,
-           seq_len, batch_size, objective, reward_weight, max_params, max_memory, metric, seed, batch, verify_device,
-           quick, resume, strict) -> None:
+           budget_old, seq_len, batch_size, objective, reward_weight, max_params, max_memory, metric, seed, batch,
+           verify_device, quick, resume, overwrite, as_json, strict) -> None:
     """Search for the most accurate students predicted to run within --max-latency.
 
     The budget is checked against the predictor's calibrated upper bound, so
@@ -78,14 +81,21 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
     \b
     Examples:
       hwnas search --predictor predictors/cpu.hwnas --supernet supernets/small --max-latency 5ms \\
-                   --strategy bo --budget 64 --out runs/search-5ms
-      hwnas search ... --strategy evolution --budget 300
+                   --strategy bo --evaluations 64 --out runs/search-5ms
+      hwnas search ... --strategy evolution --evaluations 300
       hwnas search ... --verify cpu
     """
     from hwnas.errors import InvalidConfig, PredictorMismatch
     from hwnas.search import get_strategy_class
 
     budget_ms = parse_latency_ms(max_latency, what="--max-latency")
+    if budget_old is not None:
+        from hwnas.cli._options import deprecated
+
+        deprecated("--budget", "--evaluations")
+        evaluations = budget_old
+    if resume and overwrite:
+        raise InvalidConfig("give one of --resume (continue --out) and --overwrite (replace it)")
     from hwnas.estimators import ESTIMATORS, make_estimator
 
     if metric is not None:
@@ -107,7 +117,8 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
         strategy = "screen"
     get_strategy_class(strategy)  # an unknown name fails here, before anything is loaded
     if evaluations < 1:
-        raise InvalidConfig(f"--budget must be an integer >= 1 (accuracy evaluations); got {evaluations}")
+        raise InvalidConfig(f"{'--budget' if budget_old is not None else '--evaluations'} must be an integer >= 1 "
+                            f"(accuracy evaluations); got {evaluations}")
     from hwnas.cli._options import check_seq_len, explicit, require_int
 
     if objective != "reward" and explicit(click.get_current_context(), "reward_weight"):
@@ -122,6 +133,10 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
     max_memory_mb = _number(max_memory, "--max-memory")
     from hwnas.cli._guard import search_out
 
+    if overwrite:
+        from hwnas.cli._options import replace_owned_folder
+
+        replace_owned_folder(out, kind="search")
     predictor_info = search_out(out, resume, predictor_path)  # before anything is loaded or predicted
 
     from hwnas.predictors import load_predictor
@@ -191,9 +206,12 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
                                     {**predictor_info, "supernet": supernet_path and str(supernet_path),
                                      "device": predictor.device, "screen": screen,
                                      "task": task_path})
-    _print_result(result)
+    if as_json:
+        _print_json(result)
+    else:
+        _print_result(result)
     if result.winner is None:
-        raise InvalidConfig("no feasible architecture was evaluated; raise --budget or --max-latency")
+        raise InvalidConfig("no feasible architecture was evaluated; raise --evaluations or --max-latency")
     if verify_device is not None:
         _verify(result, predictor, verify_device, quick, strict)
 
@@ -236,6 +254,18 @@ def _run_with_progress(problem, estimator, strategy, evaluations, batch, seed, o
 def _short(arch) -> str:
     """Compact form that Architecture.parse reads back: L4-H256-A4-I1024."""
     return arch.short
+
+
+def _print_json(result) -> None:
+    import json
+
+    def row(c):
+        return {"arch": c.arch.as_dict(), "score": c.score, "latency_ms": c.latency_ms,
+                "latency_upper_ms": c.latency_upper_ms, "params": c.params}
+
+    click.echo(json.dumps({"winner": row(result.winner) if result.winner is not None else None,
+                           "front": [row(c) for c in result.front], "evaluations": len(result.evaluated),
+                           "hypervolume": result.hypervolume, "out": str(result.out)}, indent=2))
 
 
 def _print_result(result) -> None:

@@ -698,7 +698,7 @@ def _build_stage(kind: str, path: Path) -> Report:
             tail += _p("Search again with the same settings (into a new folder):") + _code([shlex.join([
                 "hwnas", "search", "--predictor", str(c.get("predictor")), "--supernet", str(c.get("supernet")),
                 "--max-latency", f"{c.get('budget_ms'):g}ms", "--strategy", str(c.get("strategy")),
-                "--budget", str(c.get("evaluations")), "--seq-len", str(c.get("seq_len")),
+                "--evaluations", str(c.get("evaluations")), "--seq-len", str(c.get("seq_len")),
                 "--batch-size", str(c.get("batch_size")), "--objective", str(c.get("objective")),
                 "--seed", str(c.get("seed")), "--out", str(path) + "-again"])])
         except (InvalidData, TypeError, ValueError):
