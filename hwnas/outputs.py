@@ -143,32 +143,48 @@ def claim_output_folder(folder: str | Path, *, kind: str, option: str = "--out")
     return existed
 
 
-def _only_setup_files(folder: Path) -> bool:
-    for p in folder.iterdir():
-        if p.name not in _SETUP_FILES:
-            return False
-        if p.name == "evaluated.csv" and p.is_file() and len(p.read_bytes().splitlines()) > 1:
-            return False
-    return True
+def _holds_no_work(path: Path) -> bool:
+    """Whether ``path`` holds only what a run writes before any work: markers, configs, empty files, locks, caches."""
+    if path.is_symlink():
+        return False
+    if path.is_file():
+        if path.name == "evaluated.csv":
+            return len(path.read_bytes().splitlines()) <= 1
+        return path.name in _SETUP_FILES or path.suffix == ".lock" or path.stat().st_size == 0
+    if path.is_dir():
+        if path.name == ".cache":
+            return True
+        return all(_holds_no_work(p) for p in path.iterdir())
+    return False
 
 
 @contextmanager
-def remove_if_unfinished(folder: str | Path | None) -> Iterator[None]:
-    """Remove ``folder`` when the block fails, if this block created it and it holds no work yet.
+def remove_if_unfinished(path: str | Path | None) -> Iterator[None]:
+    """Remove what the block created at ``path`` when it fails before doing any work.
 
-    A failed first attempt (bad data, a broken predictor) then leaves nothing that
-    blocks the corrected rerun. Interrupts keep the folder (it is resumable), and
-    so does a failure after real work was written (checkpoints, evaluations).
+    "Created" is the outermost folder on the way to ``path`` (or ``path`` itself)
+    that did not exist before the block. It is removed only when it holds no work
+    (:func:`_holds_no_work`): a failed first attempt (bad data, a broken predictor)
+    then leaves nothing that blocks the corrected rerun. Interrupts keep everything
+    (the run is resumable), and so does a failure after real work was written
+    (checkpoints, evaluations, measurements).
     """
-    path = Path(folder) if folder is not None else None
-    existed = path is None or path.exists()
+    if path is None:
+        yield
+        return
+    target = Path(path).absolute()
+    created = None
+    for p in [*reversed(target.parents), target]:
+        if not p.exists():
+            created = p
+            break
     try:
         yield
     except Exception:
-        if not existed and path is not None and path.is_dir() and int(os.environ.get("RANK", "0")) == 0:
+        if created is not None and int(os.environ.get("RANK", "0")) == 0:
             try:
-                if _only_setup_files(path):
-                    shutil.rmtree(path)
+                if created.exists() and _holds_no_work(created):
+                    shutil.rmtree(created) if created.is_dir() else created.unlink()
             except OSError:
                 pass
         raise

@@ -613,8 +613,8 @@ def load_architectures(path: str | Path) -> list[Architecture]:
     if suffix == ".json":
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidArchitecture(f"{path} is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, numbers beyond int's digit limit, deep nesting
+            raise InvalidArchitecture(f"{path} is not valid JSON: {str(exc)[:120]}") from None
         if isinstance(data, Mapping) and "architectures" in data:
             data = data["architectures"]
         items: Iterable[Any] = data if isinstance(data, list) else [data]
@@ -628,8 +628,8 @@ def load_architectures(path: str | Path) -> list[Architecture]:
             if line.startswith("{"):
                 try:
                     item = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InvalidArchitecture(f"{path}, line {lineno}: not valid JSON: {exc}") from None
+                except (ValueError, RecursionError) as exc:
+                    raise InvalidArchitecture(f"{path}, line {lineno}: not valid JSON: {str(exc)[:120]}") from None
                 add(item, f"line {lineno}")
             else:
                 add(line, f"line {lineno}")

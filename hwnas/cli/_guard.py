@@ -20,30 +20,21 @@ def supernet_guard(folder: str | Path, *, main: bool = True, replace: bool = Fal
     from hwnas.outputs import remove_if_unfinished
 
     folder = Path(folder).absolute()
-    created = [p for p in reversed(folder.parents) if not p.exists()]
-    try:
-        with ExitStack() as stack:
-            if main:
-                try:
-                    folder.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise InvalidConfig(f"--out {folder}: cannot create {folder.parent}: {exc.strerror}") from None
-                stack.enter_context(writer_lock(folder.with_name(folder.name + ".lock"), target=folder,
-                                                error=InvalidConfig,
-                                                hint="wait for that training to finish, or give another --out"))
-                if replace:  # --overwrite, under the lock: only a folder hwnas wrote as a supernet
-                    from hwnas.cli._options import replace_owned_folder
-
-                    replace_owned_folder(folder, kind="supernet")
-                stack.enter_context(remove_if_unfinished(folder))
-            yield
-    except Exception:
-        for parent in reversed(created):  # parents this run made, innermost first, if still empty
+    with ExitStack() as stack:
+        if main:
+            stack.enter_context(remove_if_unfinished(folder))  # entered first: also removes new parent folders
             try:
-                parent.rmdir()
-            except OSError:
-                break
-        raise
+                folder.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InvalidConfig(f"--out {folder}: cannot create {folder.parent}: {exc.strerror}") from None
+            stack.enter_context(writer_lock(folder.with_name(folder.name + ".lock"), target=folder,
+                                            error=InvalidConfig,
+                                            hint="wait for that training to finish, or give another --out"))
+            if replace:  # --overwrite, under the lock: only a folder hwnas wrote as a supernet
+                from hwnas.cli._options import replace_owned_folder
+
+                replace_owned_folder(folder, kind="supernet")
+        yield
 
 
 def search_out(out: str | Path, resume: bool, predictor_path: str | Path) -> dict[str, str]:

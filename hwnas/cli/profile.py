@@ -109,6 +109,17 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
         raise InvalidConfig("--ray-address and --resource need --cluster ray")
     if overwrite:
         _replace_profile(out)
+    from hwnas.outputs import remove_if_unfinished
+
+    with remove_if_unfinished(out):  # a run that fails before its first record leaves no file or folder behind
+        _dispatch(config, out, resume, cluster, until_accuracy, round_size, ray_address, ray_resource, max_retries,
+                  run_profile)
+
+
+def _dispatch(config, out, resume, cluster, until_accuracy, round_size, ray_address, ray_resource, max_retries,
+              run_profile) -> None:
+    from hwnas.errors import InvalidConfig
+
     if cluster == "ray":
         if until_accuracy is not None:
             raise InvalidConfig("--until-accuracy runs on this machine only; drop --cluster ray or --until-accuracy")

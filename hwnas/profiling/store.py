@@ -76,7 +76,7 @@ def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
             record = json.loads(raw)
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             if lineno == len(lines) and torn_tail:
                 warnings.warn(f"{path}: ignoring an incomplete last line (an interrupted write)", stacklevel=2)
                 return
@@ -125,7 +125,7 @@ def check_is_profile(path: str | Path) -> None:
         return
     try:
         record = json.loads(first)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ProfileStoreError(refuse) from None
     if not isinstance(record, dict) or any(k not in record for k in REQUIRED_FIELDS):
         raise ProfileStoreError(refuse)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,9 +63,11 @@ def run_case(case: Case, ws: dict[str, str], case_dir: Path) -> Outcome:
             problem = None
         finally:
             os.chdir(cwd)
+        sys.stdout.flush()
+        sys.stderr.flush()
         stdout = streams[0].getvalue().decode("utf-8", "replace")
         stderr = streams[1].getvalue().decode("utf-8", "replace")
-    after = snapshot(ws["workspace"], case_dir)
+        after = snapshot(ws["workspace"], case_dir)  # while a held lock still exists
     problems = [problem] if code is None and problem else []
     if code != case.code:
         problems.append(f"exit code {code}, expected {case.code}")
