@@ -212,12 +212,12 @@ class Architecture:
         for part in filter(None, (p.strip() for p in text.split(","))):
             if "=" not in part:
                 raise InvalidArchitecture(
-                    f"cannot parse architecture {text!r}: expected key=value pairs like "
+                    f"cannot parse architecture {_short_text(text)}: expected key=value pairs like "
                     "layers=4,hidden=256,heads=4,ffn=1024"
                 )
             key, value = (s.strip() for s in part.split("=", 1))
             if key in values:
-                raise InvalidArchitecture(f"{key} is given twice in {text!r}")
+                raise InvalidArchitecture(f"{key} is given twice in {_short_text(text)}")
             if _ALIASES.get(key.lower()) is None:
                 raise InvalidArchitecture(f"unknown key {key!r} in architecture {_short_text(text)}; accepted keys: "
                                           f"{', '.join(DIMENSIONS)} (the shape, e.g. seq_len, has its own option)")

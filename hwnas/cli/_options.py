@@ -11,6 +11,9 @@ import click
 
 from hwnas.errors import InvalidConfig
 
+#: More threads than this is a typing error on any machine hwnas runs on.
+MAX_THREADS = 4096
+
 #: Positions of the packaged default teacher (all-MiniLM-L6-v2) and of every BERT-like encoder hwnas builds.
 DEFAULT_MAX_POSITIONS = 512
 
@@ -38,7 +41,7 @@ def check_threads(threads: int | None, option: str = "--threads") -> None:
     """Refuse threads < 1; warn (one line) when asking for more threads than this machine has cores."""
     if threads is None:
         return
-    require_int(threads, option)
+    require_int(threads, option, maximum=MAX_THREADS)
     cores = usable_cores()
     if threads > cores:
         click.echo(f"warning: {option} {threads} is more than the {cores} core(s) usable here; the extra threads "

@@ -114,8 +114,8 @@ def fit(data, out, base_path, target, features, device_name, coverage, folds, se
         raise InvalidConfig(f"--folds must be an integer >= 2; got {folds}")
     from hwnas.outputs import check_not_input, check_output_file, is_bundle
 
-    check_output_file(out, replace=force, flag="--overwrite", owned=is_bundle, what="predictor bundle")
     check_not_input(out, [("DATA", data), ("--base", base_path)])
+    check_output_file(out, replace=force, flag="--overwrite", owned=is_bundle, what="predictor bundle")
     if not no_plot:
         from hwnas.plots.predictor import plot_paths
 

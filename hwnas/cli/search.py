@@ -23,8 +23,8 @@ def _number(text: str | None, what: str, *, integer: bool = False):
     except ValueError:
         hint = " (e.g. 20m for 20 million)" if integer else ""
         raise InvalidConfig(f"{what} must be a positive number{hint}; got {text!r}") from None
-    if not value > 0:
-        raise InvalidConfig(f"{what} must be positive; got {text!r}")
+    if not value > 0 or value == float("inf"):
+        raise InvalidConfig(f"{what} must be a positive finite number; got {str(text)[:40]!r}")
     return value
 
 

@@ -120,7 +120,6 @@ BAD_ARCHS = (
     "layers=1,hidden=" + "9" * 5000 + ",heads=2,ffn=256",
     "L1-H" + "9" * 5000 + "-A2-I256",
     "L1-H128-A3-I256",
-    "layers=1,hidden=100000,heads=2,ffn=256",     # beyond the teacher (and this machine's memory in training)
     "layers=1,hidden=4194304,heads=2,ffn=256",    # beyond the largest dimension hwnas accepts
     "=,=,=",
     "layers",
@@ -128,10 +127,16 @@ BAD_ARCHS = (
     "x" * 5000,
     "layers=1;hidden=128;heads=2;ffn=256",
 )
+#: Architectures valid as such but refused by one command: (architecture, command line).
+COMMAND_ARCHS = (
+    ("layers=1,hidden=100000,heads=2,ffn=256", "distill --arch {a} --task {task} --out {out}/d"),  # teacher, memory
+    ("layers=12,hidden=128,heads=2,ffn=256", "distill --arch {a} --task {task} --out {out}/d"),  # deeper than teacher
+    ("layers=1,hidden=128,heads=2,ffn=65536", "distill --arch {a} --task {task} --out {out}/d"),  # wider FFN
+    ("layers=2,hidden=128,heads=2,ffn=256", "supernet extract {sn_badjson} --arch {a} --out {out}/st"),
+)
 ARCH_OPTIONS = {
     "predict": "predict --predictor {bundle} --arch {a}",
     "distill": "distill --arch {a} --task {task} --out {out}/d",
-    "profile-show-arch": None,  # placeholder kept out: profile takes --archs files only
 }
 
 #: Numeric options and values they must refuse: command line with ``{v}``.
@@ -194,7 +199,7 @@ _NUMBER_SKIP = {
     ("search-reward-weight", "9" * 30), ("profile-time-budget", "9" * 30), ("profile-max-time", "9" * 30),
     ("supernet-lr", "9" * 30), ("distill-lr", "9" * 30), ("profile-interleave", "9" * 30),
     ("profile-round-size", "9" * 30), ("search-batch-size", "9" * 30), ("predict-batch-size", "9" * 30),
-    ("profile-batch-size", "9" * 30),
+    ("profile-batch-size", "9" * 30), ("supernet-heldout", "9" * 30),
 }
 
 #: Outputs that must never be written: another input, a user's file or folder, impossible places.
@@ -328,11 +333,12 @@ def all_cases() -> list[Case]:
         for bad in BAD_SUPERNETS:
             cases.append(Case(f"supernet/{opt}/{bad}", tuple(FILE_OPTIONS[opt].replace("{f}", "{" + bad + "}").split())))
     for name, line in ARCH_OPTIONS.items():
-        if line is None:
-            continue
         for i, a in enumerate(BAD_ARCHS):
             argv = tuple(a if part == "{a}" else part for part in line.split())
             cases.append(Case(f"arch/{name}/{i:02d}", argv))
+    for i, (a, line) in enumerate(COMMAND_ARCHS):
+        cases.append(Case(f"arch/{line.split()[0]}-only/{i:02d}",
+                          tuple(a if part == "{a}" else part for part in line.split())))
     for opt, line in NUMBER_OPTIONS.items():
         for v in BAD_NUMBERS:
             if (opt, v) in _NUMBER_SKIP:
