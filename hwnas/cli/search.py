@@ -68,10 +68,11 @@ def _number(text: str | None, what: str, *, integer: bool = False):
 @click.option("--resume", is_flag=True, help="Continue the search already in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace the search already in --out (only a folder hwnas wrote).")
 @click.option("--json", "as_json", is_flag=True, help="Print the winner and the Pareto front as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option("--strict", is_flag=True, help="Refuse a host-bound predictor profiled on another host (default: warn).")
 def search(predictor_path, supernet_path, estimator, screen, task_path, teacher, max_latency, out, strategy, evaluations,
            budget_old, seq_len, batch_size, objective, reward_weight, max_params, max_memory, metric, seed, batch,
-           verify_device, quick, resume, overwrite, as_json, strict) -> None:
+           verify_device, quick, resume, overwrite, as_json, quiet, strict) -> None:
     """Search for the most accurate students predicted to run within --max-latency.
 
     The budget is checked against the predictor's calibrated upper bound, so
@@ -197,6 +198,8 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
         screener.check_space(space)
         strategy_arg = ScreenThenDecide(screen=screener, seed=seed)
     con = console(stderr=True)
+    if quiet:
+        con.quiet = True
     con.print(f"space {space.name}: {problem.feasible.sum()} of {len(problem)} architectures predicted within "
               f"{fmt_ms(budget_ms)} (upper bound, {getattr(predictor, 'coverage', 0.95) * 100:.0f}% coverage)")
     from hwnas.outputs import remove_if_unfinished
@@ -205,7 +208,7 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
         result = _run_with_progress(problem, scorer, strategy_arg, evaluations, batch, seed, out, resume,
                                     {**predictor_info, "supernet": supernet_path and str(supernet_path),
                                      "device": predictor.device, "screen": screen,
-                                     "task": task_path})
+                                     "task": task_path}, quiet=quiet or as_json)
     if as_json:
         _print_json(result)
     else:
@@ -216,7 +219,7 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
         _verify(result, predictor, verify_device, quick, strict)
 
 
-def _run_with_progress(problem, estimator, strategy, evaluations, batch, seed, out, resume, describe):
+def _run_with_progress(problem, estimator, strategy, evaluations, batch, seed, out, resume, describe, quiet=False):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from hwnas.search.runner import run_search
@@ -230,11 +233,12 @@ def _run_with_progress(problem, estimator, strategy, evaluations, batch, seed, o
         TimeElapsedColumn(),
         TextColumn("best feasible {task.fields[best]}  hypervolume {task.fields[hv]}"),
         console=con,
+        disable=quiet,
     )
     state = {"task": None}
 
     def on_start(todo: int, done: int) -> None:
-        if done:
+        if done and not quiet:
             con.print(f"resuming {out}: {done} evaluation(s) already there")
         state["task"] = progress.add_task("search", total=todo + done, completed=done, best="-", hv="-")
 

@@ -45,6 +45,7 @@ def supernet() -> None:
               help="Supernet folder; with several spaces, the parent folder of one folder per space.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace the supernet in --out (only a folder hwnas wrote).")
+@click.option("--quiet", is_flag=True, help="No progress display (the summary is still printed).")
 @click.option("--mixture", type=click.Choice(["none", "layer", "neuron"]), default="none", show_default=True,
               help="Mixture-of-Supernets: expert weights mixed by an architecture router, one weight per expert "
                    "(layer) or per expert and output neuron (neuron); none is plain weight sharing.")
@@ -53,7 +54,7 @@ def supernet() -> None:
 @click.option("--mix-attention", is_flag=True, help="With --mixture: also mix the attention projections (FFN only by default).")
 def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, seq_len_old, lr, random_subnets,
               relation_heads, hidden_weight, heldout, max_rows, freeze_embeddings, checkpoint_every, seed, threads, out,
-              resume, overwrite, mixture, experts, router_hidden, mix_attention) -> None:
+              resume, overwrite, quiet, mixture, experts, router_hidden, mix_attention) -> None:
     """Distill the teacher into one supernet per space (sandwich rule, MiniLM-v2 relations).
 
     Runs data-parallel unchanged under torchrun or accelerate launch.
@@ -117,7 +118,8 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, se
             router_hidden=router_hidden, mix_attention=mix_attention,
         )
         with supernet_guard(folder, main=main, replace=overwrite):
-            result = train_supernet(cfg, resume=resume, progress=main, log=(lambda s: con.print(s)) if main else None)
+            result = train_supernet(cfg, resume=resume, progress=main and not quiet,
+                                    log=(lambda s: con.print(s)) if main and not quiet else None)
         if main:
             first = f"{result.first_loss:.4f}" if result.first_loss is not None else "-"
             last = f"{result.last_loss:.4f}" if result.last_loss is not None else "-"
