@@ -92,7 +92,7 @@ def check_path_shape(path: str | Path, *, option: str) -> Path:
     for parent in path.absolute().parents:
         if parent.exists():
             if not parent.is_dir():
-                raise InvalidConfig(f"{option} {path}: {parent} is a file, not a folder")
+                raise InvalidConfig(f"cannot create folder {path.parent} for {option} {path}: {parent} is a file")
             if not os.access(parent, os.W_OK | os.X_OK) and not path.exists():
                 raise InvalidConfig(f"{option} {path}: folder {parent} is not writable")
             break
