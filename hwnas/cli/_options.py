@@ -22,11 +22,11 @@ def require_int(value: Any, option: str, *, minimum: int = 1, maximum: int | Non
     """``value`` as an int in ``[minimum, maximum]``, or one line naming ``option``."""
     hint = f" ({what})" if what else ""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidConfig(f"{option} must be an integer >= {minimum}{hint}; got {value!r}")
+        raise InvalidConfig(f"{option} must be an integer >= {minimum}; got {value!r}{hint}")
     if value < minimum:
-        raise InvalidConfig(f"{option} must be an integer >= {minimum}{hint}; got {value}")
+        raise InvalidConfig(f"{option} must be an integer >= {minimum}; got {value}{hint}")
     if maximum is not None and value > maximum:
-        raise InvalidConfig(f"{option} must be at most {maximum}{hint}; got {value}")
+        raise InvalidConfig(f"{option} must be at most {maximum}; got {str(value)[:40]}{hint}")
     return value
 
 
@@ -164,7 +164,9 @@ def check_inputs_early(*, predictor: str | None = None, supernet: str | None = N
     if teacher not in (None, "", "default"):
         path = Path(str(teacher))
         if path.exists() and teacher_config(teacher) is None:
-            raise InvalidConfig(f"--teacher {teacher} is not a model folder with a readable config.json")
+            what = "its config.json is unreadable" if (path / "config.json").is_file() else "no config.json"
+            raise InvalidConfig(f"--teacher {teacher} is not a model folder ({what}); give 'default' or a "
+                                "save_pretrained folder")
     for option, value in data:
         if value is None:
             continue
@@ -188,7 +190,7 @@ def check_text_file(path: str | Path, option: str) -> None:
     except OSError as exc:
         raise InvalidData(f"{option} {path} cannot be read: {exc.strerror}") from None
     if not head.strip():
-        raise InvalidData(f"{option} {path} is empty")
+        raise InvalidData(f"{option} {path} holds no text (it is empty)")
     if b"\0" in head:
         raise InvalidData(f"{option} {path} is a binary file; give UTF-8 text")
     try:
