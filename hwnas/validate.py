@@ -94,7 +94,10 @@ def check_bundle_manifest(path: str | Path, manifest: Mapping[str, Any]) -> None
                           f"below the prediction); got {margin!r}")
     if not _finite_number(coverage) or not 0 < coverage < 1:
         raise BundleError(f"{where}: uncertainty.coverage must be a number in (0, 1); got {coverage!r}")
-    for i, corr in enumerate(manifest.get("corrections") or []):
+    corrections = manifest.get("corrections") or []
+    if not isinstance(corrections, list):
+        raise BundleError(f"{where}: manifest 'corrections' must be a list")
+    for i, corr in enumerate(corrections):
         values = [corr.get("intercept")] if isinstance(corr, Mapping) else [None]
         if isinstance(corr, Mapping):
             for key in ("mean", "scale", "coef"):
@@ -117,6 +120,12 @@ def check_bundle_manifest(path: str | Path, manifest: Mapping[str, Any]) -> None
                                   f"which was taken by a {family} device (it records {key})")
             break
     domain = manifest.get("domain")
+    ranges = domain.get("ranges", {}) if isinstance(domain, Mapping) else None
+    if not isinstance(ranges, Mapping):
+        raise BundleError(f"{where}: manifest domain.ranges must map inputs to [min, max]")
+    for name, span in ranges.items():
+        if not (isinstance(span, list) and len(span) == 2 and all(_finite_number(v) for v in span) and span[0] <= span[1]):
+            raise BundleError(f"{where}: domain range of {name!r} must be [min, max] with finite min <= max; got {span!r}")
     lat = domain.get("latency_ms") if isinstance(domain, Mapping) else None
     if not (isinstance(lat, list) and len(lat) == 2 and all(_finite_number(v) and v > 0 for v in lat)):
         raise BundleError(f"{where}: domain.latency_ms must be two positive finite numbers; got {lat!r}")
