@@ -233,3 +233,41 @@ def test_signed_bundles_verify_and_trusted_keys_are_enforced(tmp_path, monkeypat
     monkeypatch.delenv(TRUST_ENV)
     with pytest.raises(BundleError, match="signature does not verify"):
         load_bundle(bundle)
+
+
+# ---------------------------------------------------------------- one CLI language
+def _main(argv, capsys):
+    from hwnas.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def test_old_spellings_work_with_one_deprecation_line_and_errors_name_what_was_typed(tmp_path, capsys):
+    user = tmp_path / "mine.hwnas"
+    user.write_text("not a bundle\n")
+    code, _, err = _main(["predictor", "fit", PROFILE, "--out", user, "--force", "--no-plot"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 2
+    assert lines[0] == "warning: --force is deprecated and will be removed in the next release; use --overwrite"
+    assert lines[1].startswith("hwnas: error:") and "not a predictor bundle written by hwnas" in lines[1]
+    assert user.read_text() == "not a bundle\n"
+    code, _, err = _main(["search", "--predictor", user, "--estimator", "params", "--max-latency", "5ms",
+                          "--budget", "0", "--out", tmp_path / "s"], capsys)
+    assert code == 2 and "--budget is deprecated" in err and "hwnas: error: --budget must be an integer >= 1" in err
+
+
+def test_library_warnings_are_one_clean_line(tmp_path, capsys):
+    from tests.adversarial.workspace import fit_tiny_bundle
+
+    bundle = fit_tiny_bundle(tmp_path / "p.hwnas")
+    lines = PROFILE.read_text().splitlines()
+    dup = tmp_path / "dup.jsonl"
+    dup.write_text("\n".join(lines + lines) + "\n")
+    code, out, err = _main(["predictor", "eval", bundle, dup, "--no-plot", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["n"] == len(lines)  # the copies were merged before evaluating
+    warned = [line for line in err.splitlines() if line.strip()]
+    assert warned == [f"warning: {dup}: merged {len(lines)} exact duplicate record(s) (copies, not new measurements)"]
