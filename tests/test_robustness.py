@@ -204,6 +204,7 @@ def test_signed_bundles_verify_and_trusted_keys_are_enforced(tmp_path, monkeypat
     from hwnas.errors import BundleError
     from hwnas.predictors.bundle import load_bundle
     from hwnas.signing import TRUST_ENV, generate_keypair, sign_bundle
+    from hwnas.space import Architecture
     from tests.adversarial.workspace import fit_tiny_bundle
 
     bundle = fit_tiny_bundle(tmp_path / "p.hwnas")
@@ -211,11 +212,11 @@ def test_signed_bundles_verify_and_trusted_keys_are_enforced(tmp_path, monkeypat
     assert load_bundle(bundle).signature.signed is False
     kid = generate_keypair(tmp_path / "me.pem", tmp_path / "me.pub")
     generate_keypair(tmp_path / "other.pem", tmp_path / "other.pub")
-    before = load_bundle(bundle).predict(["layers=1,hidden=128,heads=2,ffn=256"])
+    before = load_bundle(bundle).predict([Architecture(1, 128, 2, 256)])
     assert sign_bundle(bundle, tmp_path / "me.pem") == kid
     signed = load_bundle(bundle)
     assert signed.signature.signed and signed.signature.key_id == kid and signed.signature.trusted is None
-    assert signed.predict(["layers=1,hidden=128,heads=2,ffn=256"]) == pytest.approx(before)
+    assert signed.predict([Architecture(1, 128, 2, 256)]) == pytest.approx(before)
     monkeypatch.setenv(TRUST_ENV, str(tmp_path / "me.pub"))
     assert load_bundle(bundle).signature.trusted is True
     monkeypatch.setenv(TRUST_ENV, str(tmp_path / "other.pub"))
