@@ -159,6 +159,12 @@ def load_bundle(path: str | Path, *, n_jobs: int = 1) -> LatencyPredictor:
     from hwnas.validate import check_bundle_manifest, check_predictor_runs
 
     check_bundle_manifest(path, manifest)  # well-formed and checksummed is not yet meaningful
+    from hwnas._ubjson import check_xgboost_model
+
+    try:  # parsed and checked here first: XGBoost's loader can crash the process on damaged bytes
+        check_xgboost_model(members[MODEL_MEMBER])
+    except ValueError as exc:
+        raise BundleError(f"{path}: {MODEL_MEMBER} is not a readable XGBoost model ({exc})") from None
     try:
         booster = xgb.Booster()
         booster.load_model(bytearray(members[MODEL_MEMBER]))
