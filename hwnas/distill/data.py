@@ -142,8 +142,8 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]
                 continue
             try:
                 obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidData(f"{path}, row {lineno}: not valid JSON ({exc.msg})") from None
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError, numbers past int's digit limit, deep nesting
+                raise InvalidData(f"{path}, row {lineno}: not valid JSON ({getattr(exc, 'msg', str(exc)[:80])})") from None
             if not isinstance(obj, dict):
                 raise InvalidData(f"{path}, row {lineno}: expected a JSON object, got {type(obj).__name__}")
             for k in obj:

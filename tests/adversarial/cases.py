@@ -210,7 +210,7 @@ OUTPUT_CASES = [
     _c("fit-out-user-file", "predictor fit {profile} --out {user_txt} --force --no-plot", fragment="not a predictor bundle"),
     _c("fit-out-exists", "predictor fit {profile} --out {bundle} --no-plot", fragment="already exists"),
     _c("fit-out-base", "predictor fit {profile} --base {bundle} --out {bundle} --force --no-plot", fragment="same file"),
-    _c("fit-out-folder", "predictor fit {profile} --out {emptydir} --no-plot", fragment="folder"),
+    _c("fit-out-folder", "predictor fit {profile} --out {emptydir} --no-plot", fragment="directory"),
     _c("fit-out-under-file", "predictor fit {profile} --out {file_parent}/x.hwnas --no-plot", fragment="is a file"),
     _c("fit-out-too-long", "predictor fit {profile} --no-plot --out {out}/" + "x" * 300 + ".hwnas", fragment="too long"),
     _c("fit-out-readonly", "predictor fit {profile} --out {rodir}/x.hwnas --no-plot", fragment="not writable",
@@ -224,7 +224,7 @@ OUTPUT_CASES = [
     _c("profile-resume-binary", "profile --space tiny --samples 1 --quick --resume --out {binary_bin}",
        fragment="not a profile"),
     _c("profile-out-exists", "profile --space tiny --samples 1 --quick --out {profile}", fragment="already exists"),
-    _c("profile-out-folder", "profile --space tiny --samples 1 --quick --out {emptydir}", fragment="folder"),
+    _c("profile-out-folder", "profile --space tiny --samples 1 --quick --out {emptydir}", fragment="directory"),
     _c("profile-out-under-file", "profile --space tiny --samples 1 --quick --out {file_parent}/p.jsonl"),
     _c("profile-out-is-archs", "profile --archs {archs} --quick --resume --out {archs}"),
     _c("profile-out-too-long", "profile --space tiny --samples 1 --quick --out {out}/" + "p" * 300 + ".jsonl",
@@ -253,7 +253,7 @@ OUTPUT_CASES = [
     _c("run-out-file", "run --max-latency 5ms --quick --work-dir {workspace} --name user.txt", fragment="is a file"),
     _c("report-out-user-file", "report {profile} --out {user_txt}", fragment="not a report written by hwnas"),
     _c("report-out-is-input", "report {profile} --out {profile}"),
-    _c("report-out-folder", "report {profile} --out {emptydir}", fragment="folder"),
+    _c("report-out-folder", "report {profile} --out {emptydir}", fragment="directory"),
     _c("show-plot-not-png", "profile show {profile} --plot {user_txt}"),
 ]
 

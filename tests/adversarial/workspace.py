@@ -66,7 +66,7 @@ def _set(path: str, value: Any) -> Callable[[dict], None]:
 def _first_coef(factor: float) -> Callable[[dict], None]:
     def edit(m: dict) -> None:
         term = m["physics"]["terms"][0]
-        m["physics"]["coef"][term] = m["physics"]["coef"][term] * factor if factor == factor else float("nan")
+        m["physics"]["coef"][term] = factor  # NaN, or a negative cost
     return edit
 
 
