@@ -140,9 +140,11 @@ class ProfileQuality:
         self.outliers = outliers
 
 
-def _twin_key(r: Mapping[str, Any]) -> tuple:
-    return tuple(r.get(k) for k in ("layers", "hidden", "heads", "ffn", "batch_size", "seq_len", "device", "dtype",
-                                    "threads", "clock"))
+def _twin_key(r: Mapping[str, Any]) -> str:
+    import json
+
+    return json.dumps([r.get(k) for k in ("layers", "hidden", "heads", "ffn", "batch_size", "seq_len", "device", "dtype",
+                                          "threads", "clock")], default=str)
 
 
 def check_profile_quality(records: Sequence[dict[str, Any]], *, where: str = "profile",

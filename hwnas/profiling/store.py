@@ -88,6 +88,15 @@ def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
             Architecture.from_dict({d: record[d] for d in DIMENSIONS})
         except InvalidArchitecture as exc:
             raise ProfileStoreError(f"{path}, line {lineno}: {exc}") from None
+        for key in ("batch_size", "seq_len"):
+            v = record[key]
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1 << 24:
+                raise ProfileStoreError(f"{path}, line {lineno}: {key} must be a positive integer; got {str(v)[:40]}")
+        if not isinstance(record["device"], str) or not record["device"]:
+            raise ProfileStoreError(f"{path}, line {lineno}: device must be a device name; got {str(record['device'])[:40]}")
+        for key, kinds in (("dtype", (str,)), ("threads", (int, type(None))), ("clock", (str,))):
+            if key in record and (isinstance(record[key], bool) or not isinstance(record[key], kinds)):
+                raise ProfileStoreError(f"{path}, line {lineno}: {key} has a wrong type; got {str(record[key])[:40]}")
         lat = record["latency_ms"]
         if isinstance(lat, bool) or not isinstance(lat, (int, float)) or (math.isfinite(lat) and lat <= 0):
             raise ProfileStoreError(f"{path}, line {lineno}: latency_ms must be a positive number of milliseconds; "
