@@ -164,7 +164,7 @@ def load_bundle(path: str | Path, *, n_jobs: int = 1) -> LatencyPredictor:
     try:  # parsed and checked here first: XGBoost's loader can crash the process on damaged bytes
         check_xgboost_model(members[MODEL_MEMBER])
     except ValueError as exc:
-        raise BundleError(f"{path}: {MODEL_MEMBER} is not a readable XGBoost model ({exc})") from None
+        raise BundleError(f"{path}: XGBoost cannot read {MODEL_MEMBER} (not a well-formed tree model: {exc})") from None
     try:
         booster = xgb.Booster()
         booster.load_model(bytearray(members[MODEL_MEMBER]))
