@@ -55,7 +55,8 @@ def search_out(out: str | Path, resume: bool, predictor_path: str | Path) -> dic
 
     out = Path(out)
     if check_output_folder(out, kind="search") and not resume and any(p.name != "hwnas.json" for p in out.iterdir()):
-        raise InvalidConfig(f"--out {out} already holds a search; pass --resume to continue it, or choose another --out")
+        raise InvalidConfig(f"--out {out} already exists and is not empty; pass --resume to continue that search, "
+                            "--overwrite to replace it, or choose another --out")
     path = Path(predictor_path)
     if not path.is_file():
         return {"predictor": str(predictor_path)}  # the loader says what is wrong

@@ -181,7 +181,7 @@ def check_text_file(path: str | Path, option: str) -> None:
 
     path = Path(path)
     if not path.exists():
-        raise InvalidData(f"{option} {path} does not exist")
+        raise InvalidData(f"{option} {path}: no such file")
     if not path.is_file():
         raise InvalidData(f"{option} {path} is a folder; give a file")
     try:

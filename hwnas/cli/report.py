@@ -21,7 +21,7 @@ def report(path: str, out: str | None) -> None:
       hwnas report hwnas-runs/cpu-5ms/search --out /tmp/search.html
       hwnas report profiles/cpu.jsonl
     """
-    from hwnas.errors import InvalidData
+    from hwnas.errors import InvalidConfig, InvalidData
     from hwnas.report import write_report
 
     from pathlib import Path
@@ -32,7 +32,10 @@ def report(path: str, out: str | None) -> None:
     if not Path(path).exists():
         raise InvalidData(f"PATH {path} does not exist; give a run folder or one stage's output")
     target = Path(out) if out is not None else default_output(path)
-    check_output_file(target, option="--out", replace=True, owned=_is_report, what="report")
+    try:
+        check_output_file(target, option="--out", replace=True, owned=_is_report, what="report")
+    except InvalidConfig as exc:
+        raise InvalidConfig(f"cannot write the report: {exc}") from None
     check_not_input(target, [("PATH", path)])
     r = write_report(path, out)
     click.echo(f"wrote {r.path} ({r.kind}, {r.figures} figure(s) embedded, {len(r.html) / 1e6:.1f} MB)")

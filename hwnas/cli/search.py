@@ -24,7 +24,7 @@ def _number(text: str | None, what: str, *, integer: bool = False):
         hint = " (e.g. 20m for 20 million)" if integer else ""
         raise InvalidConfig(f"{what} must be a positive number{hint}; got {text!r}") from None
     if not value > 0 or value == float("inf"):
-        raise InvalidConfig(f"{what} must be a positive finite number; got {str(text)[:40]!r}")
+        raise InvalidConfig(f"{what} must be positive and finite; got {str(text)[:40]!r}")
     return value
 
 
