@@ -29,7 +29,7 @@ def trained_dir(tmp_path_factory, tiny_teacher, space_file, corpus):
     out = tmp_path_factory.mktemp("cli") / "sn"
     with pytest.raises(SystemExit) as exc:
         main(["supernet", "train", "--teacher", str(tiny_teacher), "--space", str(space_file), "--data", str(corpus),
-              "--steps", "3", "--batch-size", "4", "--seq-len", "16", "--heldout", "8", "--threads", "1", "--out", str(out)])
+              "--steps", "3", "--batch-size", "4", "--max-len", "16", "--heldout", "8", "--threads", "1", "--out", str(out)])
     assert exc.value.code == 0
     return out
 
