@@ -117,8 +117,8 @@ def check_output_folder(folder: str | Path, *, kind: str, option: str = "--out")
         raise InvalidConfig(f"{option} {folder} cannot be read: {exc.strerror}") from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InvalidConfig(f"{option} {folder} is not writable")
-    if not [e for e in entries if e != MARKER]:
-        return False  # new, or only marked: nothing to resume or replace
+    if not [e for e in entries if e not in (MARKER, ".cache")]:
+        return False  # new, or only marked (and a cache): nothing to resume or replace
     marker = read_marker(folder)
     if marker is not None:
         if marker["kind"] != kind:
