@@ -156,7 +156,7 @@ def main() -> None:
     _log(f"data: {len(train_data)} training, {len(eval_data)} evaluation examples")
     teacher = finetune_teacher(resolve_teacher("default"), train_data, eval_data, teacher_train_config(base),
                                out / "teachers", max_len=args.max_len, on_status=_log,
-                               on_step=lambda s, n, p: _log(f"teacher step {s}/{n} loss {p['loss']:.4f}") if s % 10 == 0 else None)
+                               on_progress=lambda ev: _log(f"teacher step {ev.completed}/{ev.total} loss {ev.metrics['loss']:.4f}") if ev.completed % 10 == 0 else None)
     t_acc = teacher.metrics["accuracy"]
     _log(f"teacher accuracy on dev: {t_acc:.4f} ({teacher.path})")
     lat_file = out / f"teacher_latency_{args.clock}.json"
@@ -185,7 +185,7 @@ def main() -> None:
         folder = out / "students" / name
         _log(f"distilling {name}: {arch} with {weights}")
         report = distill(config(arch, weights), folder, on_status=_log,
-                         on_step=lambda st, s, n, p: _log(f"  {st} step {s}/{n} loss {p['loss']:.4f}") if s % 50 == 0 else None)
+                         on_progress=lambda ev: _log(f"  {ev.stage} step {ev.completed}/{ev.total} loss {ev.metrics['loss']:.4f}") if ev.completed % 50 == 0 else None)
         m = report["measured_latency"]
         return {"name": name, "arch": report["arch_key"], "accuracy": report["student_score"],
                 "retained": report["student_score"] / t_acc, "latency_ms": m["student"]["latency_ms"],

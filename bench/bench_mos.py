@@ -103,7 +103,7 @@ def main(argv=None) -> int:
         done = (out / "supernet.json").is_file() and json.loads((out / "supernet.json").read_text()).get("steps_done") == args.steps
         t_cpu, t_wall = cpu_s(), time.perf_counter()
         if not done:
-            result = train_supernet(cfg, resume=(out / "checkpoints").exists(), progress=False)
+            result = train_supernet(cfg, resume=(out / "checkpoints").exists())
             steps_run = result.steps_run
         else:
             steps_run = 0

@@ -68,7 +68,8 @@ def _train(space, folder: Path, args, *, random_subnets: int, steps: int | None 
         train_embeddings=args.train_embeddings, teacher_cache=str(args.out / "supernet-bench" / "teacher-cache"),
     )
     resume = (folder / "checkpoints" / "latest.json").is_file()
-    result = train_supernet(cfg, resume=resume, progress=sys.stderr.isatty(), log=lambda s: print("  " + s, flush=True))
+    result = train_supernet(cfg, resume=resume, on_status=lambda s: print("  " + s, flush=True),
+                            on_progress=lambda ev: print(f"  checkpoint step {ev.completed}", flush=True) if ev.checkpoint else None)
     meta = json.loads((folder / "supernet.json").read_text())
     log = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines() if line.strip()]
     total_wall = float(meta.get("train_wall_s", result.total_wall_s))

@@ -1,4 +1,5 @@
-"""The file layer: reading the small YAML/JSON files users write, atomic durable writes, content hashes.
+"""The file layer: reading the small YAML/JSON files and the labelled tables users write, atomic durable
+writes, content hashes.
 
 ``atomic_write_bytes`` writes to a temporary file in the same folder, flushes
 and fsyncs it, renames it over the target (atomic on POSIX) and fsyncs the
@@ -8,14 +9,18 @@ content, never a mix, and the rename itself survives a power cut.
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
+import io
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["read_yaml_or_json", "atomic_write_bytes", "atomic_write_text", "sha256_file", "fsync_dir"]
+__all__ = ["read_yaml_or_json", "read_text", "read_table", "atomic_write_bytes", "atomic_write_text", "sha256_file",
+           "fsync_dir"]
 
 
 def read_yaml_or_json(path: Path, error: type[Exception], what: str) -> Any:
@@ -91,3 +96,83 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# --------------------------------------------------------------- tables
+def _table_format(path: Path, error: type[Exception]) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    ext = suffixes[-1] if suffixes else ""
+    if ext in (".tsv", ".tab"):
+        return "tsv"
+    if ext == ".csv":
+        return "csv"
+    if ext in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    raise error(f"{path}: unknown file type {ext or '(none)'!r}; accepted: .tsv, .csv, .jsonl (optionally .gz)")
+
+
+def read_text(path: Path, error: type[Exception]) -> str:
+    """The UTF-8 text of ``path`` (gunzipped when it ends in ``.gz``; a byte-order mark is dropped)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except OSError as exc:
+            raise error(f"{path}: not a valid gzip file ({exc})") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def read_table(path: Path, error: type[Exception]) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
+    """Column names and ``(row number, row)`` pairs of a TSV, CSV or JSON-lines file (optionally ``.gz``).
+
+    The one reader of labelled tables. Rows are numbered as a text editor shows
+    them (the header is row 1 of a TSV/CSV file); blank rows are skipped. A bad
+    file raises ``error`` with one line naming the file, the row and the problem.
+    """
+    fmt = _table_format(path, error)
+    text = read_text(path, error)
+    if not text.strip():
+        raise error(f"{path}: the file is empty")
+    rows: list[tuple[int, dict[str, Any]]] = []
+    if fmt == "jsonl":
+        columns: list[str] = []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError, numbers past int's digit limit, deep nesting
+                raise error(f"{path}, row {lineno}: not valid JSON ({getattr(exc, 'msg', str(exc)[:80])})") from None
+            if not isinstance(obj, dict):
+                raise error(f"{path}, row {lineno}: expected a JSON object, got {type(obj).__name__}")
+            columns.extend(k for k in obj if k not in columns)
+            rows.append((lineno, obj))
+        return columns, rows
+    # TSV files of GLUE contain quotes that are not CSV quoting, so TSV is read without quote handling.
+    reader = csv.reader(io.StringIO(text), delimiter="\t" if fmt == "tsv" else ",",
+                        quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise error(f"{path}: the file is empty") from None
+    except csv.Error as exc:
+        raise error(f"{path}, row 1: {exc}") from None
+    try:
+        for lineno, values in enumerate(reader, 2):
+            if not values or all(not v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                raise error(f"{path}, row {lineno}: {len(values)} fields but the header has {len(header)} "
+                            f"({', '.join(header)})")
+            rows.append((lineno, dict(zip(header, values))))
+    except csv.Error as exc:
+        raise error(f"{path}, row {reader.line_num}: {exc}") from None
+    return header, rows

@@ -21,7 +21,7 @@ __all__ = [
     "ProfileStoreError",
     "PredictorMismatch",
     "BundleError",
-    "NotFittedError",
+    "NotFittedError",  # noqa: F822  (built on first use by __getattr__ below)
     "ClusterError",
     "TrainingDiverged",
 ]
@@ -79,10 +79,6 @@ class BundleError(_UsageError, ValueError):
     """A predictor bundle is corrupt, truncated, tampered with or of an unknown format."""
 
 
-class NotFittedError(HwnasError, ValueError, AttributeError):
-    """An estimator was used before ``fit``."""
-
-
 class ClusterError(_UsageError, RuntimeError):
     """A Ray cluster cannot be used as asked: Ray missing, address unreachable,
     no node offering the device resource, or nodes of different kinds mixed."""
@@ -90,3 +86,19 @@ class ClusterError(_UsageError, RuntimeError):
 
 class TrainingDiverged(HwnasError, RuntimeError):
     """Training produced a non-finite loss; it stopped before the weights were updated (exit code 1)."""
+
+
+def __getattr__(name: str) -> type:
+    # NotFittedError is scikit-learn's own (so sklearn's checks and callers catching
+    # sklearn.exceptions.NotFittedError see it) and an HwnasError. It is built on first use:
+    # importing scikit-learn here would slow every ``hwnas`` command down.
+    if name == "NotFittedError":
+        from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+
+        class NotFittedError(HwnasError, SklearnNotFittedError):
+            """An estimator was used before ``fit`` (scikit-learn's ``NotFittedError``: a ValueError and AttributeError)."""
+
+        NotFittedError.__module__, NotFittedError.__qualname__ = __name__, "NotFittedError"
+        globals()[name] = NotFittedError
+        return NotFittedError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,8 @@ from typing import Any
 from hwnas.errors import InvalidConfig
 
 __all__ = ["MARKER", "KINDS", "read_marker", "write_marker", "check_output_folder", "claim_output_folder",
-           "remove_if_unfinished", "check_output_file", "check_not_input", "is_bundle", "same_content"]
+           "remove_if_unfinished", "replace_owned_folder", "writer_guard", "check_search_out", "check_output_file",
+           "check_not_input", "is_bundle", "same_content"]
 
 MARKER = "hwnas.json"
 
@@ -39,7 +40,7 @@ MARKER = "hwnas.json"
 KINDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "supernet": (("supernet.json",), ("checkpoints",)),
     "search": (("config.json", "evaluated.csv"),),
-    "distill": (("distill_config.json",),),
+    "distill": (("distill_config.json",), ("checkpoint/state.json", "checkpoint/state.safetensors")),
     "student": (("hwnas_student.json",),),
     "run": (("summary.json",), ("profile.jsonl",), ("predictor.hwnas",), ("search", "supernet"), ("student",)),
     "profile": (),
@@ -188,6 +189,79 @@ def remove_if_unfinished(path: str | Path | None) -> Iterator[None]:
             except OSError:
                 pass
         raise
+
+
+def replace_owned_folder(folder: str | Path, *, kind: str, option: str = "--out") -> None:
+    """``--overwrite``: remove ``folder`` so a new result replaces it, but only if hwnas wrote it as a ``kind``."""
+    folder = Path(folder)
+    if check_output_folder(folder, kind=kind, option=option):
+        try:
+            shutil.rmtree(folder)
+        except OSError as exc:
+            raise InvalidConfig(f"{option} {folder} cannot be replaced: {exc.strerror}") from None
+
+
+@contextmanager
+def writer_guard(folder: str | Path, *, kind: str, main: bool = True, replace: bool = False,
+                 hint: str = "wait for it to finish, or give another --out") -> Iterator[None]:
+    """One writer per output folder (a lock beside it, ``<folder>.lock``, naming its holder), and a folder
+    created by a run that failed before any work is removed again (:func:`remove_if_unfinished`).
+
+    Only the main process of a data-parallel launch takes the lock (the others write nothing).
+    ``replace`` (``--overwrite``) removes a ``kind`` folder hwnas wrote, under the lock.
+    """
+    from hwnas._lock import writer_lock
+
+    folder = Path(folder).absolute()
+    with ExitStack() as stack:
+        if main:
+            stack.enter_context(remove_if_unfinished(folder))  # entered first: also removes new parent folders
+            try:
+                folder.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InvalidConfig(f"--out {folder}: cannot create {folder.parent}: {exc.strerror}") from None
+            stack.enter_context(writer_lock(folder.with_name(folder.name + ".lock"), target=folder,
+                                            error=InvalidConfig, hint=hint))
+            if replace:
+                replace_owned_folder(folder, kind=kind)
+        yield
+
+
+def check_search_out(out: str | Path, resume: bool, predictor_path: str | Path) -> dict[str, str]:
+    """Check a search's output folder before any prediction, and compare a resumed search's predictor by content.
+
+    Returns the ``config.json`` entries naming the predictor: ``predictor`` (the path
+    the search started with when the content is the same) and ``predictor_sha256``.
+
+    Raises:
+        InvalidConfig: ``out`` holds a search and ``resume`` is false, or is not hwnas's.
+        PredictorMismatch: resuming with a predictor whose content differs from the one the search started with.
+    """
+    from hwnas._files import sha256_file
+    from hwnas.errors import PredictorMismatch
+
+    out = Path(out)
+    if check_output_folder(out, kind="search") and not resume and any(p.name != MARKER for p in out.iterdir()):
+        raise InvalidConfig(f"--out {out} already exists and is not empty; pass --resume to continue that search, "
+                            "--overwrite to replace it, or choose another --out")
+    path = Path(predictor_path)
+    if not path.is_file():
+        return {"predictor": str(predictor_path)}  # the loader says what is wrong
+    digest = sha256_file(path)
+    recorded = str(predictor_path)
+    config = out / "config.json"
+    if resume and config.is_file():
+        try:
+            old = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            raise InvalidConfig(f"cannot resume {out}: its config.json is unreadable") from None
+        old_digest = old.get("predictor_sha256") if isinstance(old, dict) else None
+        if old_digest is not None:
+            if old_digest != digest:
+                raise PredictorMismatch(f"cannot resume {out}: --predictor {predictor_path} is not the predictor the "
+                                        f"search started with (content sha256 {digest[:12]}, was {str(old_digest)[:12]})")
+            recorded = str(old.get("predictor") or recorded)  # the same file, maybe under another path
+    return {"predictor": recorded, "predictor_sha256": digest}
 
 
 def is_bundle(path: str | Path) -> bool:

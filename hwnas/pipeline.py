@@ -13,6 +13,11 @@ distill    ``student/`` (HF + ONNX)    ``student/report.json`` exists with the s
 verify     ``summary.json``            recomputed from the stages' outputs
 =========  ==========================  ==========================================
 
+Each stage is a :class:`Stage` object with an ``output``, ``done()`` and ``run()``
+(see :data:`STAGE_CLASSES`); :func:`run_pipeline` builds them on one :class:`RunContext`
+and loops: a done stage is reused, any other is run. Progress goes out as
+:class:`~hwnas.progress.ProgressEvent` s and status lines; the command line draws them.
+
 The space is chosen from the budget when not given: ``tiny`` (about 1-6 ms on
 one CPU thread) for budgets up to 8 ms, ``small`` above. The duration printed
 at the start is a rough estimate from per-unit costs (seconds per profiled
@@ -24,16 +29,21 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hwnas._files import atomic_write_text
 from hwnas.errors import InvalidConfig
+from hwnas.progress import ProgressCallback, StatusCallback, emit
 
-__all__ = ["RunConfig", "run_pipeline", "estimate_seconds", "choose_space", "STAGES", "quick_config"]
+__all__ = [
+    "RunConfig", "RunContext", "RunSummary", "StageResult", "Stage", "ProfileStage", "PredictorStage", "SupernetStage",
+    "SearchStage", "DistillStage", "VerifyStage", "STAGES", "build_stages", "run_stage", "run_pipeline",
+    "estimate_seconds", "choose_space", "quick_config",
+]
 
-STAGES = ("profile", "predictor", "supernet", "search", "distill", "verify")
 
 #: Rough seconds per unit of work on an idle 2-core machine (round figures; see estimate_seconds).
 _COST_S = {
@@ -141,49 +151,7 @@ def quick_config(max_latency_ms: float, **overrides: Any) -> RunConfig:
     return RunConfig(max_latency_ms=max_latency_ms, **values)
 
 
-def _done(config: RunConfig) -> dict[str, bool]:
-    """Which stages already have reusable outputs."""
-    f = config.folder
-    supernet_done = False
-    meta = f / "supernet" / "supernet.json"
-    if config.supernet:
-        supernet_done = True
-    elif meta.is_file():
-        try:
-            supernet_done = json.loads(meta.read_text()).get("steps_done", 0) >= config.supernet_steps
-        except (OSError, ValueError):
-            supernet_done = False
-    search_done = (f / "search" / "winner.json").is_file()
-    return {
-        "profile": bool(config.predictor) or (f / "predictor.hwnas").is_file(),
-        "predictor": bool(config.predictor) or (f / "predictor.hwnas").is_file(),
-        "supernet": supernet_done,
-        "search": search_done,
-        "distill": (f / "student" / "report.json").is_file(),
-    }
-
-
-def estimate_seconds(config: RunConfig) -> dict[str, float]:
-    """Rough seconds per stage still to run (0 for stages whose output is reused)."""
-    done = _done(config)
-    space = config.space_name
-    scale = 0.25 if config.quick_timing else 1.0
-    est = {
-        "profile": 0.0 if done["profile"] else config.profile_samples * (_COST_S["profile_sample"] * scale + 0.3),
-        "predictor": 0.0 if done["predictor"] else _COST_S["predictor_fit"],
-        "supernet": 0.0 if done["supernet"] else config.supernet_steps * _COST_S["supernet_step"].get(space, 2.5)
-        * config.supernet_batch / 16,
-        "search": 0.0 if done["search"] else config.search_evaluations * (
-            _COST_S["search_eval"] + (_COST_S["search_step_bo"] if config.strategy == "bo" else 0.0)),
-        "distill": 0.0 if done["distill"] else (config.teacher_steps * _COST_S["teacher_step"]
-                                                + config.distill_steps * _COST_S["distill_step"]) * config.batch_size / 32
-        + _COST_S["export"],
-        "verify": 5.0,
-    }
-    est["fixed"] = _COST_S["fixed"]
-    return est
-
-
+# ------------------------------------------------------------------ stages
 @dataclass
 class StageResult:
     name: str
@@ -207,225 +175,398 @@ class RunSummary:
     wall_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return d
+        return asdict(self)
 
 
-class _Callbacks:
-    """What the pipeline tells its display; every method is optional to implement."""
+@dataclass
+class RunContext:
+    """What the stages share: the settings, where each output goes, the callbacks and what earlier stages produced.
 
-    def stage_start(self, name: str, total: int | None, note: str) -> None: ...
+    A stage reads its inputs from here and writes its outputs into the run folder
+    (and its in-memory results, such as the distillation report, into
+    ``summary``), so a test can build a context on tiny inputs and run one stage.
+    """
 
-    def stage_advance(self, name: str, completed: int, text: str = "") -> None: ...
+    config: RunConfig
+    on_progress: ProgressCallback | None = None
+    on_status: StatusCallback | None = None
+    summary: RunSummary | None = None
 
-    def stage_end(self, name: str, status: str, note: str) -> None: ...
+    def __post_init__(self) -> None:
+        if self.summary is None:
+            cfg = {**asdict(self.config), "space": self.space, "folder": str(self.folder)}
+            self.summary = RunSummary(config=cfg, folder=str(self.folder), budget_ms=self.config.max_latency_ms)
 
-    def status(self, text: str) -> None: ...
+    @property
+    def folder(self) -> Path:
+        return self.config.folder
+
+    @property
+    def space(self) -> str:
+        return self.config.space_name
+
+    @property
+    def predictor_path(self) -> Path:
+        return Path(self.config.predictor) if self.config.predictor else self.folder / "predictor.hwnas"
+
+    @property
+    def supernet_path(self) -> Path:
+        return Path(self.config.supernet) if self.config.supernet else self.folder / "supernet"
+
+    @property
+    def search_dir(self) -> Path:
+        return self.folder / "search"
+
+    @property
+    def student_dir(self) -> Path:
+        return self.folder / "student"
+
+    def status(self, text: str) -> None:
+        if self.on_status is not None:
+            self.on_status(text)
+
+    def progress(self, stage: str, completed: int, total: int | None = None,
+                 metrics: dict[str, float] | None = None, checkpoint: bool = False) -> None:
+        emit(self.on_progress, stage, completed, total, metrics, checkpoint)
 
 
-def run_pipeline(config: RunConfig, callbacks: _Callbacks | None = None) -> RunSummary:
-    """Run (or reuse) every stage and write ``summary.json`` in the run folder."""
-    cb = callbacks or _Callbacks()
-    t0 = time.perf_counter()
-    folder = config.folder
-    from hwnas.outputs import claim_output_folder
+class Stage(ABC):
+    """One step of ``hwnas run``: knows its output, whether it is done, and how to run.
 
-    claim_output_folder(folder, kind="run", option="--work-dir/--name")  # never a folder hwnas did not make
-    space = config.space_name
-    cfg_dict = {**asdict(config), "space": space, "folder": str(folder)}
-    summary = RunSummary(config=cfg_dict, folder=str(folder), budget_ms=config.max_latency_ms)
-    from hwnas.data import embedded_path
+    ``run()`` returns ``(status, detail)`` with status ``"ran"`` or ``"resumed"``;
+    ``reuse()`` is called instead when ``done()`` and returns the detail line.
+    """
 
-    task = config.task or str(embedded_path("sst2/train.tsv"))
-    eval_ = config.eval or (None if config.task else str(embedded_path("sst2/dev.tsv")))
-    done = _done(config)
+    name: str = ""
 
-    def stage(name: str, fn: Callable[[], tuple[str, str, str]]) -> None:
-        start = time.perf_counter()
-        status, output, detail = fn()
-        summary.stages.append(StageResult(name, status, time.perf_counter() - start, output, detail))
-        cb.stage_end(name, status, detail)
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.config = ctx.config
 
-    # 1-2. profile and predictor
-    predictor_path = Path(config.predictor) if config.predictor else folder / "predictor.hwnas"
+    @property
+    @abstractmethod
+    def output(self) -> Path:
+        """The file or folder this stage writes."""
 
-    def do_profile() -> tuple[str, str, str]:
-        if done["profile"]:
-            return "reused", str(predictor_path), "predictor exists; no profiling needed"
+    @abstractmethod
+    def done(self) -> bool:
+        """Whether the output is there and can be reused as it is."""
+
+    @abstractmethod
+    def run(self) -> tuple[str, str]:
+        """Produce the output; returns ``(status, detail)``."""
+
+    def reuse(self) -> str:
+        """The detail line of a reused output (and anything later stages need from it)."""
+        return ""
+
+
+class ProfileStage(Stage):
+    """Measure ``profile_samples`` architectures into ``profile.jsonl`` (resumed: measured ones are skipped)."""
+
+    name = "profile"
+
+    @property
+    def output(self) -> Path:
+        return self.ctx.folder / "profile.jsonl"
+
+    def done(self) -> bool:
+        return bool(self.config.predictor) or self.ctx.predictor_path.is_file()
+
+    def reuse(self) -> str:
+        return "predictor exists; no profiling needed"
+
+    def run(self) -> tuple[str, str]:
         from hwnas.devices.timing import TimingConfig
         from hwnas.profiling import ProfileConfig, profile
 
-        timing = TimingConfig.quick() if config.quick_timing else TimingConfig(max_time_s=config.profile_max_time_s)
-        pcfg = ProfileConfig(device=config.device, space=space, samples=config.profile_samples,
-                             seq_lens=(config.seq_len,), threads=config.threads, seed=config.seed, timing=timing)
-        out = folder / "profile.jsonl"
-        counts = {"done": 0, "skip": 0}
+        c = self.config
+        timing = TimingConfig.quick() if c.quick_timing else TimingConfig(max_time_s=c.profile_max_time_s)
+        pcfg = ProfileConfig(device=c.device, space=self.ctx.space, samples=c.profile_samples, seq_lens=(c.seq_len,),
+                             threads=c.threads, seed=c.seed, timing=timing)
+        counts = {"done": 0, "skip": 0, "total": 0}
 
         def on_start(todo: int, skipped: int) -> None:
-            counts["skip"] = skipped
-            cb.stage_start("profile", todo + skipped, f"{todo} architectures to measure, {skipped} already measured")
-            cb.stage_advance("profile", skipped)
+            counts.update(skip=skipped, total=todo + skipped)
+            self.ctx.status(f"profile: {todo} architectures to measure, {skipped} already measured")
+            self.ctx.progress(self.name, skipped, todo + skipped)
 
         def on_record(record: dict[str, Any]) -> None:
             counts["done"] += 1
-            cb.stage_advance("profile", counts["skip"] + counts["done"], f"{record['latency_ms']:.2f} ms")
+            self.ctx.progress(self.name, counts["skip"] + counts["done"], counts["total"],
+                              {"latency_ms": float(record["latency_ms"])})
 
-        s = profile(pcfg, out, resume=True, on_start=on_start, on_record=on_record)
-        status = "resumed" if s.skipped else "ran"
-        return status, str(out), f"{s.measured + s.skipped} architectures, {s.latency_ms_min:.2f}-{s.latency_ms_max:.2f} ms" \
-            if s.measured else f"{s.skipped} architectures (all reused)"
+        s = profile(pcfg, self.output, resume=True, on_start=on_start, on_record=on_record)
+        if not s.measured:
+            return "resumed", f"{s.skipped} architectures (all reused)"
+        return ("resumed" if s.skipped else "ran"), \
+            f"{s.measured + s.skipped} architectures, {s.latency_ms_min:.2f}-{s.latency_ms_max:.2f} ms"
 
-    def do_predictor() -> tuple[str, str, str]:
-        if done["predictor"]:
-            return "reused", str(predictor_path), ""
-        cb.stage_start("predictor", None, "fitting physics + XGBoost predictor")
+
+class PredictorStage(Stage):
+    """Fit the physics + XGBoost predictor on ``profile.jsonl`` into ``predictor.hwnas`` (with its plots)."""
+
+    name = "predictor"
+
+    @property
+    def output(self) -> Path:
+        return self.ctx.predictor_path
+
+    def done(self) -> bool:
+        return bool(self.config.predictor) or self.output.is_file()
+
+    def run(self) -> tuple[str, str]:
+        from hwnas.plots.predictor import plot_paths, write_predictor_plots
         from hwnas.predictors.bundle import save_bundle
         from hwnas.predictors.training import fit_predictor, load_measurements
 
-        meas = load_measurements(folder / "profile.jsonl")
-        p = fit_predictor(meas, seed=config.seed, n_folds=min(5, max(2, len(meas) // 4)))
-        save_bundle(p, predictor_path, overwrite=False)
-        from hwnas.plots.predictor import plot_paths, write_predictor_plots
-
+        self.ctx.status("predictor: fitting physics + XGBoost predictor")
+        self.ctx.progress(self.name, 0, None)
+        meas = load_measurements(self.ctx.folder / "profile.jsonl")
+        p = fit_predictor(meas, seed=self.config.seed, n_folds=min(5, max(2, len(meas) // 4)))
+        save_bundle(p, self.output, overwrite=False)
         write_predictor_plots(meas.y, p.cv_predictions_, meas.X, meas.inputs, p.manifest,
-                              *plot_paths(None, predictor_path.with_suffix("")), kind="out-of-fold")
+                              *plot_paths(None, self.output.with_suffix("")), kind="out-of-fold")
         cv = p.manifest.get("metrics", {}).get("cv", {})
         detail = (f"cross-validated: {cv['within_10']:.0%} within 10%, MAPE {cv['mape']:.1%} on {cv['n']} measurements"
                   if {"within_10", "mape", "n"} <= set(cv) else "")
-        return "ran", str(predictor_path), detail
+        return "ran", detail
 
-    stage("profile", do_profile)
-    stage("predictor", do_predictor)
+
+def check_predictor(ctx: RunContext) -> None:
+    """Refuse a predictor of another device before anything is trained; warn (or refuse, strict) on another host."""
     from hwnas.predictors import load_predictor
-
-    predictor = load_predictor(predictor_path)
-    predictor.check_device(config.device)
     from hwnas.predictors.host import check_host
 
-    check_host(predictor.manifest, strict=config.strict)  # a warning (HostMismatchWarning) unless strict
+    predictor = load_predictor(ctx.predictor_path)
+    predictor.check_device(ctx.config.device)
+    check_host(predictor.manifest, strict=ctx.config.strict)  # a warning (HostMismatchWarning) unless strict
 
-    # 3. supernet
-    supernet_path = Path(config.supernet) if config.supernet else folder / "supernet"
 
-    def do_supernet() -> tuple[str, str, str]:
-        if done["supernet"]:
-            return "reused", str(supernet_path), ""
-        from hwnas.supernet.train import TrainConfig as SupernetConfig, train_supernet
+class SupernetStage(Stage):
+    """Train the weight-sharing supernet for ``supernet_steps`` steps (resumed from its last checkpoint)."""
 
-        resume = (supernet_path / "checkpoints").exists() or (supernet_path / "supernet.json").is_file()
-        cb.stage_start("supernet", config.supernet_steps, f"training {space} supernet for {config.supernet_steps} steps")
+    name = "supernet"
 
-        def log(line: str) -> None:
-            if line.startswith("checkpoint step "):
-                try:
-                    cb.stage_advance("supernet", int(line.split()[2]))
-                except (IndexError, ValueError):
-                    pass
-            elif line.startswith("warning"):
-                cb.status(f"supernet: {line}")
+    @property
+    def output(self) -> Path:
+        return self.ctx.supernet_path
 
-        scfg = SupernetConfig(space=space, out=str(supernet_path), teacher=config.teacher, steps=config.supernet_steps,
-                              batch_size=config.supernet_batch, seq_len=config.supernet_seq_len,
-                              max_rows=config.supernet_rows, checkpoint_every=max(1, min(25, config.supernet_steps // 4)),
-                              seed=config.seed, heldout=min(128, max(16, (config.supernet_rows or 2000) // 8)))
-        r = train_supernet(scfg, resume=resume, progress=False, log=log)
+    def done(self) -> bool:
+        if self.config.supernet:
+            return True
+        meta = self.output / "supernet.json"
+        try:
+            return json.loads(meta.read_text()).get("steps_done", 0) >= self.config.supernet_steps
+        except (OSError, ValueError):
+            return False
+
+    def run(self) -> tuple[str, str]:
         from hwnas.plots.training import write_supernet_plot
+        from hwnas.supernet.train import TrainConfig as SupernetConfig
 
-        write_supernet_plot(supernet_path)
-        return ("resumed" if r.resumed_from else "ran"), str(supernet_path), \
-            f"{r.steps_done} steps, loss {r.first_loss:.3f} -> {r.last_loss:.3f}" if r.first_loss is not None else ""
+        c, out = self.config, self.output
+        resume = (out / "checkpoints").exists() or (out / "supernet.json").is_file()
+        self.ctx.status(f"supernet: training {self.ctx.space} supernet for {c.supernet_steps} steps")
+        self.ctx.progress(self.name, 0, c.supernet_steps)
+        scfg = SupernetConfig(space=self.ctx.space, out=str(out), teacher=c.teacher, steps=c.supernet_steps,
+                              batch_size=c.supernet_batch, seq_len=c.supernet_seq_len, max_rows=c.supernet_rows,
+                              checkpoint_every=max(1, min(25, c.supernet_steps // 4)), seed=c.seed,
+                              heldout=min(128, max(16, (c.supernet_rows or 2000) // 8)))
+        from hwnas.supernet.train import train_supernet
 
-    stage("supernet", do_supernet)
+        r = train_supernet(scfg, resume=resume, on_progress=self.ctx.on_progress,
+                           on_status=lambda line: self.ctx.status(f"supernet: {line}"))
+        write_supernet_plot(out)
+        detail = f"{r.steps_done} steps, loss {r.first_loss:.3f} -> {r.last_loss:.3f}" if r.first_loss is not None else ""
+        return ("resumed" if r.resumed_from else "ran"), detail
 
-    # 4. search
-    search_dir = folder / "search"
 
-    def do_search() -> tuple[str, str, str]:
-        if done["search"]:
-            w = json.loads((search_dir / "winner.json").read_text())
-            return "reused", str(search_dir / "winner.json"), _arch_text(w["arch"])
+class SearchStage(Stage):
+    """Search the space for the best student predicted within the budget, scored by the supernet."""
+
+    name = "search"
+
+    @property
+    def output(self) -> Path:
+        return self.ctx.search_dir / "winner.json"
+
+    def done(self) -> bool:
+        return self.output.is_file()
+
+    def reuse(self) -> str:
+        self.ctx.summary.winner = json.loads(self.output.read_text())
+        return _arch_text(self.ctx.summary.winner["arch"])
+
+    def run(self) -> tuple[str, str]:
         from hwnas.search import search
         from hwnas.supernet.estimate import SupernetEstimator
 
-        estimator = SupernetEstimator(str(supernet_path), metric="loss", threads=None)
-        resume = search_dir.is_dir() and (search_dir / "config.json").is_file()
-        cb.stage_start("search", config.search_evaluations, f"{config.strategy}, {config.search_evaluations} evaluations")
-        result = search(predictor=str(predictor_path), estimator=estimator, max_latency_ms=config.max_latency_ms,
-                        space=space, seq_len=config.seq_len, strategy=config.strategy,
-                        evaluations=config.search_evaluations, seed=config.seed, out=search_dir, resume=resume,
-                        describe={"supernet": str(supernet_path)},
-                        on_progress=lambda p: cb.stage_advance("search", p.evaluations, f"best {p.best_feasible_score:.4g}"))
+        c, folder = self.config, self.ctx.search_dir
+        estimator = SupernetEstimator(str(self.ctx.supernet_path), metric="loss", threads=None)
+        resume = folder.is_dir() and (folder / "config.json").is_file()
+        self.ctx.status(f"search: {c.strategy}, {c.search_evaluations} evaluations")
+        self.ctx.progress(self.name, 0, c.search_evaluations)
+        result = search(predictor=str(self.ctx.predictor_path), estimator=estimator, max_latency_ms=c.max_latency_ms,
+                        space=self.ctx.space, seq_len=c.seq_len, strategy=c.strategy, evaluations=c.search_evaluations,
+                        seed=c.seed, out=folder, resume=resume, describe={"supernet": str(self.ctx.supernet_path)},
+                        on_progress=lambda p: self.ctx.progress(self.name, p.evaluations, p.total,
+                                                                {"best": p.best_feasible_score}))
         if result.winner is None:
-            raise InvalidConfig(f"the search found no architecture of space {space!r} within {config.max_latency_ms:g} ms; "
-                                "raise --max-latency or choose another --space")
-        w = json.loads((search_dir / "winner.json").read_text())
-        return ("resumed" if resume else "ran"), str(search_dir / "winner.json"), _arch_text(w["arch"])
+            raise InvalidConfig(f"the search found no architecture of space {self.ctx.space!r} within "
+                                f"{c.max_latency_ms:g} ms; raise --max-latency or choose another --space")
+        return ("resumed" if resume else "ran"), self.reuse()
 
-    stage("search", do_search)
-    summary.winner = json.loads((search_dir / "winner.json").read_text())
 
-    # 5. distill + export
-    def do_distill() -> tuple[str, str, str]:
-        from hwnas.distill.api import DistillConfig, distill
+class DistillStage(Stage):
+    """Fine-tune the teacher, distil the winner from it, export (Hugging Face + ONNX) and measure the student.
 
-        student_dir = folder / "student"
-        dcfg = DistillConfig(arch=str(search_dir / "winner.json"), task=task, eval=eval_, teacher=config.teacher,
-                             supernet=str(supernet_path), steps=config.distill_steps, lr=config.distill_lr,
-                             teacher_steps=config.teacher_steps,
-                             batch_size=config.batch_size, max_len=config.max_len, limit=config.limit,
-                             eval_limit=config.eval_limit, predictor=str(predictor_path), threads=config.threads,
-                             device=config.device, seq_len=config.seq_len, latency_batch_size=1, strict=config.strict,
-                             timing="quick" if config.quick_timing else "default", seed=config.seed,
-                             cache_dir=str(folder / "teachers"), checkpoint_every=max(1, min(50, config.distill_steps // 4)))
-        existed = (student_dir / "report.json").is_file()
-        started: set[str] = set()
+    ``hwnas.distill.distill`` itself reuses a finished folder with the same settings
+    and refuses one with other settings, so reusing goes through it too.
+    """
 
-        def on_step(st: str, s: int, n: int, parts: dict[str, float]) -> None:
-            key = "distill" if st == "distill" else "teacher"
-            if key not in started:
-                started.add(key)
-                cb.stage_start(key, n, "fine-tuning the teacher on the task" if key == "teacher" else "distilling the winner")
-            cb.stage_advance(key, s, f"loss {parts.get('loss', float('nan')):.4f}")
+    name = "distill"
 
-        report = distill(dcfg, student_dir, on_status=cb.status, on_step=on_step)
-        summary.report = report
-        if not existed or not (student_dir / "training.png").is_file():
-            from hwnas.plots.training import write_distill_plot
+    @property
+    def output(self) -> Path:
+        return self.ctx.student_dir
 
-            write_distill_plot(student_dir)
-        return ("reused" if existed else "ran"), str(student_dir), \
-            f"accuracy {report['student_score']:.4f} (teacher {report['teacher_score']:.4f})"
+    def done(self) -> bool:
+        return (self.output / "report.json").is_file()
 
-    stage("distill", do_distill)
+    def reuse(self) -> str:
+        return self._distill()
 
-    # 6. verify: the student as measured by the distill stage (device registry, timing protocol,
-    # the predictor's reference interleaved) against the budget, raw and drift-normalised
-    def do_verify() -> tuple[str, str, str]:
-        report = summary.report or {}
-        summary.verification = _verification(report, config.max_latency_ms)
-        v = summary.verification
+    def run(self) -> tuple[str, str]:
+        return "ran", self._distill()
+
+    def _distill(self) -> str:
+        from hwnas.distill.api import DistillConfig
+        from hwnas.data import embedded_path
+        from hwnas.plots.training import write_distill_plot
+
+        c, ctx = self.config, self.ctx
+        task = c.task or str(embedded_path("sst2/train.tsv"))
+        eval_ = c.eval or (None if c.task else str(embedded_path("sst2/dev.tsv")))
+        dcfg = DistillConfig(arch=str(ctx.search_dir / "winner.json"), task=task, eval=eval_, teacher=c.teacher,
+                             supernet=str(ctx.supernet_path), steps=c.distill_steps, lr=c.distill_lr,
+                             teacher_steps=c.teacher_steps, batch_size=c.batch_size, max_len=c.max_len, limit=c.limit,
+                             eval_limit=c.eval_limit, predictor=str(ctx.predictor_path), threads=c.threads,
+                             device=c.device, seq_len=c.seq_len, latency_batch_size=1, strict=c.strict,
+                             timing="quick" if c.quick_timing else "default", seed=c.seed,
+                             cache_dir=str(ctx.folder / "teachers"), checkpoint_every=max(1, min(50, c.distill_steps // 4)))
+        from hwnas.distill.api import distill
+
+        report = distill(dcfg, self.output, on_status=ctx.on_status, on_progress=ctx.on_progress)
+        ctx.summary.report = report
+        if not (self.output / "training.png").is_file():
+            write_distill_plot(self.output)
+        return f"accuracy {report['student_score']:.4f} (teacher {report['teacher_score']:.4f})"
+
+
+class VerifyStage(Stage):
+    """The student as the distill stage measured it (device registry, timing protocol, the predictor's
+    reference interleaved) against the budget, raw and drift-normalised; always recomputed."""
+
+    name = "verify"
+
+    @property
+    def output(self) -> Path:
+        return self.ctx.folder / "summary.json"
+
+    def done(self) -> bool:
+        return False
+
+    def run(self) -> tuple[str, str]:
+        summary, budget = self.ctx.summary, self.config.max_latency_ms
+        v = summary.verification = _verification(summary.report or {}, budget)
         if v is None:
             summary.within_budget = None
-            return "ran", str(folder / "summary.json"), "not measured"
+            return "ran", "not measured"
         summary.within_budget = v["within_budget"]
         for line in v["verdict"]:
-            cb.status(f"verify: {line}")
+            self.ctx.status(f"verify: {line}")
         norm = v["within_budget_normalised"]
         detail = (f"measured {v['measured_ms']:.2f} ms on {v['device']} at seq {v['seq_len']} "
-                  f"({'within' if v['within_budget'] else 'OVER'} the {config.max_latency_ms:g} ms budget"
+                  f"({'within' if v['within_budget'] else 'OVER'} the {budget:g} ms budget"
                   + ("" if norm is None else f"; drift-normalised {v['normalised_ms']:.2f} ms, "
                      f"{'within' if norm else 'OVER'}") + f"), predicted {v['predicted_ms'] or float('nan'):.2f} ms")
-        return "ran", str(folder / "summary.json"), detail
+        return "ran", detail
 
-    stage("verify", do_verify)
+
+#: The stages of ``hwnas run``, in order.
+STAGE_CLASSES: tuple[type[Stage], ...] = (ProfileStage, PredictorStage, SupernetStage, SearchStage, DistillStage,
+                                          VerifyStage)
+STAGES = tuple(cls.name for cls in STAGE_CLASSES)
+
+
+def build_stages(ctx: RunContext) -> list[Stage]:
+    """The stages of ``hwnas run`` on ``ctx``, in order."""
+    return [cls(ctx) for cls in STAGE_CLASSES]
+
+
+def estimate_seconds(config: RunConfig) -> dict[str, float]:
+    """Rough seconds per stage still to run (0 for stages whose output is reused)."""
+    done = {s.name: s.done() for s in build_stages(RunContext(config))}
+    space = config.space_name
+    scale = 0.25 if config.quick_timing else 1.0
+    est = {
+        "profile": config.profile_samples * (_COST_S["profile_sample"] * scale + 0.3),
+        "predictor": _COST_S["predictor_fit"],
+        "supernet": config.supernet_steps * _COST_S["supernet_step"].get(space, 2.5) * config.supernet_batch / 16,
+        "search": config.search_evaluations * (
+            _COST_S["search_eval"] + (_COST_S["search_step_bo"] if config.strategy == "bo" else 0.0)),
+        "distill": (config.teacher_steps * _COST_S["teacher_step"] + config.distill_steps * _COST_S["distill_step"])
+        * config.batch_size / 32 + _COST_S["export"],
+        "verify": 5.0,
+    }
+    est = {k: 0.0 if done[k] else v for k, v in est.items()}
+    est["fixed"] = _COST_S["fixed"]
+    return est
+
+
+def run_stage(stage: Stage) -> StageResult:
+    """Run (or reuse) one stage and record it in the context's summary."""
+    start = time.perf_counter()
+    if stage.done():
+        status, detail = "reused", stage.reuse()
+    else:
+        status, detail = stage.run()
+    result = StageResult(stage.name, status, time.perf_counter() - start, str(stage.output), detail)
+    stage.ctx.summary.stages.append(result)
+    stage.ctx.progress(stage.name, 1, 1)  # the stage is finished: its row is full
+    stage.ctx.status(f"{stage.name}: {status}" + (f" ({detail})" if detail else ""))
+    return result
+
+
+def run_pipeline(config: RunConfig, *, on_progress: ProgressCallback | None = None,
+                 on_status: StatusCallback | None = None) -> RunSummary:
+    """Run (or reuse) every stage in order and write ``summary.json`` and ``report.html`` in the run folder.
+
+    Args:
+        on_progress: receives :class:`~hwnas.progress.ProgressEvent` s; ``stage`` is one of
+            :data:`STAGES` or ``"teacher"``/``"agnostic"`` (the distill stage's own steps). A stage's
+            last event has ``completed == total == 1``.
+        on_status: one line of text at a time (what is starting, what was reused, warnings).
+    """
+    t0 = time.perf_counter()
+    ctx = RunContext(config, on_progress=on_progress, on_status=on_status)
+    from hwnas.outputs import claim_output_folder
+
+    claim_output_folder(ctx.folder, kind="run", option="--work-dir/--name")  # never a folder hwnas did not make
+    for stage in build_stages(ctx):
+        run_stage(stage)
+        if isinstance(stage, PredictorStage):
+            check_predictor(ctx)  # before hours of training, not after
+    summary = ctx.summary
     summary.wall_s = time.perf_counter() - t0
-    tmp = folder / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
-    tmp.replace(folder / "summary.json")
+    atomic_write_text(ctx.folder / "summary.json", json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
     from hwnas.report import write_report
 
-    write_report(folder)  # report.html: every stage on one page (rebuild with `hwnas report FOLDER`)
+    write_report(ctx.folder)  # report.html: every stage on one page (rebuild with `hwnas report FOLDER`)
     return summary
+
+
 
 
 def _arch_text(arch: dict[str, Any]) -> str:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas._files import read_yaml_or_json
+from hwnas._files import atomic_write_text, read_yaml_or_json
 from hwnas.errors import InvalidArchitecture, InvalidSpace
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "list_spaces",
     "load_architectures",
     "as_architectures",
+    "format_choices",
 ]
 
 #: The searchable dimensions, in the order used everywhere (features, encodings, files).
@@ -379,7 +380,7 @@ class SearchSpace:
             value, allowed = getattr(arch, dim), getattr(self, dim)
             if value not in allowed:
                 raise InvalidArchitecture(
-                    f"{dim}={value} is outside space {self.name!r}; allowed {dim}: {_format_choices(allowed)}"
+                    f"{dim}={value} is outside space {self.name!r}; allowed {dim}: {format_choices(allowed)}"
                 )
         return arch
 
@@ -501,12 +502,13 @@ class SearchSpace:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml
 
-            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+            atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
         else:
-            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+            atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
-def _format_choices(values: Sequence[int]) -> str:
+def format_choices(values: Sequence[int]) -> str:
+    """A dimension's values for messages: ``128..768 step 64`` for a long even range, else listed."""
     values = list(values)
     if len(values) > 2:
         steps = {b - a for a, b in zip(values, values[1:])}
@@ -521,7 +523,7 @@ def _check_count(n: int) -> None:
 
 
 # Ranges chosen from measurements with hwnas's ``cpu`` device at sequence 128,
-# batch 1, on a shared 2-core Xeon development machine (README, "Spaces"):
+# batch 1, on the shared 2-core AMD EPYC development machine (README, "Spaces"):
 # one thread (the default) / two threads.
 BUILTIN_SPACES: dict[str, SearchSpace] = {
     s.name: s

@@ -139,7 +139,7 @@ def test_duplicates_are_merged_with_a_count_and_outliers_flagged(tmp_path):
 def test_checkpoint_checksums_and_finite_tensors(tmp_path):
     import torch
 
-    from hwnas.supernet.checkpoint import load_checkpoint, save_checkpoint
+    from hwnas.training.checkpoint import load_checkpoint, save_checkpoint
 
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.AdamW(model.parameters())

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hwnas.pipeline import RunConfig, choose_space, estimate_seconds, quick_config, run_pipeline
+from hwnas.pipeline import STAGES, RunConfig, choose_space, estimate_seconds, quick_config, run_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -34,21 +34,7 @@ def first_run(small_teacher, tmp_path_factory):
     config = quick_config(10_000.0, work_dir=str(work), name="t", teacher=str(small_teacher), profile_samples=6,
                           device="onnxruntime", seq_len=64)
     events = []
-
-    class Recorder:
-        def stage_start(self, name, total, note):
-            events.append(("start", name))
-
-        def stage_advance(self, name, completed, text=""):
-            events.append(("advance", name))
-
-        def stage_end(self, name, status, note):
-            events.append(("end", name, status))
-
-        def status(self, text):
-            pass
-
-    summary = run_pipeline(config, Recorder())
+    summary = run_pipeline(config, on_progress=events.append, on_status=lambda line: None)
     return config, summary, events
 
 
@@ -62,7 +48,14 @@ def test_every_stage_writes_its_artefact(first_run):
         assert (f / path).is_file(), path
     assert [s.name for s in summary.stages] == ["profile", "predictor", "supernet", "search", "distill", "verify"]
     assert all(s.status == "ran" for s in summary.stages)
-    assert [e[1] for e in events if e[0] == "end"] == ["profile", "predictor", "supernet", "search", "distill", "verify"]
+    # every stage ends with one full event (completed == total == 1); the stages report their own counts before it
+    ends = [e.stage for e in events if (e.completed, e.total) == (1, 1)]
+    assert [s for s in ends if s in STAGES] == list(STAGES)
+    profiled = [e for e in events if e.stage == "profile" and e.total == 6]
+    assert [e.completed for e in profiled] == [0, 1, 2, 3, 4, 5, 6]
+    searched = [e.completed for e in events if e.stage == "search" and e.total == config.search_evaluations]
+    assert searched[-1] == config.search_evaluations and searched == sorted(searched)
+    assert {"teacher", "distill"} <= {e.stage for e in events if e.total and e.total > 1}
     assert len((f / "profile.jsonl").read_text().splitlines()) == 6
 
 
@@ -136,3 +129,21 @@ def test_cli_rejects_bad_input_with_one_line(args, message, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not any(tmp_path.iterdir())  # nothing was started
+
+
+def _supernet_reports_progress() -> bool:
+    import inspect
+
+    from hwnas.supernet.train import train_supernet
+
+    return "on_progress" in inspect.signature(train_supernet).parameters
+
+
+@pytest.mark.skipif(not _supernet_reports_progress(),
+                    reason="needs train_supernet(on_progress=) from issue 10's training stack (item 1)")
+def test_supernet_stage_reports_steps_and_checkpoints(first_run):
+    config, _, events = first_run
+    steps = [e for e in events if e.stage == "supernet" and e.total == config.supernet_steps]
+    assert [e.completed for e in steps][-1] == config.supernet_steps
+    assert [e.completed for e in steps] == sorted(e.completed for e in steps)
+    assert any(e.checkpoint for e in steps) and all("loss" in e.metrics for e in steps if e.completed)

@@ -206,14 +206,7 @@ def deprecated(old: str, new: str) -> None:
 
 
 def replace_owned_folder(folder: str | Path, *, kind: str, option: str = "--out") -> None:
-    """``--overwrite``: remove ``folder`` so a new result replaces it, but only if hwnas wrote it as a ``kind``."""
-    import shutil
+    """``--overwrite``: :func:`hwnas.outputs.replace_owned_folder`."""
+    from hwnas.outputs import replace_owned_folder as replace
 
-    from hwnas.outputs import check_output_folder
-
-    folder = Path(folder)
-    if check_output_folder(folder, kind=kind, option=option):
-        try:
-            shutil.rmtree(folder)
-        except OSError as exc:
-            raise InvalidConfig(f"{option} {folder} cannot be replaced: {exc.strerror}") from None
+    replace(folder, kind=kind, option=option)

@@ -54,7 +54,7 @@ def space_list() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the space as JSON (a valid space file).")
 def space_show(name: str, as_json: bool) -> None:
     """Show the dimensions and ranges of space NAME (built-in name or file)."""
-    from hwnas.space import DIMENSIONS, _format_choices, get_space
+    from hwnas.space import DIMENSIONS, format_choices, get_space
 
     sp = get_space(name)
     if as_json:
@@ -65,6 +65,6 @@ def space_show(name: str, as_json: bool) -> None:
         click.echo(f"  {sp.description}")
     for dim in DIMENSIONS:
         values = sp.choices(dim)
-        click.echo(f"  {dim:7s} {_format_choices(values):30s} ({len(values)} values)")
+        click.echo(f"  {dim:7s} {format_choices(values):30s} ({len(values)} values)")
     click.echo(f"  smallest {sp.smallest}  ({sp.smallest.num_parameters() / 1e6:.1f}M parameters)")
     click.echo(f"  largest  {sp.largest}  ({sp.largest.num_parameters() / 1e6:.1f}M parameters)")

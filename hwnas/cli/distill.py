@@ -9,40 +9,6 @@ import click
 from hwnas.cli._common import console, fmt_ms, fmt_s
 
 
-class Progress:
-    """One rich progress display for the training stages of a distillation."""
-
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
-        self._progress: Any = None
-        self._tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> Progress:
-        if not self.quiet:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self._progress = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                          TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                          console=console(stderr=True), transient=False)
-            self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)
-
-    def status(self, text: str) -> None:
-        if self._progress is not None:
-            self._progress.console.print(f"[dim]{text}[/dim]")
-
-    def step(self, stage: str, step: int, steps: int, parts: dict[str, float]) -> None:
-        if self._progress is None:
-            return
-        if stage not in self._tasks:
-            self._tasks[stage] = self._progress.add_task(f"{stage:<9}", total=steps, loss="")
-        self._progress.update(self._tasks[stage], completed=step, loss=f"loss {parts.get('loss', float('nan')):.4f}")
-
-
 def print_report(report: dict[str, Any], out: str) -> None:
     from rich.table import Table
 
@@ -80,7 +46,8 @@ def print_report(report: dict[str, Any], out: str) -> None:
 @click.option("--task", required=True, help="Training data: .tsv/.csv/.jsonl file, or a datasets name such as glue/sst2.")
 @click.option("--eval", "eval_", default=None, help="Evaluation data (default: hold out the last 10%% of --task, at most 1000).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder of the student.")
-@click.option("--teacher", default="default", show_default=True, help="'default' (all-MiniLM-L6-v2) or a model folder.")
+@click.option("--teacher", default="default", show_default=True,
+              help="'default' (packaged all-MiniLM-L6-v2), a local model folder, or a hub name.")
 @click.option("--supernet", default=None, help="Supernet folder; the student starts from its weights.")
 @click.option("--init", type=click.Choice(["teacher", "random"]), default="teacher", show_default=True,
               help="Without --supernet: slice the teacher's leading layers and units, or start from random weights.")
@@ -181,14 +148,15 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
         cache_dir=cache_dir, text_col=text_column, text_pair_col=pair_column, label_col=label_column,
         device=device, seq_len=latency_seq_len, latency_batch_size=latency_batch_size, strict=strict,
     )
-    from hwnas.distill.trainer import process_state
+    from hwnas.cli._common import one_line_warnings
+    from hwnas.cli._progress import ProgressBars
+    from hwnas.predictors.host import HostMismatchWarning
+    from hwnas.training.processes import process_state
 
     main, _ = process_state()
-    from hwnas.cli._common import one_line_warnings
-    from hwnas.predictors.host import HostMismatchWarning
-
-    with remove_if_unfinished(out), Progress(quiet or as_json or not main) as progress, one_line_warnings(HostMismatchWarning):
-        report = run_distill(config, out, on_status=progress.status, on_step=progress.step, overwrite=overwrite)
+    with remove_if_unfinished(out), ProgressBars(quiet or as_json or not main) as bars, \
+            one_line_warnings(HostMismatchWarning):
+        report = run_distill(config, out, on_status=bars.status, on_progress=bars.event, overwrite=overwrite)
     if main:
         from hwnas.plots.training import write_distill_plot
 

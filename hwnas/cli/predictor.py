@@ -134,11 +134,13 @@ def fit(data, out, base_path, target, features, device_name, coverage, folds, se
     save_bundle(pred, out, overwrite=force)
     if as_json:
         click.echo(json.dumps({"bundle": str(out), "device": pred.device, "coverage": pred.coverage,
+                               "guaranteed_coverage": pred.guaranteed_coverage,
                                "upper_factor": math.exp(pred.manifest["uncertainty"]["log_margin"]),
                                "metrics": pred.manifest["metrics"]["cv"]}, indent=2))
     else:
         console().print(_metrics_table(title, [(meas.device["name"], pred.manifest["metrics"]["cv"])]))
-        click.echo(f"saved {out} (device {pred.device}, upper bound at {pred.coverage:.0%} coverage: "
+        click.echo(f"saved {out} (device {pred.device}, upper bound at nominal {pred.coverage:.0%} coverage, "
+                   f"guaranteed about {pred.guaranteed_coverage:.0%}: "
                    f"x{math.exp(pred.manifest['uncertainty']['log_margin']):.3f})")
     if not no_plot:
         from hwnas.plots.predictor import write_predictor_plots
@@ -241,7 +243,9 @@ def show(bundle, as_json, plot_path) -> None:
         ("physics terms", ", ".join(m["physics"]["terms"])),
         ("trees", f"{m.get('model', {}).get('num_trees')} on {', '.join(m['features']['tree_features'])}"),
         ("corrections", str(len(m.get("corrections") or []))),
-        ("upper bound", f"{m['uncertainty']['coverage']:.0%} coverage, x{math.exp(m['uncertainty']['log_margin']):.3f}"),
+        ("upper bound", f"nominal {m['uncertainty']['coverage']:.0%} coverage (guaranteed about "
+                        f"{pred.guaranteed_coverage:.0%}, CV+), "
+                        f"x{math.exp(m['uncertainty']['log_margin']):.3f}"),
     ]
     if cv:
         rows.append(("fit-time CV", f"within ±5% {cv['within_5']:.1%}, ±10% {cv['within_10']:.1%}, MAPE {cv['mape']:.2%}, "
@@ -287,7 +291,7 @@ def predict(bundle, arch_texts, archs_file, seq_len, batch_size, device_name, ov
     from hwnas.errors import InvalidArchitecture
     from hwnas.predictors.bundle import load_bundle
     from hwnas.predictors.predictor import OutOfDomainWarning
-    from hwnas.space import Architecture, load_architectures
+    from hwnas.space import load_architectures
 
     from hwnas.cli._options import check_seq_len, require_int
 

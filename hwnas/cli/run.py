@@ -8,12 +8,9 @@ import click
 
 from hwnas.cli._common import console, fmt_s, parse_latency_ms
 
-_LABELS = {"profile": "profile", "predictor": "predictor", "supernet": "supernet", "search": "search",
-           "teacher": "teacher", "distill": "distill", "verify": "verify"}
-
 
 class _Display:
-    """One rich progress display: a row per stage, updated by the pipeline's callbacks."""
+    """One rich progress display: a row per stage, driven by the pipeline's progress events and status lines."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
@@ -34,35 +31,23 @@ class _Display:
         if self.progress is not None:
             self.progress.__exit__(*exc)
 
-    def _row(self, name: str, total: int | None = None) -> Any:
+    def on_progress(self, ev: Any) -> None:
+        """Draw a :class:`hwnas.progress.ProgressEvent`: a stage's row, its count and its latest figures."""
         if self.progress is None:
-            return None
-        if name not in self.rows:
-            self.rows[name] = self.progress.add_task(_LABELS.get(name, name), total=total, note="")
-        return self.rows[name]
+            return
+        if ev.stage not in self.rows:
+            self.rows[ev.stage] = self.progress.add_task(ev.stage, total=ev.total, note="")
+        note = "  ".join(f"{k} {v:.4g}" for k, v in ev.metrics.items() if isinstance(v, (int, float)) and v == v)
+        if ev.completed == ev.total == 1:  # the pipeline says a stage is over: fill its row (and distill's others)
+            names = [ev.stage, *(("teacher", "agnostic") if ev.stage == "distill" else ())]
+            for row in (self.rows[n] for n in names if n in self.rows):
+                total = next(t for t in self.progress.tasks if t.id == row).total or 1
+                self.progress.update(row, total=total, completed=total)
+            return
+        self.progress.update(self.rows[ev.stage], total=ev.total, completed=ev.completed,
+                             **({"note": note[:60]} if note else {}))
 
-    def stage_start(self, name: str, total: int | None, note: str) -> None:
-        row = self._row(name, total)
-        if row is not None:
-            self.progress.update(row, total=total, note=note)
-
-    def stage_advance(self, name: str, completed: int, text: str = "") -> None:
-        row = self._row(name)
-        if row is not None:
-            self.progress.update(row, completed=completed, note=text)
-
-    def stage_end(self, name: str, status: str, note: str) -> None:
-        row = self._row(name, 1)
-        if row is not None:
-            task = self.progress.tasks[[t.id for t in self.progress.tasks].index(row)]
-            total = task.total or 1
-            self.progress.update(row, total=total, completed=total, note=f"{status}: {note}"[:70])
-        if name == "distill" and "teacher" in self.rows:
-            t = self.rows["teacher"]
-            task = self.progress.tasks[[x.id for x in self.progress.tasks].index(t)]
-            self.progress.update(t, completed=task.total or 1)
-
-    def status(self, text: str) -> None:
+    def on_status(self, text: str) -> None:
         if self.progress is not None:
             self.progress.console.print(f"[dim]{text}[/dim]", highlight=False)
 
@@ -155,7 +140,7 @@ def run(max_latency: str, device: str, name: str | None, work_dir: str, space: s
 
         replace_owned_folder(config.folder, kind="run", option="--work-dir/--name")
     with _Display(quiet or as_json) as display, one_line_warnings(HostMismatchWarning):
-        summary = run_pipeline(config, display)
+        summary = run_pipeline(config, on_progress=display.on_progress, on_status=display.on_status)
     if as_json:
         import json
 

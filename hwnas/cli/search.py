@@ -132,13 +132,13 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
         raise InvalidConfig(f"--parallel must be an integer >= 1; got {batch}")
     max_params_n = _number(max_params, "--max-params", integer=True)
     max_memory_mb = _number(max_memory, "--max-memory")
-    from hwnas.cli._guard import search_out
+    from hwnas.outputs import check_search_out
 
     if overwrite:
         from hwnas.cli._options import replace_owned_folder
 
         replace_owned_folder(out, kind="search")
-    predictor_info = search_out(out, resume, predictor_path)  # before anything is loaded or predicted
+    predictor_info = check_search_out(out, resume, predictor_path)  # before anything is loaded or predicted
 
     from hwnas.predictors import load_predictor
 
@@ -177,16 +177,6 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
             f"on space {predictor.space!r}; use a predictor and a supernet of the same space"
         )
 
-    from hwnas.search.problem import SearchProblem, max_memory_constraint, max_params_constraint
-
-    constraints = []
-    if max_params_n is not None:
-        constraints.append(max_params_constraint(max_params_n))
-    if max_memory_mb is not None:
-        constraints.append(max_memory_constraint(max_memory_mb))
-    problem = SearchProblem(space=space, latency=predictor, budget_ms=budget_ms, seq_len=seq_len, batch_size=batch_size,
-                            constraints=constraints, objective=objective, reward_weight=reward_weight)
-
     context = {"supernet": supernet, "teacher": teacher, "task": task_path}
     scorer = make_estimator(estimator, **context)
     scorer.check_space(space)
@@ -197,18 +187,17 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
         screener = make_estimator(screen, **context)
         screener.check_space(space)
         strategy_arg = ScreenThenDecide(screen=screener, seed=seed)
-    con = console(stderr=True)
-    if quiet:
-        con.quiet = True
-    con.print(f"space {space.name}: {problem.feasible.sum()} of {len(problem)} architectures predicted within "
-              f"{fmt_ms(budget_ms)} (upper bound, {getattr(predictor, 'coverage', 0.95) * 100:.0f}% coverage)")
+    settings = dict(predictor=predictor, estimator=scorer, max_latency_ms=budget_ms, space=space, seq_len=seq_len,
+                    batch_size=batch_size, strategy=strategy_arg, evaluations=evaluations, seed=seed, objective=objective,
+                    reward_weight=reward_weight, max_params=max_params_n, max_memory_mb=max_memory_mb, batch=batch,
+                    out=out, resume=resume,
+                    describe={**predictor_info, "supernet": supernet_path and str(supernet_path),
+                              "device": predictor.device, "screen": screen, "task": task_path})
     from hwnas.outputs import remove_if_unfinished
 
     with remove_if_unfinished(out):  # a search that fails before its first evaluation leaves no folder behind
-        result = _run_with_progress(problem, scorer, strategy_arg, evaluations, batch, seed, out, resume,
-                                    {**predictor_info, "supernet": supernet_path and str(supernet_path),
-                                     "device": predictor.device, "screen": screen,
-                                     "task": task_path}, quiet=quiet or as_json)
+        result = _run_with_progress(settings, quiet=quiet or as_json,
+                                    on_status=None if quiet else console(stderr=True).print)
     if as_json:
         _print_json(result)
     else:
@@ -219,12 +208,14 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
         _verify(result, predictor, verify_device, quick, strict)
 
 
-def _run_with_progress(problem, estimator, strategy, evaluations, batch, seed, out, resume, describe, quiet=False):
+def _run_with_progress(settings: dict, *, quiet: bool = False, on_status=None):
+    """:func:`hwnas.search.search` with a progress bar (the library only calls back; the CLI draws)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from hwnas.search.runner import run_search
+    from hwnas.search import search as run
 
     con = console(stderr=True)
+    strategy, out = settings["strategy"], settings["out"]
     progress = Progress(
         TextColumn(f"[bold]search[/] {getattr(strategy, 'name', strategy)}"),
         BarColumn(),
@@ -248,16 +239,10 @@ def _run_with_progress(problem, estimator, strategy, evaluations, batch, seed, o
 
     try:
         with progress:
-            return run_search(problem, estimator, strategy=strategy, evaluations=evaluations, batch=batch, seed=seed,
-                              out=out, resume=resume, describe=describe, on_start=on_start, on_progress=on_progress)
+            return run(**settings, on_start=on_start, on_progress=on_progress, on_status=on_status)
     except KeyboardInterrupt:
         con.print(f"interrupted: every finished evaluation is in {out}/evaluated.csv; continue with --resume")
         raise
-
-
-def _short(arch) -> str:
-    """Compact form that Architecture.parse reads back: L4-H256-A4-I1024."""
-    return arch.short
 
 
 def _print_json(result) -> None:
@@ -280,7 +265,7 @@ def _print_result(result) -> None:
         table.add_column(col, justify="left" if col == "architecture" else "right")
     for c in result.front:
         mark = " (winner)" if result.winner is not None and c.arch == result.winner.arch else ""
-        table.add_row(f"{_short(c.arch)}{mark}", f"{c.score:.4f}", fmt_ms(c.latency_ms), fmt_ms(c.latency_upper_ms),
+        table.add_row(f"{c.arch.short}{mark}", f"{c.score:.4f}", fmt_ms(c.latency_ms), fmt_ms(c.latency_upper_ms),
                       f"{c.params / 1e6:.1f}M")
     out = console()
     out.print(table)
@@ -297,8 +282,8 @@ def _verify(result, predictor, device: str, quick: bool, strict: bool = False) -
     from rich.table import Table
 
     from hwnas.devices.timing import TimingConfig
-    from hwnas.search.runner import _write_json
     from hwnas.predictors.host import HostMismatchWarning
+    from hwnas.search.runner import write_json
     from hwnas.search.verify import predictor_device_settings, summarise, verdict_lines, verify
 
     archs = [result.winner.arch] + [c.arch for c in result.front]
@@ -314,7 +299,7 @@ def _verify(result, predictor, device: str, quick: bool, strict: bool = False) -
                          on_status=lambda m: status.update(m))
     summary = summarise(records)
     settings = predictor_device_settings(predictor)
-    _write_json(result.out / "verify.json", {
+    write_json(result.out / "verify.json", {
         "device": device, "dtype": settings["dtype"], "threads": settings["threads"],
         "clock": (predictor.manifest.get("device") or {}).get("clock") or "wall",
         "seq_len": result.problem.seq_len, "batch_size": result.problem.batch_size,
@@ -327,7 +312,7 @@ def _verify(result, predictor, device: str, quick: bool, strict: bool = False) -
         table.add_column(col, justify="left" if col in ("architecture", "role") else "right")
     for r in records:
         norm = r.within_budget_normalised
-        table.add_row(_short(r.arch), r.role, fmt_ms(r.predicted_ms), fmt_ms(r.upper_ms), fmt_ms(r.measured_ms),
+        table.add_row(r.arch.short, r.role, fmt_ms(r.predicted_ms), fmt_ms(r.upper_ms), fmt_ms(r.measured_ms),
                       f"{r.error * 100:+.1f}%", "yes" if r.within_budget else "[red]NO[/]",
                       "-" if r.normalised_ms is None else fmt_ms(r.normalised_ms),
                       "-" if norm is None else ("yes" if norm else "[red]NO[/]"))

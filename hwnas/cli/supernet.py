@@ -61,6 +61,7 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, se
     """
     import os
 
+    from hwnas.cli._progress import ProgressBars
     from hwnas.outputs import check_output_folder
     from hwnas.space import get_space
     from hwnas.supernet.train import TrainConfig, train_supernet
@@ -77,7 +78,7 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, se
     if len({s.name for s in parsed}) != len(parsed):
         raise InvalidConfig(f"--space names a space twice: {', '.join(names)}")
     main = int(os.environ.get("RANK", "0")) == 0
-    from hwnas.cli._guard import supernet_guard
+    from hwnas.outputs import writer_guard
 
     from hwnas.cli._options import check_memory, check_seq_len, check_threads, require_int, teacher_max_positions
 
@@ -106,7 +107,6 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, se
         check_output_folder(out if len(parsed) == 1 else out / space.name, kind="supernet")
         check_memory(space.largest, option=f"--space {space.name}: its largest architecture", seq_len=seq_len,
                      batch_size=batch_size, training=True)
-    con = console()
     for space in parsed:
         folder = out if len(parsed) == 1 else out / space.name
         cfg = TrainConfig(
@@ -117,9 +117,10 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, se
             cache_dir=str(out / ".cache"), mixture=mixture, experts=experts if experts is not None else 2,
             router_hidden=router_hidden, mix_attention=mix_attention,
         )
-        with supernet_guard(folder, main=main, replace=overwrite):
-            result = train_supernet(cfg, resume=resume, progress=main and not quiet,
-                                    log=(lambda s: con.print(s)) if main and not quiet else None)
+        with writer_guard(folder, kind="supernet", main=main, replace=overwrite,
+                          hint="wait for that training to finish, or give another --out"), \
+                ProgressBars(not main or quiet, label=space.name) as bars:
+            result = train_supernet(cfg, resume=resume, on_progress=bars.event, on_status=bars.status)
         if main:
             first = f"{result.first_loss:.4f}" if result.first_loss is not None else "-"
             last = f"{result.last_loss:.4f}" if result.last_loss is not None else "-"

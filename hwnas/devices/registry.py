@@ -1,6 +1,6 @@
-"""Device registry: names to backend classes, imported lazily.
+"""Device registry: names to backend classes, on the shared :class:`~hwnas._registry.Registry`.
 
-Built-in backends are listed as ``"module:Class"`` strings so that listing or
+Built-in backends are registered as ``"module:Class"`` strings so that listing or
 choosing a device never imports a runtime it does not need (``hwnas profile
 --device onnxruntime`` never imports tensorrt or torch_xla). Third-party
 packages add backends through the ``hwnas.devices`` entry-point group::
@@ -11,15 +11,15 @@ packages add backends through the ``hwnas.devices`` entry-point group::
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
+from hwnas._registry import Registry
 from hwnas.devices.base import Device
 from hwnas.errors import DeviceUnavailable, HwnasError, UnknownDevice
 
 __all__ = [
+    "DEVICES",
     "register_device",
     "unregister_device",
     "get_device_class",
@@ -31,7 +31,7 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "hwnas.devices"
 
-_BUILTIN: dict[str, str] = {
+BUILTIN: dict[str, str] = {
     "cpu": "hwnas.devices.cpu:CPUDevice",
     "onnxruntime": "hwnas.devices.onnxruntime:ORTDevice",
     "cuda": "hwnas.devices.cuda:CUDADevice",
@@ -41,21 +41,15 @@ _BUILTIN: dict[str, str] = {
     "xla-cpu": "hwnas.devices.xla:XLACPUDevice",
 }
 
-_registry: dict[str, str | type[Device]] = dict(_BUILTIN)
-_origin: dict[str, str] = {name: "built-in" for name in _BUILTIN}
-_entry_points_loaded = False
+
+def new_registry() -> Registry[type[Device]]:
+    """A device registry holding the built-in backends only (entry points are read on first use)."""
+    return Registry("device", entry_point_group=ENTRY_POINT_GROUP, base=Device, unknown_error=UnknownDevice,
+                    load_error=DeviceUnavailable, known_label="known devices", builtins=BUILTIN)
 
 
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in _registry:
-            continue  # a built-in or an earlier registration wins; never silently replaced
-        _registry[ep.name] = ep.value
-        _origin[ep.name] = f"plugin ({ep.dist.name if ep.dist else ep.value})"
+#: Every device backend by name.
+DEVICES: Registry[type[Device]] = new_registry()
 
 
 def register_device(name: str, target: str | type[Device], *, replace: bool = False) -> None:
@@ -63,43 +57,22 @@ def register_device(name: str, target: str | type[Device], *, replace: bool = Fa
 
     Args:
         target: a :class:`Device` subclass or a ``"module:Class"`` string (lazy).
-        replace: allow replacing an existing registration (off by default:
-            duplicates raise ``ValueError``).
+        replace: allow replacing an existing registration (off by default: duplicates raise ``ValueError``).
     """
-    _load_entry_points()
-    if name in _registry and not replace:
-        raise ValueError(f"device {name!r} is already registered ({_origin.get(name, '?')}); pass replace=True to override")
-    _registry[name] = target
-    _origin[name] = "registered"
+    DEVICES.add(name, target, replace=replace)
 
 
 def unregister_device(name: str) -> None:
-    _registry.pop(name, None)
-    _origin.pop(name, None)
+    DEVICES.unregister(name)
 
 
 def device_names() -> list[str]:
-    _load_entry_points()
-    return list(_registry)
+    return DEVICES.names()
 
 
 def get_device_class(name: str) -> type[Device]:
     """The backend class for ``name``; raises :class:`UnknownDevice` listing the known ones."""
-    _load_entry_points()
-    if name not in _registry:
-        raise UnknownDevice(f"unknown device {name!r}; known devices: {', '.join(_registry)}")
-    target = _registry[name]
-    if isinstance(target, str):
-        module_name, _, attr = target.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module_name), attr)
-        except Exception as exc:
-            raise DeviceUnavailable(f"device {name!r} could not be loaded from {target}: {exc}") from exc
-        if not (isinstance(cls, type) and issubclass(cls, Device)):
-            raise DeviceUnavailable(f"device {name!r}: {target} is not a hwnas.devices.Device subclass")
-        _registry[name] = cls
-        target = cls
-    return target
+    return DEVICES.get(name)
 
 
 def create_device(name: str, **options: Any) -> Device:
@@ -134,7 +107,7 @@ def list_devices() -> list[DeviceInfo]:
         try:
             cls = get_device_class(name)
             ok, reason = cls.is_available()
-            out.append(DeviceInfo(name, ok, reason, cls.description, tuple(cls.dtypes), _origin.get(name, "")))
+            out.append(DeviceInfo(name, ok, reason, cls.description, tuple(cls.dtypes), DEVICES.origin(name)))
         except HwnasError as exc:
-            out.append(DeviceInfo(name, False, str(exc), "", (), _origin.get(name, "")))
+            out.append(DeviceInfo(name, False, str(exc), "", (), DEVICES.origin(name)))
     return out

@@ -1,6 +1,6 @@
 """The timing protocol, one implementation for every backend.
 
-Rules (see ../shared/MEASURING.md and ``torch.utils.benchmark``):
+Rules (see docs/devices.md, "timing", and ``torch.utils.benchmark``):
 
 * **Warm up until steady**: run single calls until the median of the last five
   is within ``warmup_tolerance`` of the five before (first ONNX Runtime calls can

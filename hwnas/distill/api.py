@@ -18,16 +18,18 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from hwnas._files import atomic_write_text
 from hwnas.distill.data import TaskData, augment, encode, load_task
 from hwnas.distill.losses import LossConfig
 from hwnas.errors import InvalidConfig
 from hwnas.outputs import check_output_folder, write_marker
+from hwnas.progress import ProgressCallback, StatusCallback
 from hwnas.space import Architecture, load_architectures
+from hwnas.training.teacher import resolve_teacher
 
 __all__ = ["DistillConfig", "distill", "resolve_arch", "REPORT_FILE", "DEFAULT_LOSSES"]
 
@@ -226,7 +228,7 @@ def _split_evaluation(data: TaskData, seed: int) -> tuple[TaskData, TaskData]:
     return data.subset(range(len(data) - n_eval)), data.subset(range(len(data) - n_eval, len(data)))
 
 
-def _status(on_status: Callable[[str], None] | None, text: str) -> None:
+def _status(on_status: StatusCallback | None, text: str) -> None:
     if on_status:
         on_status(text)
 
@@ -235,8 +237,8 @@ def distill(
     config: DistillConfig,
     out: str | Path,
     *,
-    on_status: Callable[[str], None] | None = None,
-    on_step: Callable[[str, int, int, dict[str, float]], None] | None = None,
+    on_status: StatusCallback | None = None,
+    on_progress: ProgressCallback | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run every stage into ``out`` and return the report (also written to ``out/report.json``).
@@ -247,21 +249,63 @@ def distill(
 
     Args:
         on_status: short lines naming the stage.
-        on_step: ``(stage, step, steps, loss parts)`` during training; stage is
-            ``"teacher"``, ``"agnostic"`` or ``"distill"``.
+        on_progress: a :class:`~hwnas.progress.ProgressEvent` after every training step, with
+            stage ``"teacher"``, ``"agnostic"`` or ``"distill"``, the loss parts as metrics, and
+            ``checkpoint=True`` on steps that wrote a checkpoint.
     """
-    import torch
-    from transformers import AutoConfig
-
-    from hwnas.distill.export import export_onnx_classifier, save_hf
-    from hwnas.distill.models import architecture_of, init_student, resolve_teacher
-    from hwnas.distill.teacher import finetune_teacher, load_task_teacher
-    from hwnas.distill.trainer import TrainConfig, clear_checkpoint, process_state, train
+    from hwnas.distill.trainer import TrainConfig, refuse_legacy_checkpoint, train
+    from hwnas.training.processes import process_state
 
     main, barrier = process_state()
     t_start = time.perf_counter()
     out = Path(out)
     arch, search_info = resolve_arch(config.arch)
+    p, target = _latency_setup(config, search_info)
+    if not overwrite:  # the precise reason first (--overwrite clears such a checkpoint when the settings changed)
+        for folder in (out, out / "agnostic"):
+            refuse_legacy_checkpoint(folder)
+    finished = _open_folder(config, out, overwrite, main, barrier)
+    if finished is not None:
+        _status(on_status, f"reusing finished student in {out}")
+        return finished
+    for folder in (out, out / "agnostic"):  # before hours of teacher fine-tuning, not after
+        refuse_legacy_checkpoint(folder)
+    _status(on_status, "loading task data")
+    train_data, eval_data, eval_note = load_data(config)
+    teacher = _task_teacher(config, out, train_data, eval_data, on_status, on_progress)
+    tokenizer = teacher.tokenizer
+    train_aug = augment(train_data, config.augment, seed=config.seed) if config.augment else train_data
+    train_enc, eval_enc = encode(tokenizer, train_aug, config.max_len), encode(tokenizer, eval_data, config.max_len)
+    arch, student, init_note = _student(config, arch, train_data, teacher)
+    history: dict[str, Any] = {}
+    agnostic = _agnostic(config, out, student, teacher, train_enc, train_data.kind, main, barrier, on_status,
+                         on_progress) if config.agnostic_steps else None
+    if agnostic is not None:
+        history["agnostic"] = agnostic
+    _status(on_status, f"distilling {arch} ({config.steps} steps, losses {', '.join(config.losses.active)})")
+    tc = TrainConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr, max_len=config.max_len,
+                     seed=config.seed, mixed_precision=config.mixed_precision, checkpoint_every=config.checkpoint_every)
+    result = train(student, teacher.model, config.losses, train_enc, train_data.kind, tc, out, eval_encoded=eval_enc,
+                   stage="distill", on_progress=on_progress, meta={"arch": arch.key, "init": init_note})
+    history["distill"] = {"loss_first": result.loss_first, "loss_last": result.loss_last, "train_s": result.wall_s,
+                          "resumed_from": result.resumed_from, "mixed_precision": result.mixed_precision,
+                          "curve": result.history}
+    report_file = out / REPORT_FILE
+    if not main:  # export and verify: the main process only; the others wait and read its report
+        barrier()
+        return json.loads(report_file.read_text())
+    _status(on_status, "exporting and verifying (Hugging Face folder, ONNX)")
+    report = _export_and_report(config, out, arch, search_info, student, tokenizer, teacher, train_data, eval_data,
+                                eval_note, init_note, result, history, p, target, on_status)
+    report["wall_s"] = time.perf_counter() - t_start
+    atomic_write_text(report_file, json.dumps(report, indent=2, default=str) + "\n")
+    barrier()
+    return report
+
+
+def _latency_setup(config: DistillConfig, search_info: dict[str, Any]):
+    """The predictor (or ``None``) and where the student will be measured; an unavailable device fails now,
+    before hours of training, not after."""
     p = None
     if config.predictor:
         from hwnas.predictors import load_predictor
@@ -269,11 +313,18 @@ def distill(
         p = load_predictor(config.predictor)
     target = latency_target(config, search_info, p.device if p is not None else None)
     if config.measure:
-        # an unavailable device fails now, before hours of training, not after
         from hwnas.devices.registry import create_device
 
         create_device(target["device"], threads=_manifest_threads(p.manifest, config.threads) if p else config.threads,
                       dtype=config.dtype or "fp32")
+    return p, target
+
+
+def _open_folder(config: DistillConfig, out: Path, overwrite: bool, main: bool, barrier) -> dict[str, Any] | None:
+    """The finished report of a folder with these settings, else ``None`` after recording the settings (an
+    unfinished folder with these settings is resumed; one with others is refused, or cleared with ``overwrite``)."""
+    from hwnas.distill.trainer import clear_checkpoint
+
     check_output_folder(out, kind="distill")  # never write into (or replace) a folder hwnas did not make
     settings = config.to_dict()
     cfg_file, report_file = out / CONFIG_FILE, out / REPORT_FILE
@@ -282,9 +333,10 @@ def distill(
         # a folder written before a setting existed holds it at its default
         defaults = {f.name: f.default for f in fields(DistillConfig) if f.default is not MISSING}
         previous = {**{k: v for k, v in defaults.items() if k not in previous and k in settings}, **previous}
-        if previous != json.loads(json.dumps(settings, default=str)):
+        now = json.loads(json.dumps(settings, default=str))
+        if previous != now:
             if not overwrite:
-                changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != json.loads(json.dumps(settings.get(k), default=str)))
+                changed = sorted(k for k in set(previous) | set(now) if previous.get(k) != now.get(k))
                 raise InvalidConfig(
                     f"{out} holds a distillation with other settings (changed: {', '.join(changed)}); "
                     "choose another --out, or pass --overwrite to replace it"
@@ -293,40 +345,40 @@ def distill(
             clear_checkpoint(out)
             clear_checkpoint(out / "agnostic")
         elif report_file.is_file():
-            _status(on_status, f"reusing finished student in {out}")
             return json.loads(report_file.read_text())
     if main:
         out.mkdir(parents=True, exist_ok=True)
         write_marker(out, "distill")
-        cfg_file.write_text(json.dumps(settings, indent=2, default=str) + "\n")
+        atomic_write_text(cfg_file, json.dumps(settings, indent=2, default=str) + "\n")
     barrier()
+    return None
 
-    # 1. data
-    _status(on_status, "loading task data")
-    train_data, eval_data, eval_note = load_data(config)
 
-    # 2. teacher
-    teacher_base = resolve_teacher(config.teacher)
-    base_cfg = AutoConfig.from_pretrained(teacher_base)
+def _task_teacher(config: DistillConfig, out: Path, train_data: TaskData, eval_data: TaskData,
+                  on_status: StatusCallback | None, on_progress: ProgressCallback | None):
+    """The teacher given, when its head already fits the task; else the cached or newly fine-tuned task teacher."""
+    from transformers import AutoConfig
+
+    from hwnas.distill.teacher import finetune_teacher, load_task_teacher
+
+    base = resolve_teacher(config.teacher)
+    base_cfg = AutoConfig.from_pretrained(base)
     finetuned = bool(getattr(base_cfg, "architectures", None)) and any(
         a.endswith("ForSequenceClassification") for a in base_cfg.architectures) and base_cfg.num_labels == train_data.num_labels
-    teacher_train = teacher_train_config(config)
-    cache_dir = Path(config.cache_dir) if config.cache_dir else out.parent / "teachers"
     if finetuned:
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(teacher_base)
-        teacher = load_task_teacher(teacher_base, encode(tok, eval_data, config.max_len), train_data.kind, train_data.num_labels)
-    else:
-        teacher = finetune_teacher(teacher_base, train_data, eval_data, teacher_train, cache_dir, max_len=config.max_len,
-                                   on_status=on_status,
-                                   on_step=(lambda s, n, p: on_step("teacher", s, n, p)) if on_step else None)
-    tokenizer = teacher.tokenizer
-    train_aug = augment(train_data, config.augment, seed=config.seed) if config.augment else train_data
-    train_enc = encode(tokenizer, train_aug, config.max_len)
-    eval_enc = encode(tokenizer, eval_data, config.max_len)
+        tok = AutoTokenizer.from_pretrained(base)
+        return load_task_teacher(base, encode(tok, eval_data, config.max_len), train_data.kind, train_data.num_labels)
+    cache_dir = Path(config.cache_dir) if config.cache_dir else out.parent / "teachers"
+    return finetune_teacher(base, train_data, eval_data, teacher_train_config(config), cache_dir, max_len=config.max_len,
+                            on_status=on_status, on_progress=on_progress)
 
-    # 3. student
+
+def _student(config: DistillConfig, arch: Architecture, train_data: TaskData, teacher):
+    """``(arch, student, note)``: the student's initial weights from the supernet, teacher slices or random."""
+    from hwnas.distill.models import init_student
+
     supernet = None
     if config.supernet:
         from hwnas.supernet import load_supernet
@@ -334,53 +386,53 @@ def distill(
         supernet = load_supernet(config.supernet)
         arch = supernet.space.validate(arch)
     problem = "regression" if train_data.kind == "regression" else "single_label_classification"
-    student, init_note = init_student(arch, train_data.num_labels, init="supernet" if supernet else config.init,
-                                      teacher_path=teacher.path, supernet=supernet, problem_type=problem,
-                                      seed=config.seed)
+    student, note = init_student(arch, train_data.num_labels, init="supernet" if supernet else config.init,
+                                 teacher_path=teacher.path, supernet=supernet, problem_type=problem, seed=config.seed)
     if train_data.label_names:
         student.config.id2label = {i: n for i, n in enumerate(train_data.label_names)}
         student.config.label2id = {n: i for i, n in enumerate(train_data.label_names)}
-    history: dict[str, Any] = {}
+    return arch, student, note
 
-    # 4. task-agnostic distillation (no labels: hidden states and attention only)
-    if config.agnostic_steps:
-        from safetensors.torch import load_file, save_file
 
-        agn_dir = out / "agnostic"
-        done_file = agn_dir / "student.safetensors"
-        if done_file.is_file():
-            student.load_state_dict(load_file(str(done_file)))
-            _status(on_status, "reusing task-agnostic distillation")
-        else:
-            _status(on_status, f"task-agnostic distillation ({config.agnostic_steps} steps)")
-            agn_cfg = TrainConfig(steps=config.agnostic_steps, batch_size=config.batch_size, lr=config.lr * 2,
-                                  max_len=config.max_len, seed=config.seed + 1, mixed_precision=config.mixed_precision,
-                                  checkpoint_every=config.checkpoint_every)
-            r = train(student, teacher.model, LossConfig(weights={"hidden": 1.0, "attention": 1.0}), train_enc,
-                      train_data.kind, agn_cfg, agn_dir,
-                      on_step=(lambda s, n, p: on_step("agnostic", s, n, p)) if on_step else None)
-            if main:
-                save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(done_file))
-                clear_checkpoint(agn_dir)
-            barrier()
-            history["agnostic"] = {"loss_first": r.loss_first, "loss_last": r.loss_last, "train_s": r.wall_s}
+def _agnostic(config: DistillConfig, out: Path, student, teacher, train_enc, kind: str, main: bool, barrier,
+              on_status: StatusCallback | None, on_progress: ProgressCallback | None) -> dict[str, Any] | None:
+    """Task-agnostic distillation (no labels: hidden states and attention only), kept in ``out/agnostic``."""
+    from safetensors.torch import load_file
 
-    # 5. task distillation
-    _status(on_status, f"distilling {arch} ({config.steps} steps, losses {', '.join(config.losses.active)})")
-    tc = TrainConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr, max_len=config.max_len,
-                     seed=config.seed, mixed_precision=config.mixed_precision, checkpoint_every=config.checkpoint_every)
-    result = train(student, teacher.model, config.losses, train_enc, train_data.kind, tc, out, eval_encoded=eval_enc,
-                   on_step=(lambda s, n, p: on_step("distill", s, n, p)) if on_step else None,
-                   meta={"arch": arch.key, "init": init_note})
-    history["distill"] = {"loss_first": result.loss_first, "loss_last": result.loss_last, "train_s": result.wall_s,
-                          "resumed_from": result.resumed_from, "mixed_precision": result.mixed_precision,
-                          "curve": result.history}
+    from hwnas.distill.trainer import TrainConfig, clear_checkpoint, train
+    from hwnas.training.checkpoint import save_weights
 
-    # 6. export and verify: the main process only; the others wait and read its report
-    if not main:
-        barrier()
-        return json.loads(report_file.read_text())
-    _status(on_status, "exporting and verifying (Hugging Face folder, ONNX)")
+    agn_dir = out / "agnostic"
+    done_file = agn_dir / "student.safetensors"
+    if done_file.is_file():
+        student.load_state_dict(load_file(str(done_file)))
+        _status(on_status, "reusing task-agnostic distillation")
+        return None
+    _status(on_status, f"task-agnostic distillation ({config.agnostic_steps} steps)")
+    agn_cfg = TrainConfig(steps=config.agnostic_steps, batch_size=config.batch_size, lr=config.lr * 2,
+                          max_len=config.max_len, seed=config.seed + 1, mixed_precision=config.mixed_precision,
+                          checkpoint_every=config.checkpoint_every)
+    r = train(student, teacher.model, LossConfig(weights={"hidden": 1.0, "attention": 1.0}), train_enc, kind, agn_cfg,
+              agn_dir, stage="agnostic", on_progress=on_progress)
+    if main:
+        save_weights(done_file, student.state_dict())
+        clear_checkpoint(agn_dir)
+    barrier()
+    return {"loss_first": r.loss_first, "loss_last": r.loss_last, "train_s": r.wall_s}
+
+
+def _export_and_report(config: DistillConfig, out: Path, arch: Architecture, search_info: dict[str, Any], student,
+                       tokenizer, teacher, train_data: TaskData, eval_data: TaskData, eval_note: str, init_note: str,
+                       result, history: dict[str, Any], p, target: dict[str, Any],
+                       on_status: StatusCallback | None) -> dict[str, Any]:
+    """Export (Hugging Face folder, ONNX, both verified), drop the checkpoints, measure, and build the report."""
+    import torch
+    import transformers
+
+    from hwnas.distill.export import export_onnx_classifier, save_hf
+    from hwnas.distill.models import architecture_of
+    from hwnas.distill.trainer import clear_checkpoint
+
     sample = list(range(min(8, len(eval_data))))
     texts = [eval_data.texts[i] for i in sample]
     pairs = [eval_data.pairs[i] for i in sample] if eval_data.pairs is not None else None
@@ -427,8 +479,6 @@ def distill(
         measured["timing"] = config.timing
     metric = "accuracy" if train_data.kind == "classification" else "pearson"
     s_score, t_score = result.metrics.get(metric), teacher.metrics.get(metric)
-    import transformers
-
     report = {
         "arch": arch.as_dict(),
         "arch_key": arch.key,
@@ -460,12 +510,7 @@ def distill(
         "files": sorted(p.name for p in out.iterdir() if p.is_file()) + [REPORT_FILE],
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "python": platform.python_version()},
-        "wall_s": time.perf_counter() - t_start,
     }
-    tmp = report_file.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    tmp.replace(report_file)
-    barrier()
     return report
 
 

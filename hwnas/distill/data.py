@@ -19,16 +19,13 @@ of a TSV/CSV file).
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hwnas._files import read_table
 from hwnas.errors import InvalidData
 
 __all__ = ["TaskData", "load_task", "augment", "encode", "TEXT_COLUMNS", "PAIR_COLUMNS", "LABEL_COLUMNS"]
@@ -96,83 +93,6 @@ class TaskData:
             "label_names": self.label_names,
             "columns": self.columns,
         }
-
-
-def _open_text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InvalidData(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if path.suffix == ".gz":
-        try:
-            raw = gzip.decompress(raw)
-        except OSError as exc:
-            raise InvalidData(f"{path}: not a valid gzip file ({exc})") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidData(f"{path}: not UTF-8 text (byte {exc.start})") from None
-
-
-def _format_of(path: Path) -> str:
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    ext = suffixes[-1] if suffixes else ""
-    if ext in (".tsv", ".tab"):
-        return "tsv"
-    if ext == ".csv":
-        return "csv"
-    if ext in (".jsonl", ".ndjson", ".json"):
-        return "jsonl"
-    raise InvalidData(f"{path}: unknown file type {ext or '(none)'!r}; accepted: .tsv, .csv, .jsonl (optionally .gz)")
-
-
-def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
-    """Column names and ``(row number, row)`` pairs of a TSV, CSV or JSONL file."""
-    fmt = _format_of(path)
-    text = _open_text(path)
-    if not text.strip():
-        raise InvalidData(f"{path}: the file is empty")
-    rows: list[tuple[int, dict[str, Any]]] = []
-    if fmt == "jsonl":
-        columns: list[str] = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except (ValueError, RecursionError) as exc:  # JSONDecodeError, numbers past int's digit limit, deep nesting
-                raise InvalidData(f"{path}, row {lineno}: not valid JSON ({getattr(exc, 'msg', str(exc)[:80])})") from None
-            if not isinstance(obj, dict):
-                raise InvalidData(f"{path}, row {lineno}: expected a JSON object, got {type(obj).__name__}")
-            for k in obj:
-                if k not in columns:
-                    columns.append(k)
-            rows.append((lineno, obj))
-        return columns, rows
-    # TSV files of GLUE contain quotes that are not CSV quoting, so TSV is read without quote handling.
-    reader = csv.reader(io.StringIO(text), delimiter="\t" if fmt == "tsv" else ",",
-                        quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise InvalidData(f"{path}: the file is empty") from None
-    except csv.Error as exc:
-        raise InvalidData(f"{path}, row 1: {exc}") from None
-    header = [h.strip() for h in header]
-    try:
-        for lineno, values in enumerate(reader, 2):
-            if not values or all(not v.strip() for v in values):
-                continue
-            if len(values) != len(header):
-                raise InvalidData(
-                    f"{path}, row {lineno}: {len(values)} fields but the header has {len(header)} ({', '.join(header)})"
-                )
-            rows.append((lineno, dict(zip(header, values))))
-    except csv.Error as exc:
-        raise InvalidData(f"{path}, row {reader.line_num}: {exc}") from None
-    return header, rows
 
 
 def _pick(columns: list[str], given: str | None, candidates: Sequence[str], what: str, where: str,
@@ -283,7 +203,7 @@ def load_task(
     elif path.is_dir():
         raise InvalidData(f"{source}: is a folder; give a .tsv, .csv or .jsonl file")
     else:
-        columns, rows = _read_rows(path)
+        columns, rows = read_table(path, InvalidData)
         where = str(path)
         if not rows:
             raise InvalidData(f"{where}: the file has a header but no rows")

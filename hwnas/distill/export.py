@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hwnas._files import atomic_write_bytes
 from hwnas.errors import HwnasError
 
 __all__ = ["HF_ATOL", "ONNX_ATOL", "save_hf", "export_onnx_classifier", "measure_models", "ExportCheck", "ExportError"]
@@ -125,9 +126,7 @@ def export_onnx_classifier(model_dir: str | Path, texts: list[str], pairs: list[
     data = export_onnx(_LogitsOnly(model).eval(), tuple(batch[n] for n in names), input_names=names,
                        output_names=["logits"], dynamic=True)
     target = model_dir / filename
-    tmp = target.with_suffix(".onnx.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(target)
+    atomic_write_bytes(target, data)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])

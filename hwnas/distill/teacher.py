@@ -22,6 +22,7 @@ from hwnas.distill.data import TaskData, encode
 from hwnas.distill.losses import LossConfig
 from hwnas.distill.trainer import TrainConfig, clear_checkpoint, evaluate, process_state, train
 from hwnas.errors import InvalidConfig
+from hwnas.progress import ProgressCallback
 
 __all__ = ["TaskTeacher", "finetune_teacher", "load_task_teacher", "teacher_key"]
 
@@ -90,7 +91,7 @@ def finetune_teacher(
     cache_dir: str | Path,
     *,
     max_len: int = 128,
-    on_step: Callable[[int, int, dict[str, float]], None] | None = None,
+    on_progress: ProgressCallback | None = None,
     on_status: Callable[[str], None] | None = None,
 ) -> TaskTeacher:
     """Fine-tune the encoder in ``base`` on the task (loss ``task``), or reuse the cached result.
@@ -98,6 +99,7 @@ def finetune_teacher(
     Args:
         base: a model folder (``AutoModel``-loadable; a new classification head is added).
         cache_dir: where fine-tuned teachers are kept, one folder per cache key.
+        on_progress: receives ``ProgressEvent(stage="teacher", ...)`` after every fine-tuning step.
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -127,7 +129,7 @@ def finetune_teacher(
     if on_status:
         on_status(f"fine-tuning teacher {base.name} on {len(train_data)} examples ({config.steps} steps)")
     result = train(model, None, LossConfig(weights={"task": 1.0}), encode(tokenizer, train_data, max_len),
-                   train_data.kind, config, partial, eval_encoded=eval_encoded, on_step=on_step)
+                   train_data.kind, config, partial, eval_encoded=eval_encoded, stage="teacher", on_progress=on_progress)
     info = {
         "base": str(base),
         "key": key,
@@ -139,8 +141,13 @@ def finetune_teacher(
         "loss_first": result.loss_first,
         "loss_last": result.loss_last,
         "train_s": result.wall_s,
+        "best_step": result.best_step,
+        # the learning curve: held-out metrics at every evaluation (``eval_every``), for the report and benchmarks
+        "curve": [h for h in result.history if any(k.startswith("eval_") for k in h)],
     }
     if main:
+        # Written into the private folder `partial`, which is renamed into place as a whole below: a
+        # crash leaves a partial folder that is never read, so single files need no atomic writer here.
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
         (partial / TEACHER_FILE).write_text(json.dumps(info, indent=2) + "\n")

@@ -1,19 +1,19 @@
-"""The distillation trainer: resumable, mixed precision where supported, distributed-ready.
+"""The distillation trainer: teacher fine-tuning and student distillation on the shared loop.
 
-One loop serves both teacher fine-tuning (loss ``task`` only, no teacher) and
-student distillation. It is driven by ``accelerate.Accelerator``, so the same
-code runs on one CPU, under ``accelerate launch`` or ``torchrun`` (the student
-and its loss modules are wrapped together in one DistributedDataParallel
+One loop (:class:`DistillLoop`, a :class:`hwnas.training.loop.TrainLoop`) serves
+both teacher fine-tuning (loss ``task`` only, no teacher) and student
+distillation. It runs on ``accelerate`` (:mod:`hwnas.training.processes`): the
+same code runs on one CPU, under ``accelerate launch`` or ``torchrun`` (the
+student and its loss modules are wrapped together in one DistributedDataParallel
 module; every process takes its share of each global batch; only the main
-process writes). Without the ``accelerate`` package, a one-process stand-in
-with the same few methods is used (CPU, or one GPU with bf16 autocast).
+process writes). Without the ``accelerate`` package a one-process stand-in is used.
 
 Batches are a pure function of ``(seed, step)``: example order is a fresh
 permutation per epoch, so a resumed run sees exactly the batches an
-uninterrupted one would. A checkpoint is a folder with ``state.safetensors``
-(student, loss projections, optimizer moments, random state) and
-``state.json`` (step, settings, scalar optimizer state); it is written to a
-temporary folder and renamed, so a kill never leaves a half-written one.
+uninterrupted one would. Checkpoints (student, loss projections, optimizer,
+random state) go to ``<out>/checkpoints`` in the one hwnas format
+(:mod:`hwnas.training.checkpoint`). A ``<out>/checkpoint`` folder written by
+releases before that format is refused with one line.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,13 +33,18 @@ from torch import nn
 from hwnas.distill.losses import DistillLoss, LossConfig, ModelOutputs
 from hwnas.distill.models import forward_outputs, model_shape, set_attention
 from hwnas.errors import InvalidConfig
+from hwnas.progress import ProgressCallback
+from hwnas.training.checkpoint import clear_checkpoints, save_weights
+from hwnas.training.loop import TrainLoop
+from hwnas.training.processes import MIXED_PRECISION_CHOICES, make_accelerator, process_state, resolve_precision
 from hwnas.training.schedule import epoch_batch, linear_warmup_decay
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "predict_logits", "batch_indices", "BatchPlan", "clear_checkpoint", "process_state",
-           "MIXED_PRECISION_CHOICES"]
+__all__ = ["TrainConfig", "TrainResult", "train", "DistillLoop", "evaluate", "predict_logits", "batch_indices", "BatchPlan",
+           "clear_checkpoint", "process_state", "MIXED_PRECISION_CHOICES"]
 
-MIXED_PRECISION_CHOICES = ("auto", "no", "bf16", "fp16")
-CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_DIR = "checkpoints"
+LEGACY_CHECKPOINT_DIR = "checkpoint"  # the layout before hwnas.training.checkpoint; refused, never read
+BEST_DIR = "best"
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ class TrainConfig:
             raise InvalidConfig(f"mixed_precision must be one of {', '.join(MIXED_PRECISION_CHOICES)}; got {self.mixed_precision!r}")
 
     def lr_at(self, step: int) -> float:
-        """Learning rate of (0-based) ``step``."""
+        """Learning rate of (0-based) ``step`` (the shared linear warm-up and decay)."""
         return linear_warmup_decay(step, peak=self.lr, warmup_steps=int(self.warmup * self.steps), total_steps=self.steps)
 
     def to_dict(self) -> dict[str, Any]:
@@ -193,155 +197,19 @@ class _Distillable(nn.Module):
         return self.loss(s_out, teacher_out, batch["labels"])
 
 
-def process_state():
-    """``(is_main_process, wait_for_everyone)`` of this process (one process: ``(True, no-op)``).
-
-    Under ``torchrun``/``accelerate launch`` only the main process writes files;
-    the others wait at the same barriers.
-    """
-    import os
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return True, lambda: None
-    import torch
-
-    try:
-        from accelerate import PartialState
-    except ImportError:
-        raise InvalidConfig("several processes need the accelerate package: pip install 'hwnas[distributed]'") from None
-
-    # cpu=True: without it accelerate does not set up several CPU processes
-    state = PartialState(cpu=not torch.cuda.is_available())
-    return state.is_main_process, state.wait_for_everyone
-
-
-class _SingleProcess:
-    """The few ``Accelerator`` methods the loop uses, for one process without ``accelerate`` installed."""
-
-    num_processes, process_index, is_main_process = 1, 0, True
-
-    def __init__(self, precision: str) -> None:
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.precision = precision
-        self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-
-    def prepare(self, *objects):
-        return tuple(o.to(self.device) if isinstance(o, nn.Module) else o for o in objects)
-
-    def autocast(self):
-        import contextlib
-
-        if self.precision == "no":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
-
-    def backward(self, loss: torch.Tensor) -> None:
-        (self.scaler.scale(loss) if self.scaler else loss).backward()
-
-    def clip_grad_norm_(self, params, max_norm: float):
-        return torch.nn.utils.clip_grad_norm_(list(params), max_norm)
-
-    def unwrap_model(self, module: nn.Module) -> nn.Module:
-        return module
-
-    def wait_for_everyone(self) -> None:
-        pass
-
-
-def _make_accelerator(precision: str):
-    """``accelerate.Accelerator`` when installed (needed for several processes), else a one-process stand-in."""
-    import os
-
-    try:
-        from accelerate import Accelerator
-    except ImportError:
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise InvalidConfig("several processes need the accelerate package: pip install 'hwnas[distributed]'") from None
-        if precision == "fp16":
-            raise InvalidConfig("mixed_precision='fp16' needs the accelerate package (gradient scaling); use bf16 or no")
-        return _SingleProcess(precision)
-    return Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
-
-
-def _resolve_precision(choice: str) -> str:
-    if choice != "auto":
-        return choice
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "no"
-
-
-# ---------------------------------------------------------------- checkpoints
-def _save_checkpoint(folder: Path, module: _Distillable, optimizer: torch.optim.Optimizer, step: int,
-                     meta: dict[str, Any]) -> None:
-    from safetensors.torch import save_file
-
-    tensors: dict[str, torch.Tensor] = {}
-    for k, v in module.state_dict().items():
-        tensors[f"model.{k}"] = v.detach().cpu().contiguous()
-    opt = optimizer.state_dict()
-    scalars: dict[str, Any] = {}
-    for idx, state in opt["state"].items():
-        for key, value in state.items():
-            if torch.is_tensor(value):
-                tensors[f"opt.{idx}.{key}"] = value.detach().cpu().reshape(-1).contiguous() if value.dim() == 0 else value.detach().cpu().contiguous()
-                if value.dim() == 0:
-                    scalars[f"{idx}.{key}"] = "scalar"
-            else:
-                scalars[f"{idx}.{key}"] = value
-    tensors["rng.torch"] = torch.get_rng_state()
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(tensors, str(tmp / "state.safetensors"))
-    state_json = {"step": step, "param_groups": opt["param_groups"], "optimizer_scalars": scalars, **meta}
-    (tmp / "state.json").write_text(json.dumps(state_json, indent=1, default=str) + "\n")
-    old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _load_checkpoint(folder: Path, module: _Distillable, optimizer: torch.optim.Optimizer,
-                     expect: dict[str, Any]) -> int:
-    from safetensors.torch import load_file
-
-    meta = json.loads((folder / "state.json").read_text())
-    for key, value in expect.items():
-        if meta.get(key) != value:
-            raise InvalidConfig(
-                f"checkpoint {folder} was written with different {key} ({meta.get(key)!r}, now {value!r}); "
-                "use the same settings to resume, or another output folder"
-            )
-    tensors = load_file(str(folder / "state.safetensors"))
-    module.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, idx, name = key.split(".", 2)
-            state.setdefault(int(idx), {})[name] = value
-    for key, value in meta["optimizer_scalars"].items():
-        idx, name = key.split(".", 1)
-        if value == "scalar":
-            state[int(idx)][name] = state[int(idx)][name].reshape(())
-        else:
-            state.setdefault(int(idx), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    torch.set_rng_state(tensors["rng.torch"])
-    return int(meta["step"])
+def refuse_legacy_checkpoint(out_dir: str | Path) -> None:
+    """Raise one line when ``out_dir`` holds a checkpoint in the layout of releases before the shared loop."""
+    legacy = Path(out_dir) / LEGACY_CHECKPOINT_DIR
+    if (legacy / "state.json").is_file():
+        raise InvalidConfig(f"{legacy} is a checkpoint in the format of hwnas releases before the shared training loop "
+                            "and cannot be resumed; delete that folder to train this stage from its start")
 
 
 def clear_checkpoint(out_dir: str | Path) -> None:
-    """Remove the checkpoint (and the kept best weights) of a finished run whose model has been saved."""
-    for name in (CHECKPOINT_DIR, BEST_DIR):
-        for suffix in ("", ".tmp", ".old"):
-            shutil.rmtree(Path(out_dir) / (name + suffix), ignore_errors=True)
-
-
-BEST_DIR = "best"
+    """Remove the checkpoints (and the kept best weights) of a finished run whose model has been saved."""
+    clear_checkpoints(Path(out_dir) / CHECKPOINT_DIR)
+    for name in (BEST_DIR, LEGACY_CHECKPOINT_DIR):
+        shutil.rmtree(Path(out_dir) / name, ignore_errors=True)
 
 
 def _primary(metrics: dict[str, float], kind: str) -> float:
@@ -350,14 +218,9 @@ def _primary(metrics: dict[str, float], kind: str) -> float:
 
 
 def _save_best(folder: Path, student: nn.Module, step: int, metrics: dict[str, float]) -> None:
-    from safetensors.torch import save_file
-
     from hwnas._files import atomic_write_text
 
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "model.safetensors.tmp"
-    save_file({k: v.detach().cpu().contiguous() for k, v in student.state_dict().items()}, str(tmp))
-    tmp.replace(folder / "model.safetensors")
+    save_weights(folder / "model.safetensors", student.state_dict())
     atomic_write_text(folder / "best.json", json.dumps({"step": step, "metrics": metrics}) + "\n")
 
 
@@ -407,7 +270,153 @@ def evaluate(model: nn.Module, encoded: dict[str, torch.Tensor], kind: str, batc
     return metrics_from_logits(predict_logits(model, encoded, batch_size, device), encoded["labels"], kind)
 
 
+
+
 # ---------------------------------------------------------------- the loop
+class DistillLoop(TrainLoop):
+    """Teacher fine-tuning or student distillation on :class:`~hwnas.training.loop.TrainLoop` (see :func:`train`)."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module | None, loss_config: LossConfig,
+                 train_encoded: dict[str, torch.Tensor], kind: str, config: TrainConfig, out_dir: str | Path, *,
+                 eval_encoded: dict[str, torch.Tensor] | None, stage: str, on_progress: ProgressCallback | None,
+                 on_evaluation: Callable[[int, dict[str, float]], None] | None, meta: dict[str, Any] | None) -> None:
+        self.precision = resolve_precision(config.mixed_precision)
+        out_dir = Path(out_dir)
+        super().__init__(stage=stage, steps=config.steps, checkpoint_every=config.checkpoint_every,
+                         checkpoints=out_dir / CHECKPOINT_DIR, accelerator=make_accelerator(self.precision),
+                         on_progress=on_progress)
+        self.config, self.kind, self.teacher, self.on_evaluation = config, kind, teacher, on_evaluation
+        self.train_encoded, self.eval_encoded, self.best_dir = train_encoded, eval_encoded, out_dir / BEST_DIR
+        self.device = self.accelerator.device
+        torch.manual_seed(config.seed)
+        self.needs = loss_config.needs()
+        if teacher is None and "teacher" in self.needs:
+            raise InvalidConfig(f"losses {sorted(n for n in loss_config.active if n != 'task')} need a teacher")
+        self.attention = "eager" if "attentions" in self.needs else "sdpa"
+        set_attention(student, self.attention)
+        t_shape = model_shape(teacher) if teacher is not None else model_shape(student)
+        self.model = _Distillable(student, DistillLoss(loss_config, model_shape(student), t_shape, kind), self.needs - {"teacher"})
+        if teacher is not None:
+            set_attention(teacher, self.attention)
+            teacher.to(self.device).eval()
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            (no_decay if p.dim() < 2 else decay).append(p)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+        expect = {"train_config": config.to_dict(), "loss_config": loss_config.to_dict(),
+                  "examples": int(train_encoded["input_ids"].shape[0]), **(meta or {})}
+        self.expect = json.loads(json.dumps(expect, default=str))
+        self.out_dir = out_dir
+        self.result = TrainResult(steps=config.steps, resumed_from=0, metrics={}, mixed_precision=self.precision)
+        self.best: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------ resume
+    def check_resume(self, state: dict[str, Any]) -> None:
+        for key, value in self.expect.items():
+            if state.get(key) != value:
+                raise InvalidConfig(
+                    f"checkpoint {self.checkpoints} was written with different {key} ({state.get(key)!r}, now {value!r}); "
+                    "use the same settings to resume, or another output folder"
+                )
+
+    def resume(self) -> None:
+        refuse_legacy_checkpoint(self.out_dir)
+        self.restore()
+        self.result.resumed_from = self.start
+        if self.config.keep_best and self.start > 0:
+            self.best = _load_best(self.best_dir)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {**self.expect, "world_size": self.world}  # the world may change on resume: batches are global
+
+    # ------------------------------------------------------------ set-up for several processes
+    def prepare(self) -> None:
+        self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        self.world, self.rank = self.accelerator.num_processes, self.accelerator.process_index
+        if self.config.batch_size < self.world:
+            raise InvalidConfig(f"batch_size ({self.config.batch_size}) must be at least the number of processes ({self.world})")
+        n = int(self.train_encoded["input_ids"].shape[0])
+        lengths = self.train_encoded["attention_mask"].sum(1).numpy() if self.config.bucket else None
+        self.plan = BatchPlan(n, self.config.batch_size, self.config.seed, lengths)
+        self.model.train()
+
+    # ------------------------------------------------------------ step
+    def lr_at(self, step: int) -> float:
+        return self.config.lr_at(step)
+
+    def train_step(self, step: int) -> dict[str, float]:
+        acc, config = self.accelerator, self.config
+        idx = self.plan.indices(step)[self.rank :: self.world]
+        batch = _trim({k: v[torch.from_numpy(idx)].to(self.device) for k, v in self.train_encoded.items()})
+        with acc.autocast():
+            teacher_out = None
+            if self.teacher is not None:
+                with torch.no_grad():
+                    teacher_out = forward_outputs(self.teacher, batch, self.needs - {"teacher"})
+            total, parts = self.model(batch, teacher_out)
+        value = float(total.detach())
+        self.stop_if_diverged(step, [value])  # before any update: the last checkpoint stays the last good one
+        acc.backward(total)
+        if config.max_grad_norm > 0:
+            acc.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if math.isnan(self.result.loss_first):
+            self.result.loss_first = value
+        self.result.loss_last = value
+        parts = {"loss": value, **parts}
+        if step % 10 == 0 or step + 1 == config.steps:
+            self.result.history.append({"step": step + 1, **parts})
+        return parts
+
+    @property
+    def student(self) -> nn.Module:
+        return self.accelerator.unwrap_model(self.model).student
+
+    def after_step(self, step: int, metrics: dict[str, float]) -> None:
+        """Evaluation every ``eval_every`` steps; with ``keep_best``, the best weights so far are kept."""
+        done, config = step + 1, self.config
+        if self.eval_encoded is None or not config.eval_every or done % config.eval_every or done >= config.steps:
+            return
+        m = evaluate(self.student, self.eval_encoded, self.kind, config.eval_batch_size, self.device)
+        self.result.history.append({"step": done, **{f"eval_{k}": v for k, v in m.items()}})
+        if self.on_evaluation and self.main:
+            self.on_evaluation(done, m)
+        if config.keep_best and (self.best is None or _primary(m, self.kind) > _primary(self.best["metrics"], self.kind)):
+            self.best = {"step": done, "metrics": m}
+            if self.main:
+                _save_best(self.best_dir, self.student, done, m)
+        self.model.train()
+
+    # ------------------------------------------------------------ the end
+    def finish(self) -> TrainResult:
+        """Final evaluation (handing back the best weights when they beat the last), attention back to sdpa."""
+        result, final = self.result, self.student
+        self.accelerator.wait_for_everyone()
+        result.wall_s = self.wall_s
+        final.eval()
+        if self.eval_encoded is not None:
+            result.metrics = evaluate(final, self.eval_encoded, self.kind, self.config.eval_batch_size, self.device)
+            if self.on_evaluation and self.main:
+                self.on_evaluation(self.config.steps, result.metrics)
+            result.best_step = self.config.steps
+            self.accelerator.wait_for_everyone()
+            best = self.best
+            if best is not None and _primary(best["metrics"], self.kind) > _primary(result.metrics, self.kind):
+                from safetensors.torch import load_file
+
+                final.load_state_dict(load_file(str(self.best_dir / "model.safetensors")))
+                result.metrics, result.best_step = dict(best["metrics"]), int(best["step"])
+        set_attention(final, "sdpa")
+        if self.teacher is not None:
+            set_attention(self.teacher, "sdpa")
+        final.to("cpu")
+        return result
+
+
 def train(
     student: nn.Module,
     teacher: nn.Module | None,
@@ -419,7 +428,8 @@ def train(
     *,
     eval_encoded: dict[str, torch.Tensor] | None = None,
     resume: bool = True,
-    on_step: Callable[[int, int, dict[str, float]], None] | None = None,
+    stage: str = "distill",
+    on_progress: ProgressCallback | None = None,
     on_evaluation: Callable[[int, dict[str, float]], None] | None = None,
     meta: dict[str, Any] | None = None,
 ) -> TrainResult:
@@ -428,123 +438,22 @@ def train(
     Args:
         train_encoded, eval_encoded: outputs of :func:`hwnas.distill.data.encode`.
         kind: ``"classification"`` or ``"regression"``.
-        out_dir: the checkpoint goes to ``out_dir/checkpoint``; it is resumed when
-            ``resume`` and it exists (with matching settings). It is kept at the end
-            (holding the final state); remove it with :func:`clear_checkpoint` once
-            the trained model is safely saved.
-        on_step: called on the main process after every step with ``(step, steps, loss parts)``.
+        out_dir: checkpoints go to ``out_dir/checkpoints``; the latest is resumed when
+            ``resume`` (with matching settings). They are kept at the end (holding the
+            final state); remove them with :func:`clear_checkpoint` once the trained
+            model is safely saved.
+        stage, on_progress: ``on_progress`` receives ``ProgressEvent(stage, step, steps,
+            loss parts, checkpoint)`` on the main process after every step.
         on_evaluation: called with ``(step, metrics)`` after each evaluation.
         meta: extra fields that must match for a checkpoint to be resumed.
 
     Returns:
         a :class:`TrainResult`; the student holds the trained weights.
     """
-    precision = _resolve_precision(config.mixed_precision)
-    accelerator = _make_accelerator(precision)
-    device = accelerator.device
-    torch.manual_seed(config.seed)
-    needs = loss_config.needs()
-    if teacher is None and "teacher" in needs:
-        raise InvalidConfig(f"losses {sorted(n for n in loss_config.active if n != 'task')} need a teacher")
-    attention = "eager" if "attentions" in needs else "sdpa"
-    set_attention(student, attention)
-    t_shape = model_shape(teacher) if teacher is not None else model_shape(student)
-    loss = DistillLoss(loss_config, model_shape(student), t_shape, kind)
-    module = _Distillable(student, loss, needs - {"teacher"})
-    if teacher is not None:
-        set_attention(teacher, attention)
-        teacher.to(device).eval()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-    decay, no_decay = [], []
-    for name, p in module.named_parameters():
-        (no_decay if p.dim() < 2 else decay).append(p)
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr,
-    )
-    out_dir = Path(out_dir)
-    ckpt = out_dir / CHECKPOINT_DIR
-    expect = {"train_config": config.to_dict(), "loss_config": loss_config.to_dict(), "examples": int(train_encoded["input_ids"].shape[0]),
-              **(meta or {})}
-    expect = json.loads(json.dumps(expect, default=str))
-    start_step = 0
-    if resume and (ckpt / "state.json").is_file():
-        start_step = _load_checkpoint(ckpt, module, optimizer, expect)
-    module, optimizer = accelerator.prepare(module, optimizer)
-    n = int(train_encoded["input_ids"].shape[0])
-    world, rank = accelerator.num_processes, accelerator.process_index
-    if config.batch_size < world:
-        raise InvalidConfig(f"batch_size ({config.batch_size}) must be at least the number of processes ({world})")
-    result = TrainResult(steps=config.steps, resumed_from=start_step, metrics={}, mixed_precision=precision)
-    plan = BatchPlan(n, config.batch_size, config.seed,
-                     train_encoded["attention_mask"].sum(1).numpy() if config.bucket else None)
-    best_dir = out_dir / BEST_DIR
-    best = _load_best(best_dir) if config.keep_best and start_step > 0 else None
-    t0 = time.perf_counter()
-    module.train()
-    for step in range(start_step, config.steps):
-        idx = plan.indices(step)[rank::world]
-        batch = _trim({k: v[torch.from_numpy(idx)].to(device) for k, v in train_encoded.items()})
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr_at(step)
-        with accelerator.autocast():
-            teacher_out = None
-            if teacher is not None:
-                with torch.no_grad():
-                    teacher_out = forward_outputs(teacher, batch, needs - {"teacher"})
-            total, parts = module(batch, teacher_out)
-        accelerator.backward(total)
-        if config.max_grad_norm > 0:
-            accelerator.clip_grad_norm_(module.parameters(), config.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        value = float(total.detach())
-        if not math.isfinite(value):
-            raise FloatingPointError(f"the training loss became {value} at step {step + 1}; lower lr or check the data")
-        if math.isnan(result.loss_first):
-            result.loss_first = value
-        result.loss_last = value
-        parts = {"loss": value, **parts}
-        if step % 10 == 0 or step + 1 == config.steps:
-            result.history.append({"step": step + 1, **parts})
-        if accelerator.is_main_process and on_step:
-            on_step(step + 1, config.steps, parts)
-        done = step + 1
-        if eval_encoded is not None and config.eval_every and done % config.eval_every == 0 and done < config.steps:
-            m = evaluate(accelerator.unwrap_model(module).student, eval_encoded, kind, config.eval_batch_size, device)
-            result.history.append({"step": done, **{f"eval_{k}": v for k, v in m.items()}})
-            if on_evaluation and accelerator.is_main_process:
-                on_evaluation(done, m)
-            if config.keep_best and (best is None or _primary(m, kind) > _primary(best["metrics"], kind)):
-                best = {"step": done, "metrics": m}
-                if accelerator.is_main_process:
-                    _save_best(best_dir, accelerator.unwrap_model(module).student, done, m)
-            module.train()
-        if config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps:
-            accelerator.wait_for_everyone()
-            if accelerator.is_main_process:
-                _save_checkpoint(ckpt, accelerator.unwrap_model(module), optimizer, done, expect)
-    accelerator.wait_for_everyone()
-    if config.checkpoint_every and start_step < config.steps and accelerator.is_main_process:
-        # the finished state too, so that a kill before the caller has saved the model loses no training
-        _save_checkpoint(ckpt, accelerator.unwrap_model(module), optimizer, config.steps, expect)
-    result.wall_s = time.perf_counter() - t0
-    final = accelerator.unwrap_model(module).student
-    final.eval()
-    if eval_encoded is not None:
-        result.metrics = evaluate(final, eval_encoded, kind, config.eval_batch_size, device)
-        if on_evaluation and accelerator.is_main_process:
-            on_evaluation(config.steps, result.metrics)
-        result.best_step = config.steps
-        accelerator.wait_for_everyone()
-        if best is not None and _primary(best["metrics"], kind) > _primary(result.metrics, kind):
-            from safetensors.torch import load_file
-
-            final.load_state_dict(load_file(str(best_dir / "model.safetensors")))
-            result.metrics, result.best_step = dict(best["metrics"]), int(best["step"])
-    set_attention(final, "sdpa")
-    if teacher is not None:
-        set_attention(teacher, "sdpa")
-    final.to("cpu")
-    return result
+    loop = DistillLoop(student, teacher, loss_config, train_encoded, kind, config, out_dir, eval_encoded=eval_encoded,
+                       stage=stage, on_progress=on_progress, on_evaluation=on_evaluation, meta=meta)
+    if resume:
+        loop.resume()
+    loop.prepare()
+    loop.run()
+    return loop.finish()

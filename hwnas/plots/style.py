@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,29 +106,23 @@ def png_bytes(fig: Any) -> bytes:
 
 
 def save(fig: Any, path: str | Path) -> Path:
-    """Write ``fig`` to ``path`` (PNG) atomically; returns the path.
+    """Write ``fig`` to ``path`` (PNG) atomically and durably (:func:`hwnas._files.atomic_write_bytes`).
 
     Raises:
         InvalidConfig: the folder does not exist or is not writable (one line, exit code 2).
     """
+    from hwnas._files import atomic_write_bytes
     from hwnas.errors import InvalidConfig
 
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise InvalidConfig(f"plot paths must end in .png; got {str(path)!r}")
-    data = png_bytes(fig)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if not path.parent.is_dir():
+        raise InvalidConfig(f"cannot write the plot {path}: its folder does not exist; choose a writable path")
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        return atomic_write_bytes(path, png_bytes(fig))
     except OSError as exc:
         raise InvalidConfig(f"cannot write the plot {path}: {exc.strerror or exc}; choose a writable path") from None
-    finally:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:  # its folder does not exist: nothing was left behind
-            pass
-    return path
 
 
 def log_ticks(ax: Any, axis: str = "both") -> None:

@@ -22,13 +22,13 @@ crash never leaves a half-written bundle under the final name.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
+from hwnas._files import atomic_write_bytes
 from hwnas.errors import BundleError
 from hwnas.predictors.predictor import FORMAT, FORMAT_VERSION, LatencyPredictor
 
@@ -61,16 +61,12 @@ def save_bundle(predictor: LatencyPredictor, path: str | Path, *, overwrite: boo
     manifest = dict(predictor.manifest)
     manifest["members"] = {MODEL_MEMBER: {"sha256": _sha256(model), "size": len(model)}}
     manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=False, allow_nan=False) + "\n").encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr(MANIFEST_MEMBER, manifest_bytes)
-            zf.writestr(MODEL_MEMBER, model)
-            zf.comment = _COMMENT_PREFIX + _sha256(manifest_bytes).encode("ascii")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(MANIFEST_MEMBER, manifest_bytes)
+        zf.writestr(MODEL_MEMBER, model)
+        zf.comment = _COMMENT_PREFIX + _sha256(manifest_bytes).encode("ascii")
+    atomic_write_bytes(path, buf.getvalue())
     predictor.manifest = manifest
     return path
 
@@ -193,7 +189,4 @@ def extract_model(path: str | Path, out_dir: str | Path) -> Path:
     path = Path(path)
     members, comment = _read_members(path)
     _verify(path, members, comment)
-    out = Path(out_dir) / MODEL_MEMBER
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(members[MODEL_MEMBER])
-    return out
+    return atomic_write_bytes(Path(out_dir) / MODEL_MEMBER, members[MODEL_MEMBER])

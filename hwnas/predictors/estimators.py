@@ -6,8 +6,11 @@ inputs whose columns are named by the ``inputs`` hyper-parameter (default
 seq_len, batch_size), and ``y``, ``n`` measured latencies in milliseconds.
 ``predict`` returns milliseconds. Hyper-parameters are set only in
 ``__init__``; fitted state lives in attributes ending in ``_``; ``predict`` on
-an unfitted estimator raises :class:`~hwnas.errors.NotFittedError`. So
-``sklearn.base.clone``, ``cross_val_score`` and ``GridSearchCV`` work as usual.
+an unfitted estimator raises :class:`~hwnas.errors.NotFittedError` (scikit-learn's own).
+Hyper-parameters are checked by scikit-learn's ``_parameter_constraints`` machinery at
+``fit``. So ``sklearn.base.clone``, ``cross_val_score`` and ``GridSearchCV`` work as
+usual, and the estimators are in the :data:`ESTIMATORS` registry (entry-point group
+``hwnas.latency_estimators``), each a :class:`LatencyEstimator`.
 
 * :class:`FlopsLinearRegressor`: latency = a + b * total FLOPs.
 * :class:`CostLeastSquaresRegressor`: non-negative least squares on analytic
@@ -16,8 +19,9 @@ an unfitted estimator raises :class:`~hwnas.errors.NotFittedError`. So
   (log target).
 * :class:`XGBRawRegressor`: XGBoost on the raw dimensions alone (log target).
 * :class:`PhysicsXGBRegressor`: the proposed predictor, the physical model
-  corrected by XGBoost on the log residual, with monotone constraints and a
-  conformal upper bound.
+  corrected by XGBoost on the log residual, with monotone constraints and an
+  upper bound calibrated on cross-fitted residuals (CV+ / jackknife+: see
+  :func:`guaranteed_coverage` for what it guarantees).
 
 With ``inputs`` set to other column names (a latency table a team already has),
 the physical model is non-negative least squares on those columns and the
@@ -27,12 +31,16 @@ trees see them too.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils._param_validation import Interval, InvalidParameterError
 
+from hwnas._registry import Registry
 from hwnas.errors import InvalidConfig, InvalidData, NotFittedError
 from hwnas.predictors.features import INPUTS, featurize
 from hwnas.predictors.metrics import mean_abs_log_ratio
@@ -48,9 +56,12 @@ __all__ = [
     "PhysicsXGBRegressor",
     "fit_nnls",
     "conformal_margin",
+    "guaranteed_coverage",
+    "UPPER_BOUND_METHOD",
     "tune",
     "default_grid",
     "ESTIMATORS",
+    "LatencyEstimator",
 ]
 
 #: Cost terms of the default physical model. ``layers`` and ``heads_layers`` carry
@@ -122,14 +133,39 @@ def fit_nnls(A: np.ndarray, y: np.ndarray) -> np.ndarray:
     return coef / scale
 
 
-def conformal_margin(log_residuals: np.ndarray, coverage: float) -> tuple[float, bool]:
-    """One-sided split-conformal margin on ``log(measured / predicted)``.
+#: How the upper bound is calibrated, in the words the manifest records.
+UPPER_BOUND_METHOD = ("one-sided conformal quantile of cross-fitted (out-of-fold) log(measured / predicted), "
+                      "applied to the model refitted on all data (CV+ / jackknife+ family)")
 
-    Returns ``(q, exact)``: predicting ``pred * exp(q)`` covers a new
-    measurement with probability at least ``coverage`` when residuals are
-    exchangeable. ``exact`` is False when there are too few residuals for that
-    guarantee (fewer than ``1 / (1 - coverage) - 1``); ``q`` is then the
-    largest residual seen.
+
+def guaranteed_coverage(coverage: float) -> float:
+    """The coverage the upper bound guarantees in the worst case: about ``1 - 2 * (1 - coverage)``.
+
+    The margin is calibrated on cross-fitted residuals (each measurement predicted
+    by a model that did not see it) and then applied to the model refitted on all
+    data. That is the CV+ / jackknife+ construction (Barber, Candes, Ramdas and
+    Tibshirani, 2021), whose finite-sample guarantee under exchangeability is
+    ``1 - 2 alpha`` with ``alpha = 1 - coverage`` (K-fold CV+ loses a further
+    term of order ``1 / n``), not split conformal's ``1 - alpha``, which needs a
+    calibration set the final model never saw. Applying the margin to the
+    refitted model rather than to each fold's model, as CV+ does, also assumes
+    that the refitted model is no worse than the fold models. In practice such
+    bounds usually cover close to ``coverage``; the held-out figures are in
+    docs/predictors.md. 0.95 gives 0.90.
+    """
+    return max(0.0, 1.0 - 2.0 * (1.0 - float(coverage)))
+
+
+def conformal_margin(log_residuals: np.ndarray, coverage: float) -> tuple[float, bool]:
+    """The one-sided conformal margin on ``log(measured / predicted)``: the ``ceil((n + 1) * coverage)``-th smallest.
+
+    Returns ``(q, exact)``: predicting ``pred * exp(q)`` covers a new measurement
+    with probability at least ``coverage`` when the residuals come from a held-out
+    calibration set (split conformal) and are exchangeable with the new one. The
+    predictors here feed it cross-fitted residuals and apply it to a refitted
+    model, which guarantees only :func:`guaranteed_coverage`. ``exact`` is False
+    when there are too few residuals for that quantile (fewer than
+    ``1 / (1 - coverage) - 1``); ``q`` is then the largest residual seen.
     """
     r = np.sort(np.asarray(log_residuals, dtype=np.float64))
     n = r.size
@@ -141,8 +177,32 @@ def conformal_margin(log_residuals: np.ndarray, coverage: float) -> tuple[float,
     return float(r[k - 1]), True
 
 
-class _LatencyEstimator(RegressorMixin, BaseEstimator):
-    """Shared plumbing: input handling, the fitted check, the score (minus mean |log ratio|)."""
+class LatencyEstimator(RegressorMixin, BaseEstimator, ABC):
+    """What every latency estimator is: a scikit-learn regressor from raw inputs to milliseconds.
+
+    Subclasses declare their hyper-parameters in ``__init__`` and their ranges in
+    ``_parameter_constraints`` (scikit-learn's format), call :meth:`_check_params` first
+    in ``fit``, set ``n_samples_`` when fitted and call :meth:`_check_fitted` first in
+    ``predict``. Shared here: input handling, the fitted check, the score (minus the mean
+    |log ratio|).
+    """
+
+    _parameter_constraints: dict[str, list[Any]] = {}
+
+    @abstractmethod
+    def fit(self, X, y) -> LatencyEstimator:
+        """Fit on ``X`` (``n x k`` raw inputs) and ``y`` (``n`` latencies, ms); returns ``self``."""
+
+    @abstractmethod
+    def predict(self, X) -> np.ndarray:
+        """Latency in ms, an ``n``-vector."""
+
+    def _check_params(self) -> None:
+        """scikit-learn's parameter validation, raised as :class:`~hwnas.errors.InvalidConfig` (one line)."""
+        try:
+            self._validate_params()
+        except InvalidParameterError as exc:
+            raise InvalidConfig(str(exc)) from None
 
     def _inputs(self) -> tuple[str, ...]:
         inputs = getattr(self, "inputs", None)
@@ -172,7 +232,7 @@ class _LatencyEstimator(RegressorMixin, BaseEstimator):
         return -mean_abs_log_ratio(y, self.predict(X))
 
 
-class CostLeastSquaresRegressor(_LatencyEstimator):
+class CostLeastSquaresRegressor(LatencyEstimator):
     """Physical model: latency = c0 + sum_k c_k * term_k, all c >= 0, relative least squares.
 
     Args:
@@ -180,6 +240,8 @@ class CostLeastSquaresRegressor(_LatencyEstimator):
             input column for a table).
         inputs: column names of ``X`` (default: architecture inputs).
     """
+
+    _parameter_constraints = {"terms": [None, "array-like"], "inputs": [None, "array-like"]}
 
     def __init__(self, terms: Sequence[str] | None = None, inputs: Sequence[str] | None = None) -> None:
         self.terms = terms
@@ -191,6 +253,7 @@ class CostLeastSquaresRegressor(_LatencyEstimator):
         return self._inputs() if self._is_table() else PHYSICS_TERMS
 
     def fit(self, X, y) -> CostLeastSquaresRegressor:
+        self._check_params()
         raw = _as_2d(X, self._inputs())
         y = _check_y(y, raw.shape[0])
         A = self._design(raw)
@@ -213,9 +276,10 @@ class CostLeastSquaresRegressor(_LatencyEstimator):
 class FlopsLinearRegressor(CostLeastSquaresRegressor):
     """Baseline: latency = a + b * total FLOPs (a, b >= 0, relative least squares)."""
 
+    _parameter_constraints = {"inputs": [None, "array-like"]}
+
     def __init__(self, inputs: Sequence[str] | None = None) -> None:
         self.inputs = inputs
-        self.terms = None
 
     def _terms(self) -> tuple[str, ...]:
         if self._is_table():
@@ -223,7 +287,7 @@ class FlopsLinearRegressor(CostLeastSquaresRegressor):
         return ("total_flops",)
 
 
-class RandomForestLatencyRegressor(_LatencyEstimator):
+class RandomForestLatencyRegressor(LatencyEstimator):
     """Baseline: scikit-learn's random forest on the raw inputs, fitted to log latency.
 
     Args:
@@ -231,6 +295,15 @@ class RandomForestLatencyRegressor(_LatencyEstimator):
             ``sklearn.ensemble.RandomForestRegressor``.
         seed: random state.
     """
+
+    _parameter_constraints = {
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "min_samples_leaf": [Interval(Integral, 1, None, closed="left")],
+        "max_features": [Interval(Real, 0, 1, closed="right")],
+        "seed": ["random_state"],
+        "inputs": [None, "array-like"],
+        "n_jobs": [None, Integral],
+    }
 
     def __init__(self, n_estimators: int = 100, min_samples_leaf: int = 1, max_features: float = 1.0,
                  seed: int = 0, inputs: Sequence[str] | None = None, n_jobs: int = 1) -> None:
@@ -242,6 +315,7 @@ class RandomForestLatencyRegressor(_LatencyEstimator):
         self.n_jobs = n_jobs
 
     def fit(self, X, y) -> RandomForestLatencyRegressor:
+        self._check_params()
         from sklearn.ensemble import RandomForestRegressor
 
         raw = _as_2d(X, self._inputs())
@@ -283,8 +357,20 @@ def _xgb_train(Z: np.ndarray, target: np.ndarray, names: Sequence[str], *, n_est
     return xgb.train(params, dtrain, num_boost_round=int(n_estimators))
 
 
-class XGBRawRegressor(_LatencyEstimator):
+class XGBRawRegressor(LatencyEstimator):
     """Baseline: XGBoost on the raw inputs alone, fitted to log latency (no physics)."""
+
+    _parameter_constraints = {
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "max_depth": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, 1, closed="right")],
+        "min_child_weight": [Interval(Real, 0, None, closed="left")],
+        "subsample": [Interval(Real, 0, 1, closed="right")],
+        "reg_lambda": [Interval(Real, 0, None, closed="left")],
+        "seed": [Interval(Integral, 0, None, closed="left")],
+        "inputs": [None, "array-like"],
+        "n_jobs": [Interval(Integral, 1, None, closed="left")],
+    }
 
     def __init__(self, n_estimators: int = 200, max_depth: int = 4, learning_rate: float = 0.1,
                  min_child_weight: float = 1.0, subsample: float = 1.0, reg_lambda: float = 1.0,
@@ -300,6 +386,7 @@ class XGBRawRegressor(_LatencyEstimator):
         self.n_jobs = n_jobs
 
     def fit(self, X, y) -> XGBRawRegressor:
+        self._check_params()
         raw = _as_2d(X, self._inputs())
         y = _check_y(y, raw.shape[0])
         ly = np.log(y)
@@ -318,7 +405,7 @@ class XGBRawRegressor(_LatencyEstimator):
         return np.exp(self.offset_ + self.booster_.inplace_predict(raw))
 
 
-class PhysicsXGBRegressor(_LatencyEstimator):
+class PhysicsXGBRegressor(LatencyEstimator):
     """The physical model, corrected by XGBoost on the log residual.
 
     ``latency_ms = physics(x) * exp(trees(x))`` where ``physics`` is
@@ -336,8 +423,9 @@ class PhysicsXGBRegressor(_LatencyEstimator):
             :data:`MONOTONE_FEATURES`. The physical model has non-negative
             coefficients on terms that grow with those inputs, so the whole
             prediction is then non-decreasing in them too.
-        coverage: the probability that a new measurement lies below
-            :meth:`predict_upper` (``None``: no calibration, faster fits).
+        coverage: the nominal probability that a new measurement lies below
+            :meth:`predict_upper` (``None``: no calibration, faster fits); the
+            guarantee that holds is :func:`guaranteed_coverage` of it.
         n_folds: folds of the cross-fitting that calibrates the upper bound.
         seed: seeds XGBoost and the folds.
         inputs: column names of ``X`` (default: architecture inputs).
@@ -345,10 +433,19 @@ class PhysicsXGBRegressor(_LatencyEstimator):
 
     Fitted attributes: ``physics_coef_`` (intercept first, ms and ms per unit of
     each term), ``terms_``, ``tree_features_``, ``booster_`` (an
-    ``xgboost.Booster``), ``log_margin_`` (conformal margin on the log ratio),
+    ``xgboost.Booster``), ``log_margin_`` (margin on the log ratio, from cross-fitted residuals),
     ``margin_exact_``, ``oof_pred_`` (cross-fitted predictions of the training
     rows, ms), ``n_samples_``.
     """
+
+    _parameter_constraints = {
+        **XGBRawRegressor._parameter_constraints,
+        "terms": [None, "array-like"],
+        "tree_features": [None, "array-like"],
+        "monotone": ["boolean"],
+        "coverage": [None, Interval(Real, 0, 1, closed="neither")],
+        "n_folds": [Interval(Integral, 2, None, closed="left")],
+    }
 
     def __init__(self, terms: Sequence[str] | None = None, tree_features: Sequence[str] | None = None,
                  n_estimators: int = 100, max_depth: int = 3, learning_rate: float = 0.1,
@@ -381,17 +478,6 @@ class PhysicsXGBRegressor(_LatencyEstimator):
             return tuple(self.tree_features)
         return self._inputs() if self._is_table() else TREE_FEATURES
 
-    def _validate_params(self) -> None:
-        for name in ("n_estimators", "max_depth", "n_folds"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (2 if name == "n_folds" else 1):
-                lo = 2 if name == "n_folds" else 1
-                raise InvalidConfig(f"{name} must be an integer >= {lo}; got {v!r}")
-        if not 0 < float(self.learning_rate) <= 1:
-            raise InvalidConfig(f"learning_rate must be in (0, 1]; got {self.learning_rate!r}")
-        if self.coverage is not None and not 0 < float(self.coverage) < 1:
-            raise InvalidConfig(f"coverage must be in (0, 1) or None; got {self.coverage!r}")
-
     def monotone_constraints(self) -> dict[str, int]:
         """``{tree feature: +1}`` for every constrained tree feature ({} when ``monotone`` is off)."""
         if not self.monotone:
@@ -419,7 +505,7 @@ class PhysicsXGBRegressor(_LatencyEstimator):
 
     def fit(self, X, y) -> PhysicsXGBRegressor:
         """Fit on ``X`` (``n x k`` inputs) and ``y`` (``n`` latencies, ms)."""
-        self._validate_params()
+        self._check_params()
         raw = _as_2d(X, self._inputs())
         y = _check_y(y, raw.shape[0])
         self.physics_coef_, self.booster_ = self._fit_once(raw, y)
@@ -449,34 +535,32 @@ class PhysicsXGBRegressor(_LatencyEstimator):
         return out
 
     # ----------------------------------------------------------- predict
-    def physics_predict(self, X) -> np.ndarray:
-        """The physical model's latency alone (ms), an ``n``-vector."""
-        self._check_fitted()
-        raw = _as_2d(X, self._inputs())
-        A = np.column_stack([np.ones(raw.shape[0]), self._features(raw, self._terms())])
-        return np.maximum(A @ self.physics_coef_, 1e-9)
-
     def predict(self, X) -> np.ndarray:
         """Latency in ms, an ``n``-vector."""
         self._check_fitted()
         return self._predict_with(self.physics_coef_, self.booster_, _as_2d(X, self._inputs()))
 
     def predict_upper(self, X) -> np.ndarray:
-        """Upper bound in ms that a new measurement stays below with probability ``coverage``."""
+        """Upper bound in ms that a new measurement stays below with nominal probability ``coverage``
+        (guaranteed: :func:`guaranteed_coverage`)."""
         self._check_fitted()
         if self.coverage is None:
             raise NotFittedError("this predictor was fitted with coverage=None: it has no calibrated upper bound")
         return self.predict(X) * math.exp(self.log_margin_)
 
 
-#: Name -> estimator class, in the order benchmarks print them.
-ESTIMATORS: dict[str, type[_LatencyEstimator]] = {
-    "flops-linear": FlopsLinearRegressor,
-    "cost-lstsq": CostLeastSquaresRegressor,
-    "random-forest": RandomForestLatencyRegressor,
-    "xgb-raw": XGBRawRegressor,
-    "physics-xgb": PhysicsXGBRegressor,
-}
+#: Every latency estimator by name, in the order benchmarks print them (entry-point group
+#: ``hwnas.latency_estimators``; a plugin's class must subclass :class:`LatencyEstimator`).
+ESTIMATORS: Registry[type[LatencyEstimator]] = Registry(
+    "latency estimator", entry_point_group="hwnas.latency_estimators", base=LatencyEstimator,
+    builtins={
+        "flops-linear": FlopsLinearRegressor,
+        "cost-lstsq": CostLeastSquaresRegressor,
+        "random-forest": RandomForestLatencyRegressor,
+        "xgb-raw": XGBRawRegressor,
+        "physics-xgb": PhysicsXGBRegressor,
+    },
+)
 
 
 def default_grid(estimator: BaseEstimator) -> dict[str, list[Any]]:

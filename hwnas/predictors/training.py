@@ -24,10 +24,21 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import InvalidConfig, InvalidData, PredictorMismatch
-from hwnas.predictors.estimators import PhysicsXGBRegressor, conformal_margin, tune
+from hwnas.predictors.estimators import (
+    UPPER_BOUND_METHOD,
+    PhysicsXGBRegressor,
+    conformal_margin,
+    guaranteed_coverage,
+    tune,
+)
 from hwnas.predictors.features import BYTES_PER_ELEMENT, INPUTS
 from hwnas.predictors.metrics import evaluate
 from hwnas.predictors.predictor import FORMAT, FORMAT_VERSION, LatencyPredictor, correction_features
+
+#: The manifest's statement of what the upper bound guarantees (see estimators.guaranteed_coverage).
+GUARANTEE = ("a new measurement lies below the bound with probability at least about 1 - 2 * (1 - coverage) under "
+             "exchangeability (CV+ / jackknife+, Barber et al. 2021), not the 1 - (1 - coverage) of split conformal; "
+             "typically close to coverage in practice")
 
 __all__ = ["Measurements", "load_measurements", "fit_predictor", "transfer_predictor", "evaluate_predictor",
            "TRANSFER_FEATURES"]
@@ -283,8 +294,10 @@ def fit_predictor(meas: Measurements, *, seed: int = 0, n_folds: int = 5, covera
         },
         "corrections": [],
         "uncertainty": {
-            "method": "split conformal, one-sided, on cross-fitted log(measured / predicted)",
+            "method": UPPER_BOUND_METHOD,
             "coverage": float(coverage),
+            "guaranteed_coverage": guaranteed_coverage(coverage),
+            "guarantee": GUARANTEE,
             "log_margin": float(est.log_margin_),
             "exact": bool(est.margin_exact_),
             "n_calibration": len(meas),
@@ -389,8 +402,10 @@ def transfer_predictor(base: LatencyPredictor, meas: Measurements, *, coverage: 
     manifest["metrics"] = {"cv": _round_metrics(cv), "cv_folds": "leave-one-out" if n <= 40 else 10, "seed": seed,
                            "base_cv": base.manifest.get("metrics", {}).get("cv")}
     manifest["uncertainty"] = {
-        "method": "split conformal, one-sided, on leave-one-out log(measured / predicted) of the transfer",
-        "coverage": float(coverage), "log_margin": float(q), "exact": bool(exact), "n_calibration": n,
+        "method": UPPER_BOUND_METHOD.replace("cross-fitted (out-of-fold)", "leave-one-out (10-fold beyond 40)")
+        + ", on the transfer measurements",
+        "coverage": float(coverage), "guaranteed_coverage": guaranteed_coverage(coverage), "guarantee": GUARANTEE,
+        "log_margin": float(q), "exact": bool(exact), "n_calibration": n,
     }
     manifest["source"] = Path(meas.source).name if meas.source else None
     manifest["library_versions"] = _versions()

@@ -235,7 +235,12 @@ class ProfileStore:
         warnings.warn(f"{self.path}: removed an incomplete last line left by an interrupted write", stacklevel=3)
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> int:
-        """Append records atomically per line, then flush and fsync. Returns how many."""
+        """Append records atomically per line, then flush and fsync. Returns how many.
+
+        The store is append-only with its own crash-safety (whole lines appended and fsynced; a torn
+        last line is cut by :meth:`_repair_tail` before the next append), so it does not go through
+        the replace-the-file writer of :mod:`hwnas._files`, which would rewrite the whole file.
+        """
         self.check_writable()
         check_is_profile(self.path)  # never repair or append to a file hwnas did not write
         self._repair_tail()

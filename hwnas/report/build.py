@@ -6,7 +6,6 @@ import base64
 import html
 import json
 import math
-import os
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from hwnas._files import atomic_write_text
 from hwnas.errors import BundleError, InvalidConfig, InvalidData, ProfileStoreError
 
 __all__ = ["Report", "build_report", "detect_kind", "write_report", "RUN_STAGES"]
@@ -239,7 +239,8 @@ def _predictor_section(path: Path, figs: _Figures) -> Section:
         ("domain", ", ".join(f"{k} {v[0]:g}..{v[1]:g}" for k, v in (dom.get("ranges") or {}).items())),
         ("cross-validated", f"within ±5% {_pct(cv.get('within_5'))}, within ±10% {_pct(cv.get('within_10'))}, "
                             f"MAPE {_pct(cv.get('mape'))}, Kendall tau {cv.get('kendall_tau', float('nan')):.3f}"),
-        ("upper bound", f"{unc.get('coverage', float('nan')):.0%} coverage: prediction x{math.exp(unc.get('log_margin', 0)):.3f} "
+        ("upper bound", f"nominal {unc.get('coverage', float('nan')):.0%} coverage, guaranteed about "
+                        f"{unc.get('guaranteed_coverage', 1 - 2 * (1 - unc.get('coverage', float('nan')))):.0%}: prediction x{math.exp(unc.get('log_margin', 0)):.3f} "
                         f"({unc.get('method', '')})"),
     ]))
     parity = path.with_name(path.stem + ".parity.png")
@@ -738,16 +739,11 @@ def write_report(path: str | Path, out: str | Path | None = None) -> Report:
     if target.is_dir():
         raise InvalidConfig(f"--out {target} is a folder; give a file name such as {target / REPORT_FILE}")
     report = build_report(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    if not target.parent.is_dir():
+        raise InvalidConfig(f"cannot write the report to {target}: its folder does not exist; choose a writable --out")
     try:
-        tmp.write_text(report.html, encoding="utf-8")
-        os.replace(tmp, target)
+        atomic_write_text(target, report.html)
     except OSError as exc:
         raise InvalidConfig(f"cannot write the report to {target}: {exc.strerror or exc}; choose a writable --out") from None
-    finally:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
     report.path = target
     return report

@@ -202,7 +202,7 @@ class Strategy(ABC):
 
 # ------------------------------------------------------------------ registry
 #: Every search strategy by name (entry-point group ``hwnas.strategies``).
-STRATEGIES: Registry[type[Strategy]] = Registry("strategy", entry_point_group="hwnas.strategies")
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy", entry_point_group="hwnas.strategies", base=Strategy)
 
 
 def register_strategy(cls: type[Strategy]) -> type[Strategy]:
@@ -228,10 +228,9 @@ def list_strategies() -> list[str]:
 
 def get_strategy_class(name: str) -> type[Strategy]:
     _load_builtin()
-    try:
-        return STRATEGIES.get(name)  # registered here, or a plugin's entry point
-    except InvalidConfig:
-        raise InvalidConfig(f"unknown strategy {name!r}; strategies are {', '.join(STRATEGIES.names())}") from None
+    if name in STRATEGIES:
+        return STRATEGIES.get(name)  # registered here, or a plugin's entry point (a broken one says why)
+    raise InvalidConfig(f"unknown strategy {name!r}; strategies are {', '.join(STRATEGIES.names())}")
 
 
 def create_strategy(name: str, **options: Any) -> Strategy:

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from hwnas._files import atomic_write_text
 from hwnas.errors import InvalidConfig, InvalidData
 from hwnas.outputs import MARKER, check_output_folder, write_marker
 from hwnas.search.base import Strategy, create_strategy
@@ -46,9 +47,9 @@ from hwnas.search.problem import (
     max_memory_constraint,
     max_params_constraint,
 )
-from hwnas.space import DIMENSIONS, Architecture
+from hwnas.space import DIMENSIONS, Architecture, SearchSpace
 
-__all__ = ["Candidate", "SearchResult", "Progress", "run_search", "search", "OUTPUT_FILES"]
+__all__ = ["Candidate", "SearchResult", "Progress", "run_search", "search", "write_json", "OUTPUT_FILES"]
 
 OUTPUT_FILES = ("config.json", "evaluated.csv", "front.json", "winner.json", "front.png", "hypervolume.png")
 
@@ -157,11 +158,9 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
-def _write_json(path: Path, data: Any) -> None:
-    """Write atomically: a kill leaves either the old file or the new one, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON (numpy numbers and paths allowed), atomically and durably."""
+    atomic_write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def _prepare_out(out: Path, resume: bool) -> bool:
@@ -323,7 +322,7 @@ def run_search(
                 raise InvalidConfig(f"cannot resume {out_path} with different settings ({detail})")
             done_before = _read_evaluated(out_path / "evaluated.csv", problem)
         config.update(status="running", started=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        _write_json(out_path / "config.json", config)
+        write_json(out_path / "config.json", config)
 
     tracker = _Tracker(problem, reference_score)
     if done_before:
@@ -334,8 +333,10 @@ def run_search(
     csv_path = out_path / "evaluated.csv" if out_path is not None else None
     rows: list[dict[str, Any]] = []
     if csv_path is not None and not csv_path.is_file():
-        with csv_path.open("w", newline="", encoding="utf-8") as fh:
-            csv.writer(fh).writerow(_CSV_COLUMNS)
+        # evaluated.csv is an append-only log with its own crash-safety: rows are appended and fsynced after
+        # every batch (a kill loses at most the batch in progress), and write_outputs replaces it atomically
+        # at the end. Only its header is written here, atomically like every other file.
+        atomic_write_text(csv_path, ",".join(_CSV_COLUMNS) + "\r\n")
     # Rebuild the in-memory rows of a resumed search (running columns recomputed).
     if done_before:
         replay = _Tracker(problem, reference_score)
@@ -382,7 +383,7 @@ def run_search(
                       evaluations_done=len(rows), stopped=stopped, wall_s=wall_s,
                       reference_point={"score": result.reference[0], "latency_ms": result.reference[1]})
         write_outputs(result)
-        _write_json(out_path / "config.json", config)
+        write_json(out_path / "config.json", config)
     return result
 
 
@@ -464,7 +465,7 @@ def write_outputs(result: SearchResult) -> None:
     if out is None:
         raise InvalidConfig("this result has no output folder")
     problem = result.problem
-    _write_json(out / "front.json", {
+    write_json(out / "front.json", {
         "space": problem.space.name,
         "objectives": {"score": "maximise", "latency_ms": "minimise (predicted)"},
         "budget_ms": problem.budget_ms,
@@ -475,10 +476,8 @@ def write_outputs(result: SearchResult) -> None:
     })
     record = winner_record(result)
     if record is not None:
-        _write_json(out / "winner.json", record)
-    tmp = out / "evaluated.csv.tmp"
-    result.evaluated.to_csv(tmp, index=False)
-    os.replace(tmp, out / "evaluated.csv")
+        write_json(out / "winner.json", record)
+    atomic_write_text(out / "evaluated.csv", result.evaluated.to_csv(index=False))
     plot_front(result, out / "front.png")
     from hwnas.plots.search import HYPERVOLUME_PNG, hypervolume_figure
 
@@ -487,7 +486,7 @@ def write_outputs(result: SearchResult) -> None:
 
 def plot_front(result: SearchResult, path: Path) -> None:
     """Accuracy estimate against predicted latency: evaluated points, the front, the budget and the winner."""
-    from hwnas.plots.style import COLORS, pyplot
+    from hwnas.plots.style import COLORS, pyplot, save
 
     plt = pyplot()  # the hwnas style: Agg backend, Okabe-Ito colours
     problem = result.problem
@@ -518,9 +517,7 @@ def plot_front(result: SearchResult, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
-        tmp = path.with_name(path.stem + ".tmp.png")
-        fig.savefig(tmp)
-        os.replace(tmp, path)
+        save(fig, path)
     finally:
         plt.close(fig)
 
@@ -531,10 +528,10 @@ def search(
     predictor: LatencyModel | str | Path,
     estimator: Any,
     max_latency_ms: float,
-    space: str | None = None,
+    space: SearchSpace | str | None = None,
     seq_len: int = 128,
     batch_size: int = 1,
-    strategy: str = "bo",
+    strategy: str | Strategy = "bo",
     evaluations: int = 64,
     seed: int = 0,
     objective: str = "pareto",
@@ -548,6 +545,7 @@ def search(
     describe: Mapping[str, Any] | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    on_status: Callable[[str], None] | None = None,
 ) -> SearchResult:
     """Find the most accurate architectures predicted to run within ``max_latency_ms``.
 
@@ -558,16 +556,17 @@ def search(
             e.g. ``hwnas.supernet.estimate.SupernetEstimator``, or such a callable.
         max_latency_ms: the budget in milliseconds, checked against the
             predictor's calibrated upper bound.
-        space: space name or file; default: the predictor's space, else the
+        space: a space, its name or file; default: the predictor's space, else the
             estimator's supernet's space.
         seq_len, batch_size: input shape the latency is predicted for.
-        strategy: ``random``, ``evolution``, ``bo`` (or any registered name).
+        strategy: ``random``, ``evolution``, ``bo`` (or any registered name), or a :class:`Strategy`.
         evaluations: accuracy evaluations to spend.
         objective: ``pareto`` (score and latency), ``score`` or ``reward``.
         reward_weight: for ``reward``: score units lost for a latency equal to the budget.
         max_params, max_memory_mb: optional extra constraints (parameters;
             fp32 weight memory in MB).
         strategy_options, batch, out, resume, describe, on_start, on_progress: as :func:`run_search`.
+        on_status: one line before the search starts: how much of the space is predicted within the budget.
     """
     predictor_path = None
     if isinstance(predictor, (str, Path)):
@@ -590,6 +589,13 @@ def search(
     problem = SearchProblem(space=space, latency=predictor, budget_ms=max_latency_ms, seq_len=seq_len,
                             batch_size=batch_size, constraints=constraints, objective=objective,
                             reward_weight=reward_weight)
+    if on_status is not None:
+        line = (f"space {problem.space.name}: {int(problem.feasible.sum())} of {len(problem)} architectures predicted "
+                f"within {max_latency_ms:g} ms")
+        if hasattr(predictor, "guaranteed_coverage"):
+            line += (f" (upper bound: nominal {predictor.coverage:.0%} coverage, "
+                     f"guaranteed about {predictor.guaranteed_coverage:.0%})")
+        on_status(line)
     info = {"predictor": predictor_path, "device": getattr(predictor, "device", None)}
     info.update(describe or {})
     return run_search(problem, estimator, strategy=strategy, evaluations=evaluations, batch=batch, seed=seed,

@@ -32,7 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from hwnas._files import atomic_write_text, fsync_dir
 from hwnas.errors import InvalidData
+from hwnas.progress import ProgressCallback, emit
 
 __all__ = ["TEXT_COLUMNS", "iter_texts", "TokenData", "build_token_cache", "describe_source"]
 
@@ -237,13 +239,15 @@ def build_token_cache(
     cache_dir: str | Path,
     text_column: str | None = None,
     max_rows: int | None = None,
-    progress: bool = False,
+    on_progress: ProgressCallback | None = None,
 ) -> TokenData:
     """Tokenise ``source`` once into ``cache_dir`` (or reuse the cache) and map it.
 
     Args:
         seq_len: row length in tokens, including ``[CLS]`` and ``[SEP]`` (>= 8).
         max_rows: stop after this many rows (``None``: the whole source).
+        on_progress: receives ``ProgressEvent(stage="tokenise", completed=rows, total=max_rows)``
+            after every chunk of texts (not called when the cache is reused).
     """
     if seq_len < 8:
         raise InvalidData(f"seq_len must be at least 8 tokens; got {seq_len}")
@@ -266,13 +270,6 @@ def build_token_cache(
     rows_path = cache_dir / f"tokens-{key}.rows.tmp"
     lens_path = cache_dir / f"tokens-{key}.lens.tmp"
     n_rows = n_texts = n_tokens = 0
-    bar = None
-    if progress:
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        bar = Progress(SpinnerColumn(), TextColumn("tokenising {task.fields[rows]} rows"), TimeElapsedColumn(), transient=True)
-        task = bar.add_task("tok", total=None, rows=0)
-        bar.start()
     try:
         with open(rows_path, "wb") as rows_fh, open(lens_path, "wb") as lens_fh:
             chunk: list[str] = []
@@ -300,8 +297,7 @@ def build_token_cache(
                     lens_fh.write(np.asarray(lens, dtype=np.int32).tobytes())
                     n_rows += len(out)
                 chunk.clear()
-                if bar is not None:
-                    bar.update(task, rows=n_rows)
+                emit(on_progress, "tokenise", n_rows, max_rows)
                 return max_rows is not None and n_rows >= max_rows
 
             for text in iter_texts(source, text_column=text_column):
@@ -323,6 +319,7 @@ def build_token_cache(
             out_fh.flush()
             os.fsync(out_fh.fileno())
         os.replace(tmp, bin_path)
+        fsync_dir(cache_dir)
         meta = {
             "format": "hwnas-token-cache",
             "version": _CACHE_VERSION,
@@ -334,12 +331,8 @@ def build_token_cache(
             "text_column": text_column,
             **source_info,
         }
-        meta_tmp = meta_path.with_suffix(".json.tmp")
-        meta_tmp.write_text(json.dumps(meta, indent=2))
-        os.replace(meta_tmp, meta_path)
+        atomic_write_text(meta_path, json.dumps(meta, indent=2))
     finally:
-        if bar is not None:
-            bar.stop()
         for p in (rows_path, lens_path):
             p.unlink(missing_ok=True)
     return _map(bin_path, meta)

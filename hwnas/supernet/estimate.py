@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hwnas._files import atomic_write_text
 from hwnas.errors import InvalidConfig, InvalidData
 from hwnas.space import Architecture, as_architectures
 
@@ -39,29 +39,13 @@ METRICS = ("loss", "proxy")
 
 
 def _read_labelled(path: Path, rows: int, what: str) -> tuple[list[str], np.ndarray]:
-    import csv
+    """The first ``rows`` texts of a labelled classification file and their class indices (the task reader's)."""
+    from hwnas.distill.data import load_task
 
-    if not path.is_file():
-        raise InvalidData(f"{what} file {path} does not exist")
-    texts, labels = [], []
-    sep = "," if path.suffix.lower() == ".csv" else "\t"
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter=sep, quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL)
-        header = [h.strip().lower() for h in next(reader, [])]
-        tcol = next((header.index(c) for c in ("sentence", "text") if c in header), None)
-        lcol = header.index("label") if "label" in header else None
-        if tcol is None or lcol is None:
-            raise InvalidData(f"{what} file {path} needs a header with sentence (or text) and label columns; got {header}")
-        for row in reader:
-            if len(row) > max(tcol, lcol) and row[tcol].strip():
-                texts.append(row[tcol].strip())
-                labels.append(row[lcol].strip())
-            if len(texts) >= rows:
-                break
-    if len(set(labels)) < 2:
-        raise InvalidData(f"{what} file {path} needs at least two different labels; got {sorted(set(labels))}")
-    classes = sorted(set(labels))
-    return texts, np.array([classes.index(v) for v in labels])
+    data = load_task(path, text_pair_col="", limit=rows)
+    if data.kind != "classification" or data.num_labels < 2:
+        raise InvalidData(f"{what} file {path} needs at least two different class labels; got {data.label_names or data.kind}")
+    return data.texts, np.asarray(data.labels)
 
 
 class SupernetEstimator:
@@ -170,9 +154,8 @@ class SupernetEstimator:
                 except (OSError, json.JSONDecodeError):
                     pass
             merged.update(self._memory)
-            tmp = self.cache_path.with_name(f"{self.cache_path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"name": self.name, "signature": self.signature, "scores": merged}, indent=1))
-            os.replace(tmp, self.cache_path)
+            atomic_write_text(self.cache_path, json.dumps({"name": self.name, "signature": self.signature, "scores": merged},
+                                                          indent=1))
         except OSError:
             pass  # a read-only supernet folder: keep the in-memory cache only
 

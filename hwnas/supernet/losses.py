@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import torch
 
-from hwnas.training.relations import relation_heads, relation_kl, relation_log_probs
+from hwnas.training.relations import relation_kl, relation_log_probs
 
-__all__ = ["relation_log_probs", "relation_kl", "TeacherTargets", "distillation_loss", "default_relation_heads"]
+__all__ = ["relation_log_probs", "relation_kl", "TeacherTargets", "distillation_loss"]
 
 
 class TeacherTargets:
@@ -52,7 +52,3 @@ def distillation_loss(targets: TeacherTargets, student_qkv, student_hidden=None,
         loss = loss + hidden_weight * relation_kl(targets.hidden_logp, relation_log_probs(student_hidden, r, mask), mask)
     return loss
 
-
-def default_relation_heads(widths: list[int], teacher_heads: int) -> int:
-    """The largest ``R <= teacher_heads`` dividing every width (teacher's and students')."""
-    return relation_heads(widths, cap=teacher_heads)

@@ -11,12 +11,12 @@ A supernet folder holds::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
 from typing import Any
 
+from hwnas._files import atomic_write_text, sha256_file
 from hwnas.errors import InvalidConfig
 from hwnas.space import Architecture, SearchSpace
 
@@ -24,14 +24,6 @@ __all__ = ["Supernet", "load_supernet", "EXTRACT_ATOL"]
 
 #: Largest allowed difference between an exported student and its in-supernet forward.
 EXTRACT_ATOL = 1e-5
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
 
 
 class Supernet:
@@ -79,9 +71,9 @@ class Supernet:
     def teacher_location(self) -> str:
         """Where the teacher is loaded from (the packaged path is re-resolved for ``default``)."""
         if self.teacher == "default":
-            from hwnas.supernet.teacher import resolve_teacher
+            from hwnas.training.teacher import resolve_teacher
 
-            return resolve_teacher("default")[1]
+            return str(resolve_teacher("default"))
         return self.meta.get("teacher_location", self.teacher)
 
     def validate(self, arch: Architecture | str | dict) -> Architecture:
@@ -152,7 +144,7 @@ class Supernet:
             if diff > EXTRACT_ATOL:
                 raise RuntimeError(f"exported student differs from the supernet by {diff:.2e} (> {EXTRACT_ATOL:g})")
             info["verified_max_abs_diff"] = diff
-        (out / "hwnas_student.json").write_text(json.dumps(info, indent=2) + "\n")
+        atomic_write_text(out / "hwnas_student.json", json.dumps(info, indent=2) + "\n")
 
 
 def load_supernet(path: str | Path, *, verify: bool = True) -> Supernet:
@@ -187,7 +179,7 @@ def load_supernet(path: str | Path, *, verify: bool = True) -> Supernet:
     weights = path / "model.safetensors"
     if not weights.is_file():
         raise InvalidConfig(f"{path} has no model.safetensors")
-    if verify and meta.get("weights_sha256") and _sha256(weights) != meta["weights_sha256"]:
+    if verify and meta.get("weights_sha256") and sha256_file(weights) != meta["weights_sha256"]:
         raise InvalidConfig(f"{weights} does not match the checksum in supernet.json (corrupt or replaced)")
     space = SearchSpace.from_dict(meta["space"], where=f"{meta_path} space")
     base = {k: v for k, v in meta["base_config"].items() if k not in ("model_type", "architectures", "transformers_version")}

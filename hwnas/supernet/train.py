@@ -7,25 +7,23 @@ smallest, and ``random_subnets`` sub-networks drawn uniformly from the space
 (the sandwich rule of BigNAS / AutoDistil). Gradients of all sampled
 sub-networks are summed into one optimizer step.
 
-Data parallel: started under ``torchrun`` or ``accelerate launch`` (anything
-that sets ``WORLD_SIZE``, ``RANK`` and ``MASTER_ADDR``), every process takes a
-disjoint share of each global batch, all processes draw the same sub-networks
-(the draw is seeded by ``(seed, step)``), gradients are averaged with one
-all-reduce per step, and only rank 0 writes files. The gloo backend is used on
-CPU, NCCL on CUDA.
+Data parallel: started under ``torchrun`` or ``accelerate launch``, every
+process takes a disjoint share of each global batch, all processes draw the same
+sub-networks (the draw is seeded by ``(seed, step)``), gradients are averaged
+with one ``accelerate`` all-reduce per step (gloo: the supernet trains on the
+CPU), and only the main process writes files.
 
 Resuming: the data order and the sub-networks of step ``t`` depend only on
 ``(seed, t)``, and the checkpoint holds the weights, the optimizer state and
-the RNG state, so a run killed at any moment continues from its last
-checkpoint with ``resume=True`` and gives the same sub-network sequence.
+the RNG state (:mod:`hwnas.training.checkpoint`), so a run killed at any moment
+continues from its last checkpoint with ``resume=True`` and gives the same
+sub-network sequence. The loop itself is :class:`hwnas.training.loop.TrainLoop`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,12 +31,18 @@ from typing import Any
 
 import numpy as np
 
-from hwnas._files import sha256_file
-from hwnas.errors import InvalidConfig, TrainingDiverged
+from hwnas._files import atomic_write_bytes, atomic_write_text, sha256_file
+from hwnas.errors import InvalidConfig
+from hwnas.outputs import MARKER, check_output_folder, write_marker
+from hwnas.progress import ProgressCallback, StatusCallback
 from hwnas.space import Architecture, SearchSpace, get_space
+from hwnas.supernet.teacher import teacher_qkv, teacher_summary
+from hwnas.training.checkpoint import save_weights
+from hwnas.training.loop import TrainLoop
+from hwnas.training.relations import relation_heads
 from hwnas.training.schedule import epoch_batch, linear_warmup_decay
 
-__all__ = ["TrainConfig", "TrainResult", "train_supernet", "space_warnings", "FORMAT", "VERSION"]
+__all__ = ["TrainConfig", "TrainResult", "train_supernet", "space_warnings", "SupernetLoop", "FORMAT", "VERSION"]
 
 FORMAT = "hwnas-supernet"
 VERSION = 1
@@ -192,76 +196,6 @@ def space_warnings(space: SearchSpace, teacher_config: Any) -> list[str]:
     return out
 
 
-class _Dist:
-    """torch.distributed when launched by torchrun / accelerate, else one process."""
-
-    def __init__(self) -> None:
-        import torch.distributed as dist
-
-        self.dist = dist
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.owns_group = False
-        if self.world > 1 and not dist.is_initialized():
-            import torch
-
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            dist.init_process_group(backend=backend)
-            self.owns_group = True
-        if self.world > 1:
-            self.world, self.rank = dist.get_world_size(), dist.get_rank()
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            self.dist.barrier()
-
-    def average_grads(self, params: list[Any]) -> None:
-        """All-reduce the gradients of ``params`` (one flat buffer) and divide by the world size."""
-        if self.world == 1:
-            return
-        import torch
-
-        for p in params:  # a parameter no sampled sub-network touched still takes part, as zeros
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-        grads = [p.grad for p in params]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        self.dist.all_reduce(flat)
-        flat /= self.world
-        offset = 0
-        for g in grads:
-            n = g.numel()
-            g.copy_(flat[offset : offset + n].view_as(g))
-            offset += n
-
-    def total(self, value: float) -> float:
-        """Sum of ``value`` over all processes."""
-        if self.world == 1:
-            return value
-        import torch
-
-        t = torch.tensor([value], dtype=torch.float64)
-        self.dist.all_reduce(t)
-        return float(t[0])
-
-    def mean(self, values: list[float]) -> list[float]:
-        if self.world == 1:
-            return values
-        import torch
-
-        t = torch.tensor(values, dtype=torch.float64)
-        self.dist.all_reduce(t)
-        return (t / self.world).tolist()
-
-    def close(self) -> None:
-        if self.owns_group:
-            self.dist.destroy_process_group()
-
-
 def sandwich(space: SearchSpace, seed: int, step: int, random_subnets: int) -> list[Architecture]:
     """Largest, smallest and ``random_subnets`` uniform draws for ``step`` (same on every rank, no repeats)."""
     rng = np.random.default_rng([seed, step, 7])
@@ -303,256 +237,257 @@ def _check_resume(stored: dict[str, Any], cfg: TrainConfig) -> None:
         raise InvalidConfig(f"cannot resume: steps={cfg.steps} is below the {stored['steps_done']} steps already done")
 
 
-def train_supernet(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, log=None) -> TrainResult:
-    """Train (or resume) one supernet; returns a :class:`TrainResult`.
+class SupernetLoop(TrainLoop):
+    """Sandwich-rule training of one supernet on :class:`~hwnas.training.loop.TrainLoop`."""
 
-    ``log`` is an optional callable receiving one line of text per event
-    (warnings, checkpoints); rich progress bars are shown when ``progress``.
-    """
-    import torch
-    from safetensors.torch import save_file
+    def __init__(self, cfg: TrainConfig, *, resume: bool, on_progress: ProgressCallback | None,
+                 on_status: StatusCallback | None) -> None:
+        # The supernet trains on the CPU; several processes average gradients through accelerate (gloo).
+        from hwnas.training.processes import make_accelerator
 
-    from hwnas.outputs import MARKER, check_output_folder, write_marker
-    from hwnas.supernet.checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint
-    from hwnas.supernet.data import build_token_cache
-    from hwnas.supernet.elastic import ElasticBert
-    from hwnas.supernet.losses import TeacherTargets, default_relation_heads, distillation_loss
-    from hwnas.supernet.teacher import load_teacher, teacher_qkv, teacher_summary
+        super().__init__(stage="supernet", steps=cfg.steps, checkpoint_every=cfg.checkpoint_every,
+                         checkpoints=Path(cfg.out) / "checkpoints", on_progress=on_progress, on_status=on_status,
+                         accelerator=make_accelerator("no", cpu=True, single_without_launcher=True))
+        self.cfg, self.out = cfg, Path(cfg.out)
+        self.world, self.rank = self.accelerator.num_processes, self.accelerator.process_index
+        self.losses: list[dict[str, Any]] = []
+        self.total_wall_prev, self.resumed_from = 0.0, None
+        self._check_folder(resume)
 
-    say = log or (lambda line: None)
-    out = Path(cfg.out)
-    ckpt_root = out / "checkpoints"
-    dist = _Dist()
-    try:
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        existing = latest_checkpoint(ckpt_root) if ckpt_root.exists() else None
-        if existing is not None and not resume:
+    # ------------------------------------------------------------ set-up
+    def _check_folder(self, resume: bool) -> None:
+        out = self.out
+        self.existing = self.latest()
+        if self.existing is not None and not resume:
             raise InvalidConfig(f"{out} already holds a supernet checkpoint; pass --resume to continue it, or choose another --out")
-        if resume and existing is None and (out / "supernet.json").is_file():
-            stored = json.loads((out / "supernet.json").read_text())
-            if stored.get("steps_done", 0) > 0:
+        if resume and self.existing is None and (out / "supernet.json").is_file():
+            if json.loads((out / "supernet.json").read_text()).get("steps_done", 0) > 0:
                 raise InvalidConfig(f"{out} has a supernet but no checkpoint to resume from")
-        if not resume and out.exists() and any(out.iterdir()) and not (out / "supernet.json").is_file():
+        if not resume and out.exists() and not (out / "supernet.json").is_file():
             if any(p.name not in (".cache", MARKER) for p in out.iterdir()):
                 raise InvalidConfig(f"{out} exists and is not empty; choose an empty or new --out folder")
         check_output_folder(out, kind="supernet")  # never write into a folder hwnas did not make
 
-        teacher = load_teacher(cfg.teacher)
-        tcfg = teacher.config
-        warns = space_warnings(cfg.space, tcfg)
-        for w in warns:
-            warnings.warn(w, stacklevel=2)
-            if dist.main:
-                say(f"warning: {w}")
-        widths = [tcfg.hidden_size, *cfg.space.hidden]
-        r = cfg.relation_heads or default_relation_heads(widths, tcfg.num_attention_heads)
-        bad = [w for w in widths if w % r]
-        if bad:
-            raise InvalidConfig(f"relation_heads={r} must divide the teacher's and every student's hidden size; it does not divide {bad}")
+    def setup(self, on_progress: ProgressCallback | None) -> None:
+        """Teacher, relation heads, tokenised data, model and optimizer."""
+        import torch
 
-        cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out / ".cache"
-        if dist.main:
-            data = build_token_cache(cfg.data, teacher.tokenizer, seq_len=cfg.seq_len, cache_dir=cache_dir,
-                                     text_column=cfg.text_column, max_rows=cfg.max_rows, progress=progress)
-        dist.barrier()
-        if not dist.main:
-            data = build_token_cache(cfg.data, teacher.tokenizer, seq_len=cfg.seq_len, cache_dir=cache_dir,
-                                     text_column=cfg.text_column, max_rows=cfg.max_rows)
-        heldout = min(cfg.heldout, len(data) // 5)
-        n_train = len(data) - heldout
-        if n_train < 1:
-            raise InvalidConfig(f"data has {len(data)} rows, too few to train on")
-        if cfg.batch_size % dist.world:
-            raise InvalidConfig(f"batch_size={cfg.batch_size} must be divisible by the {dist.world} data-parallel processes")
+        from hwnas.supernet.data import build_token_cache
+        from hwnas.supernet.elastic import ElasticBert
+        from hwnas.supernet.teacher import load_teacher
+
+        cfg = self.cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.teacher = teacher = load_teacher(cfg.teacher)
+        tcfg = teacher.config
+        self.warns = space_warnings(cfg.space, tcfg)
+        for w in self.warns:
+            warnings.warn(w, stacklevel=3)
+            self.status(f"warning: {w}")
+        self.r = relation_heads([tcfg.hidden_size, *cfg.space.hidden], cap=tcfg.num_attention_heads,
+                                requested=cfg.relation_heads)
+        if cfg.batch_size % self.world:
+            raise InvalidConfig(f"batch_size={cfg.batch_size} must be divisible by the {self.world} data-parallel processes")
+        cache = dict(seq_len=cfg.seq_len, cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else self.out / ".cache",
+                     text_column=cfg.text_column, max_rows=cfg.max_rows)
+        if self.main:  # the main process tokenises; the others then read its cache
+            self.data = build_token_cache(cfg.data, teacher.tokenizer, on_progress=on_progress, **cache)
+        self.accelerator.wait_for_everyone()
+        if not self.main:
+            self.data = build_token_cache(cfg.data, teacher.tokenizer, **cache)
+        self.heldout = min(cfg.heldout, len(self.data) // 5)
+        self.n_train = len(self.data) - self.heldout
+        if self.n_train < 1:
+            raise InvalidConfig(f"data has {len(self.data)} rows, too few to train on")
 
         torch.manual_seed(cfg.seed)
         model = ElasticBert(cfg.space.largest, tcfg, mixture=cfg.mixture, experts=cfg.experts,
                             router_hidden=cfg.router_hidden, mix_attention=cfg.mix_attention)
         model.reset_parameters(seed=cfg.seed)
-        counts = model.init_from_teacher(teacher.model)
+        self.init_counts = model.init_from_teacher(teacher.model)
         model.init_experts(cfg.seed)  # every expert starts from the teacher's slice (no-op without a mixture)
         model.pooler.weight.requires_grad_(False)
         model.pooler.bias.requires_grad_(False)
         if not cfg.train_embeddings:
             model.word.weight.requires_grad_(False)
-        params = [p for p in model.parameters() if p.requires_grad]
-        decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() > 1]
-        no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() <= 1]
-        optimizer = torch.optim.AdamW(
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        decay = [p for p in self.params if p.dim() > 1]
+        no_decay = [p for p in self.params if p.dim() <= 1]
+        self.model = model
+        self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6,
         )
+        self.teacher_cache = self._teacher_cache_dir()
 
-        record = cfg.record()
-        start, total_wall_prev, resumed_from = 0, 0.0, None
-        if resume and existing is not None:
-            stored = json.loads((existing / "state.json").read_text())
-            _check_resume({**stored["config"], "steps_done": stored["step"]}, cfg)
-            state = load_checkpoint(existing, model, optimizer)
-            start, total_wall_prev, resumed_from = int(state["step"]), float(state.get("total_wall_s", 0.0)), int(state["step"])
-            if dist.main:
-                say(f"resuming {out} from step {start}")
+    def _teacher_cache_dir(self) -> Path | None:
+        cfg, info = self.cfg, self.data.info
+        if not cfg.teacher_cache:
+            return None
+        key = hashlib.sha256(json.dumps(
+            [info.get("source"), info.get("bytes"), info["rows"], cfg.seq_len, cfg.max_rows, cfg.text_column,
+             self.heldout, cfg.seed, cfg.batch_size, self.rank, self.world, cfg.teacher_layer, self.teacher.name,
+             self.teacher.config.to_dict()], sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return Path(cfg.teacher_cache) / f"qkv-{key}"
 
-        meta = {
-            "format": FORMAT,
-            "version": VERSION,
-            "space": cfg.space.to_dict(),
-            "teacher": teacher.name,
-            "teacher_location": teacher.location,
-            "teacher_shape": teacher_summary(tcfg),
-            "max_arch": cfg.space.largest.as_dict(),
-            "base_config": tcfg.to_dict(),
-            "relation_heads": r,
-            "mixture": model.mixture_info(),
-            "teacher_layer": cfg.teacher_layer,
-            "hidden_weight": cfg.hidden_weight,
-            "steps_done": start,
-            "steps_target": cfg.steps,
-            "train": record,
-            "data": {k: v for k, v in data.info.items() if k != "format"} | {"heldout_rows": heldout, "train_rows": n_train},
-            "init_from_teacher": counts,
-            "warnings": warns,
-            "world_size": dist.world,
+    # ------------------------------------------------------------ resume
+    def check_resume(self, state: dict[str, Any]) -> None:
+        _check_resume({**state["config"], "steps_done": state["step"]}, self.cfg)
+
+    def resume(self) -> None:
+        state = self.restore(self.existing) if self.existing is not None else None
+        if state is not None:
+            self.total_wall_prev, self.resumed_from = float(state.get("total_wall_s", 0.0)), self.start
+            self.status(f"resuming {self.out} from step {self.start}")
+
+    def write_start(self) -> None:
+        """The supernet's description, tokenizer and held-out rows; the teacher-initialised weights of a new one."""
+        import torch
+
+        cfg, data, tcfg = self.cfg, self.data, self.teacher.config
+        self.meta = {
+            "format": FORMAT, "version": VERSION, "space": cfg.space.to_dict(), "teacher": self.teacher.name,
+            "teacher_location": self.teacher.location, "teacher_shape": teacher_summary(tcfg),
+            "max_arch": cfg.space.largest.as_dict(), "base_config": tcfg.to_dict(), "relation_heads": self.r,
+            "mixture": self.model.mixture_info(), "teacher_layer": cfg.teacher_layer, "hidden_weight": cfg.hidden_weight,
+            "steps_done": self.start, "steps_target": cfg.steps, "train": cfg.record(),
+            "data": {k: v for k, v in data.info.items() if k != "format"} | {"heldout_rows": self.heldout, "train_rows": self.n_train},
+            "init_from_teacher": self.init_counts, "warnings": self.warns, "world_size": self.world,
         }
-        if dist.main:
-            out.mkdir(parents=True, exist_ok=True)
-            write_marker(out, "supernet")
-            if not (out / "tokenizer_config.json").is_file():
-                teacher.tokenizer.save_pretrained(str(out))
-            h_rows = np.arange(n_train, len(data))
-            if heldout:
-                ids, mask = data.batch(h_rows)
-                save_file({"input_ids": ids.to(torch.int32).contiguous(), "attention_mask": mask.to(torch.int8).contiguous()},
-                          str(out / "heldout.safetensors"))
-            if start == 0:
-                # A fresh supernet: the teacher-initialised weights are usable before the first step.
-                save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors.tmp"))
-                os.replace(out / "model.safetensors.tmp", out / "model.safetensors")
-                meta["weights_sha256"] = sha256_file(out / "model.safetensors")
-                atomic_write_text(out / "supernet.json", json.dumps(meta, indent=2))
-        dist.barrier()
+        log_path = self.out / "train_log.jsonl"
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_marker(self.out, "supernet")
+            if not (self.out / "tokenizer_config.json").is_file():
+                self.teacher.tokenizer.save_pretrained(str(self.out))
+            if self.heldout:
+                ids, mask = data.batch(np.arange(self.n_train, len(data)))
+                save_weights(self.out / "heldout.safetensors",
+                             {"input_ids": ids.to(torch.int32), "attention_mask": mask.to(torch.int8)})
+            if self.start == 0:  # a fresh supernet: the teacher-initialised weights are usable before the first step
+                self._publish(save_weights(self.out / "model.safetensors", self.model.state_dict()))
+            if log_path.exists():  # drop lines past the checkpoint we resume from
+                kept = [ln for ln in log_path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] < self.start]
+                atomic_write_text(log_path, "".join(k + "\n" for k in kept))
+        self.accelerator.wait_for_everyone()
+        self.log_fh = open(log_path, "a", encoding="utf-8") if self.main else None
+        self.model.train()
 
-        log_path = out / "train_log.jsonl"
-        if dist.main and log_path.exists():  # drop lines past the checkpoint we resume from
-            kept = [ln for ln in log_path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] < start]
-            atomic_write_text(log_path, "".join(k + "\n" for k in kept))
+    def _publish(self, weights: Path, **extra: Any) -> None:
+        self.meta.update(weights_sha256=sha256_file(weights), **extra)
+        atomic_write_text(self.out / "supernet.json", json.dumps(self.meta, indent=2))
 
-        def checkpoint(step_done: int, wall: float) -> None:
-            if dist.main:
-                state = {"seed": cfg.seed, "config": record, "total_wall_s": total_wall_prev + wall,
-                         "relation_heads": r, "world_size": dist.world}
-                final = save_checkpoint(ckpt_root, step_done, model, optimizer, state)
-                tmp_link = out / "model.safetensors.tmp"
-                tmp_link.unlink(missing_ok=True)
-                try:
-                    os.link(final / "model.safetensors", tmp_link)
-                except OSError:
-                    import shutil
+    # ------------------------------------------------------------ step
+    def lr_at(self, step: int) -> float:
+        return lr_at(step, self.cfg)
 
-                    shutil.copyfile(final / "model.safetensors", tmp_link)
-                os.replace(tmp_link, out / "model.safetensors")
-                meta.update(steps_done=step_done, weights_sha256=sha256_file(out / "model.safetensors"),
-                            train_wall_s=total_wall_prev + wall)
-                atomic_write_text(out / "supernet.json", json.dumps(meta, indent=2))
-                say(f"checkpoint step {step_done} -> {final}")
-            dist.barrier()
+    def _teacher_qkv(self, step: int, ids, mask):
+        from safetensors.torch import load_file
 
-        tc_dir = None
-        if cfg.teacher_cache:
-            tc_key = hashlib.sha256(json.dumps(
-                [data.info.get("source"), data.info.get("bytes"), data.info["rows"], cfg.seq_len, cfg.max_rows, cfg.text_column,
-                 heldout, cfg.seed, cfg.batch_size, dist.rank, dist.world, cfg.teacher_layer, teacher.name, tcfg.to_dict()],
-                sort_keys=True, default=str).encode()).hexdigest()[:16]
-            tc_dir = Path(cfg.teacher_cache) / f"qkv-{tc_key}"
-            tc_dir.mkdir(parents=True, exist_ok=True)
-
-        def _cached_qkv(step: int):
-            from safetensors.torch import load_file
-
-            f = tc_dir / f"step-{step:07d}.safetensors"
-            if not f.is_file():
-                return None
+        f = self.teacher_cache / f"step-{step:07d}.safetensors" if self.teacher_cache else None
+        if f is not None and f.is_file():
             try:
                 t = load_file(str(f))
                 return t["q"], t["k"], t["v"]
             except Exception:  # a torn file from a killed run: recompute
-                return None
+                pass
+        qkv = teacher_qkv(self.teacher.model, ids, mask, self.cfg.teacher_layer)
+        if f is not None:
+            save_weights(f, dict(zip("qkv", qkv)))
+        return qkv
 
-        def _store_qkv(step: int, qkv) -> None:
-            f = tc_dir / f"step-{step:07d}.safetensors"
-            tmp = f.with_name(f.name + f".{os.getpid()}.tmp")
-            save_file({"q": qkv[0].contiguous(), "k": qkv[1].contiguous(), "v": qkv[2].contiguous()}, str(tmp))
-            os.replace(tmp, f)
+    def train_step(self, step: int) -> dict[str, float]:
+        import torch
 
-        model.train()
-        t0 = time.perf_counter()
-        losses: list[dict[str, Any]] = []
-        bar = None
-        if progress and dist.main:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from hwnas.supernet.losses import TeacherTargets, distillation_loss
 
-            bar = Progress(TextColumn(f"supernet {cfg.space.name}"), BarColumn(), MofNCompleteColumn(),
-                           TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn())
-            task = bar.add_task("train", total=cfg.steps, completed=start, loss="-")
-            bar.start()
-        log_fh = open(log_path, "a", encoding="utf-8") if dist.main else None
-        try:
-            for step in range(start, cfg.steps):
-                rows = batch_rows(n_train, cfg.batch_size, cfg.seed, step)[dist.rank :: dist.world]
-                ids, mask = data.batch(rows)
-                qkv = _cached_qkv(step) if cfg.teacher_cache else None
-                if qkv is None:
-                    qkv = teacher_qkv(teacher.model, ids, mask, cfg.teacher_layer)
-                    if cfg.teacher_cache:
-                        _store_qkv(step, qkv)
-                t_hidden = None
-                if cfg.hidden_weight:
-                    with torch.no_grad():
-                        t_hidden = teacher.model(input_ids=ids, attention_mask=mask).last_hidden_state
-                targets = TeacherTargets(qkv, mask, r, t_hidden)
-                archs = sandwich(cfg.space, cfg.seed, step, cfg.random_subnets)
-                # Shards may hold different numbers of real tokens; weigh each process's
-                # mean so that the averaged gradient is that of the global-batch mean.
-                scale = dist.world * float(mask.sum()) / dist.total(float(mask.sum())) if dist.world > 1 else 1.0
-                optimizer.zero_grad(set_to_none=False)
-                values = []
-                for arch in archs:
-                    o = model(ids, mask, arch, return_qkv=True)
-                    loss = scale * distillation_loss(targets, o.qkv, o.last_hidden_state, hidden_weight=cfg.hidden_weight)
-                    (loss / len(archs)).backward()
-                    values.append(float(loss.detach()))
-                if dist.total(float(not np.all(np.isfinite(values)))) > 0:  # every process stops together
-                    raise TrainingDiverged(f"the training loss became non-finite at step {step} ({values}); stopped "
-                                           f"before updating the weights: {out} keeps its last good checkpoint")
-                dist.average_grads(params)
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(step, cfg)
-                optimizer.step()
-                values = dist.mean(values)
-                entry = {"step": step, "lr": lr_at(step, cfg), "largest": values[0], "smallest": values[-1],
-                         "mean": float(np.mean(values)), "archs": [a.key for a in archs], "wall_s": time.perf_counter() - t0}
-                losses.append(entry)
-                if log_fh is not None:
-                    log_fh.write(json.dumps(entry) + "\n")
-                    log_fh.flush()
-                if bar is not None:
-                    bar.update(task, completed=step + 1, loss=f"{entry['mean']:.4f}")
-                if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-                    checkpoint(step + 1, time.perf_counter() - t0)
-        finally:
-            if bar is not None:
-                bar.stop()
-            if log_fh is not None:
-                log_fh.close()
-        wall = time.perf_counter() - t0
-        run = cfg.steps - start
-        return TrainResult(
-            out=out, steps_done=cfg.steps, steps_run=run, wall_s=wall, total_wall_s=total_wall_prev + wall,
-            samples_per_s=run * cfg.batch_size / wall if wall > 0 and run else 0.0,
-            resumed_from=resumed_from, first_loss=losses[0]["mean"] if losses else None,
-            last_loss=losses[-1]["mean"] if losses else None, losses=losses,
-        )
+        cfg, acc = self.cfg, self.accelerator
+        ids, mask = self.data.batch(batch_rows(self.n_train, cfg.batch_size, cfg.seed, step)[self.rank :: self.world])
+        t_hidden = None
+        if cfg.hidden_weight:
+            with torch.no_grad():
+                t_hidden = self.teacher.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        targets = TeacherTargets(self._teacher_qkv(step, ids, mask), mask, self.r, t_hidden)
+        archs = sandwich(cfg.space, cfg.seed, step, cfg.random_subnets)
+        # Shards may hold different numbers of real tokens; weigh each process's
+        # mean so that the averaged gradient is that of the global-batch mean.
+        tokens = float(mask.sum())
+        scale = self.world * tokens / float(acc.reduce(torch.tensor([tokens], dtype=torch.float64), "sum")[0]) \
+            if self.world > 1 else 1.0
+        self.optimizer.zero_grad(set_to_none=False)
+        values = []
+        for arch in archs:
+            o = self.model(ids, mask, arch, return_qkv=True)
+            loss = scale * distillation_loss(targets, o.qkv, o.last_hidden_state, hidden_weight=cfg.hidden_weight)
+            (loss / len(archs)).backward()
+            values.append(float(loss.detach()))
+        self.stop_if_diverged(step, values)  # before any update: the last checkpoint stays the last good one
+        if self.world > 1:
+            self._average_grads()
+            values = acc.reduce(torch.tensor(values, dtype=torch.float64), "mean").tolist()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+        entry = {"step": step, "lr": lr_at(step, cfg), "largest": values[0], "smallest": values[-1],
+                 "mean": float(np.mean(values)), "archs": [a.key for a in archs], "wall_s": self.elapsed()}
+        self.losses.append(entry)
+        return {"loss": entry["mean"], "lr": entry["lr"]}
+
+    def _average_grads(self) -> None:
+        """Average the gradients over processes in one flat all-reduce (a parameter no sampled sub-network
+        touched still takes part, as zeros)."""
+        import torch
+
+        for p in self.params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        grads = [p.grad for p in self.params]
+        flat = self.accelerator.reduce(torch.cat([g.reshape(-1) for g in grads]), "mean")
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def after_step(self, step: int, metrics: dict[str, float]) -> None:
+        if self.log_fh is not None:
+            self.log_fh.write(json.dumps(self.losses[-1]) + "\n")
+            self.log_fh.flush()
+
+    # ------------------------------------------------------------ checkpoint
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"seed": self.cfg.seed, "config": self.cfg.record(), "total_wall_s": self.total_wall_prev + self.elapsed(),
+                "relation_heads": self.r, "world_size": self.world}
+
+    def after_checkpoint(self, folder: Path | None, done: int) -> None:
+        """The supernet folder's weights and description follow every checkpoint."""
+        if folder is not None:
+            weights = atomic_write_bytes(self.out / "model.safetensors", (folder / "model.safetensors").read_bytes())
+            self._publish(weights, steps_done=done, train_wall_s=self.total_wall_prev + self.elapsed())
+
+
+def train_supernet(cfg: TrainConfig, *, resume: bool = False, on_progress: ProgressCallback | None = None,
+                   on_status: StatusCallback | None = None) -> TrainResult:
+    """Train (or resume) one supernet; returns a :class:`TrainResult`.
+
+    Args:
+        resume: continue from the last checkpoint in ``cfg.out`` (refused without it when one exists).
+        on_progress: receives ``ProgressEvent(stage="tokenise", ...)`` while the data is tokenised, then
+            ``ProgressEvent(stage="supernet", completed=step, total=cfg.steps, metrics={"loss", "lr"},
+            checkpoint=...)`` after every step (main process only).
+        on_status: receives one line per warning or notice (main process only).
+    """
+    loop = SupernetLoop(cfg, resume=resume, on_progress=on_progress, on_status=on_status)
+    loop.setup(on_progress)
+    loop.resume()
+    loop.write_start()
+    try:
+        loop.run()
     finally:
-        dist.close()
+        if loop.log_fh is not None:
+            loop.log_fh.close()
+    run, wall, losses = cfg.steps - loop.start, loop.wall_s, loop.losses
+    return TrainResult(
+        out=loop.out, steps_done=cfg.steps, steps_run=run, wall_s=wall, total_wall_s=loop.total_wall_prev + wall,
+        samples_per_s=run * cfg.batch_size / wall if wall > 0 and run else 0.0, resumed_from=loop.resumed_from,
+        first_loss=losses[0]["mean"] if losses else None, last_loss=losses[-1]["mean"] if losses else None, losses=losses,
+    )

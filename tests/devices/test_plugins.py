@@ -90,9 +90,7 @@ def plugin_dir(tmp_path):
 def with_plugin(plugin_dir, monkeypatch):
     """The plugin on sys.path and a registry that has not yet read entry points (restored afterwards)."""
     monkeypatch.syspath_prepend(str(plugin_dir))
-    monkeypatch.setattr(registry, "_registry", dict(registry._BUILTIN))
-    monkeypatch.setattr(registry, "_origin", {name: "built-in" for name in registry._BUILTIN})
-    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    monkeypatch.setattr(registry, "DEVICES", registry.new_registry())
     yield plugin_dir
     sys.modules.pop("hwnas_toy_plugin", None)
 

@@ -44,11 +44,16 @@ def test_unavailable_device_says_why_and_how(never_here):
 
 
 def test_duplicates_are_rejected(never_here):
+    class Other(_NeverHere):
+        pass
+
     with pytest.raises(ValueError, match="already registered"):
-        registry.register_device("never-here", _NeverHere)
+        registry.register_device("never-here", Other)
+    registry.register_device("never-here", _NeverHere)  # the same class again (a re-imported module): a no-op
     with pytest.raises(ValueError, match="already registered"):
         registry.register_device("cpu", _NeverHere)
-    registry.register_device("never-here", _NeverHere, replace=True)
+    registry.register_device("never-here", Other, replace=True)
+    assert registry.get_device_class("never-here") is Other
 
 
 def test_incomplete_backend_fails_at_construction():

@@ -67,3 +67,18 @@ def test_a_winner_file_without_device_or_shape_is_refused_before_training(tmp_pa
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "records no device, seq_len, batch_size" in err and "--device and --seq-len" in err
     assert not out.exists()  # refused before anything was written
+
+
+def test_a_checkpoint_from_before_the_shared_loop_is_one_line_and_exit_2(tiny_teacher, tmp_path, capsys):
+    from tests.training.legacy_checkpoints import old_distill_save_checkpoint, trained_tiny
+
+    out = tmp_path / "student"
+    model, opt = trained_tiny()
+    old_distill_save_checkpoint(out / "checkpoint", model, opt, 2, {"train_config": {}})
+    code, _, err = _run(["distill", "--arch", "L1-H32-A2-I64", "--task", str(embedded_path("sst2/train.tsv")),
+                         "--teacher", str(tiny_teacher), "--out", str(out), "--limit", "40", "--steps", "2",
+                         "--teacher-steps", "1", "--batch-size", "8", "--max-len", "16", "--no-measure", "--quiet"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "student/checkpoint is a checkpoint in the format of hwnas releases before" in err
+    assert (out / "checkpoint" / "state.safetensors").is_file()  # refused, not deleted
+    assert not (tmp_path / "teachers").exists()  # refused before the teacher was fine-tuned

@@ -24,7 +24,7 @@ def distilled(tiny_teacher, tmp_path_factory):
         losses=LossConfig(weights={"logits": 1.0, "hidden": 1.0, "attention": 1.0, "value_relation": 1.0, "mi_alpha": 0.1}),
     )
     stages = []
-    report = distill(config, out, on_step=lambda stage, s, n, p: stages.append(stage))
+    report = distill(config, out, on_progress=lambda ev: stages.append(ev.stage))
     return config, out, report, stages
 
 
@@ -35,7 +35,7 @@ def test_report_and_files(distilled):
     assert on_disk["arch_key"] == "layers=1,hidden=32,heads=2,ffn=64"
     for name in ("config.json", "model.safetensors", "model.onnx", "tokenizer.json", "report.json"):
         assert (out / name).is_file(), name
-    assert not (out / "checkpoint").exists()
+    assert not (out / "checkpoints").exists() and not (out / "agnostic" / "checkpoints").exists()
     assert on_disk["metric"] == "accuracy" and 0 <= on_disk["student_score"] <= 1 and 0 <= on_disk["teacher_score"] <= 1
     assert "sliced from the teacher" in on_disk["init"]
     m = on_disk["measured_latency"]
@@ -89,7 +89,7 @@ def test_teacher_is_cached_between_students(distilled, tmp_path):
     stages = []
     second = distill(replace(config, arch="layers=1,hidden=16,heads=2,ffn=32", agnostic_steps=0, measure=False,
                              cache_dir=str(out.parent / "teachers")), tmp_path / "s2",
-                     on_step=lambda stage, s, n, p: stages.append(stage))
+                     on_progress=lambda ev: stages.append(ev.stage))
     assert "teacher" not in stages and second["teacher"]["reused"] is True
     assert second["teacher"]["path"] == report["teacher"]["path"]
     assert second["measured_latency"] is None

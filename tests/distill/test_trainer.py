@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -68,14 +70,14 @@ def test_resume_after_a_kill_gives_the_same_weights(setup, tmp_path):
     class Killed(Exception):
         pass
 
-    def kill_at_5(step, steps, parts):
-        if step == 5:
+    def kill_at_5(ev):
+        if ev.completed == 5:
             raise Killed
 
     interrupted = fresh()
     with pytest.raises(Killed):
-        train(interrupted, teacher, lc, enc, "classification", cfg, tmp_path / "b", on_step=kill_at_5)
-    assert (tmp_path / "b" / "checkpoint" / "state.safetensors").is_file()
+        train(interrupted, teacher, lc, enc, "classification", cfg, tmp_path / "b", on_progress=kill_at_5)
+    assert json.loads((tmp_path / "b" / "checkpoints" / "latest.json").read_text())["step"] == 3
     resumed = fresh()
     result = train(resumed, teacher, lc, enc, "classification", cfg, tmp_path / "b")
     assert result.resumed_from == 3
@@ -145,20 +147,20 @@ def test_trainer_without_accelerate_installed_simulated_by_hiding_the_module(mon
 
     from transformers import BertForSequenceClassification
 
-    from hwnas.distill.trainer import _SingleProcess, _make_accelerator
+    from hwnas.training.processes import SingleProcess, make_accelerator
 
     torch.manual_seed(0)
     model = BertForSequenceClassification(Architecture(1, 16, 2, 32).to_bert_config(vocab_size=50, max_position_embeddings=16, num_labels=2))
     enc = {"input_ids": torch.randint(0, 50, (16, 8)), "attention_mask": torch.ones(16, 8, dtype=torch.long),
            "token_type_ids": torch.zeros(16, 8, dtype=torch.long), "labels": torch.randint(0, 2, (16,))}
     monkeypatch.setitem(sys.modules, "accelerate", None)  # "import accelerate" now raises ImportError
-    assert isinstance(_make_accelerator("no"), _SingleProcess)
+    assert isinstance(make_accelerator("no"), SingleProcess)
     result = train(model, None, LossConfig(weights={"task": 1.0}), enc, "classification",
                    TrainConfig(steps=30, batch_size=8, lr=1e-2, warmup=0.0, checkpoint_every=10), tmp_path, eval_encoded=enc)
     assert result.metrics["accuracy"] >= 0.75  # it fits 16 random labels
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(InvalidConfig, match="several processes need the accelerate package"):
-        _make_accelerator("no")
+        make_accelerator("no")
 
 
 def test_keep_best_ends_with_the_best_evaluated_weights(setup, tmp_path):

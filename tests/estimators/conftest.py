@@ -43,8 +43,7 @@ def est_supernet(tmp_path_factory, est_teacher, est_space) -> Path:
     corpus.write_text("\n".join(TEXTS) + "\n")
     out = tmp_path_factory.mktemp("est-supernet") / "sn"
     train_supernet(TrainConfig(space=est_space, out=str(out), teacher=str(est_teacher), data=str(corpus), steps=2,
-                               batch_size=4, seq_len=16, heldout=8, checkpoint_every=2, threads=1, random_subnets=1),
-                   progress=False)
+                               batch_size=4, seq_len=16, heldout=8, checkpoint_every=2, threads=1, random_subnets=1))
     return out
 
 

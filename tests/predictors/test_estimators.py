@@ -9,6 +9,7 @@ from sklearn.base import clone
 from hwnas.errors import InvalidConfig, InvalidData, NotFittedError
 from hwnas.predictors.estimators import (
     ESTIMATORS,
+    LatencyEstimator,
     PhysicsXGBRegressor,
     conformal_margin,
     fit_nnls,
@@ -24,12 +25,16 @@ FAST = {
 }
 
 
-@pytest.mark.parametrize("name", list(ESTIMATORS))
+@pytest.mark.parametrize("name", ESTIMATORS.names())
 def test_contract(name, synthetic):
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+
     est = ESTIMATORS[name](**FAST.get(name, {}))
+    assert isinstance(est, LatencyEstimator)
     X, y = synthetic.X, synthetic.y
-    with pytest.raises(NotFittedError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted") as info:
         est.predict(X)
+    assert isinstance(info.value, SklearnNotFittedError)  # scikit-learn's own, so sklearn tools recognise it
     fitted = est.fit(X, y)
     assert fitted is est
     pred = est.predict(X)
@@ -42,7 +47,8 @@ def test_contract(name, synthetic):
     assert not hasattr(twin, "n_samples_")
     with pytest.raises(NotFittedError):
         twin.predict(X)
-    assert est.score(X, y) <= 0.0  # minus the mean |log ratio|
+    # the score is minus the mean |log ratio| of its own predictions (so GridSearchCV maximises accuracy)
+    assert est.score(X, y) == pytest.approx(-np.mean(np.abs(np.log(pred / y))))
     with pytest.raises(InvalidData, match="one latency per row"):
         clone(est).fit(X, y[:-1])
     with pytest.raises(InvalidData, match="positive"):
@@ -102,8 +108,14 @@ def test_upper_bound_and_monotone_prediction(measurements, synthetic):
 def test_invalid_hyperparameters_are_refused(measurements):
     for params, match in (({"n_estimators": 0}, "n_estimators"), ({"learning_rate": 0}, "learning_rate"),
                           ({"coverage": 1.5}, "coverage"), ({"n_folds": 1}, "n_folds")):
-        with pytest.raises(InvalidConfig, match=match):
+        with pytest.raises(InvalidConfig, match=f"The '{match}' parameter of PhysicsXGBRegressor must be"):
             PhysicsXGBRegressor(**params).fit(measurements.X, measurements.y)
+    # scikit-learn's own wording: the parameter, the class, what is allowed and what was given
+    with pytest.raises(InvalidConfig, match=r"^The 'max_depth' parameter of XGBRawRegressor must be an int in the range "
+                                            r"\[1, inf\)\. Got 0 instead\.$"):
+        ESTIMATORS["xgb-raw"](max_depth=0).fit(measurements.X, measurements.y)
+    with pytest.raises(InvalidConfig, match="'max_features' parameter of RandomForestLatencyRegressor"):
+        ESTIMATORS["random-forest"](max_features=2.0).fit(measurements.X, measurements.y)
 
 
 def test_tune_is_seeded_and_picks_from_the_grid(measurements):
@@ -112,7 +124,19 @@ def test_tune_is_seeded_and_picks_from_the_grid(measurements):
     b, _ = tune(PhysicsXGBRegressor(n_folds=3), measurements.X, measurements.y, grid=grid, n_folds=3, seed=1)
     assert len(rows) == 4
     assert a.cv_chosen_ == b.cv_chosen_
-    assert a.cv_chosen_["params"] in [r["params"] for r in rows]
+    # the one-standard-error rule: the chosen configuration is within one SE of the best, and no
+    # configuration in that band is cheaper (trees x 2^depth); the final fit uses it
+    best = min(rows, key=lambda r: r["mean_log_error"])
+    chosen = a.cv_chosen_
+    assert chosen["mean_log_error"] <= best["mean_log_error"] + best["se"]
+    band = [r for r in rows if r["mean_log_error"] <= best["mean_log_error"] + best["se"]]
+
+    def cost(p):
+        return p["n_estimators"] * 2 ** p["max_depth"]
+
+    assert cost(chosen["params"]) == min(cost(r["params"]) for r in band)
+    assert {k: a.get_params()[k] for k in grid} == chosen["params"]
+    assert sorted((r["params"]["n_estimators"], r["params"]["max_depth"]) for r in rows) == [(10, 2), (10, 3), (30, 2), (30, 3)]
     np.testing.assert_array_equal(a.predict(measurements.X), b.predict(measurements.X))
 
 
@@ -132,3 +156,39 @@ def test_table_inputs(measurements):
     est = PhysicsXGBRegressor(inputs=cols, n_estimators=10, n_folds=3).fit(x, measurements.y)
     assert est.terms_ == cols and est.tree_features_ == cols
     assert est.predict(x).shape == (len(x),)
+
+
+# scikit-learn's estimator checks that apply to estimators whose inputs are named columns (an n x 6
+# array of architecture dimensions) and whose targets are positive latencies. The checks that fit on
+# random data of any width and sign do not apply; these are the API checks, run on every estimator.
+SKLEARN_CHECKS = ("check_estimator_cloneable", "check_estimator_repr", "check_no_attributes_set_in_init",
+                  "check_parameters_default_constructible", "check_get_params_invariance", "check_set_params",
+                  "check_estimators_unfitted", "check_do_not_raise_errors_in_init_or_set_params")
+
+
+@pytest.mark.parametrize("check", SKLEARN_CHECKS)
+@pytest.mark.parametrize("name", ESTIMATORS.names())
+def test_sklearn_estimator_checks(name, check):
+    import sklearn.utils.estimator_checks as checks
+
+    getattr(checks, check)(name, ESTIMATORS[name]())
+
+
+def test_fit_check_is_fitted_with_sklearn(synthetic):
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    for name in ESTIMATORS.names():
+        est = ESTIMATORS[name](**FAST.get(name, {}))
+        with pytest.raises(SklearnNotFittedError):
+            check_is_fitted(est)
+        check_is_fitted(est.fit(synthetic.X, synthetic.y))
+
+
+def test_an_incomplete_latency_estimator_cannot_be_built():
+    class NoPredict(LatencyEstimator):
+        def fit(self, X, y):
+            return self
+
+    with pytest.raises(TypeError, match="abstract"):
+        NoPredict()

@@ -100,7 +100,10 @@ def test_fit_with_cross_validated_hyperparameters(synthetic):
     assert cv["within_10"] > 0.9 and cv["kendall_tau"] > 0.9
     assert pred.manifest["metrics"]["cv_choice"]["params"]["n_estimators"] in (10, 40)
     m = evaluate_predictor(pred, synthetic)
-    assert m["mape"] < 0.05 and 0 <= m["upper_coverage"] <= 1
+    # the bound covers at least what it guarantees (about 1 - 2 * (1 - 0.95)) on the rows it was calibrated from
+    assert m["mape"] < 0.05 and m["upper_coverage"] >= pred.guaranteed_coverage == pytest.approx(0.90)
+    assert pred.manifest["uncertainty"]["guaranteed_coverage"] == pytest.approx(0.90)
+    assert "CV+" in pred.manifest["uncertainty"]["method"] and "1 - 2 * (1 - coverage)" in pred.manifest["uncertainty"]["guarantee"]
 
 
 def test_transfer_learns_a_new_device_from_few_samples(synthetic, tmp_path):

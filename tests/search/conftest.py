@@ -68,5 +68,5 @@ def tiny_supernet_path(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("supernet") / "tiny"
     cfg = TrainConfig(space="tiny", out=str(out), steps=2, batch_size=4, seq_len=16, max_rows=48, heldout=8,
                       checkpoint_every=2, threads=1, random_subnets=1)
-    train_supernet(cfg, progress=False)
+    train_supernet(cfg)
     return out

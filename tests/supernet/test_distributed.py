@@ -39,7 +39,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path, tiny_teacher, tiny_s
 
     train_supernet(TrainConfig(space=tiny_space, out=str(tmp_path / "one"), teacher=str(tiny_teacher), data=str(corpus),
                                steps=4, batch_size=4, seq_len=16, heldout=4, threads=1, mixture=mixture, experts=2,
-                               router_hidden=8), progress=False)
+                               router_hidden=8))
     a = load_file(str(tmp_path / "ddp" / "model.safetensors"))
     b = load_file(str(tmp_path / "one" / "model.safetensors"))
     worst = max(float((a[k] - b[k]).abs().max()) for k in a)

@@ -24,7 +24,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint_nan_inject
     import hwnas.supernet.losses as losses
     from safetensors.torch import load_file
 
-    from hwnas.supernet.checkpoint import latest_checkpoint, verify_checkpoint
+    from hwnas.training.checkpoint import latest_checkpoint, verify_checkpoint
 
     real = losses.distillation_loss
     calls = {"n": 0}

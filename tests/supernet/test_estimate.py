@@ -16,7 +16,7 @@ from hwnas.supernet.train import TrainConfig, train_supernet
 def trained(tmp_path_factory, tiny_teacher, tiny_space, corpus):
     out = tmp_path_factory.mktemp("est") / "sn"
     train_supernet(TrainConfig(space=tiny_space, out=str(out), teacher=str(tiny_teacher), data=str(corpus), steps=3,
-                               batch_size=4, seq_len=16, heldout=8, threads=1), progress=False)
+                               batch_size=4, seq_len=16, heldout=8, threads=1))
     return load_supernet(out)
 
 

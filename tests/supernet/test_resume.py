@@ -50,13 +50,13 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, tiny_teacher
 
     cfg = dict(space=tiny_space, teacher=str(tiny_teacher), data=str(corpus), steps=STEPS, batch_size=4, seq_len=16,
                heldout=8, checkpoint_every=5, threads=1, cache_dir=str(out / ".cache"))
-    resumed = train_supernet(TrainConfig(out=str(out), **cfg), resume=True, progress=False)
+    resumed = train_supernet(TrainConfig(out=str(out), **cfg), resume=True)
     assert resumed.resumed_from is not None and resumed.resumed_from >= killed_at and resumed.steps_done == STEPS
     log = [json.loads(x)["step"] for x in (out / "train_log.jsonl").read_text().splitlines()]
     assert log == list(range(STEPS))  # no step lost, none repeated
 
     reference = tmp_path / "reference"
-    train_supernet(TrainConfig(out=str(reference), **cfg), progress=False)
+    train_supernet(TrainConfig(out=str(reference), **cfg))
     a = load_file(str(out / "model.safetensors"))
     b = load_file(str(reference / "model.safetensors"))
     assert a.keys() == b.keys()

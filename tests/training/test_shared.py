@@ -49,6 +49,11 @@ def test_one_rule_for_relation_heads():
     assert relation_heads([384, 100], requested=4) == 4
     with pytest.raises(InvalidConfig, match=r"relation_heads=8 does not divide \[100\]"):
         relation_heads([384, 100], requested=8)
+    # distillation's value relation follows the same rule, capped by the teacher's heads as the supernet's is
+    from hwnas.distill.losses import relation_heads_for
+
+    assert relation_heads_for(64, 32, teacher_heads=4) == relation_heads([64, 32], cap=4) == 4
+    assert relation_heads_for(384, 256) == relation_heads([384, 256], cap=12) == 8
 
 
 def test_relation_kl_is_zero_for_identical_relations_and_positive_otherwise():

@@ -1,17 +1,21 @@
-"""Checkpoints in safetensors + JSON, written so that a kill never leaves a broken one.
+"""The one checkpoint format of hwnas training: safetensors + JSON, never pickle.
 
-A checkpoint is a folder ``checkpoints/step-000123/`` with
+A checkpoint is a folder ``<root>/step-0000123/`` with
 
-* ``model.safetensors``: the supernet weights;
+* ``model.safetensors``: the trained module's weights;
 * ``optimizer.safetensors``: every tensor of the optimizer state (``state.<param
   index>.<name>``) and the torch RNG state (``rng.torch``);
-* ``optimizer.json``: the optimizer's parameter groups and the non-tensor state;
-* ``state.json``: step, seed, elapsed seconds and anything the trainer adds.
+* ``optimizer.json``: the optimizer's parameter groups and its non-tensor state;
+* ``state.json``: ``step`` and whatever the training loop adds (settings that must
+  match to resume, elapsed seconds).
 
-The folder is written under a ``.tmp`` name, flushed to disk, renamed, and only
-then does ``checkpoints/latest.json`` (replaced atomically) point to it; older
-checkpoints are deleted afterwards. A kill at any moment leaves ``latest.json``
-pointing to a complete checkpoint.
+Every file goes through :func:`hwnas._files.atomic_write_bytes` into a ``.tmp``
+folder, which is renamed into place (and its parent fsynced) before
+``<root>/latest.json`` is replaced to point at it; older checkpoints are deleted
+afterwards. A kill at any moment leaves ``latest.json`` pointing to a complete
+checkpoint. ``checksums.json`` holds the sha256 of every other file; loading checks
+it (when present) and refuses non-finite weights or optimizer state. Supernet checkpoints written by earlier releases have this layout
+and load unchanged.
 """
 
 from __future__ import annotations
@@ -23,16 +27,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
-from hwnas._files import atomic_write_text, fsync_dir, sha256_file
+from hwnas._files import atomic_write_bytes, atomic_write_text, fsync_dir, sha256_file
 from hwnas.errors import InvalidConfig
 from hwnas.validate import check_finite_tensors
 
 #: sha256 of every other file of a checkpoint, written last before the folder is renamed into place.
 CHECKSUMS = "checksums.json"
 
-__all__ = ["save_checkpoint", "load_checkpoint", "verify_checkpoint", "latest_checkpoint", "atomic_write_text", "fsync_dir"]
+__all__ = ["save_checkpoint", "load_checkpoint", "verify_checkpoint", "latest_checkpoint", "clear_checkpoints",
+           "save_weights"]
+
+
+def save_weights(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Path:
+    """Write ``tensors`` as one safetensors file, atomically and durably."""
+    data = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    return atomic_write_bytes(path, save(data, metadata=metadata))
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -41,7 +52,7 @@ def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], 
     for idx, entry in state["state"].items():
         for name, value in entry.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"state.{idx}.{name}"] = value.detach().contiguous().cpu()
+                tensors[f"state.{idx}.{name}"] = value
             else:
                 scalars.setdefault(str(idx), {})[name] = value
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
@@ -50,17 +61,16 @@ def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], 
 def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
-        if not key.startswith("state."):
-            continue
-        _, idx, name = key.split(".", 2)
-        state.setdefault(int(idx), {})[name] = value
+        if key.startswith("state."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
     for idx, entry in meta.get("scalars", {}).items():
         state.setdefault(int(idx), {}).update(entry)
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:
-    """The folder ``checkpoints/latest.json`` points to, or ``None``."""
+    """The folder ``<root>/latest.json`` points to, or ``None`` when there is none."""
     root = Path(root)
     pointer = root / "latest.json"
     if not pointer.is_file():
@@ -75,35 +85,21 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     return path
 
 
-def save_checkpoint(
-    root: str | Path,
-    step: int,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    state: dict[str, Any],
-    *,
-    keep: int = 1,
-) -> Path:
-    """Write checkpoint ``step`` under ``root`` and point ``latest.json`` to it."""
+def save_checkpoint(root: str | Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    state: dict[str, Any], *, keep: int = 1) -> Path:
+    """Write checkpoint ``step`` under ``root``, point ``latest.json`` to it, and keep the last ``keep``."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:07d}"
     final, tmp = root / name, root / (name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    model_state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(model_state, str(tmp / "model.safetensors"), metadata={"format": "pt", "step": str(step)})
+    meta = {"format": "pt", "step": str(step)}
+    save_weights(tmp / "model.safetensors", model.state_dict(), meta)
     opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
-    opt_tensors["rng.torch"] = torch.get_rng_state()
-    save_file(opt_tensors, str(tmp / "optimizer.safetensors"), metadata={"format": "pt", "step": str(step)})
-    (tmp / "optimizer.json").write_text(json.dumps(opt_meta, indent=1))
-    (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=2))
+    save_weights(tmp / "optimizer.safetensors", {**opt_tensors, "rng.torch": torch.get_rng_state()}, meta)
+    atomic_write_text(tmp / "optimizer.json", json.dumps(opt_meta, indent=1))
+    atomic_write_text(tmp / "state.json", json.dumps({"step": step, **state}, indent=2, default=str))
     sums = {f.name: sha256_file(f) for f in sorted(tmp.iterdir()) if f.is_file()}
-    (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=1))
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    fsync_dir(tmp)
+    atomic_write_text(tmp / CHECKSUMS, json.dumps(sums, indent=1))
     if final.exists():
         shutil.rmtree(final)
     os.rename(tmp, final)
@@ -157,8 +153,8 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected:
         raise InvalidConfig(
-            f"checkpoint {path} does not match this supernet (missing {len(missing)}, unexpected {len(unexpected)} tensors); "
-            "was it trained with another space or teacher?"
+            f"checkpoint {path} does not match the model being trained (missing {len(missing)}, unexpected "
+            f"{len(unexpected)} tensors); was it written with other settings?"
         )
     if optimizer is not None:
         try:
@@ -172,8 +168,13 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
         try:
             optimizer.load_state_dict(_unflatten_optimizer(tensors, meta))
         except (KeyError, ValueError, TypeError, IndexError) as exc:
-            raise InvalidConfig(f"checkpoint {path}: the optimizer state does not fit this supernet "
+            raise InvalidConfig(f"checkpoint {path}: the optimizer state does not fit the model being trained "
                                 f"({type(exc).__name__}: {str(exc)[:80]})") from None
         if rng is not None:
             torch.set_rng_state(rng)
     return state
+
+
+def clear_checkpoints(root: str | Path) -> None:
+    """Remove a checkpoints folder (once what it protected is safely saved)."""
+    shutil.rmtree(root, ignore_errors=True)
