@@ -31,7 +31,12 @@ def read_yaml_or_json(path: Path, error: type[Exception], what: str) -> Any:
     """
     if not path.is_file():
         raise error(f"{what} {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{what} {path} is not UTF-8 text (a binary file?)") from None
+    except OSError as exc:
+        raise error(f"{what} {path} cannot be read: {exc.strerror}") from None
     is_yaml = path.suffix.lower() in (".yaml", ".yml")
     try:
         if is_yaml:
@@ -144,8 +149,8 @@ def read_table(path: Path, error: type[Exception]) -> tuple[list[str], list[tupl
                 continue
             try:
                 obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise error(f"{path}, row {lineno}: not valid JSON ({exc.msg})") from None
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError, numbers past int's digit limit, deep nesting
+                raise error(f"{path}, row {lineno}: not valid JSON ({getattr(exc, 'msg', str(exc)[:80])})") from None
             if not isinstance(obj, dict):
                 raise error(f"{path}, row {lineno}: expected a JSON object, got {type(obj).__name__}")
             columns.extend(k for k in obj if k not in columns)

@@ -23,6 +23,7 @@ __all__ = [
     "BundleError",
     "NotFittedError",  # noqa: F822  (built on first use by __getattr__ below)
     "ClusterError",
+    "TrainingDiverged",
 ]
 
 
@@ -81,6 +82,10 @@ class BundleError(_UsageError, ValueError):
 class ClusterError(_UsageError, RuntimeError):
     """A Ray cluster cannot be used as asked: Ray missing, address unreachable,
     no node offering the device resource, or nodes of different kinds mixed."""
+
+
+class TrainingDiverged(HwnasError, RuntimeError):
+    """Training produced a non-finite loss; it stopped before the weights were updated (exit code 1)."""
 
 
 def __getattr__(name: str) -> type:

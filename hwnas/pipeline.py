@@ -551,7 +551,9 @@ def run_pipeline(config: RunConfig, *, on_progress: ProgressCallback | None = No
     """
     t0 = time.perf_counter()
     ctx = RunContext(config, on_progress=on_progress, on_status=on_status)
-    ctx.folder.mkdir(parents=True, exist_ok=True)
+    from hwnas.outputs import claim_output_folder
+
+    claim_output_folder(ctx.folder, kind="run", option="--work-dir/--name")  # never a folder hwnas did not make
     for stage in build_stages(ctx):
         run_stage(stage)
         if isinstance(stage, PredictorStage):

@@ -24,6 +24,7 @@ only (``heads`` divides ``hidden``).
 from __future__ import annotations
 
 import itertools
+import math
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -73,6 +74,23 @@ _ALIASES = {
 }
 
 
+#: Largest value of any dimension an architecture may have (wider than any encoder hwnas could build here).
+MAX_DIMENSION = 1 << 20
+#: Most candidate architectures (the product of the dimensions' choices) a space may enumerate.
+MAX_SPACE_CANDIDATES = 1_000_000
+#: Most values one dimension of a space may list.
+MAX_CHOICES = 10_000
+
+
+def _short_int(value: int) -> str:
+    text = str(value)
+    return text if len(text) <= 20 else f"{text[:8]}...({len(text)} digits)"
+
+
+def _short_text(text: str, limit: int = 60) -> str:
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
 @dataclass(frozen=True, order=True)
 class Architecture:
     """A BERT-like encoder, uniform across layers.
@@ -98,6 +116,8 @@ class Architecture:
                 )
             if value < 1:
                 raise InvalidArchitecture(f"{name} must be a positive integer; got {name}={value}")
+            if value > MAX_DIMENSION:
+                raise InvalidArchitecture(f"{name} must be at most {MAX_DIMENSION}; got {name}={_short_int(value)}")
             object.__setattr__(self, name, int(value))
         if self.hidden % self.heads:
             raise InvalidArchitecture(
@@ -186,23 +206,26 @@ class Architecture:
     def parse(cls, text: str) -> Architecture:
         """Parse ``"layers=4,hidden=256,heads=4,ffn=1024"`` (also ``L4-H256-A4-I1024``)."""
         text = text.strip()
-        compact = re.fullmatch(r"[Ll](\d+)[-_][Hh](\d+)[-_][Aa](\d+)[-_][Ii](\d+)", text)
+        compact = re.fullmatch(r"[Ll](\d{1,12})[-_][Hh](\d{1,12})[-_][Aa](\d{1,12})[-_][Ii](\d{1,12})", text)
         if compact:
             return cls(*(int(g) for g in compact.groups()))
         values: dict[str, Any] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             if "=" not in part:
                 raise InvalidArchitecture(
-                    f"cannot parse architecture {text!r}: expected key=value pairs like "
+                    f"cannot parse architecture {_short_text(text)}: expected key=value pairs like "
                     "layers=4,hidden=256,heads=4,ffn=1024"
                 )
             key, value = (s.strip() for s in part.split("=", 1))
             if key in values:
-                raise InvalidArchitecture(f"{key} is given twice in {text!r}")
-            try:
-                values[key] = int(value)
-            except ValueError:
-                raise InvalidArchitecture(f"{key} must be an integer in {text!r}; got {value!r}") from None
+                raise InvalidArchitecture(f"{key} is given twice in {_short_text(text)}")
+            if _ALIASES.get(key.lower()) is None:
+                raise InvalidArchitecture(f"unknown key {key!r} in architecture {_short_text(text)}; accepted keys: "
+                                          f"{', '.join(DIMENSIONS)} (the shape, e.g. seq_len, has its own option)")
+            if len(value) > 12 or not re.fullmatch(r"[+-]?\d+", value):
+                raise InvalidArchitecture(f"{key} must be an integer of at most {MAX_DIMENSION} in "
+                                          f"{_short_text(text)}; got {_short_text(value)}")
+            values[key] = int(value)
         return cls.from_dict(values)
 
 
@@ -228,6 +251,10 @@ def _choices_from_spec(name: str, spec: Any, where: str) -> tuple[int, ...]:
                 raise InvalidSpace(f"{where}: {name}.{label} must be an integer; got {v!r}")
         if step < 1 or lo > hi:
             raise InvalidSpace(f"{where}: {name} needs min <= max and step >= 1; got min={lo}, max={hi}, step={step}")
+        if (hi - lo) // step + 1 > MAX_CHOICES:
+            raise InvalidSpace(f"{where}: {name} min={_short_int(lo)}, max={_short_int(hi)}, step={step} lists "
+                               f"{_short_int((hi - lo) // step + 1)} values, more than the {MAX_CHOICES} one dimension "
+                               "may have; raise step or narrow the range")
         values = list(range(lo, hi + 1, step))
     elif isinstance(spec, (list, tuple)):
         values = list(spec)
@@ -237,9 +264,13 @@ def _choices_from_spec(name: str, spec: Any, where: str) -> tuple[int, ...]:
         raise InvalidSpace(f"{where}: {name} must be a list of integers or a mapping with min, max, step; got {spec!r}")
     if not values:
         raise InvalidSpace(f"{where}: {name} has no allowed values")
+    if len(values) > MAX_CHOICES:
+        raise InvalidSpace(f"{where}: {name} lists {len(values)} values, more than the {MAX_CHOICES} one dimension may have")
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise InvalidSpace(f"{where}: every value of {name} must be a positive integer; got {v!r}")
+        if v > MAX_DIMENSION:
+            raise InvalidSpace(f"{where}: every value of {name} must be at most {MAX_DIMENSION}; got {_short_int(v)}")
     return tuple(sorted(set(values)))
 
 
@@ -267,6 +298,10 @@ class SearchSpace:
         where = f"space {self.name!r}"
         for dim in DIMENSIONS:
             object.__setattr__(self, dim, _choices_from_spec(dim, getattr(self, dim), where))
+        candidates = math.prod(len(getattr(self, dim)) for dim in DIMENSIONS)
+        if candidates > MAX_SPACE_CANDIDATES:
+            raise InvalidSpace(f"{where} has {candidates:,} candidate architectures, more than the "
+                               f"{MAX_SPACE_CANDIDATES:,} hwnas enumerates; use fewer values per dimension (a step)")
         valid = tuple(
             Architecture(l, h, a, f)
             for l, h, a, f in itertools.product(self.layers, self.hidden, self.heads, self.ffn)
@@ -442,7 +477,7 @@ class SearchSpace:
         unknown = set(data) - {"name", "description", *DIMENSIONS}
         if unknown:
             raise InvalidSpace(
-                f"{where}: unknown keys {sorted(unknown)}; allowed keys: name, description, {', '.join(DIMENSIONS)}"
+                f"{where}: unknown keys {sorted(map(str, unknown))}; allowed keys: name, description, {', '.join(DIMENSIONS)}"
             )
         missing = [d for d in DIMENSIONS if d not in data]
         if missing:
@@ -559,7 +594,13 @@ def load_architectures(path: str | Path) -> list[Architecture]:
     path = Path(path)
     if not path.is_file():
         raise InvalidArchitecture(f"architecture file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArchitecture(f"architecture file {path} is not UTF-8 text (a binary file?); give jsonl, json "
+                                  "or text with one layers=..,hidden=..,heads=..,ffn=.. per line") from None
+    except OSError as exc:
+        raise InvalidArchitecture(f"architecture file {path} cannot be read: {exc.strerror}") from None
     archs: list[Architecture] = []
 
     def add(item: Any, where: str) -> None:
@@ -574,8 +615,8 @@ def load_architectures(path: str | Path) -> list[Architecture]:
     if suffix == ".json":
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidArchitecture(f"{path} is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, numbers beyond int's digit limit, deep nesting
+            raise InvalidArchitecture(f"{path} is not valid JSON: {str(exc)[:120]}") from None
         if isinstance(data, Mapping) and "architectures" in data:
             data = data["architectures"]
         items: Iterable[Any] = data if isinstance(data, list) else [data]
@@ -589,8 +630,8 @@ def load_architectures(path: str | Path) -> list[Architecture]:
             if line.startswith("{"):
                 try:
                     item = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InvalidArchitecture(f"{path}, line {lineno}: not valid JSON: {exc}") from None
+                except (ValueError, RecursionError) as exc:
+                    raise InvalidArchitecture(f"{path}, line {lineno}: not valid JSON: {str(exc)[:120]}") from None
                 add(item, f"line {lineno}")
             else:
                 add(line, f"line {lineno}")

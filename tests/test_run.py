@@ -115,9 +115,9 @@ def test_space_follows_the_budget():
         (["run", "--max-latency", "fast"], "--max-latency must be a number with a unit"),
         (["run", "--max-latency", "5ms", "--space", "huge"], "unknown space 'huge'"),
         (["run", "--max-latency", "5ms", "--device", "abacus"], "abacus"),
-        (["run", "--max-latency", "5ms", "--samples", "0"], "profile_samples must be an integer >= 1"),
+        (["run", "--max-latency", "5ms", "--samples", "0"], "--samples must be an integer >= 1"),
         (["run", "--max-latency", "5ms", "--device", "tpu"], "device 'tpu' is not available here"),
-        (["run", "--max-latency", "5ms", "--seq-len", "0"], "seq_len must be an integer >= 1"),
+        (["run", "--max-latency", "5ms", "--seq-len", "0"], "--seq-len must be an integer >= 1"),
     ],
 )
 def test_cli_rejects_bad_input_with_one_line(args, message, tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Iterator
@@ -22,8 +23,8 @@ def parse_duration_s(text: str, *, what: str = "duration") -> float:
     if not m or (m.group(2) and m.group(2) not in _DURATION_UNITS):
         raise InvalidConfig(f"{what} must be a number with an optional unit s, m or h (e.g. 30m); got {text!r}")
     value = float(m.group(1)) * _DURATION_UNITS.get(m.group(2) or "s", 1.0)
-    if value <= 0:
-        raise InvalidConfig(f"{what} must be positive; got {text!r}")
+    if not value > 0 or not math.isfinite(value) or value > 1e7:
+        raise InvalidConfig(f"{what} must be positive and at most 1e7 s (about 4 months); got {str(text)[:40]!r}")
     return value
 
 
@@ -33,8 +34,8 @@ def parse_latency_ms(text: str, *, what: str = "latency") -> float:
     if not m:
         raise InvalidConfig(f"{what} must be a number with a unit ms, us or s (e.g. 5ms, 800us, 0.005s); got {text!r}")
     value = float(m.group(1)) * _LATENCY_UNITS[m.group(2) or "ms"]
-    if value <= 0:
-        raise InvalidConfig(f"{what} must be positive; got {text!r}")
+    if not value > 0 or not math.isfinite(value) or value > 1e9:
+        raise InvalidConfig(f"{what} must be positive and finite (at most 1e9 ms); got {str(text)[:40]!r}")
     return value
 
 
@@ -46,6 +47,8 @@ def parse_int_list(text: str, *, what: str) -> tuple[int, ...]:
         if not part:
             continue
         try:
+            if len(part) > 9:
+                raise ValueError(part)
             value = int(part)
         except ValueError:
             raise InvalidConfig(f"{what} must be comma-separated integers >= 1 (e.g. 64,128); got {text!r}") from None

@@ -85,6 +85,9 @@ def print_report(report: dict[str, Any], out: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--cache-dir", default=None, help="Where fine-tuned teachers are cached (default: next to --out, in teachers/).")
 @click.option("--overwrite", is_flag=True, help="Replace a finished or unfinished student with other settings in --out.")
+@click.option("--resume", is_flag=True,
+              help="Continue the unfinished student in --out (distill also does so without it, when the settings match).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report (report.json) as JSON instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, supernet: str | None, init: str,
             losses: str, temperature: float | None, steps: int, agnostic_steps: int, teacher_steps: int,
@@ -93,7 +96,7 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
             text_column: str | None, pair_column: str | None, label_column: str | None, predictor: str | None,
             threads: int, device: str | None, latency_seq_len: int | None, latency_batch_size: int | None,
             strict: bool, no_measure: bool, mixed_precision: str, seed: int, cache_dir: str | None,
-            overwrite: bool, quiet: bool) -> None:
+            overwrite: bool, resume: bool, as_json: bool, quiet: bool) -> None:
     """Distill ARCH from the teacher on a task, export it (Hugging Face folder + ONNX) and report.
 
     The teacher is first fine-tuned on the task (cached and reused), the
@@ -101,6 +104,34 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
     trained with the chosen losses, exported, verified and timed.
     """
     from dataclasses import replace
+
+    from hwnas.errors import InvalidConfig
+    from hwnas.outputs import check_not_input, check_output_folder, remove_if_unfinished
+
+    from hwnas.cli._options import (arch_from_option, check_fits_teacher, check_inputs_early, check_memory, check_seq_len,
+                                    check_threads, require_int, teacher_max_positions)
+
+    if resume and overwrite:
+        raise InvalidConfig("give one of --resume (continue --out) and --overwrite (replace it)")
+    check_output_folder(out, kind="distill")  # before anything is loaded or trained
+    student = arch_from_option(arch)
+    for option, value, least in (("--steps", steps, 1), ("--batch-size", batch_size, 1), ("--agnostic-steps", agnostic_steps, 0),
+                                 ("--teacher-steps", teacher_steps, 0), ("--teacher-eval-every", teacher_eval_every, 0),
+                                 ("--augment", augment, 0), ("--limit", limit, 1), ("--eval-limit", eval_limit, 1),
+                                 ("--latency-batch-size", latency_batch_size, 1)):
+        if value is not None:
+            require_int(value, option, minimum=least)
+    if not lr > 0 or lr != lr or lr == float("inf"):
+        raise InvalidConfig(f"--lr must be a positive finite number; got {lr}")
+    check_seq_len(max_len, "--max-len", max_positions=teacher_max_positions(teacher))
+    check_seq_len(latency_seq_len, "--seq-len")
+    check_threads(threads)
+    if init == "teacher" and supernet is None:
+        check_fits_teacher(student, teacher)
+    check_memory(student, option="--arch", seq_len=max_len, batch_size=batch_size, training=True)
+    check_not_input(out, [("--task", task), ("--eval", eval_), ("--arch", arch), ("--predictor", predictor),
+                          ("--supernet", supernet), ("--teacher", teacher)])
+    check_inputs_early(predictor=predictor, supernet=supernet, teacher=teacher, data=(("--task", task), ("--eval", eval_)))
 
     from hwnas.distill.api import DistillConfig, distill as run_distill
     from hwnas.distill.losses import LossConfig
@@ -123,10 +154,17 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
     from hwnas.training.processes import process_state
 
     main, _ = process_state()
-    with ProgressBars(quiet or not main) as bars, one_line_warnings(HostMismatchWarning):
+    with remove_if_unfinished(out), ProgressBars(quiet or as_json or not main) as bars, \
+            one_line_warnings(HostMismatchWarning):
         report = run_distill(config, out, on_status=bars.status, on_progress=bars.event, overwrite=overwrite)
     if main:
-        print_report(report, out)
         from hwnas.plots.training import write_distill_plot
 
+        if as_json:
+            import json
+
+            click.echo(json.dumps(report, indent=2, default=str))
+            click.echo(f"curves: {write_distill_plot(out)}", err=True)
+            return
+        print_report(report, out)
         click.echo(f"curves: {write_distill_plot(out)}")

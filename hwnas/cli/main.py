@@ -8,9 +8,13 @@ exit code 2 for bad input, 1 for failures while working, 130 on Ctrl-C;
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.util import find_spec
 
 import click
@@ -53,6 +57,66 @@ _SHORT_HELP = {
 
 _state = {"debug": False}
 
+# errno values that mean "this path cannot be used as given": the user's input, exit code 2.
+_PATH_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR,
+                errno.EEXIST, errno.ENOENT, errno.ELOOP}
+
+
+def input_error(exc: BaseException) -> tuple[int, str] | None:
+    """Exit code and one line for errors that bad input causes deep inside a library, or ``None``.
+
+    The commands check their inputs first; this is the net under them, so that a
+    binary file, a number too large or a path that cannot be written never reads
+    as an internal error.
+    """
+    if isinstance(exc, UnicodeDecodeError):
+        return 2, "an input file is not UTF-8 text (a binary file given where text, JSON or YAML is expected?)"
+    if isinstance(exc, OverflowError):
+        return 2, f"a number is too large ({str(exc).strip().splitlines()[0] if str(exc).strip() else 'overflow'})"
+    if isinstance(exc, RecursionError):
+        return 2, "an input is nested too deeply to read"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        where = f" {exc.filename}" if exc.filename else ""
+        reason = exc.strerror or str(exc)
+        if exc.errno in _PATH_ERRNOS:
+            return 2, f"cannot use{where}: {reason}"
+        return 1, f"cannot read or write{where}: {reason}"
+    return None
+
+
+def quiet_libraries() -> None:
+    """Silence third-party loggers (transformers' LOAD REPORT and friends) for ``--quiet``."""
+    import logging
+
+    os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+    for name in ("transformers", "accelerate", "datasets", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Every warning raised while a command runs becomes one ``warning: ...`` line, once per message.
+
+    No file names or source lines: those help hwnas's developers, not its users
+    (``--debug`` keeps Python's own format). Deprecations inside third-party
+    libraries are not the user's to act on and stay hidden, as Python does by default.
+    """
+    if _state["debug"]:
+        yield
+        return
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message).strip()
+        text = text.splitlines()[0] if text else category.__name__
+        if text not in seen:
+            seen.add(text)
+            click.echo(f"warning: {text}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
 
 def _module_exists(target: str) -> bool:
     return find_spec(target.partition(":")[0]) is not None
@@ -86,9 +150,17 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="hwnas")
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
-def cli(debug: bool) -> None:
+@click.option("--trust-key", "trust_keys", multiple=True, type=click.Path(dir_okay=False),
+              help="Only load predictor bundles signed by this ed25519 public key (repeatable; also $HWNAS_TRUST_KEYS).")
+def cli(debug: bool, trust_keys: tuple[str, ...]) -> None:
     """hwnas: find, distill and ship the most accurate BERT-like student that fits a latency budget."""
     _state["debug"] = debug or bool(os.environ.get("HWNAS_DEBUG"))
+    if trust_keys:
+        from hwnas.signing import TRUST_ENV, trusted_keys
+
+        trusted_keys(trust_keys)  # every key readable and ed25519, or one line now
+        os.environ[TRUST_ENV] = os.pathsep.join([*filter(None, os.environ.get(TRUST_ENV, "").split(os.pathsep)),
+                                                 *map(os.path.abspath, trust_keys)])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -97,8 +169,11 @@ def main(argv: list[str] | None = None) -> None:
 
     argv = sys.argv[1:] if argv is None else argv
     _state["debug"] = "--debug" in argv or bool(os.environ.get("HWNAS_DEBUG"))
+    if "--quiet" in argv or "-q" in argv:
+        quiet_libraries()
     try:
-        rv = cli.main(args=argv, prog_name="hwnas", standalone_mode=False)
+        with one_line_warnings():
+            rv = cli.main(args=argv, prog_name="hwnas", standalone_mode=False)
         sys.exit(rv if isinstance(rv, int) else 0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
@@ -121,6 +196,11 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if _state["debug"]:
             raise
+        known = input_error(exc)
+        if known is not None:
+            code, text = known
+            click.echo(f"hwnas: error: {text}", err=True)
+            sys.exit(code)
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         click.echo(f"hwnas: internal error: {type(exc).__name__}: {message} (rerun with --debug for the traceback)", err=True)
         sys.exit(1)

@@ -79,7 +79,7 @@ def predictor() -> None:
 
 @predictor.command()
 @click.argument("data", type=click.Path(dir_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output bundle (.hwnas); never overwritten without --force.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output bundle (.hwnas); never overwritten without --overwrite.")
 @click.option("--base", "base_path", type=click.Path(dir_okay=False), default=None,
               help="Transfer this predictor to DATA's device from few samples instead of fitting from scratch.")
 @click.option("--target", default=None, help="Latency column in ms for CSV/Parquet tables. [default: latency_ms]")
@@ -88,15 +88,23 @@ def predictor() -> None:
 @click.option("--coverage", default=0.95, show_default=True, type=float, help="Probability that a measurement lies below the upper bound.")
 @click.option("--folds", default=5, show_default=True, type=int, help="Cross-validation folds (hyper-parameters and calibration).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the folds and XGBoost.")
-@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@click.option("--overwrite", "force", is_flag=True, help="Replace --out if it exists (only a bundle hwnas wrote).")
+@click.option("--force", "force_old", is_flag=True, hidden=True, help="Deprecated spelling of --overwrite.")
+@click.option("--json", "as_json", is_flag=True, help="Print the saved bundle's path and metrics as JSON.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
               help="Parity plot (.png; residuals beside it as NAME-residuals.png). [default: OUT.parity.png, OUT.residuals.png]")
 @click.option("--no-plot", is_flag=True, help="Write no plots.")
-def fit(data, out, base_path, target, features, device_name, coverage, folds, seed, force, plot_path, no_plot) -> None:
+def fit(data, out, base_path, target, features, device_name, coverage, folds, seed, force, force_old, as_json,
+        plot_path, no_plot) -> None:
     """Fit a predictor on a profile (.jsonl) or a table (.csv, .parquet) and save it as a bundle."""
+    if force_old:
+        from hwnas.cli._options import deprecated
+
+        deprecated("--force", "--overwrite")
+        force = True
     from pathlib import Path
 
-    from hwnas.errors import BundleError, InvalidConfig
+    from hwnas.errors import InvalidConfig
     from hwnas.predictors.bundle import load_bundle, save_bundle
     from hwnas.predictors.training import fit_predictor, load_measurements, transfer_predictor
 
@@ -104,8 +112,10 @@ def fit(data, out, base_path, target, features, device_name, coverage, folds, se
         raise InvalidConfig(f"--coverage must be between 0 and 1 (e.g. 0.95); got {coverage}")
     if folds < 2:
         raise InvalidConfig(f"--folds must be an integer >= 2; got {folds}")
-    if Path(out).exists() and not force:
-        raise BundleError(f"{out} already exists; choose another --out or pass --force to replace it")
+    from hwnas.outputs import check_not_input, check_output_file, is_bundle
+
+    check_not_input(out, [("DATA", data), ("--base", base_path)])
+    check_output_file(out, replace=force, flag="--overwrite", owned=is_bundle, what="predictor bundle")
     if not no_plot:
         from hwnas.plots.predictor import plot_paths
 
@@ -122,16 +132,22 @@ def fit(data, out, base_path, target, features, device_name, coverage, folds, se
             pred = fit_predictor(meas, seed=seed, n_folds=folds, coverage=coverage)
         title = f"{folds}-fold cross-validated accuracy ({len(meas)} measurements)"
     save_bundle(pred, out, overwrite=force)
-    console().print(_metrics_table(title, [(meas.device["name"], pred.manifest["metrics"]["cv"])]))
-    click.echo(f"saved {out} (device {pred.device}, upper bound at nominal {pred.coverage:.0%} coverage, "
-               f"guaranteed about {pred.guaranteed_coverage:.0%}: "
-               f"x{math.exp(pred.manifest['uncertainty']['log_margin']):.3f})")
+    if as_json:
+        click.echo(json.dumps({"bundle": str(out), "device": pred.device, "coverage": pred.coverage,
+                               "guaranteed_coverage": pred.guaranteed_coverage,
+                               "upper_factor": math.exp(pred.manifest["uncertainty"]["log_margin"]),
+                               "metrics": pred.manifest["metrics"]["cv"]}, indent=2))
+    else:
+        console().print(_metrics_table(title, [(meas.device["name"], pred.manifest["metrics"]["cv"])]))
+        click.echo(f"saved {out} (device {pred.device}, upper bound at nominal {pred.coverage:.0%} coverage, "
+                   f"guaranteed about {pred.guaranteed_coverage:.0%}: "
+                   f"x{math.exp(pred.manifest['uncertainty']['log_margin']):.3f})")
     if not no_plot:
         from hwnas.plots.predictor import write_predictor_plots
 
         kind = "leave-one-out" if base_path and len(meas) <= 40 else "out-of-fold"
         written = write_predictor_plots(meas.y, pred.cv_predictions_, meas.X, meas.inputs, pred.manifest, *plots, kind=kind)
-        click.echo(f"plots: {', '.join(map(str, written))}")
+        click.echo(f"plots: {', '.join(map(str, written))}", err=as_json)
 
 
 @predictor.command(name="eval")
@@ -205,7 +221,9 @@ def show(bundle, as_json, plot_path) -> None:
         bundle_figure(m, path=target)
         click.echo(f"plot: {target}", err=as_json)
     if as_json:
-        click.echo(json.dumps(m, indent=2))
+        sig = pred.signature
+        click.echo(json.dumps({**m, "signature": {"signed": sig.signed, "key_id": sig.key_id, "trusted": sig.trusted}},
+                              indent=2))
         return
     dev = m["device"]
     fp = dev.get("fingerprint") or {}
@@ -237,6 +255,7 @@ def show(bundle, as_json, plot_path) -> None:
         bfp = base["fingerprint"]
         rows.append(("base host", f"{base.get('device')}: {bfp.get('cpu_model', '-')}, torch {bfp.get('torch', '-')}"))
     rows.append(("versions", ", ".join(f"{k} {v}" for k, v in (m.get("library_versions") or {}).items())))
+    rows.append(("signature", pred.signature.describe()))
     echo_kv(rows)
 
 
@@ -272,10 +291,16 @@ def predict(bundle, arch_texts, archs_file, seq_len, batch_size, device_name, ov
     from hwnas.errors import InvalidArchitecture
     from hwnas.predictors.bundle import load_bundle
     from hwnas.predictors.predictor import OutOfDomainWarning
-    from hwnas.space import Architecture, load_architectures
+    from hwnas.space import load_architectures
 
+    from hwnas.cli._options import check_seq_len, require_int
+
+    check_seq_len(seq_len, "--seq-len")
+    require_int(batch_size, "--batch-size", maximum=1 << 20)
     Shape(batch_size, seq_len)  # validates both, naming the bad one
-    archs = [Architecture.parse(t) for t in arch_texts]
+    from hwnas.cli._options import arch_from_option
+
+    archs = [arch_from_option(t) for t in arch_texts]
     if archs_file:
         archs.extend(load_architectures(archs_file))
     if not archs:
@@ -460,3 +485,25 @@ def run_adaptive_profile(config, out, resume: bool, *, target: float, round_size
     if summary.stopped in ("budget", "time budget") and summary.cv_within_10 < target:
         click.echo(f"the target was not reached within the {summary.stopped}; raise --samples or --time-budget "
                    "and continue with --resume", err=True)
+
+
+@predictor.command()
+@click.argument("bundle", type=click.Path(dir_okay=False))
+@click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False),
+              help="Your ed25519 private key (PEM), as written by `hwnas predictor keygen`.")
+def sign(bundle, key_path) -> None:
+    """Sign BUNDLE in place with an ed25519 key, so that others can check who made it (--trust-key)."""
+    from hwnas.signing import sign_bundle
+
+    kid = sign_bundle(bundle, key_path)
+    click.echo(f"signed {bundle} with ed25519 key {kid}; share the public key (.pub) with those who load it")
+
+
+@predictor.command()
+@click.option("--out", required=True, help="Key file name without extension: writes OUT.pem (private) and OUT.pub.")
+def keygen(out) -> None:
+    """Make an ed25519 key pair for signing bundles (the private key stays with you)."""
+    from hwnas.signing import generate_keypair
+
+    kid = generate_keypair(f"{out}.pem", f"{out}.pub")
+    click.echo(f"wrote {out}.pem (private, keep it) and {out}.pub (public, share it): key {kid}")

@@ -15,6 +15,7 @@ from hwnas.cli._common import console, fmt_ms, fmt_s, parse_duration_s, parse_in
 @click.option("--batch-size", default="1", show_default=True, help="Batch size(s), comma-separated: 1,8.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .jsonl file (never overwritten).")
 @click.option("--resume", is_flag=True, help="Continue --out: skip what it already holds, measure the rest.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it is a profile hwnas wrote (its records are lost).")
 @click.option("--threads", default="1", show_default=True, help="Intra-op threads, or 'default' to leave the runtime's choice.")
 @click.option("--dtype", default="fp32", show_default=True, help="Data type (fp32, bf16, fp16: as the device supports).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the sampling plan, weights, inputs and round order.")
@@ -43,7 +44,7 @@ from hwnas.cli._common import console, fmt_ms, fmt_s, parse_duration_s, parse_in
               help="With --cluster ray: the custom resource a measuring node offers [default: hwnas-device-<device>].")
 @click.option("--max-retries", default=3, show_default=True, type=int,
               help="With --cluster ray: times a chunk is run again after its worker or node died.")
-def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, threads, dtype, seed, plan,
+def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, overwrite, threads, dtype, seed, plan,
             archs_file, time_budget, interleave, max_time, quick, until_accuracy, round_size, clock,
             cluster, ray_address, ray_resource, max_retries) -> None:
     """Measure sampled architectures on a device, robustly, into a resumable JSONL file.
@@ -60,18 +61,39 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
     from hwnas.profiling.runner import ProfileConfig
     from hwnas.profiling.runner import profile as run_profile
 
+    from hwnas.cli._options import check_seq_len, check_threads, require_int
+    from hwnas.outputs import check_not_input, check_path_shape
+
     if threads == "default":
         n_threads = None
     else:
         try:
-            n_threads = int(threads)
+            n_threads = int(threads) if len(threads) <= 6 else None
         except ValueError:
+            n_threads = None
+        if n_threads is None or n_threads < 1:
             raise InvalidConfig(f"--threads must be an integer >= 1 or 'default'; got {threads!r}") from None
+        check_threads(n_threads)
+    require_int(samples, "--samples")
+    require_int(interleave, "--interleave")
+    require_int(round_size, "--round-size")
+    require_int(max_retries, "--max-retries", minimum=0)
+    max_time_s = parse_duration_s(max_time, what="--max-time")  # checked even when --quick replaces it
+    if quick and max_time != "4s":
+        raise InvalidConfig("--quick sets its own --max-time; give one of --quick or --max-time")
+    seq_lens = parse_int_list(seq_len, what="--seq-len")
+    for value in seq_lens:
+        check_seq_len(value, "--seq-len")
+    check_path_shape(out, option="--out")
+    if resume and overwrite:
+        raise InvalidConfig("give one of --resume (continue --out) and --overwrite (replace it)")
+    check_not_input(out, [("--archs", archs_file), ("--space", space_name if space_name and
+                                                        space_name not in ("tiny", "small", "base", "full") else None)])
     config = ProfileConfig(
         device=device_name,
         space=space_name or ("" if archs_file else "small"),
         samples=samples,
-        seq_lens=parse_int_list(seq_len, what="--seq-len"),
+        seq_lens=seq_lens,
         batch_sizes=parse_int_list(batch_size, what="--batch-size"),
         threads=n_threads,
         dtype=dtype,
@@ -81,11 +103,23 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
         check_space=space_name is not None,
         time_budget_s=parse_duration_s(time_budget, what="--time-budget") if time_budget else None,
         interleave=interleave,
-        timing=TimingConfig.quick(clock=clock) if quick else TimingConfig(
-            max_time_s=parse_duration_s(max_time, what="--max-time"), clock=clock),
+        timing=TimingConfig.quick(clock=clock) if quick else TimingConfig(max_time_s=max_time_s, clock=clock),
     )
     if cluster == "local" and (ray_address or ray_resource):
         raise InvalidConfig("--ray-address and --resource need --cluster ray")
+    if overwrite:
+        _replace_profile(out)
+    from hwnas.outputs import remove_if_unfinished
+
+    with remove_if_unfinished(out):  # a run that fails before its first record leaves no file or folder behind
+        _dispatch(config, out, resume, cluster, until_accuracy, round_size, ray_address, ray_resource, max_retries,
+                  run_profile)
+
+
+def _dispatch(config, out, resume, cluster, until_accuracy, round_size, ray_address, ray_resource, max_retries,
+              run_profile) -> None:
+    from hwnas.errors import InvalidConfig
+
     if cluster == "ray":
         if until_accuracy is not None:
             raise InvalidConfig("--until-accuracy runs on this machine only; drop --cluster ray or --until-accuracy")
@@ -102,6 +136,19 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
     _print_summary(summary)
     if summary.stopped == "time budget":
         click.echo(f"time budget reached: {summary.remaining} task(s) left; continue with --resume", err=True)
+
+
+def _replace_profile(out: str) -> None:
+    """``--overwrite``: remove ``out``, but only a profile hwnas wrote (its first record is checked)."""
+    from pathlib import Path
+
+    from hwnas.profiling.store import ProfileStore, check_is_profile
+
+    path = Path(out)
+    if path.is_file():
+        check_is_profile(path)
+        with ProfileStore(path).lock():  # not while another process writes it
+            path.unlink()
 
 
 def _run_with_progress(run_profile, config, out, resume):

@@ -21,12 +21,35 @@ def report(path: str, out: str | None) -> None:
       hwnas report hwnas-runs/cpu-5ms/search --out /tmp/search.html
       hwnas report profiles/cpu.jsonl
     """
-    from hwnas.errors import InvalidData
+    from hwnas.errors import InvalidConfig, InvalidData
     from hwnas.report import write_report
 
+    from pathlib import Path
+
+    from hwnas.outputs import check_not_input, check_output_file
+    from hwnas.report.build import default_output
+
+    if not Path(path).exists():
+        raise InvalidData(f"PATH {path} does not exist; give a run folder or one stage's output")
+    target = Path(out) if out is not None else default_output(path)
+    try:
+        check_output_file(target, option="--out", replace=True, owned=_is_report, what="report")
+    except InvalidConfig as exc:
+        raise InvalidConfig(f"cannot write the report: {exc}") from None
+    check_not_input(target, [("PATH", path)])
     r = write_report(path, out)
     click.echo(f"wrote {r.path} ({r.kind}, {r.figures} figure(s) embedded, {len(r.html) / 1e6:.1f} MB)")
     if not r.complete:
         what = [f"missing {', '.join(r.missing)}"] if r.missing else []
         what += [f"half-written {', '.join(f'{k} ({v})' for k, v in r.broken.items())}"] if r.broken else []
         raise InvalidData(f"{path} is an incomplete {r.kind}: {'; '.join(what)}; the report shows what exists")
+
+
+def _is_report(path) -> bool:
+    """An HTML page hwnas wrote (only those are ever replaced)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return head.lstrip().lower().startswith(b"<!doctype html>") and b"hwnas" in head

@@ -74,38 +74,60 @@ class _Display:
 @click.option("--teacher-steps", type=int, default=200, show_default=True)
 @click.option("--distill-steps", type=int, default=200, show_default=True)
 @click.option("--quick", is_flag=True, help="A tiny configuration that runs every stage in about a minute (smoke test).")
-@click.option("--quiet", is_flag=True, help="No progress display.")
+@click.option("--quiet", is_flag=True, help="No progress display (and no library log lines).")
+@click.option("--overwrite", is_flag=True, help="Replace the run folder (only one hwnas wrote) instead of reusing it.")
+@click.option("--resume", is_flag=True, help="Continue the run folder (the default: every finished stage is reused).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary (summary.json) as JSON.")
 def run(max_latency: str, device: str, name: str | None, work_dir: str, space: str | None, predictor: str | None,
         supernet: str | None, task: str | None, eval_: str | None, threads: int, seq_len: int, strict: bool,
         samples: int, supernet_steps: int, evaluations: int, strategy: str | None, teacher_steps: int,
-        distill_steps: int, quick: bool, quiet: bool) -> None:
+        distill_steps: int, quick: bool, quiet: bool, overwrite: bool, resume: bool, as_json: bool) -> None:
     """Profile, fit a predictor, train a supernet, search, distill, export and verify: one command.
 
     Every stage writes under WORK_DIR/NAME, and a second run reuses what is there.
     """
+    from hwnas.errors import InvalidConfig
     from hwnas.pipeline import RunConfig, estimate_seconds, quick_config, run_pipeline
     from hwnas.space import get_space
 
     budget = parse_latency_ms(max_latency, what="--max-latency")
     if space is not None:
         get_space(space)  # a bad name fails here, before anything runs
-    from hwnas.devices.base import Shape
+    from hwnas.cli._options import check_seq_len, check_threads, explicit, require_int
 
-    Shape(1, seq_len)  # a bad --seq-len fails here
+    check_seq_len(seq_len, "--seq-len")
+    check_threads(threads)
+    for option, value in (("--samples", samples), ("--supernet-steps", supernet_steps), ("--evaluations", evaluations),
+                          ("--teacher-steps", teacher_steps), ("--distill-steps", distill_steps)):
+        require_int(value, option)
+    ctx = click.get_current_context()
     common = dict(device=device, name=name, work_dir=work_dir, predictor=predictor, supernet=supernet, task=task,
                   eval=eval_, threads=threads, seq_len=seq_len, strict=strict,
                   **({"strategy": strategy} if strategy else {}))
     if quick:
-        config = quick_config(budget, **common, **({"space": space} if space else {}))
+        # --quick shrinks every stage; sizes typed on the command line still win over it
+        typed = {field: value for name, field, value in (
+            ("samples", "profile_samples", samples), ("supernet_steps", "supernet_steps", supernet_steps),
+            ("evaluations", "search_evaluations", evaluations), ("teacher_steps", "teacher_steps", teacher_steps),
+            ("distill_steps", "distill_steps", distill_steps)) if explicit(ctx, name)}
+        config = quick_config(budget, **common, **typed, **({"space": space} if space else {}))
     else:
         config = RunConfig(max_latency_ms=budget, space=space, profile_samples=samples, supernet_steps=supernet_steps,
                            search_evaluations=evaluations, teacher_steps=teacher_steps, distill_steps=distill_steps,
                            **common)
+    from hwnas.outputs import check_output_folder
+
+    if resume and overwrite:
+        raise InvalidConfig("give one of --resume (continue the run) and --overwrite (replace it)")
+    check_output_folder(config.folder, kind="run", option="--work-dir/--name")
+    from hwnas.cli._options import check_inputs_early
+
+    check_inputs_early(predictor=predictor, supernet=supernet, data=(("--task", task), ("--eval", eval_)))
     from hwnas.devices.registry import create_device
 
     create_device(device, threads=threads)  # unknown or unavailable devices fail before anything runs
     est = estimate_seconds(config)
-    out = console()
+    out = console(stderr=as_json or quiet)
     todo = ", ".join(f"{k} ~{fmt_s(v)}" for k, v in est.items() if v and k != "fixed")
     out.print(f"hwnas run: budget {budget:g} ms on {device} ({threads} thread(s)), space {config.space_name}, "
               f"folder {config.folder}")
@@ -113,8 +135,17 @@ def run(max_latency: str, device: str, name: str | None, work_dir: str, space: s
     from hwnas.cli._common import one_line_warnings
     from hwnas.predictors.host import HostMismatchWarning
 
-    with _Display(quiet) as display, one_line_warnings(HostMismatchWarning):
+    if overwrite:
+        from hwnas.cli._options import replace_owned_folder
+
+        replace_owned_folder(config.folder, kind="run", option="--work-dir/--name")
+    with _Display(quiet or as_json) as display, one_line_warnings(HostMismatchWarning):
         summary = run_pipeline(config, on_progress=display.on_progress, on_status=display.on_status)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
+        return
     _print_summary(summary)
     from pathlib import Path
 

@@ -23,8 +23,8 @@ def _number(text: str | None, what: str, *, integer: bool = False):
     except ValueError:
         hint = " (e.g. 20m for 20 million)" if integer else ""
         raise InvalidConfig(f"{what} must be a positive number{hint}; got {text!r}") from None
-    if not value > 0:
-        raise InvalidConfig(f"{what} must be positive; got {text!r}")
+    if not value > 0 or value == float("inf"):
+        raise InvalidConfig(f"{what} must be positive and finite; got {str(text)[:40]!r}")
     return value
 
 
@@ -38,7 +38,7 @@ def _number(text: str | None, what: str, *, integer: bool = False):
                    "[default: supernet-loss with --supernet]. See docs/estimators.md.")
 @click.option("--screen", default=None,
               help="Two fidelities: score every feasible architecture with this cheap estimator first, and spend "
-                   "--budget evaluations of --estimator on the best-screened ones (strategy 'screen').")
+                   "--evaluations evaluations of --estimator on the best-screened ones (strategy 'screen').")
 @click.option("--task", "task_path", default=None, type=click.Path(dir_okay=False),
               help="Labelled task file for task-proxy (as hwnas distill --task).")
 @click.option("--teacher", default="default", show_default=True,
@@ -46,8 +46,9 @@ def _number(text: str | None, what: str, *, integer: bool = False):
 @click.option("--max-latency", required=True, help="Latency budget with a unit: 5ms, 800us, 0.005s (a bare number is ms).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (never overwritten; see --resume).")
 @click.option("--strategy", default="bo", show_default=True, help="Search strategy: bo, evolution or random.")
-@click.option("--budget", "evaluations", default=64, show_default=True, type=int,
+@click.option("--evaluations", "evaluations", default=64, show_default=True, type=int,
               help="Accuracy evaluations to spend (latency predictions are nearly free).")
+@click.option("--budget", "budget_old", default=None, type=int, hidden=True, help="Deprecated spelling of --evaluations.")
 @click.option("--seq-len", default=128, show_default=True, type=int, help="Sequence length the latency is predicted for.")
 @click.option("--batch-size", default=1, show_default=True, type=int, help="Batch size the latency is predicted for.")
 @click.option("--objective", type=click.Choice(["pareto", "score", "reward"]), default="pareto", show_default=True,
@@ -70,10 +71,13 @@ def _number(text: str | None, what: str, *, integer: bool = False):
 @click.option("--resource", "ray_resource", default=None,
               help="With --cluster ray: the custom resource a measuring node offers [default: hwnas-device-<device>].")
 @click.option("--resume", is_flag=True, help="Continue the search already in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace the search already in --out (only a folder hwnas wrote).")
+@click.option("--json", "as_json", is_flag=True, help="Print the winner and the Pareto front as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option("--strict", is_flag=True, help="Refuse a host-bound predictor profiled on another host (default: warn).")
 def search(predictor_path, supernet_path, estimator, screen, task_path, teacher, max_latency, out, strategy, evaluations,
-           seq_len, batch_size, objective, reward_weight, max_params, max_memory, metric, seed, batch, verify_device,
-           quick, cluster, ray_address, ray_resource, resume, strict) -> None:
+           budget_old, seq_len, batch_size, objective, reward_weight, max_params, max_memory, metric, seed, batch,
+           verify_device, quick, cluster, ray_address, ray_resource, resume, overwrite, as_json, quiet, strict) -> None:
     """Search for the most accurate students predicted to run within --max-latency.
 
     The budget is checked against the predictor's calibrated upper bound, so
@@ -83,14 +87,21 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
     \b
     Examples:
       hwnas search --predictor predictors/cpu.hwnas --supernet supernets/small --max-latency 5ms \\
-                   --strategy bo --budget 64 --out runs/search-5ms
-      hwnas search ... --strategy evolution --budget 300
+                   --strategy bo --evaluations 64 --out runs/search-5ms
+      hwnas search ... --strategy evolution --evaluations 300
       hwnas search ... --verify cpu
     """
     from hwnas.errors import InvalidConfig, PredictorMismatch
     from hwnas.search import get_strategy_class
 
     budget_ms = parse_latency_ms(max_latency, what="--max-latency")
+    if budget_old is not None:
+        from hwnas.cli._options import deprecated
+
+        deprecated("--budget", "--evaluations")
+        evaluations = budget_old
+    if resume and overwrite:
+        raise InvalidConfig("give one of --resume (continue --out) and --overwrite (replace it)")
     from hwnas.estimators import ESTIMATORS, make_estimator
 
     if metric is not None:
@@ -112,11 +123,27 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
         strategy = "screen"
     get_strategy_class(strategy)  # an unknown name fails here, before anything is loaded
     if evaluations < 1:
-        raise InvalidConfig(f"--budget must be an integer >= 1 (accuracy evaluations); got {evaluations}")
+        raise InvalidConfig(f"{'--budget' if budget_old is not None else '--evaluations'} must be an integer >= 1 "
+                            f"(accuracy evaluations); got {evaluations}")
+    from hwnas.cli._options import check_seq_len, explicit, require_int
+
+    if objective != "reward" and explicit(click.get_current_context(), "reward_weight"):
+        raise InvalidConfig(f"--reward-weight only applies with --objective reward (the objective is {objective})")
+    if reward_weight != reward_weight or reward_weight < 0 or reward_weight == float("inf"):
+        raise InvalidConfig(f"--reward-weight must be a finite number >= 0; got {reward_weight}")
+    check_seq_len(seq_len, "--seq-len")
+    require_int(batch_size, "--batch-size", maximum=1 << 20)
     if batch < 1:
         raise InvalidConfig(f"--parallel must be an integer >= 1; got {batch}")
     max_params_n = _number(max_params, "--max-params", integer=True)
     max_memory_mb = _number(max_memory, "--max-memory")
+    from hwnas.outputs import check_search_out
+
+    if overwrite:
+        from hwnas.cli._options import replace_owned_folder
+
+        replace_owned_folder(out, kind="search")
+    predictor_info = check_search_out(out, resume, predictor_path)  # before anything is loaded or predicted
 
     from hwnas.predictors import load_predictor
 
@@ -178,17 +205,24 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
                     batch_size=batch_size, strategy=strategy_arg, evaluations=evaluations, seed=seed, objective=objective,
                     reward_weight=reward_weight, max_params=max_params_n, max_memory_mb=max_memory_mb, batch=batch,
                     out=out, resume=resume,
-                    describe={"predictor": str(predictor_path), "supernet": supernet_path and str(supernet_path),
+                    describe={**predictor_info, "supernet": supernet_path and str(supernet_path),
                               "device": predictor.device, "screen": screen, "task": task_path})
-    result = _run_with_progress(settings)
-    _print_result(result)
+    from hwnas.outputs import remove_if_unfinished
+
+    with remove_if_unfinished(out):  # a search that fails before its first evaluation leaves no folder behind
+        result = _run_with_progress(settings, quiet=quiet or as_json,
+                                    on_status=None if quiet else console(stderr=True).print)
+    if as_json:
+        _print_json(result)
+    else:
+        _print_result(result)
     if result.winner is None:
-        raise InvalidConfig("no feasible architecture was evaluated; raise --budget or --max-latency")
+        raise InvalidConfig("no feasible architecture was evaluated; raise --evaluations or --max-latency")
     if verify_device is not None:
         _verify(result, predictor, verify_device, quick, strict, fleet if cluster == "ray" else None)
 
 
-def _run_with_progress(settings: dict):
+def _run_with_progress(settings: dict, *, quiet: bool = False, on_status=None):
     """:func:`hwnas.search.search` with a progress bar (the library only calls back; the CLI draws)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -204,11 +238,12 @@ def _run_with_progress(settings: dict):
         TimeElapsedColumn(),
         TextColumn("best feasible {task.fields[best]}  hypervolume {task.fields[hv]}"),
         console=con,
+        disable=quiet,
     )
     state = {"task": None}
 
     def on_start(todo: int, done: int) -> None:
-        if done:
+        if done and not quiet:
             con.print(f"resuming {out}: {done} evaluation(s) already there")
         state["task"] = progress.add_task("search", total=todo + done, completed=done, best="-", hv="-")
 
@@ -218,10 +253,22 @@ def _run_with_progress(settings: dict):
 
     try:
         with progress:
-            return run(**settings, on_start=on_start, on_progress=on_progress, on_status=con.print)
+            return run(**settings, on_start=on_start, on_progress=on_progress, on_status=on_status)
     except KeyboardInterrupt:
         con.print(f"interrupted: every finished evaluation is in {out}/evaluated.csv; continue with --resume")
         raise
+
+
+def _print_json(result) -> None:
+    import json
+
+    def row(c):
+        return {"arch": c.arch.as_dict(), "score": c.score, "latency_ms": c.latency_ms,
+                "latency_upper_ms": c.latency_upper_ms, "params": c.params}
+
+    click.echo(json.dumps({"winner": row(result.winner) if result.winner is not None else None,
+                           "front": [row(c) for c in result.front], "evaluations": len(result.evaluated),
+                           "hypervolume": result.hypervolume, "out": str(result.out)}, indent=2))
 
 
 def _print_result(result) -> None:

@@ -26,7 +26,9 @@ def supernet() -> None:
 @click.option("--text-column", default=None, help="Column holding the text (default: sentence or text).")
 @click.option("--steps", type=int, default=2000, show_default=True, help="Total optimizer steps.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Global batch in sequences.")
-@click.option("--seq-len", type=int, default=128, show_default=True, help="Maximum sequence length in tokens.")
+@click.option("--max-len", "seq_len", type=int, default=128, show_default=True,
+              help="Training tokens per row (longer rows are cut).")
+@click.option("--seq-len", "seq_len_old", type=int, default=None, hidden=True, help="Deprecated spelling of --max-len.")
 @click.option("--lr", type=float, default=2e-4, show_default=True, help="Peak learning rate (AdamW).")
 @click.option("--random-subnets", type=int, default=2, show_default=True,
               help="Random sub-networks per step besides the largest and the smallest.")
@@ -42,15 +44,17 @@ def supernet() -> None:
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Supernet folder; with several spaces, the parent folder of one folder per space.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace the supernet in --out (only a folder hwnas wrote).")
+@click.option("--quiet", is_flag=True, help="No progress display (the summary is still printed).")
 @click.option("--mixture", type=click.Choice(["none", "layer", "neuron"]), default="none", show_default=True,
               help="Mixture-of-Supernets: expert weights mixed by an architecture router, one weight per expert "
                    "(layer) or per expert and output neuron (neuron); none is plain weight sharing.")
 @click.option("--experts", type=int, default=None, help="Expert copies per mixed matrix with --mixture (2-16) [default: 2].")
 @click.option("--router-hidden", type=int, default=128, show_default=True, help="Hidden width of the mixture's router.")
 @click.option("--mix-attention", is_flag=True, help="With --mixture: also mix the attention projections (FFN only by default).")
-def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, lr, random_subnets, relation_heads,
-              hidden_weight, heldout, max_rows, freeze_embeddings, checkpoint_every, seed, threads, out, resume,
-              mixture, experts, router_hidden, mix_attention) -> None:
+def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, seq_len_old, lr, random_subnets,
+              relation_heads, hidden_weight, heldout, max_rows, freeze_embeddings, checkpoint_every, seed, threads, out,
+              resume, overwrite, quiet, mixture, experts, router_hidden, mix_attention) -> None:
     """Distill the teacher into one supernet per space (sandwich rule, MiniLM-v2 relations).
 
     Runs data-parallel unchanged under torchrun or accelerate launch.
@@ -58,6 +62,7 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, lr
     import os
 
     from hwnas.cli._progress import ProgressBars
+    from hwnas.outputs import check_output_folder
     from hwnas.space import get_space
     from hwnas.supernet.train import TrainConfig, train_supernet
 
@@ -73,6 +78,35 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, lr
     if len({s.name for s in parsed}) != len(parsed):
         raise InvalidConfig(f"--space names a space twice: {', '.join(names)}")
     main = int(os.environ.get("RANK", "0")) == 0
+    from hwnas.outputs import writer_guard
+
+    from hwnas.cli._options import check_memory, check_seq_len, check_threads, require_int, teacher_max_positions
+
+    for option, value, least in (("--steps", steps, 1), ("--batch-size", batch_size, 1), ("--random-subnets", random_subnets, 0),
+                                 ("--checkpoint-every", checkpoint_every, 1), ("--max-rows", max_rows, 1),
+                                 ("--relation-heads", relation_heads, 1), ("--router-hidden", router_hidden, 1)):
+        if value is not None:
+            require_int(value, option, minimum=least)
+    if not lr > 0 or lr != lr or lr == float("inf"):
+        raise InvalidConfig(f"--lr must be a positive finite number; got {lr}")
+    len_option = "--max-len"
+    if seq_len_old is not None:
+        from hwnas.cli._options import deprecated
+
+        deprecated("--seq-len", "--max-len (training tokens; --seq-len is the latency shape elsewhere)")
+        seq_len, len_option = seq_len_old, "--seq-len"
+    if resume and overwrite:
+        raise InvalidConfig("give one of --resume (continue --out) and --overwrite (replace it)")
+    check_seq_len(seq_len, len_option, max_positions=teacher_max_positions(teacher), what="training tokens per row")
+    check_threads(threads)
+    if data is not None:
+        from hwnas.cli._options import check_inputs_early
+
+        check_inputs_early(teacher=teacher, data=(("--data", data),))
+    for space in parsed:  # every folder is checked before the first one is trained
+        check_output_folder(out if len(parsed) == 1 else out / space.name, kind="supernet")
+        check_memory(space.largest, option=f"--space {space.name}: its largest architecture", seq_len=seq_len,
+                     batch_size=batch_size, training=True)
     for space in parsed:
         folder = out if len(parsed) == 1 else out / space.name
         cfg = TrainConfig(
@@ -83,7 +117,9 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, lr
             cache_dir=str(out / ".cache"), mixture=mixture, experts=experts if experts is not None else 2,
             router_hidden=router_hidden, mix_attention=mix_attention,
         )
-        with ProgressBars(not main, label=space.name) as bars:
+        with writer_guard(folder, kind="supernet", main=main, replace=overwrite,
+                          hint="wait for that training to finish, or give another --out"), \
+                ProgressBars(not main or quiet, label=space.name) as bars:
             result = train_supernet(cfg, resume=resume, on_progress=bars.event, on_status=bars.status)
         if main:
             first = f"{result.first_loss:.4f}" if result.first_loss is not None else "-"
@@ -173,12 +209,18 @@ def extract_cmd(path, arch, out) -> None:
 
 @supernet.command("info")
 @click.argument("path", type=click.Path(path_type=Path))
-def info_cmd(path) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the supernet's description (supernet.json) as JSON.")
+def info_cmd(path, as_json) -> None:
     """Show what a supernet folder holds."""
     from hwnas.supernet import load_supernet
 
     sn = load_supernet(path)
     m = sn.meta
+    if as_json:
+        import json
+
+        click.echo(json.dumps(m, indent=2))
+        return
     echo_kv([
         ("supernet", str(path)),
         ("space", f"{sn.space.name} ({len(sn.space)} architectures)"),

@@ -26,6 +26,7 @@ from hwnas._files import atomic_write_text
 from hwnas.distill.data import TaskData, augment, encode, load_task
 from hwnas.distill.losses import LossConfig
 from hwnas.errors import InvalidConfig
+from hwnas.outputs import check_output_folder, write_marker
 from hwnas.progress import ProgressCallback, StatusCallback
 from hwnas.space import Architecture, load_architectures
 from hwnas.training.teacher import resolve_teacher
@@ -260,6 +261,9 @@ def distill(
     out = Path(out)
     arch, search_info = resolve_arch(config.arch)
     p, target = _latency_setup(config, search_info)
+    if not overwrite:  # the precise reason first (--overwrite clears such a checkpoint when the settings changed)
+        for folder in (out, out / "agnostic"):
+            refuse_legacy_checkpoint(folder)
     finished = _open_folder(config, out, overwrite, main, barrier)
     if finished is not None:
         _status(on_status, f"reusing finished student in {out}")
@@ -321,6 +325,7 @@ def _open_folder(config: DistillConfig, out: Path, overwrite: bool, main: bool, 
     unfinished folder with these settings is resumed; one with others is refused, or cleared with ``overwrite``)."""
     from hwnas.distill.trainer import clear_checkpoint
 
+    check_output_folder(out, kind="distill")  # never write into (or replace) a folder hwnas did not make
     settings = config.to_dict()
     cfg_file, report_file = out / CONFIG_FILE, out / REPORT_FILE
     if cfg_file.is_file():
@@ -342,6 +347,8 @@ def _open_folder(config: DistillConfig, out: Path, overwrite: bool, main: bool, 
         elif report_file.is_file():
             return json.loads(report_file.read_text())
     if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_marker(out, "distill")
         atomic_write_text(cfg_file, json.dumps(settings, indent=2, default=str) + "\n")
     barrier()
     return None

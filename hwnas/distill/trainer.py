@@ -357,14 +357,13 @@ class DistillLoop(TrainLoop):
                 with torch.no_grad():
                     teacher_out = forward_outputs(self.teacher, batch, self.needs - {"teacher"})
             total, parts = self.model(batch, teacher_out)
+        value = float(total.detach())
+        self.stop_if_diverged(step, [value])  # before any update: the last checkpoint stays the last good one
         acc.backward(total)
         if config.max_grad_norm > 0:
             acc.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        value = float(total.detach())
-        if not math.isfinite(value):
-            raise FloatingPointError(f"the training loss became {value} at step {step + 1}; lower lr or check the data")
         if math.isnan(self.result.loss_first):
             self.result.loss_first = value
         self.result.loss_last = value

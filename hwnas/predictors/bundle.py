@@ -113,7 +113,9 @@ def _verify(path: Path, members: dict[str, bytes], comment: bytes) -> dict[str, 
         raise BundleError(f"{path} has an unknown bundle format version {version}; this hwnas reads 1..{FORMAT_VERSION}")
     if not comment.startswith(_COMMENT_PREFIX):
         raise BundleError(f"{path} lacks the manifest checksum in its zip comment; it was not written by hwnas or was repacked")
-    if comment[len(_COMMENT_PREFIX):].decode("ascii", "replace") != _sha256(raw):
+    from hwnas.signing import unsigned_comment
+
+    if unsigned_comment(comment)[len(_COMMENT_PREFIX):].decode("ascii", "replace") != _sha256(raw):
         raise BundleError(f"{path}: {MANIFEST_MEMBER} does not match its checksum (the file was modified)")
     missing = [k for k in _REQUIRED if k not in manifest]
     if missing:
@@ -150,11 +152,20 @@ def load_bundle(path: str | Path, *, n_jobs: int = 1) -> LatencyPredictor:
     path = Path(path)
     members, comment = _read_members(path)
     manifest = _verify(path, members, comment)
+    from hwnas.validate import check_bundle_manifest, check_predictor_runs
+
+    check_bundle_manifest(path, manifest)  # well-formed and checksummed is not yet meaningful
+    from hwnas._ubjson import check_xgboost_model
+
+    try:  # parsed and checked here first: XGBoost's loader can crash the process on damaged bytes
+        check_xgboost_model(members[MODEL_MEMBER])
+    except ValueError as exc:
+        raise BundleError(f"{path}: XGBoost cannot read {MODEL_MEMBER} (not a well-formed tree model: {exc})") from None
     try:
         booster = xgb.Booster()
         booster.load_model(bytearray(members[MODEL_MEMBER]))
         booster.set_param({"nthread": int(n_jobs)})
-    except xgb.core.XGBoostError as exc:
+    except Exception as exc:  # xgb.core.XGBoostError, or worse on bytes altered with recomputed checksums
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise BundleError(f"{path}: XGBoost cannot read {MODEL_MEMBER} ({first})") from None
     try:
@@ -166,6 +177,10 @@ def load_bundle(path: str | Path, *, n_jobs: int = 1) -> LatencyPredictor:
         raise BundleError(f"{path}: the model expects {n_features} features but the manifest names "
                           f"{len(manifest['features']['tree_features'])}")
     predictor.path = str(path)
+    check_predictor_runs(path, predictor)
+    from hwnas.signing import check_signature
+
+    predictor.signature = check_signature(path, comment)  # unsigned is fine unless trusted keys are given
     return predictor
 
 

@@ -173,7 +173,7 @@ def load_measurements(path: str | Path, *, target: str | None = None, features: 
         dev["name"] = name
     for key in ("threads", "dtype"):
         if key in df.columns:
-            vals = [None if (isinstance(v, float) and np.isnan(v)) else (int(v) if key == "threads" else v) for v in df[key]]
+            vals = [None if v is None or (isinstance(v, float) and np.isnan(v)) else (int(v) if key == "threads" else v) for v in df[key]]
             dev[key] = _single(vals, key, path)
     if "clock" in df.columns or suffix == ".jsonl":
         # profiles written before clocks were recorded were timed with the wall clock

@@ -19,21 +19,28 @@ is taken over; nothing in the profile itself is touched by locking.
 from __future__ import annotations
 
 import json
+import math
 import os
-import socket
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hwnas.errors import ProfileStoreError
+from hwnas._lock import lock_holder, writer_lock
+from hwnas.errors import InvalidArchitecture, ProfileStoreError
 from hwnas.space import DIMENSIONS, Architecture
 
-__all__ = ["ProfileStore", "record_key", "read_profile", "read_records", "SCHEMA_VERSION", "lock_holder"]
+__all__ = ["ProfileStore", "record_key", "read_profile", "read_records", "check_is_profile", "SCHEMA_VERSION",
+           "KNOWN_SCHEMAS", "lock_holder"]
 
 SCHEMA_VERSION = 1
+#: Record schema versions this hwnas reads.
+KNOWN_SCHEMAS = (1,)
+#: Fields every profile record has.
+REQUIRED_FIELDS = (*DIMENSIONS, "batch_size", "seq_len", "device", "latency_ms")
+#: How every record written by hwnas begins: the schema header a torn first line is recognised by.
+RECORD_PREFIX = b'{"schema":'
 
 
 def record_key(arch: Architecture | Mapping[str, Any], batch_size: int, seq_len: int, device: str,
@@ -69,31 +76,78 @@ def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
             record = json.loads(raw)
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             if lineno == len(lines) and torn_tail:
                 warnings.warn(f"{path}: ignoring an incomplete last line (an interrupted write)", stacklevel=2)
                 return
             raise ProfileStoreError(f"{path}, line {lineno}: not a profile record ({exc})") from None
-        missing = [k for k in (*DIMENSIONS, "batch_size", "seq_len", "device", "latency_ms") if k not in record]
+        missing = [k for k in REQUIRED_FIELDS if k not in record]
         if missing:
             raise ProfileStoreError(f"{path}, line {lineno}: record lacks {', '.join(missing)}")
+        try:
+            Architecture.from_dict({d: record[d] for d in DIMENSIONS})
+        except InvalidArchitecture as exc:
+            raise ProfileStoreError(f"{path}, line {lineno}: {exc}") from None
+        for key in ("batch_size", "seq_len"):
+            v = record[key]
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1 << 24:
+                raise ProfileStoreError(f"{path}, line {lineno}: {key} must be a positive integer; got {str(v)[:40]}")
+        if not isinstance(record["device"], str) or not record["device"]:
+            raise ProfileStoreError(f"{path}, line {lineno}: device must be a device name; got {str(record['device'])[:40]}")
+        for key, kinds in (("dtype", (str,)), ("threads", (int, type(None))), ("clock", (str,))):
+            if key in record and (isinstance(record[key], bool) or not isinstance(record[key], kinds)):
+                raise ProfileStoreError(f"{path}, line {lineno}: {key} has a wrong type; got {str(record[key])[:40]}")
+        lat = record["latency_ms"]
+        if isinstance(lat, bool) or not isinstance(lat, (int, float)) or (math.isfinite(lat) and lat <= 0):
+            raise ProfileStoreError(f"{path}, line {lineno}: latency_ms must be a positive number of milliseconds; "
+                                    f"got {lat!r}")
+        schema = record.get("schema", SCHEMA_VERSION)  # hand-written rows may leave it out
+        if schema not in KNOWN_SCHEMAS or isinstance(schema, bool):
+            raise ProfileStoreError(f"{path}, line {lineno}: unknown profile schema version {schema!r}; "
+                                    f"this hwnas reads {', '.join(map(str, KNOWN_SCHEMAS))} (upgrade hwnas?)")
         yield record
+
+
+def check_is_profile(path: str | Path) -> None:
+    """Refuse to write into a file that is not a profile written by hwnas.
+
+    An empty or missing file passes. Otherwise the first line must be a complete
+    profile record, or, when it is the only line and was cut by a crash, begin
+    with the record header ``{"schema":``. Nothing is read past the first line.
+
+    Raises:
+        ProfileStoreError: the file holds something else (its content is left untouched).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return
+    with path.open("rb") as fh:
+        head = fh.read(1 << 20)
+    if not head.strip():
+        return
+    first, newline, _ = head.partition(b"\n")
+    refuse = f"{path} is not a profile written by hwnas (its first line is not a profile record); " \
+             "refusing to change it: give another --out"
+    if not newline:  # one line and no newline: only a torn first record is ours
+        if not first.startswith(RECORD_PREFIX):
+            raise ProfileStoreError(refuse)
+        return
+    try:
+        record = json.loads(first)
+    except (ValueError, RecursionError):
+        raise ProfileStoreError(refuse) from None
+    if not isinstance(record, dict) or any(k not in record for k in REQUIRED_FIELDS):
+        raise ProfileStoreError(refuse)
 
 
 def read_profile(path: str | Path):
     """All records as a ``pandas.DataFrame`` (one row per measurement)."""
     import pandas as pd
 
-    return pd.DataFrame.from_records(list(read_records(path)))
+    from hwnas.validate import check_profile_quality
 
-
-def lock_holder(lock_path: str | Path) -> dict[str, Any]:
-    """What a lock file says about its holder (``{}`` when empty or unreadable)."""
-    try:
-        data = json.loads(Path(lock_path).read_text() or "{}")
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    # exact duplicates merged (they would flatter cross-validation), gross outliers against twins flagged
+    return pd.DataFrame.from_records(check_profile_quality(list(read_records(path)), where=str(path)).records)
 
 
 class ProfileStore:
@@ -110,7 +164,10 @@ class ProfileStore:
         return self.path.is_file() and self.path.stat().st_size > 0
 
     def records(self) -> list[dict[str, Any]]:
-        return list(read_records(self.path)) if self.path.exists() else []
+        if not self.path.exists():
+            return []
+        check_is_profile(self.path)
+        return list(read_records(self.path))
 
     def keys(self) -> set[str]:
         return {_key_of(r) for r in self.records()}
@@ -125,61 +182,15 @@ class ProfileStore:
 
         Yields what was found in the lock file before taking it: ``{}`` for a
         free lock, the old holder's ``{"pid", "host", "started"}`` when a lock
-        left by a dead process was taken over.
+        left by a dead process was taken over (see :func:`hwnas._lock.writer_lock`).
 
         Raises:
             ProfileStoreError: another live process holds the lock (the message
                 names its PID and host).
         """
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no advisory locks, say so once and go on
-            warnings.warn("advisory file locks are not available on this platform; do not run two writers "
-                          f"on {self.path}", stacklevel=3)
-            yield {}
-            return
         self.check_writable()
-        while True:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                h = lock_holder(self.lock_path)
-                who = f"PID {h.get('pid', '?')}" + (f" on {h['host']}" if h.get("host") else "") + \
-                      (f", since {h['started']}" if h.get("started") else "")
-                raise ProfileStoreError(f"{self.path} is being written by another process ({who}); wait for it to "
-                                        "finish, or write to another --out") from None
-            except OSError as exc:
-                os.close(fd)
-                warnings.warn(f"cannot lock {self.lock_path} ({exc.strerror}); do not run two writers on {self.path}",
-                              stacklevel=3)
-                yield {}
-                return
-            # The previous holder may have removed the file between our open and our lock:
-            # then we locked an orphan inode, and must lock the file now at that path instead.
-            try:
-                same = os.path.samestat(os.fstat(fd), os.stat(self.lock_path))
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        try:
-            previous = lock_holder(self.lock_path)
-            info = {"pid": os.getpid(), "host": socket.gethostname(),
-                    "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
-            os.fsync(fd)
+        with writer_lock(self.lock_path, target=self.path, error=ProfileStoreError) as previous:
             yield previous
-        finally:
-            try:
-                os.unlink(self.lock_path)  # removed while still held: no one can lock the old inode afterwards
-            except OSError:
-                pass
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
     def check_writable(self) -> None:
         """Raise a one-line error now rather than after an hour of profiling."""
@@ -231,6 +242,7 @@ class ProfileStore:
         the replace-the-file writer of :mod:`hwnas._files`, which would rewrite the whole file.
         """
         self.check_writable()
+        check_is_profile(self.path)  # never repair or append to a file hwnas did not write
         self._repair_tail()
         lines = [json.dumps(dict(r), separators=(",", ":"), allow_nan=True) + "\n" for r in records]
         if not lines:

@@ -545,7 +545,7 @@ def _page(title: str, subtitle: str, sections: list[Section], head_html: str, ta
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><meta name="generator" content="hwnas">',
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
         f"<h1>{_e(title)}</h1>", f'<p class="sub">{_e(subtitle)}</p>',
         f"<nav>{nav}</nav>" if len(sections) > 1 else "",
@@ -699,7 +699,7 @@ def _build_stage(kind: str, path: Path) -> Report:
             tail += _p("Search again with the same settings (into a new folder):") + _code([shlex.join([
                 "hwnas", "search", "--predictor", str(c.get("predictor")), "--supernet", str(c.get("supernet")),
                 "--max-latency", f"{c.get('budget_ms'):g}ms", "--strategy", str(c.get("strategy")),
-                "--budget", str(c.get("evaluations")), "--seq-len", str(c.get("seq_len")),
+                "--evaluations", str(c.get("evaluations")), "--seq-len", str(c.get("seq_len")),
                 "--batch-size", str(c.get("batch_size")), "--objective", str(c.get("objective")),
                 "--seed", str(c.get("seed")), "--out", str(path) + "-again"])])
         except (InvalidData, TypeError, ValueError):

@@ -38,6 +38,7 @@ import numpy as np
 
 from hwnas._files import atomic_write_text
 from hwnas.errors import InvalidConfig, InvalidData
+from hwnas.outputs import MARKER, check_output_folder, write_marker
 from hwnas.search.base import Strategy, create_strategy
 from hwnas.search.pareto import hypervolume_2d, pareto_mask
 from hwnas.search.problem import (
@@ -166,7 +167,8 @@ def _prepare_out(out: Path, resume: bool) -> bool:
     """Create ``out``; refuse a non-empty one unless resuming. Returns True when there is something to resume."""
     if out.exists() and not out.is_dir():
         raise InvalidConfig(f"--out {out} is a file; give a folder for the search results")
-    existing = out.is_dir() and any(out.iterdir())
+    check_output_folder(out, kind="search")  # never write into a folder hwnas did not make
+    existing = out.is_dir() and any(p.name != MARKER for p in out.iterdir())
     if existing and not resume:
         raise InvalidConfig(
             f"{out} already exists and is not empty; pass --resume to continue that search, or choose another --out"
@@ -174,6 +176,7 @@ def _prepare_out(out: Path, resume: bool) -> bool:
     if resume and existing and not (out / "config.json").is_file():
         raise InvalidConfig(f"cannot resume {out}: it has no config.json (not a search folder)")
     out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, "search")
     return existing
 
 

@@ -168,6 +168,10 @@ def load_supernet(path: str | Path, *, verify: bool = True) -> Supernet:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InvalidConfig(f"{meta_path} is not valid JSON: {exc.msg}") from None
+    except UnicodeDecodeError:
+        raise InvalidConfig(f"{meta_path} is not UTF-8 text") from None
+    if not isinstance(meta, dict):
+        raise InvalidConfig(f"{meta_path} is not a supernet description (a JSON object)")
     if meta.get("format") != FORMAT or not isinstance(meta.get("version"), int) or meta["version"] > VERSION:
         raise InvalidConfig(
             f"{meta_path} is not a {FORMAT} file of version <= {VERSION} (format={meta.get('format')!r}, version={meta.get('version')!r})"
@@ -187,7 +191,13 @@ def load_supernet(path: str | Path, *, verify: bool = True) -> Supernet:
                             mix_attention=bool(mix.get("mix_attention", False)))
     except InvalidConfig as exc:
         raise InvalidConfig(f"{meta_path}: bad mixture record: {exc}") from None
-    state = load_file(str(weights))
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:  # safetensors' own error on a truncated or damaged file
+        raise InvalidConfig(f"{weights} is damaged and cannot be read ({type(exc).__name__})") from None
+    from hwnas.validate import check_finite_tensors
+
+    check_finite_tensors(state, where=str(weights), error=InvalidConfig)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise InvalidConfig(f"{weights} does not fit supernet.json (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")

@@ -33,6 +33,7 @@ import numpy as np
 
 from hwnas._files import atomic_write_bytes, atomic_write_text, sha256_file
 from hwnas.errors import InvalidConfig
+from hwnas.outputs import MARKER, check_output_folder, write_marker
 from hwnas.progress import ProgressCallback, StatusCallback
 from hwnas.space import Architecture, SearchSpace, get_space
 from hwnas.supernet.teacher import teacher_qkv, teacher_summary
@@ -263,8 +264,9 @@ class SupernetLoop(TrainLoop):
             if json.loads((out / "supernet.json").read_text()).get("steps_done", 0) > 0:
                 raise InvalidConfig(f"{out} has a supernet but no checkpoint to resume from")
         if not resume and out.exists() and not (out / "supernet.json").is_file():
-            if any(p.name != ".cache" for p in out.iterdir()):
+            if any(p.name not in (".cache", MARKER) for p in out.iterdir()):
                 raise InvalidConfig(f"{out} exists and is not empty; choose an empty or new --out folder")
+        check_output_folder(out, kind="supernet")  # never write into a folder hwnas did not make
 
     def setup(self, on_progress: ProgressCallback | None) -> None:
         """Teacher, relation heads, tokenised data, model and optimizer."""
@@ -356,6 +358,7 @@ class SupernetLoop(TrainLoop):
         log_path = self.out / "train_log.jsonl"
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
+            write_marker(self.out, "supernet")
             if not (self.out / "tokenizer_config.json").is_file():
                 self.teacher.tokenizer.save_pretrained(str(self.out))
             if self.heldout:
@@ -419,6 +422,7 @@ class SupernetLoop(TrainLoop):
             loss = scale * distillation_loss(targets, o.qkv, o.last_hidden_state, hidden_weight=cfg.hidden_weight)
             (loss / len(archs)).backward()
             values.append(float(loss.detach()))
+        self.stop_if_diverged(step, values)  # before any update: the last checkpoint stays the last good one
         if self.world > 1:
             self._average_grads()
             values = acc.reduce(torch.tensor(values, dtype=torch.float64), "mean").tolist()

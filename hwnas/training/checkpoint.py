@@ -13,7 +13,8 @@ Every file goes through :func:`hwnas._files.atomic_write_bytes` into a ``.tmp``
 folder, which is renamed into place (and its parent fsynced) before
 ``<root>/latest.json`` is replaced to point at it; older checkpoints are deleted
 afterwards. A kill at any moment leaves ``latest.json`` pointing to a complete
-checkpoint. Supernet checkpoints written by earlier releases have this layout
+checkpoint. ``checksums.json`` holds the sha256 of every other file; loading checks
+it (when present) and refuses non-finite weights or optimizer state. Supernet checkpoints written by earlier releases have this layout
 and load unchanged.
 """
 
@@ -28,10 +29,15 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save
 
-from hwnas._files import atomic_write_bytes, atomic_write_text, fsync_dir
+from hwnas._files import atomic_write_bytes, atomic_write_text, fsync_dir, sha256_file
 from hwnas.errors import InvalidConfig
+from hwnas.validate import check_finite_tensors
 
-__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "clear_checkpoints", "save_weights"]
+#: sha256 of every other file of a checkpoint, written last before the folder is renamed into place.
+CHECKSUMS = "checksums.json"
+
+__all__ = ["save_checkpoint", "load_checkpoint", "verify_checkpoint", "latest_checkpoint", "clear_checkpoints",
+           "save_weights"]
 
 
 def save_weights(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Path:
@@ -92,6 +98,8 @@ def save_checkpoint(root: str | Path, step: int, model: torch.nn.Module, optimiz
     save_weights(tmp / "optimizer.safetensors", {**opt_tensors, "rng.torch": torch.get_rng_state()}, meta)
     atomic_write_text(tmp / "optimizer.json", json.dumps(opt_meta, indent=1))
     atomic_write_text(tmp / "state.json", json.dumps({"step": step, **state}, indent=2, default=str))
+    sums = {f.name: sha256_file(f) for f in sorted(tmp.iterdir()) if f.is_file()}
+    atomic_write_text(tmp / CHECKSUMS, json.dumps(sums, indent=1))
     if final.exists():
         shutil.rmtree(final)
     os.rename(tmp, final)
@@ -106,20 +114,62 @@ def save_checkpoint(root: str | Path, step: int, model: torch.nn.Module, optimiz
     return final
 
 
+def verify_checkpoint(path: str | Path) -> None:
+    """Compare every file of a checkpoint with its sha256 in ``checksums.json`` (older checkpoints have none).
+
+    Raises:
+        InvalidConfig: a file is missing or differs (flipped bytes, a truncated write, an edit).
+    """
+    path = Path(path)
+    sums_file = path / CHECKSUMS
+    if not sums_file.is_file():
+        return
+    try:
+        sums = json.loads(sums_file.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise InvalidConfig(f"checkpoint {path}: {CHECKSUMS} is unreadable; the checkpoint is damaged") from None
+    if not isinstance(sums, dict):
+        raise InvalidConfig(f"checkpoint {path}: {CHECKSUMS} is not a mapping; the checkpoint is damaged")
+    for name, digest in sums.items():
+        f = path / str(name)
+        if not f.is_file():
+            raise InvalidConfig(f"checkpoint {path} lacks {name}; delete its folder to start again")
+        if sha256_file(f) != digest:
+            raise InvalidConfig(f"checkpoint {path}: {name} does not match its checksum (damaged or edited); "
+                                "delete the checkpoint folder to start again, or train into another --out")
+
+
 def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
     """Restore ``model`` (and ``optimizer`` and the torch RNG) from a checkpoint folder; returns ``state.json``."""
     path = Path(path)
-    state = json.loads((path / "state.json").read_text())
-    missing, unexpected = model.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
+    verify_checkpoint(path)
+    try:
+        state = json.loads((path / "state.json").read_text())
+        weights = load_file(str(path / "model.safetensors"))
+    except Exception as exc:  # safetensors' own error type, JSON errors, OSError
+        raise InvalidConfig(f"checkpoint {path} is damaged ({type(exc).__name__}); delete its folder to start "
+                            "again from the previous checkpoint, or train into another --out") from None
+    check_finite_tensors(weights, where=f"checkpoint {path}/model.safetensors", error=InvalidConfig)
+    missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected:
         raise InvalidConfig(
             f"checkpoint {path} does not match the model being trained (missing {len(missing)}, unexpected "
             f"{len(unexpected)} tensors); was it written with other settings?"
         )
     if optimizer is not None:
-        tensors = load_file(str(path / "optimizer.safetensors"))
+        try:
+            tensors = load_file(str(path / "optimizer.safetensors"))
+            meta = json.loads((path / "optimizer.json").read_text())
+        except Exception as exc:  # a truncated optimizer state
+            raise InvalidConfig(f"checkpoint {path}: the optimizer state is damaged ({type(exc).__name__}); delete "
+                                "the checkpoint folder to start again, or train into another --out") from None
+        check_finite_tensors(tensors, where=f"checkpoint {path}/optimizer.safetensors", error=InvalidConfig)
         rng = tensors.pop("rng.torch", None)
-        optimizer.load_state_dict(_unflatten_optimizer(tensors, json.loads((path / "optimizer.json").read_text())))
+        try:
+            optimizer.load_state_dict(_unflatten_optimizer(tensors, meta))
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            raise InvalidConfig(f"checkpoint {path}: the optimizer state does not fit the model being trained "
+                                f"({type(exc).__name__}: {str(exc)[:80]})") from None
         if rng is not None:
             torch.set_rng_state(rng)
     return state

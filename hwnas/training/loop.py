@@ -12,7 +12,11 @@ A run is set up by its subclass (model, optimizer, data), then
    process writes one checkpoint (:mod:`hwnas.training.checkpoint`), then
    :meth:`after_checkpoint` runs on every process;
 4. **progress**: the main process emits one :class:`~hwnas.progress.ProgressEvent`
-   per step (``checkpoint=True`` on steps that wrote one).
+   per step (``checkpoint=True`` on steps that wrote one);
+5. **divergence**: a subclass passes each step's losses to :meth:`TrainLoop.stop_if_diverged`
+   before its optimizer step; a non-finite loss on any process stops every process with
+   :class:`~hwnas.errors.TrainingDiverged` before the weights change, so the last
+   checkpoint stays the last good one.
 
 Several processes go through ``accelerate`` (:mod:`hwnas.training.processes`).
 Supernet training (:mod:`hwnas.supernet.train`) and distillation
@@ -21,11 +25,14 @@ Supernet training (:mod:`hwnas.supernet.train`) and distillation
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hwnas.errors import TrainingDiverged
 from hwnas.progress import ProgressCallback, StatusCallback, emit
 from hwnas.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
@@ -110,6 +117,23 @@ class TrainLoop(ABC):
         state = load_checkpoint(folder, self.model, self.optimizer)
         self.start = int(state["step"])
         return state
+
+    def stop_if_diverged(self, step: int, losses: Sequence[float]) -> None:
+        """Raise :class:`~hwnas.errors.TrainingDiverged` on every process when a loss of 0-based ``step`` is not
+        finite on any process. Call it before the optimizer step, so no non-finite update reaches the weights."""
+        bad = float(not all(math.isfinite(v) for v in losses))
+        if self.accelerator.num_processes > 1:  # every process stops together
+            import torch
+
+            bad = float(self.accelerator.reduce(torch.tensor([bad], dtype=torch.float64,
+                                                             device=self.accelerator.device), "sum").item())
+        if bad:
+            shown = ", ".join(f"{v:.4g}" for v in losses)
+            last = self.latest()
+            kept = f"{last} is the last good checkpoint" if last is not None else "no checkpoint had been written yet"
+            raise TrainingDiverged(f"{self.stage}: the training loss became non-finite at step {step + 1} ({shown}); "
+                                   f"stopped before updating the weights; {kept} (lower the learning rate or check "
+                                   "the data)")
 
     def due(self, done: int) -> bool:
         """Whether a checkpoint is written after ``done`` steps."""

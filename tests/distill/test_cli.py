@@ -38,7 +38,7 @@ def test_distill_command_writes_student(tiny_teacher, tmp_path, capsys):
         (["--task", "MISSING.tsv"], "MISSING.tsv: no such file"),
         (["--steps", "0"], "steps must be an integer >= 1; got 0"),
         (["--device", "tpu"], "device 'tpu' is not available here"),
-        (["--seq-len", "0"], "seq_len must be an integer >= 1; got 0"),
+        (["--seq-len", "0"], "--seq-len must be an integer >= 1; got 0"),
     ],
 )
 def test_distill_bad_input_is_one_line_and_exit_2(extra, message, tmp_path, capsys):

@@ -68,7 +68,7 @@ def test_show_eval_predict(cli_bundle, profile_path, capsys):
     (["predict", "--arch", "layers=4"], "lacks hidden"),
     (["predict", "--arch", "layers=2,hidden=100,heads=3,ffn=512"], "heads must divide hidden"),
     (["predict"], "at least one --arch"),
-    (["predict", "--arch", "layers=2,hidden=128,heads=2,ffn=512", "--seq-len", "0"], "seq_len"),
+    (["predict", "--arch", "layers=2,hidden=128,heads=2,ffn=512", "--seq-len", "0"], "--seq-len must be an integer >= 1"),
     (["predict", "--arch", "layers=2,hidden=128,heads=2,ffn=512", "--device", "onnxruntime"], "onnxruntime"),
 ])
 def test_predict_errors_are_one_line_exit_2(cli_bundle, capsys, args, needle):

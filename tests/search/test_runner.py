@@ -62,7 +62,7 @@ def test_an_existing_folder_is_never_overwritten(tmp_path, problem):
     out = tmp_path / "run"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(InvalidConfig, match="already exists and is not empty; pass --resume"):
+    with pytest.raises(InvalidConfig, match="is not empty and was not written by hwnas"):
         run_search(problem, SyntheticEstimator(), strategy="random", evaluations=3, out=out)
     assert (out / "notes.txt").read_text() == "mine" and len(list(out.iterdir())) == 1
 

@@ -29,7 +29,7 @@ def trained_dir(tmp_path_factory, tiny_teacher, space_file, corpus):
     out = tmp_path_factory.mktemp("cli") / "sn"
     with pytest.raises(SystemExit) as exc:
         main(["supernet", "train", "--teacher", str(tiny_teacher), "--space", str(space_file), "--data", str(corpus),
-              "--steps", "3", "--batch-size", "4", "--seq-len", "16", "--heldout", "8", "--threads", "1", "--out", str(out)])
+              "--steps", "3", "--batch-size", "4", "--max-len", "16", "--heldout", "8", "--threads", "1", "--out", str(out)])
     assert exc.value.code == 0
     return out
 
@@ -81,10 +81,10 @@ def test_bad_teacher_and_empty_data_are_one_line(tmp_path, tiny_teacher, space_f
     empty = tmp_path / "empty.txt"
     empty.write_text("\n")
     code, _, err = run(["supernet", "train", "--teacher", str(tiny_teacher), "--space", str(space_file), "--data", str(empty),
-                        "--steps", "1", "--out", str(tmp_path / "a")], capsys)
+                        "--steps", "1", "--max-len", "16", "--out", str(tmp_path / "a")], capsys)
     assert code == 2 and "holds no text" in err and len(err.strip().splitlines()) == 1
     code, _, err = run(["supernet", "train", "--teacher", str(tmp_path), "--space", str(space_file), "--data", str(corpus),
-                        "--steps", "1", "--out", str(tmp_path / "b")], capsys)
+                        "--steps", "1", "--max-len", "16", "--out", str(tmp_path / "b")], capsys)
     assert code == 2 and "no config.json" in err and len(err.strip().splitlines()) == 1
     code, _, err = run(["supernet", "score", str(tmp_path), "--arch", "layers=1,hidden=32,heads=2,ffn=64"], capsys)
     assert code == 2 and "not a supernet folder" in err

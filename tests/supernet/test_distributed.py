@@ -26,7 +26,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path, tiny_teacher, tiny_s
     space_file = tmp_path / "t.json"
     tiny_space.save(space_file)
     common = ["--teacher", str(tiny_teacher), "--space", str(space_file), "--data", str(corpus), "--steps", "4",
-              "--batch-size", "4", "--seq-len", "16", "--heldout", "4", "--threads", "1"]
+              "--batch-size", "4", "--max-len", "16", "--heldout", "4", "--threads", "1"]
     if mixture != "none":
         common += ["--mixture", mixture, "--experts", "2", "--router-hidden", "8"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -110,7 +110,7 @@ def mos_dir(tmp_path_factory, tiny_teacher, corpus, tiny_space):
 
     with pytest.raises(SystemExit) as exc:
         main(["supernet", "train", "--teacher", str(tiny_teacher), "--space", str(space_file), "--data", str(corpus),
-              "--steps", "3", "--batch-size", "4", "--seq-len", "16", "--heldout", "8", "--threads", "1",
+              "--steps", "3", "--batch-size", "4", "--max-len", "16", "--heldout", "8", "--threads", "1",
               "--checkpoint-every", "2", "--mixture", "neuron", "--experts", "2", "--router-hidden", "8",
               "--out", str(out)])
     assert exc.value.code == 0
@@ -147,7 +147,7 @@ def test_resuming_with_another_mixture_is_one_line_and_touches_nothing(mos_dir, 
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     extra = ["--router-hidden", "8"] if "neuron" in flags else []
     code, _, err = run(["supernet", "train", "--teacher", str(tiny_teacher), "--space", str(space_file), "--data",
-                        str(corpus), "--steps", "4", "--batch-size", "4", "--seq-len", "16", "--heldout", "8",
+                        str(corpus), "--steps", "4", "--batch-size", "4", "--max-len", "16", "--heldout", "8",
                         "--threads", "1", "--checkpoint-every", "2", *flags, *extra, "--out", str(out), "--resume"],
                        capsys)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
@@ -162,7 +162,7 @@ def test_resuming_with_another_mixture_is_one_line_and_touches_nothing(mos_dir, 
 ])
 def test_bad_mixture_flags_are_one_line(tmp_path, tiny_teacher, corpus, capsys, flags, message):
     code, _, err = run(["supernet", "train", "--teacher", str(tiny_teacher), "--space", "tiny", "--data", str(corpus),
-                        "--steps", "2", *flags, "--out", str(tmp_path / "x")], capsys)
+                        "--steps", "2", "--max-len", "16", *flags, "--out", str(tmp_path / "x")], capsys)
     assert code == 2 and message in err, err
     assert not (tmp_path / "x").exists()
 

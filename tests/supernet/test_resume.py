@@ -19,7 +19,7 @@ STEPS = 60
 
 def _argv(teacher, space_file, corpus, out, cache):
     return [sys.executable, "-m", "hwnas.cli.main", "supernet", "train", "--teacher", str(teacher), "--space", str(space_file),
-            "--data", str(corpus), "--steps", str(STEPS), "--batch-size", "4", "--seq-len", "16", "--heldout", "8",
+            "--data", str(corpus), "--steps", str(STEPS), "--batch-size", "4", "--max-len", "16", "--heldout", "8",
             "--checkpoint-every", "5", "--threads", "1", "--out", str(out)]
 
 
