@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hwnas.cli.main import main
+from hwnas.outputs import write_marker
 
 
 def _run(args, capsys):
@@ -30,6 +31,7 @@ def test_bad_task_or_recipe_is_one_line_exit_2_and_keeps_out(name, content, reci
     task.write_text(content)
     out = tmp_path / "student"
     out.mkdir()
+    write_marker(out, "distill")  # a student folder hwnas wrote earlier (a foreign folder is refused sooner)
     kept = out / "model.safetensors"
     kept.write_bytes(b"weights trained before")  # stands for a student already there
     args = ["distill", "--arch", "L1-H32-A2-I64", "--task", str(task), "--out", str(out), "--quiet", "--no-measure"]

@@ -106,7 +106,7 @@ def predictor_path(tmp_path_factory):
 
 
 def _search_args(predictor_path, out):
-    return ["search", "--predictor", predictor_path, "--estimator", "params", "--max-latency", "50ms", "--budget", "4",
+    return ["search", "--predictor", predictor_path, "--estimator", "params", "--max-latency", "50ms", "--evaluations", "4",
             "--strategy", "random", "--verify", "cpu", "--quick", "--cluster", "ray", "--out", str(out)]
 
 

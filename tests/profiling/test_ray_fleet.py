@@ -339,7 +339,7 @@ def test_cli_search_verify_cluster_ray_writes_the_nodes_to_verify_json(cluster, 
 
     out = tmp_path / "search"
     result = CliRunner().invoke(cli, ["search", "--predictor", str(_tiny_predictor(tmp_path)), "--estimator", "params",
-                                      "--max-latency", "50ms", "--budget", "4", "--strategy", "random", "--seq-len", "8",
+                                      "--max-latency", "50ms", "--evaluations", "4", "--strategy", "random", "--seq-len", "8",
                                       "--verify", "cpu", "--quick", "--cluster", "ray", "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads((out / "verify.json").read_text())

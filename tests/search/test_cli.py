@@ -34,7 +34,7 @@ def base_args(real_predictor_path, tiny_supernet_path, tmp_path):
 
 @pytest.mark.slow
 def test_search_writes_outputs_and_verifies_on_cpu(base_args, tmp_path, capsys):
-    code, out, err = run_cli([*base_args, "--max-latency", "0.08s", "--strategy", "random", "--budget", "4",
+    code, out, err = run_cli([*base_args, "--max-latency", "0.08s", "--strategy", "random", "--evaluations", "4",
                               "--verify", "cpu", "--quick"], capsys)
     assert code == 0, err
     run = tmp_path / "run"
@@ -52,7 +52,7 @@ def test_search_writes_outputs_and_verifies_on_cpu(base_args, tmp_path, capsys):
     assert "winner:" in out and "within budget" in out and "Pareto front" in out
     # the same folder again is refused, and nothing in it is touched
     before = (run / "evaluated.csv").read_bytes()
-    code, _, err = run_cli([*base_args, "--max-latency", "80ms", "--strategy", "random", "--budget", "4"], capsys)
+    code, _, err = run_cli([*base_args, "--max-latency", "80ms", "--strategy", "random", "--evaluations", "4"], capsys)
     one_line_error(code, err, "already exists and is not empty; pass --resume")
     assert (run / "evaluated.csv").read_bytes() == before
 

@@ -15,7 +15,7 @@ from tests.search.test_cli import one_line_error, run_cli
 def test_search_with_a_free_estimator_needs_no_supernet(real_predictor_path, tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout, err = run_cli(["search", "--predictor", real_predictor_path, "--estimator", "params",
-                                 "--max-latency", "80ms", "--strategy", "random", "--budget", "5", "--out", out], capsys)
+                                 "--max-latency", "80ms", "--strategy", "random", "--evaluations", "5", "--out", out], capsys)
     assert code == 0, err
     config = json.loads((out / "config.json").read_text())
     assert config["estimator"] == "params" and config["space"] == "tiny"
@@ -34,7 +34,7 @@ def test_screen_spends_the_expensive_estimator_on_the_best_screened(real_predict
     out = tmp_path / "two"
     code, _, err = run_cli(["search", "--predictor", real_predictor_path, "--supernet", tiny_supernet_path,
                             "--screen", "params", "--estimator", "supernet-loss", "--max-latency", "80ms",
-                            "--budget", "4", "--out", out], capsys)
+                            "--evaluations", "4", "--out", out], capsys)
     assert code == 0, err
     config = json.loads((out / "config.json").read_text())
     assert config["strategy"] == "screen" and config["strategy_options"]["screen"] == "params"
@@ -57,7 +57,7 @@ def test_bad_estimator_choices_are_one_line(real_predictor_path, tmp_path, capsy
 
 def test_deprecated_metric_still_works_and_says_so(real_predictor_path, tiny_supernet_path, tmp_path, capsys):
     code, _, err = run_cli(["search", "--predictor", real_predictor_path, "--supernet", tiny_supernet_path,
-                            "--metric", "loss", "--max-latency", "80ms", "--strategy", "random", "--budget", "2",
+                            "--metric", "loss", "--max-latency", "80ms", "--strategy", "random", "--evaluations", "2",
                             "--out", tmp_path / "m"], capsys)
     assert code == 0, err
     assert "--metric is deprecated; use --estimator supernet-loss" in err
