@@ -324,13 +324,18 @@ class DistillLoop(TrainLoop):
 
     def resume(self) -> None:
         refuse_legacy_checkpoint(self.out_dir)
-        self.restore()
+        state = self.restore()
         self.result.resumed_from = self.start
+        if state:  # the curve so far (losses and evaluations) continues across a resume
+            self.result.history = list(state.get("history", []))
+            self.result.loss_first = float(state.get("loss_first", float("nan")))
         if self.config.keep_best and self.start > 0:
             self.best = _load_best(self.best_dir)
 
     def checkpoint_state(self) -> dict[str, Any]:
-        return {**self.expect, "world_size": self.world}  # the world may change on resume: batches are global
+        # the world may change on resume: batches are global; the history is the learning curve so far
+        return {**self.expect, "world_size": self.world, "history": self.result.history,
+                "loss_first": self.result.loss_first}
 
     # ------------------------------------------------------------ set-up for several processes
     def prepare(self) -> None:

@@ -67,7 +67,7 @@ def test_resume_after_a_kill_gives_the_same_weights(setup, tmp_path):
         return init_student(Architecture(1, 32, 2, 64), 2, init="teacher", teacher_path=folder, seed=0)[0]
 
     reference = fresh()
-    train(reference, teacher, lc, enc, "classification", cfg, tmp_path / "a")
+    ref = train(reference, teacher, lc, enc, "classification", cfg, tmp_path / "a")
 
     class Killed(Exception):
         pass
@@ -85,6 +85,9 @@ def test_resume_after_a_kill_gives_the_same_weights(setup, tmp_path):
     assert result.resumed_from == 3
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6), name
+    # the learning curve survives the kill: the steps logged before it come back from the checkpoint
+    assert [h["step"] for h in result.history] == [h["step"] for h in ref.history] == [1, 8]
+    assert result.loss_first == pytest.approx(ref.loss_first)
     # other settings cannot resume this checkpoint
     with pytest.raises(InvalidConfig, match="different train_config"):
         train(fresh(), teacher, lc, enc, "classification", TrainConfig(steps=9, batch_size=8, checkpoint_every=3),
