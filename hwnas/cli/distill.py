@@ -68,6 +68,9 @@ def print_report(report: dict[str, Any], out: str) -> None:
 @click.option("--limit", type=int, default=None, help="Use only the first N training examples.")
 @click.option("--eval-limit", type=int, default=None, help="Use only the first N evaluation examples.")
 @click.option("--augment", type=int, default=0, show_default=True, help="Noisy copies of each training example.")
+@click.option("--augment-method", type=click.Choice(["edit", "mlm"]), default="edit", show_default=True,
+              help="How --augment makes a copy: word deletions and swaps, or masked-LM word replacement (the "
+                   "teacher's MLM head where its folder has one, random vocabulary words otherwise).")
 @click.option("--text-column", default=None, help="Column of the (first) sentence; detected when omitted.")
 @click.option("--pair-column", default=None, help="Column of the second sentence; detected when omitted.")
 @click.option("--label-column", default=None, help="Column of the label; detected when omitted.")
@@ -92,7 +95,7 @@ def print_report(report: dict[str, Any], out: str) -> None:
 def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, supernet: str | None, init: str,
             losses: str, temperature: float | None, steps: int, agnostic_steps: int, teacher_steps: int,
             teacher_seed: int | None, teacher_eval_every: int,
-            batch_size: int, lr: float, max_len: int, limit: int | None, eval_limit: int | None, augment: int,
+            batch_size: int, lr: float, max_len: int, limit: int | None, eval_limit: int | None, augment: int, augment_method: str,
             text_column: str | None, pair_column: str | None, label_column: str | None, predictor: str | None,
             threads: int, device: str | None, latency_seq_len: int | None, latency_batch_size: int | None,
             strict: bool, no_measure: bool, mixed_precision: str, seed: int, cache_dir: str | None,
@@ -143,7 +146,7 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
         arch=arch, task=task, eval=eval_, teacher=teacher, supernet=supernet, init=init, losses=loss_config,
         steps=steps, batch_size=batch_size, lr=lr, agnostic_steps=agnostic_steps, teacher_steps=teacher_steps,
         teacher_seed=teacher_seed, teacher_eval_every=teacher_eval_every,
-        max_len=max_len, limit=limit, eval_limit=eval_limit, augment=augment, seed=seed,
+        max_len=max_len, limit=limit, eval_limit=eval_limit, augment=augment, augment_method=augment_method, seed=seed,
         mixed_precision=mixed_precision, predictor=predictor, measure=not no_measure, threads=threads,
         cache_dir=cache_dir, text_col=text_column, text_pair_col=pair_column, label_col=label_column,
         device=device, seq_len=latency_seq_len, latency_batch_size=latency_batch_size, strict=strict,

@@ -92,6 +92,7 @@ class DistillConfig:
     limit: int | None = None
     eval_limit: int | None = None
     augment: int = 0
+    augment_method: str = "edit"
     seed: int = 0
     mixed_precision: str = "auto"
     checkpoint_every: int = 100
@@ -118,6 +119,10 @@ class DistillConfig:
         if self.teacher_seed is not None and (isinstance(self.teacher_seed, bool) or not isinstance(self.teacher_seed, int)
                                               or self.teacher_seed < 0):
             raise InvalidConfig(f"teacher_seed must be an integer >= 0 or None; got {self.teacher_seed!r}")
+        from hwnas.distill.data import AUGMENT_METHODS
+
+        if self.augment_method not in AUGMENT_METHODS:
+            raise InvalidConfig(f"augment_method must be one of {', '.join(AUGMENT_METHODS)}; got {self.augment_method!r}")
         for name in ("agnostic_steps", "augment"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -137,7 +142,7 @@ class DistillConfig:
         d["arch"] = resolve_arch(self.arch)[0].key
         d["losses"] = self.losses.to_dict()
         # settings added later stay out at their defaults, so folders written before still match
-        for name, default in (("teacher_seed", None), ("teacher_eval_every", 0)):
+        for name, default in (("teacher_seed", None), ("teacher_eval_every", 0), ("augment_method", "edit")):
             if d[name] == default:
                 del d[name]
         return d
@@ -203,6 +208,19 @@ def teacher_train_config(config: DistillConfig):
                        max_len=config.max_len, seed=config.seed if config.teacher_seed is None else config.teacher_seed,
                        mixed_precision=config.mixed_precision, checkpoint_every=config.checkpoint_every,
                        eval_every=config.teacher_eval_every, keep_best=config.teacher_eval_every > 0)
+
+
+def _augmented(config: DistillConfig, data: TaskData, teacher: Any) -> TaskData:
+    """``data`` plus ``config.augment`` noisy copies per example (word edits, or masked-LM replacement with
+    the teacher's own MLM head where its folder has one, random vocabulary words otherwise)."""
+    if not config.augment:
+        return data
+    if config.augment_method == "mlm":
+        from hwnas.distill.data import load_mlm_head
+
+        return augment(data, config.augment, seed=config.seed, method="mlm", tokenizer=teacher.tokenizer,
+                       mlm=load_mlm_head(resolve_teacher(config.teacher)))
+    return augment(data, config.augment, seed=config.seed)
 
 
 def load_data(config: DistillConfig) -> tuple[TaskData, TaskData, str]:
@@ -274,7 +292,7 @@ def distill(
     train_data, eval_data, eval_note = load_data(config)
     teacher = _task_teacher(config, out, train_data, eval_data, on_status, on_progress)
     tokenizer = teacher.tokenizer
-    train_aug = augment(train_data, config.augment, seed=config.seed) if config.augment else train_data
+    train_aug = _augmented(config, train_data, teacher)
     train_enc, eval_enc = encode(tokenizer, train_aug, config.max_len), encode(tokenizer, eval_data, config.max_len)
     arch, student, init_note = _student(config, arch, train_data, teacher)
     history: dict[str, Any] = {}

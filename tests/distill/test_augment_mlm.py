@@ -112,3 +112,25 @@ def test_bad_augmentation_settings_are_one_line(data, kwargs, message):
 def test_p_replace_out_of_range(tokenizer):
     with pytest.raises(InvalidData, match=r"p_replace must be in \(0, 1\]; got 0"):
         mlm_replace(["a film"], tokenizer, p_replace=0)
+
+
+def test_distill_config_takes_the_augment_method_and_uses_the_teachers_head(tokenizer, data, tmp_path):
+    from types import SimpleNamespace
+
+    from hwnas.distill.api import DistillConfig, _augmented
+    from hwnas.errors import InvalidConfig
+
+    arch, task = "layers=1,hidden=32,heads=2,ffn=64", str(embedded_path("sst2/train.tsv"))
+    with pytest.raises(InvalidConfig, match="augment_method must be one of"):
+        DistillConfig(arch=arch, task=task, augment=1, augment_method="synonyms")
+    assert "augment_method" not in DistillConfig(arch=arch, task=task).to_dict()  # folders written before still match
+    folder = _mlm_folder(tmp_path / "mlm-teacher", tokenizer, favourite="wonderful")
+    config = DistillConfig(arch=arch, task=task, teacher=str(folder), augment=1, augment_method="mlm", seed=3)
+    assert config.to_dict()["augment_method"] == "mlm"
+    out = _augmented(config, data, SimpleNamespace(tokenizer=tokenizer))
+    copies = out.texts[len(data):]
+    assert len(out) == 2 * len(data) and list(out.labels[len(data):]) == list(data.labels)
+    # the head was loaded from the teacher's folder: its favourite word, one of the top 8 it samples from,
+    # turns up in several copies (random vocabulary words, the fallback, would almost never give it)
+    assert sum("wonderful" in t.split() for t in copies) >= 3
+    assert _augmented(DistillConfig(arch=arch, task=task, augment=0, augment_method="mlm"), data, None) is data
