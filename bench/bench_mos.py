@@ -14,7 +14,11 @@ then prints side by side:
 * with ``--table``: Kendall tau of each supernet's score (minus the held-out loss)
   against the ground-truth table's accuracies, over all its students of the
   supernet's space and within latency bands (pairs within 5% predicted latency),
-  beside the parameter count's.
+  with bootstrap 95% intervals, beside the parameter count's;
+* with ``--table`` and ``--curve``: the same taus after every checkpoint (a
+  curve against training steps and CPU seconds), appended to
+  ``OUT/<mixture>/curve.jsonl`` as training goes, so a killed run keeps the
+  points it had and the resumed run adds the rest.
 
 Usage (figures in docs/supernets.md came from this; resumable: finished supernets
 are reused, unfinished ones resume)::
@@ -62,6 +66,9 @@ def main(argv=None) -> int:
     ap.add_argument("--table", default=None, help="ground-truth table (bench/ground_truth/table.csv)")
     ap.add_argument("--task", default="sst2")
     ap.add_argument("--results", default=None)
+    ap.add_argument("--curve", action="store_true", help="tau against the table after every checkpoint")
+    ap.add_argument("--checkpoints", type=int, default=10, help="checkpoints per supernet (curve points)")
+    ap.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the tau intervals")
     args = ap.parse_args(argv)
 
     import torch
@@ -76,11 +83,11 @@ def main(argv=None) -> int:
     probes = {"smallest": space.smallest, "middle": space.enumerate()[len(space) // 2], "largest": space.largest}
     truth = None
     if args.table:
-        from bench_estimators import band_mask, load_truth, pair_tau
+        from bench_estimators import band_mask, bootstrap, load_truth, pair_tau
 
         from hwnas.space import Architecture
 
-        archs, acc, lat, bands, noise = load_truth(Path(args.table), args.task)
+        archs, acc, lat, _bands, _noise = load_truth(Path(args.table), args.task)
         idx = [i for i, a in enumerate(archs) if Architecture.parse(a) in space]
         truth = ([archs[i] for i in idx], acc[idx], lat[idx]) if len(idx) >= 4 else None
         print(f"ground truth: {len(idx)} students of space {space.name}, task {args.task}"
@@ -91,23 +98,63 @@ def main(argv=None) -> int:
 
     build_token_cache(args.data, load_teacher(args.teacher).tokenizer, seq_len=args.seq_len,
                       cache_dir=Path(args.out) / ".cache", max_rows=args.max_rows)
+    def taus(scores: np.ndarray) -> dict[str, float]:
+        """Tau over all students and within bands, each with a bootstrap interval over students."""
+        _, acc, lat = truth
+        within, every = band_mask(lat), np.ones((len(acc),) * 2, bool)
+        out = {}
+        for name, mask in (("tau_all", every), ("tau_within_band", within)):
+            out[name] = pair_tau(scores, acc, mask)
+            lo, hi = bootstrap(lambda i, m=mask: pair_tau(scores[i], acc[i], m[np.ix_(i, i)]), len(acc), args.bootstrap)
+            out[name + "_ci"] = [lo, hi]
+        out["pairs_within_band"] = int(np.triu(within, 1).sum())
+        return out
+
+    def curve_callback(kind: str, out: Path, start_cpu: float, prior_cpu: float):
+        """An ``on_progress`` that scores the truth after every checkpoint and appends one JSON line."""
+        path = out / "curve.jsonl"
+        seen = {json.loads(line)["step"] for line in path.read_text().splitlines() if line.strip()} if path.exists() else set()
+
+        def on_progress(ev) -> None:
+            if ev.stage != "supernet" or not ev.checkpoint or ev.completed in seen:
+                return
+            t0 = cpu_s()
+            sn = load_supernet(out)
+            scores = SupernetEstimator(sn, "loss", cache=False, threads=args.threads).score(truth[0])
+            point = {"step": ev.completed, "train_cpu_s": prior_cpu + t0 - start_cpu - on_progress.eval_cpu,
+                     "students": len(truth[0]), "loss": ev.metrics.get("loss"), **taus(np.asarray(scores))}
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(point) + "\n")
+            seen.add(ev.completed)
+            on_progress.eval_cpu += cpu_s() - t0
+            print(f"  {kind} step {ev.completed}: tau all {point['tau_all']:.3f}, within bands "
+                  f"{point['tau_within_band']:.3f}", flush=True)
+        on_progress.eval_cpu = 0.0
+        return on_progress
+
     results = {"command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]), "settings": vars(args),
                "supernets": {}}
     for kind in [m.strip() for m in args.mixtures.split(",") if m.strip()]:
         out = Path(args.out) / kind
         cfg = TrainConfig(space=space, out=str(out), teacher=args.teacher, data=args.data, steps=args.steps,
                           batch_size=args.batch_size, seq_len=args.seq_len, max_rows=args.max_rows,
-                          checkpoint_every=max(1, args.steps // 10), seed=args.seed, threads=args.threads,
+                          checkpoint_every=max(1, args.steps // args.checkpoints), seed=args.seed, threads=args.threads,
                           cache_dir=str(Path(args.out) / ".cache"), mixture=kind, experts=args.experts,
                           router_hidden=args.router_hidden)
         done = (out / "supernet.json").is_file() and json.loads((out / "supernet.json").read_text()).get("steps_done") == args.steps
         t_cpu, t_wall = cpu_s(), time.perf_counter()
         if not done:
-            result = train_supernet(cfg, resume=(out / "checkpoints").exists())
+            callback = None
+            if args.curve and truth is not None:
+                prior = out / "curve.jsonl"
+                points = [json.loads(x) for x in prior.read_text().splitlines() if x.strip()] if prior.exists() else []
+                callback = curve_callback(kind, out, cpu_s(), points[-1]["train_cpu_s"] if points else 0.0)
+            result = train_supernet(cfg, resume=(out / "checkpoints").exists(), on_progress=callback)
             steps_run = result.steps_run
+            eval_cpu = callback.eval_cpu if callback is not None else 0.0
         else:
-            steps_run = 0
-        cpu_per_step = (cpu_s() - t_cpu) / steps_run if steps_run else None
+            steps_run, eval_cpu = 0, 0.0
+        cpu_per_step = (cpu_s() - t_cpu - eval_cpu) / steps_run if steps_run else None
         wall_per_step = (time.perf_counter() - t_wall) / steps_run if steps_run else None
         sn = load_supernet(out)
         n_params = sum(p.numel() for p in sn.model.parameters())
@@ -117,11 +164,11 @@ def main(argv=None) -> int:
                "parameters": n_params, "train_memory_mb": n_params * 4 * 4 / 2**20, "heldout_loss_after": after,
                "first_loss": sn.meta.get("first_loss")}
         if truth is not None:
-            archs, acc, lat = truth
-            scores = est.score(archs)
-            within = band_mask(lat)
-            row["tau_all"] = pair_tau(scores, acc, np.ones((len(archs),) * 2, bool))
-            row["tau_within_band"] = pair_tau(scores, acc, within)
+            row.update(taus(np.asarray(est.score(truth[0]))))
+            row["students"] = len(truth[0])
+            curve = out / "curve.jsonl"
+            if curve.exists():
+                row["curve"] = [json.loads(x) for x in curve.read_text().splitlines() if x.strip()]
         results["supernets"][kind] = row
         print(f"{kind:7s} steps {row['steps']}: cpu {cpu_per_step if cpu_per_step else float('nan'):.2f} s/step, "
               f"params {n_params / 1e6:.1f}M ({row['train_memory_mb']:.0f} MB with AdamW), held-out loss "
@@ -139,14 +186,19 @@ def main(argv=None) -> int:
     any_sn.meta = {**any_sn.meta, "weights_sha256": "teacher-slices"}
     before = dict(zip(probes, (-SupernetEstimator(any_sn, "loss", cache=False).score(list(probes.values()))).tolist()))
     results["heldout_loss_before"] = before
+    if truth is not None:
+        results["before_training"] = taus(np.asarray(SupernetEstimator(any_sn, "loss", cache=False).score(truth[0])))
+        print(f"before training (teacher slices): tau all {results['before_training']['tau_all']:.3f}, "
+              f"within bands {results['before_training']['tau_within_band']:.3f}")
     print("before training (teacher slices): " + ", ".join(f"{k} {v:.4f}" for k, v in before.items()))
     if truth is not None:
         from hwnas.estimators import make_estimator
 
-        p = make_estimator("params").score(truth[0])
-        results["params_tau_all"] = pair_tau(p, truth[1], np.ones((len(truth[0]),) * 2, bool))
-        results["params_tau_within_band"] = pair_tau(p, truth[1], band_mask(truth[2]))
-        print(f"params  tau all {results['params_tau_all']:.3f}, within bands {results['params_tau_within_band']:.3f}")
+        p = np.asarray(make_estimator("params").score(truth[0]), dtype=float)
+        results.update({"params_" + k: v for k, v in taus(p).items()})
+        print(f"params  tau all {results['params_tau_all']:.3f} {results['params_tau_all_ci']}, within bands "
+              f"{results['params_tau_within_band']:.3f} {results['params_tau_within_band_ci']} "
+              f"({results['params_pairs_within_band']} pairs)")
     if args.results:
         Path(args.results).write_text(json.dumps(results, indent=1) + "\n")
         print(f"written {args.results}")
