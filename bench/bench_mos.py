@@ -105,7 +105,9 @@ def main(argv=None) -> int:
         out = {}
         for name, mask in (("tau_all", every), ("tau_within_band", within)):
             out[name] = pair_tau(scores, acc, mask)
-            lo, hi = bootstrap(lambda i, m=mask: pair_tau(scores[i], acc[i], m[np.ix_(i, i)]), len(acc), args.bootstrap)
+            # a resampled student paired with its own copy is not a pair (as in bench_estimators)
+            lo, hi = bootstrap(lambda i, m=mask: pair_tau(scores[i], acc[i], m[np.ix_(i, i)] & (i[:, None] != i[None, :])),
+                               len(acc), args.bootstrap)
             out[name + "_ci"] = [lo, hi]
         out["pairs_within_band"] = int(np.triu(within, 1).sum())
         return out
@@ -122,7 +124,8 @@ def main(argv=None) -> int:
             sn = load_supernet(out)
             scores = SupernetEstimator(sn, "loss", cache=False, threads=args.threads).score(truth[0])
             point = {"step": ev.completed, "train_cpu_s": prior_cpu + t0 - start_cpu - on_progress.eval_cpu,
-                     "students": len(truth[0]), "loss": ev.metrics.get("loss"), **taus(np.asarray(scores))}
+                     "students": len(truth[0]), "loss": ev.metrics.get("loss"), **taus(np.asarray(scores)),
+                     "scores": dict(zip(truth[0], np.asarray(scores).tolist()))}
             with path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(point) + "\n")
             seen.add(ev.completed)
