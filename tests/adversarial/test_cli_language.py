@@ -65,7 +65,8 @@ def test_list_parser_refuses_in_one_line_naming_the_option():
     from hwnas.errors import InvalidConfig
 
     assert parse_int_list(("64", "128,64"), "--seq-len") == (64, 128)  # duplicates dropped, order kept
-    for bad in (("x",), ("64", ""), (",",), ("1.5",), ("0",), ("٣",), ("9" * 12,)):
+    assert parse_int_list(("64", "", " ,"), "--seq-len") == (64,)  # empty items are skipped
+    for bad in (("x",), ("64", "x"), (",",), ("1.5",), ("0",), ("٣",), ("9" * 12,)):
         with pytest.raises(InvalidConfig, match="--seq-len") as exc:
             parse_int_list(bad, "--seq-len")
         assert "\n" not in str(exc.value)

@@ -63,7 +63,7 @@ def _complete_lines(path: Path) -> int:
 def test_profile_interrupted_keeps_every_chunk_and_resumes(tmp_path):
     archs = tmp_path / "archs.txt"
     archs.write_text("".join(f"layers={layers},hidden={hidden},heads=2,ffn={ffn}\n"
-                             for layers in (1, 2) for hidden in (64, 128) for ffn in (128, 256, 512)))
+                             for layers in (1, 2) for hidden in (64, 128) for ffn in (128, 256)))
     out = tmp_path / "p.jsonl"
     args = ["profile", "--archs", archs, "--quick", "--interleave", "1", "--seq-len", "16", "--out", out]
     proc, err = _start(args, tmp_path)
@@ -73,12 +73,15 @@ def test_profile_interrupted_keeps_every_chunk_and_resumes(tmp_path):
     assert match and f"every completed chunk is saved in {out}" == match.group(1), lines[-3:]
     assert not any("Traceback" in line or "internal error" in line for line in lines)
     kept = [json.loads(line) for line in out.read_text().splitlines()]  # every line a complete record
-    assert 1 <= len(kept) < 12
-    proc, err = _start([*args, "--resume", "--quiet"], tmp_path)
-    assert proc.wait(timeout=300) == 0, err.read_text()[-2000:]
+    assert 1 <= len(kept) < 8
+    from hwnas.cli.main import main  # the resume runs in this process: one interpreter start less
+
+    with pytest.raises(SystemExit) as exc:
+        main([*map(str, args), "--resume", "--quiet"])
+    assert exc.value.code == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     keys = {(r["layers"], r["hidden"], r["ffn"]) for r in records}
-    assert len(records) == len(keys) == 12 and records[: len(kept)] == kept  # nothing lost, nothing repeated
+    assert len(records) == len(keys) == 8 and records[: len(kept)] == kept  # nothing lost, nothing repeated
 
 
 def test_supernet_train_interrupted_keeps_a_verified_checkpoint(tmp_path):
