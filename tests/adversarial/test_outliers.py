@@ -115,3 +115,15 @@ def test_predictor_fit_leaves_gross_outliers_out_by_its_rule(tmp_path, capsys):
     code, out, err = _fit([_write(tmp_path / "m.jsonl", many), "--out", tmp_path / "c.hwnas"], capsys)
     assert code == 0 and json.loads(out)["outliers_left_out"] == 0, err
     assert "more than 10% of the records" in err and "they are kept" in err
+
+
+def test_profile_show_counts_them(tmp_path, capsys):
+    records = _records(HOLDOUT)
+    records[3] = {**records[3], "latency_ms": records[3]["latency_ms"] * 90}
+    path = _write(tmp_path / "p.jsonl", records + records[:2])
+    with pytest.raises(SystemExit) as exc:
+        main(["profile", "show", str(path), "--json"])
+    out, err = capsys.readouterr()
+    shown = json.loads(out)
+    assert exc.value.code == 0 and shown["physics_outliers"] == 1 and shown["duplicates"] == 2, err
+    assert sum(line.startswith("warning:") for line in err.splitlines()) == 2  # one line per finding
