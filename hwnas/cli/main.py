@@ -60,25 +60,26 @@ _state = {"debug": False}
 _RESUME = "rerun it with --resume to continue"
 
 
-def _checkpoint(folder) -> str:
-    """``the checkpoint of step N`` of a training folder (its ``checkpoints/latest.json``), read without torch."""
+def _checkpoint(folder, none: str = "") -> str:
+    """What a training folder keeps: ``OUT keeps its checkpoint of step N`` (read from ``checkpoints/latest.json``,
+    without torch), or that it holds none yet."""
     import json
     from pathlib import Path
 
     try:
         name = json.loads((Path(folder) / "checkpoints" / "latest.json").read_text())["checkpoint"]
-        return f"its checkpoint of step {int(str(name).rpartition('-')[2])}"
+        return f"{folder} keeps its checkpoint of step {int(str(name).rpartition('-')[2])}"
     except (OSError, ValueError, KeyError, TypeError):
-        return "nothing yet (no checkpoint was written)"
+        return f"{folder} holds no checkpoint yet{none}"
 
 
 # command -> (what it keeps when interrupted, from its parsed options; whether --resume continues it).
 # The one place Ctrl-C messages are written: every command ends "hwnas: interrupted: <kept>; <next>", exit 130.
 INTERRUPTED: dict[str, tuple] = {
     "profile": (lambda p: f"every completed chunk is saved in {p.get('out')}", True),
-    "supernet train": (lambda p: f"{p.get('out')} keeps {_checkpoint(p.get('out'))}", True),
+    "supernet train": (lambda p: _checkpoint(p.get("out")), True),
     "search": (lambda p: f"every finished evaluation is in {p.get('out')}/evaluated.csv", True),
-    "distill": (lambda p: f"{p.get('out')} keeps {_checkpoint(p.get('out'))}", True),
+    "distill": (lambda p: _checkpoint(p.get("out"), " (a fine-tuned teacher is kept in its cache)"), True),
     "distill front": (lambda p: "every finished student is kept", True),
     "run": (lambda p: f"every finished stage is kept in the run folder under {p.get('work_dir')}", True),
     "predictor fit": (lambda p: f"{p.get('out')} was not written", False),

@@ -127,7 +127,7 @@ def test_interrupted_line_has_one_shape_for_every_command(tmp_path):
     assert "s/evaluated.csv" in lines["search"] and "under w" in lines["run"]
     assert "x.hwnas was not written; rerun it to start again" in lines["predictor fit"]
     assert "nothing was changed" in lines["predict"] and "nothing was changed" in lines["garbage"]
-    assert "nothing yet" in interrupted_line(["distill", "--arch", ARCH, "--task", "t", "--out", str(tmp_path / "d")])
+    assert "holds no checkpoint yet" in interrupted_line(["distill", "--arch", ARCH, "--task", "t", "--out", str(tmp_path / "d")])
     assert {"profile", "search", "distill", "run"} <= set(INTERRUPTED) and set(INTERRUPTED) - {
         "supernet train", "supernet extract", "predictor fit", "distill front"} <= set(COMMANDS)
 
