@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def parse_int_list(values: str | tuple[str, ...] | list[str] | None, option: str
     out: list[int] = []
     typed = ",".join(values) if isinstance(values, (tuple, list)) else str(values)
     for item in split_list(values):
-        if len(item) > 9 or not item.lstrip("+-").isdigit() or not item.isascii():
+        if len(item) > 9 or not re.fullmatch(r"[+-]?[0-9]+", item):
             raise InvalidConfig(f"{option} must be integers >= {minimum}, comma-separated or repeated "
                                 f"(e.g. {example}); got {typed[:60]!r}")
         value = int(item)

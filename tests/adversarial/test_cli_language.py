@@ -66,7 +66,7 @@ def test_list_parser_refuses_in_one_line_naming_the_option():
 
     assert parse_int_list(("64", "128,64"), "--seq-len") == (64, 128)  # duplicates dropped, order kept
     assert parse_int_list(("64", "", " ,"), "--seq-len") == (64,)  # empty items are skipped
-    for bad in (("x",), ("64", "x"), (",",), ("1.5",), ("0",), ("٣",), ("9" * 12,)):
+    for bad in (("x",), ("64", "x"), (",",), ("1.5",), ("0",), ("٣",), ("9" * 12,), ("-+3",), ("3-",)):
         with pytest.raises(InvalidConfig, match="--seq-len") as exc:
             parse_int_list(bad, "--seq-len")
         assert "\n" not in str(exc.value)
