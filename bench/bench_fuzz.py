@@ -124,6 +124,14 @@ def main() -> None:
         bad = sum(s["failures"] for s in fuzz.values())
         secs = sum(s["seconds"] for s in fuzz.values())
         print(f"{'total':<22} {total:>7} {bad:>8} {secs:>7.1f}s")
+    parts = [result["corpus"]] if "corpus" in result else []
+    parts += list(result.get("fuzz", {}).values())
+    result["total"] = {"cases": sum(p["cases"] for p in parts), "failures": sum(p["failures"] for p in parts),
+                       "seconds": sum(p["seconds"] for p in parts), "load_avg_end": os.getloadavg()}
+    t = result["total"]
+    print(f"ALL: {t['cases']} cases, {t['failures']} failures, {t['seconds']:.1f} s "
+          f"(load average {result['load_avg'][0]:.1f} at the start, {t['load_avg_end'][0]:.1f} at the end, "
+          f"{os.cpu_count()} cores)")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str))
 

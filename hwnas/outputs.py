@@ -31,8 +31,8 @@ from typing import Any
 from hwnas.errors import InvalidConfig
 
 __all__ = ["MARKER", "KINDS", "read_marker", "write_marker", "check_output_folder", "claim_output_folder",
-           "remove_if_unfinished", "replace_owned_folder", "writer_guard", "check_search_out", "check_output_file",
-           "check_not_input", "is_bundle", "same_content"]
+           "remove_if_unfinished", "replace_owned_folder", "writer_guard", "folder_lock", "staged_folder",
+           "check_search_out", "check_output_file", "check_not_input", "is_bundle", "same_content"]
 
 MARKER = "hwnas.json"
 
@@ -201,6 +201,63 @@ def replace_owned_folder(folder: str | Path, *, kind: str, option: str = "--out"
             raise InvalidConfig(f"{option} {folder} cannot be replaced: {exc.strerror}") from None
 
 
+def folder_lock(folder: str | Path, *, hint: str = "wait for it to finish, or give another --out"):
+    """The one-writer lock of an output folder, ``<folder>.lock`` beside it (:func:`hwnas._lock.writer_lock`).
+
+    ``supernet train``, ``hwnas run``'s supernet stage and ``supernet extract`` take
+    it, so two processes never write one folder; the second is refused naming the first.
+    """
+    from hwnas._lock import writer_lock
+
+    folder = Path(folder).absolute()
+    return writer_lock(folder.with_name(folder.name + ".lock"), target=folder, error=InvalidConfig, hint=hint)
+
+
+@contextmanager
+def staged_folder(folder: str | Path, *, kind: str, replace: bool = False, option: str = "--out") -> Iterator[Path]:
+    """Write a ``kind`` folder all at once: the block fills a hidden sibling, which then takes ``folder``'s place.
+
+    For results written in one step (``supernet extract``): an interrupted or failed
+    write leaves ``folder`` as it was (absent, or the old result) and removes the
+    sibling. ``folder`` must be new or empty, or, with ``replace`` (``--overwrite``),
+    a ``kind`` folder hwnas wrote, which is removed only once the new one is complete.
+    The finished folder carries the marker. The folder's lock is held throughout.
+
+    Raises:
+        InvalidConfig: ``folder`` holds a result and ``replace`` is false, or is not hwnas's.
+    """
+    folder = Path(folder)
+
+    def check() -> None:
+        if check_output_folder(folder, kind=kind, option=option) and not replace:
+            raise InvalidConfig(f"{option} {folder} already holds a {kind}; pass --overwrite to replace it, or "
+                                f"choose another {option}")
+
+    check()
+    stage = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    with remove_if_unfinished(folder.parent):  # a parent folder made for a write that failed goes again
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidConfig(f"{option} {folder}: cannot create {folder.parent}: {exc.strerror}") from None
+        with folder_lock(folder), _removed_after(stage):
+            yield stage
+            write_marker(stage, kind)
+            if folder.exists():
+                check()  # again, under the lock: another process may have written it meanwhile
+                shutil.rmtree(folder)
+            os.replace(stage, folder)
+
+
+@contextmanager
+def _removed_after(path: Path) -> Iterator[None]:
+    shutil.rmtree(path, ignore_errors=True)
+    try:
+        yield
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @contextmanager
 def writer_guard(folder: str | Path, *, kind: str, main: bool = True, replace: bool = False,
                  hint: str = "wait for it to finish, or give another --out") -> Iterator[None]:
@@ -210,8 +267,6 @@ def writer_guard(folder: str | Path, *, kind: str, main: bool = True, replace: b
     Only the main process of a data-parallel launch takes the lock (the others write nothing).
     ``replace`` (``--overwrite``) removes a ``kind`` folder hwnas wrote, under the lock.
     """
-    from hwnas._lock import writer_lock
-
     folder = Path(folder).absolute()
     with ExitStack() as stack:
         if main:
@@ -220,8 +275,7 @@ def writer_guard(folder: str | Path, *, kind: str, main: bool = True, replace: b
                 folder.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise InvalidConfig(f"--out {folder}: cannot create {folder.parent}: {exc.strerror}") from None
-            stack.enter_context(writer_lock(folder.with_name(folder.name + ".lock"), target=folder,
-                                            error=InvalidConfig, hint=hint))
+            stack.enter_context(folder_lock(folder, hint=hint))
             if replace:
                 replace_owned_folder(folder, kind=kind)
         yield

@@ -373,10 +373,12 @@ class SupernetStage(Stage):
                               batch_size=c.supernet_batch, seq_len=c.supernet_seq_len, max_rows=c.supernet_rows,
                               checkpoint_every=max(1, min(25, c.supernet_steps // 4)), seed=c.seed,
                               heldout=min(128, max(16, (c.supernet_rows or 2000) // 8)))
+        from hwnas.outputs import folder_lock
         from hwnas.supernet.train import train_supernet
 
-        r = train_supernet(scfg, resume=resume, on_progress=self.ctx.on_progress,
-                           on_status=lambda line: self.ctx.status(f"supernet: {line}"))
+        with folder_lock(out, hint="wait for that training to finish"):  # the lock `hwnas supernet train` takes
+            r = train_supernet(scfg, resume=resume, on_progress=self.ctx.on_progress,
+                               on_status=lambda line: self.ctx.status(f"supernet: {line}"))
         write_supernet_plot(out)
         detail = f"{r.steps_done} steps, loss {r.first_loss:.3f} -> {r.last_loss:.3f}" if r.first_loss is not None else ""
         return ("resumed" if r.resumed_from else "ran"), detail

@@ -20,10 +20,23 @@ from typing import Any
 from hwnas.errors import BundleError
 
 __all__ = ["check_bundle_manifest", "check_predictor_runs", "ProfileQuality", "check_profile_quality", "DataQualityWarning",
-           "check_finite_tensors", "estimate_memory_bytes", "available_memory_bytes", "OUTLIER_RATIO"]
+           "check_finite_tensors", "estimate_memory_bytes", "available_memory_bytes", "OUTLIER_RATIO",
+           "PHYSICS_OUTLIER_RATIO", "PHYSICS_EXCLUDE_SHARE", "PHYSICS_MIN_RECORDS", "physics_outliers"]
 
 #: A record this many times slower (or faster) than a twin of the same architecture and shape is flagged.
 OUTLIER_RATIO = 10.0
+
+#: A record this many times slower (or faster) than the physical cost model fitted on its own profile predicts
+#: is flagged as a gross outlier.
+PHYSICS_OUTLIER_RATIO = 5.0
+
+#: ``predictor fit`` leaves physics outliers out only while they are at most this share of the records; more
+#: than that says the cost model does not describe the device, and every record is kept.
+PHYSICS_EXCLUDE_SHARE = 0.10
+
+#: Fewest records (of one device and settings) the physics check fits its cost model on: four per coefficient
+#: of the 11-term model and its intercept. Smaller profiles are checked against twins only.
+PHYSICS_MIN_RECORDS = 48
 
 #: Predictions inside a bundle's training domain must lie within this factor of its measured latency range.
 PREDICTION_SLACK = 20.0
@@ -132,12 +145,89 @@ def check_bundle_manifest(path: str | Path, manifest: Mapping[str, Any]) -> None
 
 
 class ProfileQuality:
-    """What :func:`check_profile_quality` found: duplicates merged, outliers flagged."""
+    """What :func:`check_profile_quality` found: duplicates merged, outliers flagged.
 
-    def __init__(self, records: list[dict[str, Any]], duplicates: int, outliers: list[tuple[str, float]]) -> None:
+    Attributes:
+        records: the records, exact duplicates merged.
+        duplicates: how many copies were merged.
+        outliers: ``(architecture and shape, latency_ms)`` of records far from their twins.
+        physics_outliers: ``(architecture and shape, latency_ms, predicted_ms)`` of records far from
+            the physical cost model fitted on the same profile (:func:`physics_outliers`).
+    """
+
+    def __init__(self, records: list[dict[str, Any]], duplicates: int, outliers: list[tuple[str, float]],
+                 physics_outliers: list[tuple[str, float, float]] | None = None) -> None:
         self.records = records
         self.duplicates = duplicates
         self.outliers = outliers
+        self.physics_outliers = physics_outliers or []
+
+
+def _describe(r: Mapping[str, Any]) -> str:
+    return f"L{r['layers']}-H{r['hidden']}-A{r['heads']}-I{r['ffn']} seq {r.get('seq_len')} batch {r.get('batch_size')}"
+
+
+def physics_outliers(X, y, *, ratio: float = PHYSICS_OUTLIER_RATIO):
+    """Which measurements lie more than ``ratio`` times from the physical cost model fitted on them all.
+
+    The model is the predictors' physical one (latency = an intercept plus
+    non-negative costs per layer, per head, per FLOP and per byte moved, the terms
+    of :data:`~hwnas.predictors.estimators.PHYSICS_TERMS`), fitted robustly:
+    started from the relative least-squares fit the predictors use, then refitted
+    on ``log(latency)`` with a soft-L1 loss (``scipy.optimize.least_squares``), so
+    that a gross outlier, slow or fast, cannot pull the model towards itself. With
+    fewer than :data:`PHYSICS_MIN_RECORDS` measurements nothing is flagged: a
+    smaller profile cannot outvote one of its records reliably.
+
+    Args:
+        X: ``n x 6`` raw inputs (layers, hidden, heads, ffn, seq_len, batch_size).
+        y: ``n`` latencies in ms, all positive.
+
+    Returns:
+        ``(mask, predicted_ms)``: a boolean ``n``-vector of outliers and the model's
+        latency for every row (``None`` when there were too few rows to fit).
+    """
+    import numpy as np
+    from scipy.optimize import least_squares
+
+    from hwnas.predictors.estimators import PHYSICS_TERMS, fit_nnls
+    from hwnas.predictors.features import featurize
+
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    n = y.size
+    if n < PHYSICS_MIN_RECORDS:
+        return np.zeros(n, dtype=bool), None
+    A = np.column_stack([np.ones(n), featurize(X, PHYSICS_TERMS)])
+    scale = np.linalg.norm(A / y[:, None], axis=0)
+    scale[scale == 0] = 1.0
+    A /= scale  # columns of comparable size, for both solvers
+    log_y = np.log(y)
+    start = np.maximum(fit_nnls(A, y), 1e-6)
+    fit = least_squares(lambda c: np.log(np.maximum(A @ c, 1e-12)) - log_y, start, bounds=(0.0, np.inf),
+                        loss="soft_l1", f_scale=0.1, max_nfev=200)
+    pred = np.maximum(A @ fit.x, 1e-12)
+    return np.abs(log_y - np.log(pred)) > math.log(ratio), pred
+
+
+def _physics_check(records: Sequence[Mapping[str, Any]], ratio: float) -> list[tuple[str, float, float]]:
+    """:func:`physics_outliers` per device and settings group of ``records``."""
+    import numpy as np
+
+    from hwnas.predictors.features import INPUTS
+
+    groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for r in records:
+        v = r.get("latency_ms")
+        if _finite_number(v) and v > 0 and all(_finite_number(r.get(k)) and r.get(k) >= 1 for k in INPUTS):
+            groups[str([r.get(k) for k in ("device", "dtype", "threads", "clock")])].append(r)
+    found = []
+    for group in groups.values():
+        X = np.array([[r[k] for k in INPUTS] for r in group], dtype=np.float64)
+        y = np.array([r["latency_ms"] for r in group], dtype=np.float64)
+        mask, pred = physics_outliers(X, y, ratio=ratio)
+        found += [(_describe(group[i]), float(y[i]), float(pred[i])) for i in np.flatnonzero(mask)]
+    return found
 
 
 def _twin_key(r: Mapping[str, Any]) -> str:
@@ -148,8 +238,8 @@ def _twin_key(r: Mapping[str, Any]) -> str:
 
 
 def check_profile_quality(records: Sequence[dict[str, Any]], *, where: str = "profile",
-                          ratio: float = OUTLIER_RATIO) -> ProfileQuality:
-    """Merge exact duplicate records and flag gross outliers against their twins.
+                          ratio: float = OUTLIER_RATIO, physics_ratio: float = PHYSICS_OUTLIER_RATIO) -> ProfileQuality:
+    """Merge exact duplicate records and flag gross outliers against their twins and against physics.
 
     An exact duplicate (every field equal, timestamps included) is a copy, not a
     second measurement: it would shrink a cross-validated error by letting each
@@ -157,6 +247,11 @@ def check_profile_quality(records: Sequence[dict[str, Any]], *, where: str = "pr
     record whose latency differs from the median of its twins (same architecture,
     shape, device and settings) by more than ``ratio`` times is flagged; it is
     kept (the user decides), and a :class:`DataQualityWarning` names how many.
+    So is a record more than ``physics_ratio`` times from what the physical cost
+    model fitted on the same profile (same device and settings) predicts
+    (:func:`physics_outliers`): a measurement no cost of the architecture explains,
+    such as one taken while the machine was busy. ``hwnas predictor fit`` then
+    leaves those out (see :data:`PHYSICS_EXCLUDE_SHARE`).
     """
     import json
 
@@ -183,7 +278,8 @@ def check_profile_quality(records: Sequence[dict[str, Any]], *, where: str = "pr
         ordered = sorted(twins)
         mid = ordered[(len(ordered) - 1) // 2]  # the lower median: noise on a shared machine only slows things down
         if max(v / mid, mid / v) > ratio:
-            outliers.append((f"L{r['layers']}-H{r['hidden']}-A{r['heads']}-I{r['ffn']} seq {r.get('seq_len')}", float(v)))
+            outliers.append((_describe(r), float(v)))
+    physics = _physics_check(kept, physics_ratio)
     if duplicates:
         warnings.warn(f"{where}: merged {duplicates} exact duplicate record(s) (copies, not new measurements)",
                       DataQualityWarning, stacklevel=2)
@@ -192,7 +288,16 @@ def check_profile_quality(records: Sequence[dict[str, Any]], *, where: str = "pr
         warnings.warn(f"{where}: {len(outliers)} record(s) differ more than {ratio:g}x from a twin measurement of the "
                       f"same architecture and shape (e.g. {first}: {ms:.3g} ms); check them", DataQualityWarning,
                       stacklevel=2)
-    return ProfileQuality(kept, duplicates, outliers)
+    if physics:
+        first, ms, pred = physics[0]
+        then = ("`hwnas predictor fit` leaves them out (--keep-outliers keeps them)"
+                if len(physics) <= PHYSICS_EXCLUDE_SHARE * len(kept) else
+                f"more than {PHYSICS_EXCLUDE_SHARE:.0%} of the records, so the model may not describe this device "
+                "and they are kept")
+        warnings.warn(f"{where}: {len(physics)} of {len(kept)} record(s) lie more than {physics_ratio:g}x from the "
+                      f"physical cost model fitted on this profile (e.g. {first}: {ms:.3g} ms, the model says "
+                      f"{pred:.3g} ms); {then}", DataQualityWarning, stacklevel=2)
+    return ProfileQuality(kept, duplicates, outliers, physics)
 
 
 def check_finite_tensors(tensors: Mapping[str, Any], *, where: str, error: type[Exception]) -> None:

@@ -106,7 +106,7 @@ def test_architecture_outside_named_space(capsys, tmp_path):
     "extra, fragment",
     [
         (["--seq-len", "0"], "--seq-len values must be >= 1"),
-        (["--seq-len", "abc"], "--seq-len must be comma-separated integers"),
+        (["--seq-len", "abc"], "--seq-len must be integers >= 1, comma-separated or repeated"),
         (["--threads", "many"], "--threads must be an integer >= 1 or 'default'"),
         (["--time-budget", "soon"], "--time-budget must be a number with an optional unit"),
         (["--dtype", "fp8"], "dtype 'fp8' is not supported by device 'cpu'"),

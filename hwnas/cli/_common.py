@@ -39,25 +39,11 @@ def parse_latency_ms(text: str, *, what: str = "latency") -> float:
     return value
 
 
-def parse_int_list(text: str, *, what: str) -> tuple[int, ...]:
-    """``"64,128"`` -> ``(64, 128)``; every value must be an integer >= 1."""
-    out = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            if len(part) > 9:
-                raise ValueError(part)
-            value = int(part)
-        except ValueError:
-            raise InvalidConfig(f"{what} must be comma-separated integers >= 1 (e.g. 64,128); got {text!r}") from None
-        if value < 1:
-            raise InvalidConfig(f"{what} values must be >= 1; got {value} in {text!r}")
-        out.append(value)
-    if not out:
-        raise InvalidConfig(f"{what} must list at least one integer; got {text!r}")
-    return tuple(dict.fromkeys(out))
+def parse_int_list(text, *, what: str) -> tuple[int, ...]:
+    """``"64,128"`` -> ``(64, 128)``: :func:`hwnas.cli._options.parse_int_list` (the one list syntax)."""
+    from hwnas.cli._options import parse_int_list as parse
+
+    return parse(text, what)
 
 
 def console(stderr: bool = False):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,67 @@ def require_int(value: Any, option: str, *, minimum: int = 1, maximum: int | Non
     if maximum is not None and value > maximum:
         raise InvalidConfig(f"{option} must be at most {maximum}; got {str(value)[:40]}{hint}")
     return value
+
+
+# ------------------------------------------------------------------ lists: one syntax everywhere
+
+#: Help text suffix of every option that takes a list of names or numbers.
+LIST_HELP = "Comma-separated, or repeat the option (--x 1,2 = --x 1 --x 2)."
+
+
+def list_option(*decls: str, default: str | tuple[str, ...] | None = None, help: str = "", **kwargs: Any):
+    """A click option taking a list of names or numbers: ``--x 1,2``, ``--x 1 --x 2`` and ``--x " 1, 2"`` are equal.
+
+    The parameter arrives as a tuple of the raw texts typed; parse it with
+    :func:`split_list`, :func:`parse_int_list` or :func:`parse_name_list`.
+    Lists of paths and architectures (which may hold commas) are repeat-only
+    options instead.
+    """
+    if isinstance(default, str):
+        default = (default,)
+    return click.option(*decls, multiple=True, default=default, help=f"{help} {LIST_HELP}".strip(), **kwargs)
+
+
+def split_list(values: str | tuple[str, ...] | list[str] | None) -> list[str]:
+    """The items of a list option: every value split at commas, spaces around items dropped, empty items skipped."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = (values,)
+    return [item.strip() for value in values for item in str(value).split(",") if item.strip()]
+
+
+def parse_int_list(values: str | tuple[str, ...] | list[str] | None, option: str, *, minimum: int = 1,
+                   maximum: int | None = None, example: str = "64,128") -> tuple[int, ...]:
+    """A list option of integers (duplicates dropped, order kept), or one line naming ``option``."""
+    out: list[int] = []
+    typed = ",".join(values) if isinstance(values, (tuple, list)) else str(values)
+    for item in split_list(values):
+        if len(item) > 9 or not re.fullmatch(r"[+-]?[0-9]+", item):
+            raise InvalidConfig(f"{option} must be integers >= {minimum}, comma-separated or repeated "
+                                f"(e.g. {example}); got {typed[:60]!r}")
+        value = int(item)
+        if value < minimum:
+            raise InvalidConfig(f"{option} values must be >= {minimum}; got {value} in {typed[:60]!r}")
+        if maximum is not None and value > maximum:
+            raise InvalidConfig(f"{option} values must be at most {maximum}; got {value}")
+        out.append(value)
+    if not out:
+        raise InvalidConfig(f"{option} must list at least one integer (e.g. {example}); got {typed[:60]!r}")
+    return tuple(dict.fromkeys(out))
+
+
+def parse_name_list(values: str | tuple[str, ...] | list[str] | None, option: str, *,
+                    choices: tuple[str, ...] | None = None, example: str = "a,b") -> tuple[str, ...]:
+    """A list option of names (duplicates dropped, order kept), each one of ``choices`` when given."""
+    items = tuple(dict.fromkeys(split_list(values)))
+    if not items:
+        raise InvalidConfig(f"{option} must list at least one name (e.g. {example})")
+    if choices is not None:
+        unknown = [i for i in items if i not in choices]
+        if unknown:
+            raise InvalidConfig(f"{option}: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(choices)}")
+    return items
 
 
 def usable_cores() -> int:
@@ -145,6 +207,19 @@ def check_memory(arch, *, option: str, seq_len: int = 128, batch_size: int = 1, 
         raise InvalidConfig(f"{option} {arch.key} needs about {need / 2**30:.1f} GiB "
                             f"({'training' if training else 'inference'} at batch {batch_size} x {seq_len} tokens) "
                             f"but only {have / 2**30:.1f} GiB is available here; choose a smaller architecture")
+
+
+def check_archs_memory(archs, *, option: str, seq_len: int = 128, batch_size: int = 1,
+                       training: bool = False) -> None:
+    """:func:`check_memory` for every architecture of ``archs`` (the first that cannot fit is named)."""
+    from hwnas.validate import available_memory_bytes, estimate_memory_bytes
+
+    have = available_memory_bytes()
+    if have is None:
+        return
+    for arch in archs:
+        if estimate_memory_bytes(arch, seq_len=seq_len, batch_size=batch_size, training=training) > have:
+            check_memory(arch, option=option, seq_len=seq_len, batch_size=batch_size, training=training)
 
 
 def check_inputs_early(*, predictor: str | None = None, supernet: str | None = None, teacher: str | None = None,

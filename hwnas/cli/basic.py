@@ -41,10 +41,15 @@ def space() -> None:
 
 
 @space.command("list")
-def space_list() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the built-in spaces as one JSON object.")
+def space_list(as_json: bool) -> None:
     """List the built-in spaces."""
     from hwnas.space import BUILTIN_SPACES
 
+    if as_json:
+        click.echo(json.dumps({name: {"architectures": len(sp), "description": sp.description, "space": sp.to_dict()}
+                               for name, sp in BUILTIN_SPACES.items()}, indent=2))
+        return
     for name, sp in BUILTIN_SPACES.items():
         click.echo(f"{name:6s} {len(sp):6d} architectures  {sp.description}")
 

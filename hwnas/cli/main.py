@@ -57,6 +57,68 @@ _SHORT_HELP = {
 
 _state = {"debug": False}
 
+_RESUME = "rerun it with --resume to continue"
+
+
+def _checkpoint(folder, none: str = "") -> str:
+    """What a training folder keeps: ``OUT keeps its checkpoint of step N`` (read from ``checkpoints/latest.json``,
+    without torch), or that it holds none yet."""
+    import json
+    from pathlib import Path
+
+    try:
+        name = json.loads((Path(folder) / "checkpoints" / "latest.json").read_text())["checkpoint"]
+        return f"{folder} keeps its checkpoint of step {int(str(name).rpartition('-')[2])}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{folder} holds no checkpoint yet{none}"
+
+
+# command -> (what it keeps when interrupted, from its parsed options; whether --resume continues it).
+# The one place Ctrl-C messages are written: every command ends "hwnas: interrupted: <kept>; <next>", exit 130.
+INTERRUPTED: dict[str, tuple] = {
+    "profile": (lambda p: f"every completed chunk is saved in {p.get('out')}", True),
+    "supernet train": (lambda p: _checkpoint(p.get("out")), True),
+    "search": (lambda p: f"every finished evaluation is in {p.get('out')}/evaluated.csv", True),
+    "distill": (lambda p: _checkpoint(p.get("out"), " (a fine-tuned teacher is kept in its cache)"), True),
+    "distill front": (lambda p: "every finished student is kept", True),
+    "run": (lambda p: f"every finished stage is kept in the run folder under {p.get('work_dir')}", True),
+    "predictor fit": (lambda p: f"{p.get('out')} was not written", False),
+    "supernet extract": (lambda p: f"{p.get('out')} was left as it was", False),
+    "report": (lambda p: "no report was written (a page is replaced only once complete)", False),
+}
+
+
+def _command_params(argv: list[str]) -> tuple[str, dict]:
+    """The command path (``supernet train``) and parsed options of ``argv``, parsed again without running it."""
+    try:
+        ctx = cli.make_context("hwnas", list(argv), resilient_parsing=True)
+        cmd: click.Command = cli
+        args = [*ctx._protected_args, *ctx.args]
+        path: list[str] = []
+        while isinstance(cmd, click.Group) and args:
+            name, sub, args = cmd.resolve_command(ctx, args)
+            if sub is None or name is None:
+                break
+            path.append(name)
+            ctx = sub.make_context(name, args, parent=ctx, resilient_parsing=True)
+            cmd = sub
+            args = [*ctx._protected_args, *ctx.args]
+        return " ".join(path), dict(ctx.params)
+    except Exception:  # a message must come out whatever argv holds
+        return "", {}
+
+
+def interrupted_line(argv: list[str]) -> str:
+    """The one line printed after Ctrl-C: what the command keeps and how to go on."""
+    command, params = _command_params(argv)
+    kept, resumable = INTERRUPTED.get(command, (lambda p: "nothing was changed", False))
+    try:
+        what = kept(params)
+    except Exception:
+        what = "what was finished is kept"
+    return f"hwnas: interrupted: {what}; {_RESUME if resumable else 'rerun it to start again'}"
+
+
 # errno values that mean "this path cannot be used as given": the user's input, exit code 2.
 _PATH_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR,
                 errno.EEXIST, errno.ENOENT, errno.ELOOP}
@@ -177,8 +239,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(rv if isinstance(rv, int) else 0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("hwnas: aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        if _state["debug"]:
+            raise
+        click.echo(interrupted_line(argv), err=True)
         sys.exit(130)
     except click.ClickException as exc:
         if _state["debug"]:
@@ -190,9 +254,6 @@ def main(argv: list[str] | None = None) -> None:
             raise
         click.echo(f"hwnas: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("hwnas: interrupted", err=True)
-        sys.exit(130)
     except Exception as exc:
         if _state["debug"]:
             raise

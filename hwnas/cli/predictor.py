@@ -8,17 +8,16 @@ import math
 import click
 
 from hwnas.cli._common import console, fmt_ms
+from hwnas.cli._options import list_option
 
 
-def _features_option(text: str | None):
-    if text is None:
+def _features_option(values: tuple[str, ...] | None):
+    """``--features`` (the one list syntax) as column names, or ``None`` when not given."""
+    if not values:
         return None
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names:
-        from hwnas.errors import InvalidConfig
+    from hwnas.cli._options import parse_name_list
 
-        raise InvalidConfig(f"--features must be comma-separated column names (e.g. a,b,c); got {text!r}")
-    return names
+    return list(parse_name_list(values, "--features", example="a,b,c"))
 
 
 def _metrics_table(title: str, rows: list[tuple[str, dict]]):
@@ -83,7 +82,7 @@ def predictor() -> None:
 @click.option("--base", "base_path", type=click.Path(dir_okay=False), default=None,
               help="Transfer this predictor to DATA's device from few samples instead of fitting from scratch.")
 @click.option("--target", default=None, help="Latency column in ms for CSV/Parquet tables. [default: latency_ms]")
-@click.option("--features", default=None, help="Numeric input columns of a table, comma-separated (default: layers,hidden,heads,ffn,seq_len,batch_size).")
+@list_option("--features", help="Numeric input columns of a table (default: layers,hidden,heads,ffn,seq_len,batch_size).")
 @click.option("--device", "device_name", default=None, help="Device name for a table without a 'device' column.")
 @click.option("--coverage", default=0.95, show_default=True, type=float, help="Probability that a measurement lies below the upper bound.")
 @click.option("--folds", default=5, show_default=True, type=int, help="Cross-validation folds (hyper-parameters and calibration).")
@@ -94,8 +93,12 @@ def predictor() -> None:
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
               help="Parity plot (.png; residuals beside it as NAME-residuals.png). [default: OUT.parity.png, OUT.residuals.png]")
 @click.option("--no-plot", is_flag=True, help="Write no plots.")
+@click.option("--keep-outliers", is_flag=True,
+              help="Keep records more than 5x from the profile's own physical cost model (left out by default "
+                   "while they are at most a tenth of the records; docs/robustness.md).")
+@click.option("--quiet", is_flag=True, help="No progress display (the result is still printed).")
 def fit(data, out, base_path, target, features, device_name, coverage, folds, seed, force, force_old, as_json,
-        plot_path, no_plot) -> None:
+        plot_path, no_plot, keep_outliers, quiet) -> None:
     """Fit a predictor on a profile (.jsonl) or a table (.csv, .parquet) and save it as a bundle."""
     if force_old:
         from hwnas.cli._options import deprecated
@@ -121,19 +124,25 @@ def fit(data, out, base_path, target, features, device_name, coverage, folds, se
 
         plots = plot_paths(plot_path, Path(out).with_suffix(""))  # a bad --plot fails before the fit
     meas = load_measurements(data, target=target, features=_features_option(features), device=device_name)
+    outliers = None if keep_outliers else _leave_out_physics_outliers(meas)
+    left_out = 0 if outliers is None else int(outliers.sum())
+    if outliers is not None:
+        meas = meas.subset(~outliers)
     con = console(stderr=True)
     if base_path:
         base = load_bundle(base_path)
-        with con.status(f"transferring {base.device} -> {meas.device['name']} from {len(meas)} measurement(s)"):
+        with _status(con, quiet, f"transferring {base.device} -> {meas.device['name']} from {len(meas)} measurement(s)"):
             pred = transfer_predictor(base, meas, coverage=coverage, seed=seed)
         title = f"leave-one-out accuracy of the transfer ({len(meas)} measurements)"
     else:
-        with con.status(f"fitting on {len(meas)} measurement(s): {folds}-fold cross-validation of the hyper-parameters"):
+        with _status(con, quiet, f"fitting on {len(meas)} measurement(s): {folds}-fold cross-validation of the "
+                                 "hyper-parameters"):
             pred = fit_predictor(meas, seed=seed, n_folds=folds, coverage=coverage)
         title = f"{folds}-fold cross-validated accuracy ({len(meas)} measurements)"
     save_bundle(pred, out, overwrite=force)
     if as_json:
-        click.echo(json.dumps({"bundle": str(out), "device": pred.device, "coverage": pred.coverage,
+        click.echo(json.dumps({"bundle": str(out), "device": pred.device, "measurements": len(meas),
+                               "outliers_left_out": left_out, "coverage": pred.coverage,
                                "guaranteed_coverage": pred.guaranteed_coverage,
                                "upper_factor": math.exp(pred.manifest["uncertainty"]["log_margin"]),
                                "metrics": pred.manifest["metrics"]["cv"]}, indent=2))
@@ -150,11 +159,40 @@ def fit(data, out, base_path, target, features, device_name, coverage, folds, se
         click.echo(f"plots: {', '.join(map(str, written))}", err=as_json)
 
 
+def _status(con, quiet: bool, text: str):
+    """A spinner on stderr while a step runs, or nothing with ``--quiet``."""
+    from contextlib import nullcontext
+
+    return nullcontext() if quiet else con.status(text)
+
+
+def _leave_out_physics_outliers(meas):
+    """``predictor fit``'s rule for gross outliers: a boolean mask of the records to leave out, or ``None``.
+
+    Records more than :data:`~hwnas.validate.PHYSICS_OUTLIER_RATIO` times from the
+    physical cost model fitted on the same profile are left out, with one warning
+    line, while they are at most :data:`~hwnas.validate.PHYSICS_EXCLUDE_SHARE` of
+    the records; more than that says the model does not describe the device, and
+    everything is kept (the load has already warned). Tables are left as they are.
+    """
+    from hwnas.validate import PHYSICS_EXCLUDE_SHARE, PHYSICS_OUTLIER_RATIO, physics_outliers
+
+    if meas.is_table:
+        return None
+    mask, _ = physics_outliers(meas.X, meas.y)
+    n = int(mask.sum())
+    if not n or n > PHYSICS_EXCLUDE_SHARE * len(meas):
+        return None
+    click.echo(f"warning: left out {n} of {len(meas)} measurement(s) more than {PHYSICS_OUTLIER_RATIO:g}x from the "
+               "profile's physical cost model (--keep-outliers keeps them)", err=True)
+    return mask
+
+
 @predictor.command(name="eval")
 @click.argument("bundle", type=click.Path(dir_okay=False))
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.option("--target", default=None, help="Latency column in ms for CSV/Parquet tables. [default: latency_ms]")
-@click.option("--features", default=None, help="Input columns of a table (default: the predictor's inputs).")
+@list_option("--features", help="Input columns of a table (default: the predictor's inputs).")
 @click.option("--override-device", is_flag=True, help="Evaluate even if DATA was measured on another device.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
@@ -339,7 +377,8 @@ def predict(bundle, arch_texts, archs_file, seq_len, batch_size, device_name, ov
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the choice of architectures.")
 @click.option("--quick", is_flag=True, help="A fast, loose timing protocol (smoke tests only).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def check(bundle, device_name, n_archs, seed, quick, as_json) -> None:
+@click.option("--quiet", is_flag=True, help="No progress display (the result is still printed).")
+def check(bundle, device_name, n_archs, seed, quick, as_json, quiet) -> None:
     """Does the predictor still hold on this host? Measure its reference and a few architectures now.
 
     The reference architecture gives the machine's speed now against profiling
@@ -364,7 +403,7 @@ def check(bundle, device_name, n_archs, seed, quick, as_json) -> None:
     ref_task, _ = predictor_reference(pred)
     host = host_mismatch(pred.manifest)
     con = console(stderr=True)
-    with con.status(f"measuring {len(archs)} architecture(s) and the reference on {device_name}"):
+    with _status(con, quiet, f"measuring {len(archs)} architecture(s) and the reference on {device_name}"):
         results = verify(archs, device=device_name, predictor=pred, budget_ms=float("inf"), seq_len=shape[0],
                          batch_size=shape[1], timing=TimingConfig.quick() if quick else None, seed=seed)
     band = max(math.exp(float(pred.manifest["uncertainty"]["log_margin"])) - 1.0, 0.10)
@@ -440,10 +479,9 @@ def _check_archs(pred, n: int, seed: int):
     return archs, shape
 
 
-def run_adaptive_profile(config, out, resume: bool, *, target: float, round_size: int) -> None:
+def run_adaptive_profile(config, out, resume: bool, *, target: float, round_size: int, quiet: bool = False) -> None:
     """``hwnas profile --until-accuracy``: adaptive rounds with a progress bar and a round table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
     from hwnas.errors import InvalidConfig
     from hwnas.profiling.adaptive import profile_until_accuracy
@@ -454,7 +492,7 @@ def run_adaptive_profile(config, out, resume: bool, *, target: float, round_size
         raise InvalidConfig(f"--round-size must be an integer >= 1; got {round_size}")
     con = console(stderr=True)
     progress = Progress(TextColumn("[bold]adaptive profiling[/] " + config.device), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=con)
+                        TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=con, disable=quiet)
     task = progress.add_task("profile", total=config.samples, last="")
 
     def on_record(record) -> None:
@@ -462,19 +500,31 @@ def run_adaptive_profile(config, out, resume: bool, *, target: float, round_size
                                               f"{fmt_ms(record['latency_ms'])}")
 
     def on_round(rnd) -> None:
-        con.print(f"round {rnd.round}: {rnd.measured} measured, cross-validated within ±10% {rnd.cv_within_10:.1%} "
-                  f"(±5% {rnd.cv_within_5:.1%}, MAPE {rnd.cv_mape:.2%}), {len(rnd.added)} added")
+        if not quiet:
+            con.print(f"round {rnd.round}: {rnd.measured} measured, cross-validated within ±10% "
+                      f"{rnd.cv_within_10:.1%} (±5% {rnd.cv_within_5:.1%}, MAPE {rnd.cv_mape:.2%}), {len(rnd.added)} added")
 
     def on_status(message: str) -> None:
         progress.update(task, last=message)
 
-    try:
-        with progress:
-            summary = profile_until_accuracy(config, out, target=target, round_size=round_size, resume=resume,
-                                             on_round=on_round, on_record=on_record, on_status=on_status)
-    except KeyboardInterrupt:
-        con.print(f"interrupted: every completed round is saved in {out}; continue with --resume")
-        raise
+    with progress:  # Ctrl-C: hwnas.cli.main.interrupted_line says what is kept
+        summary = profile_until_accuracy(config, out, target=target, round_size=round_size, resume=resume,
+                                         on_round=on_round, on_record=on_record, on_status=on_status)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.params.get("as_json"):
+        click.echo(json.dumps({"out": str(out), "measured": summary.measured, "rounds": len(summary.rounds),
+                               "cv_within_10": summary.cv_within_10, "target": target, "stopped": summary.stopped,
+                               "wall_s": summary.wall_s}, indent=2))
+    else:
+        _adaptive_table(summary, out, target)
+    if summary.stopped in ("budget", "time budget") and summary.cv_within_10 < target:
+        click.echo(f"the target was not reached within the {summary.stopped}; raise --samples or --time-budget "
+                   "and continue with --resume", err=True)
+
+
+def _adaptive_table(summary, out, target: float) -> None:
+    from rich.table import Table
+
     table = Table(title=f"adaptive profile: {out}", show_header=False)
     table.add_row("measurements in file", str(summary.measured))
     table.add_row("rounds", str(len(summary.rounds)))
@@ -482,9 +532,6 @@ def run_adaptive_profile(config, out, resume: bool, *, target: float, round_size
     table.add_row("stopped", summary.stopped)
     table.add_row("wall time", f"{summary.wall_s:.1f} s")
     console().print(table)
-    if summary.stopped in ("budget", "time budget") and summary.cv_within_10 < target:
-        click.echo(f"the target was not reached within the {summary.stopped}; raise --samples or --time-budget "
-                   "and continue with --resume", err=True)
 
 
 @predictor.command()

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import click
 
-from hwnas.cli._common import console, fmt_ms, fmt_s, parse_duration_s, parse_int_list
+from hwnas.cli._common import console, fmt_ms, fmt_s, parse_duration_s
+from hwnas.cli._options import list_option
 
 
 @click.command()
 @click.option("--device", "device_name", default="cpu", show_default=True, help="Device backend (see `hwnas devices`).")
 @click.option("--space", "space_name", default=None, help="Built-in space (tiny, small, base, full) or a YAML/JSON space file. [default: small]")
 @click.option("--samples", default=200, show_default=True, type=int, help="Architectures to sample from the space.")
-@click.option("--seq-len", default="128", show_default=True, help="Sequence length(s), comma-separated: 64,128.")
-@click.option("--batch-size", default="1", show_default=True, help="Batch size(s), comma-separated: 1,8.")
+@list_option("--seq-len", default="128", show_default=True, help="Sequence length(s) of the latency shape: 64,128.")
+@list_option("--batch-size", default="1", show_default=True, help="Batch size(s): 1,8.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .jsonl file (never overwritten).")
 @click.option("--resume", is_flag=True, help="Continue --out: skip what it already holds, measure the rest.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it is a profile hwnas wrote (its records are lost).")
@@ -44,9 +45,11 @@ from hwnas.cli._common import console, fmt_ms, fmt_s, parse_duration_s, parse_in
               help="With --cluster ray: the custom resource a measuring node offers [default: hwnas-device-<device>].")
 @click.option("--max-retries", default=3, show_default=True, type=int,
               help="With --cluster ray: times a chunk is run again after its worker or node died.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's summary as one JSON object on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress display (the summary is still printed).")
 def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, overwrite, threads, dtype, seed, plan,
             archs_file, time_budget, interleave, max_time, quick, until_accuracy, round_size, clock,
-            cluster, ray_address, ray_resource, max_retries) -> None:
+            cluster, ray_address, ray_resource, max_retries, as_json, quiet) -> None:
     """Measure sampled architectures on a device, robustly, into a resumable JSONL file.
 
     \b
@@ -61,7 +64,7 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
     from hwnas.profiling.runner import ProfileConfig
     from hwnas.profiling.runner import profile as run_profile
 
-    from hwnas.cli._options import check_seq_len, check_threads, require_int
+    from hwnas.cli._options import check_seq_len, check_threads, parse_int_list, require_int
     from hwnas.outputs import check_not_input, check_path_shape
 
     if threads == "default":
@@ -81,7 +84,8 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
     max_time_s = parse_duration_s(max_time, what="--max-time")  # checked even when --quick replaces it
     if quick and max_time != "4s":
         raise InvalidConfig("--quick sets its own --max-time; give one of --quick or --max-time")
-    seq_lens = parse_int_list(seq_len, what="--seq-len")
+    seq_lens = parse_int_list(seq_len, "--seq-len")
+    batch_sizes = parse_int_list(batch_size, "--batch-size", maximum=1 << 20, example="1,8")
     for value in seq_lens:
         check_seq_len(value, "--seq-len")
     check_path_shape(out, option="--out")
@@ -94,7 +98,7 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
         space=space_name or ("" if archs_file else "small"),
         samples=samples,
         seq_lens=seq_lens,
-        batch_sizes=parse_int_list(batch_size, what="--batch-size"),
+        batch_sizes=batch_sizes,
         threads=n_threads,
         dtype=dtype,
         seed=seed,
@@ -107,17 +111,34 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
     )
     if cluster == "local" and (ray_address or ray_resource):
         raise InvalidConfig("--ray-address and --resource need --cluster ray")
+    _check_memory(config, space_name, archs_file)
     if overwrite:
         _replace_profile(out)
     from hwnas.outputs import remove_if_unfinished
 
     with remove_if_unfinished(out):  # a run that fails before its first record leaves no file or folder behind
         _dispatch(config, out, resume, cluster, until_accuracy, round_size, ray_address, ray_resource, max_retries,
-                  run_profile)
+                  run_profile, quiet)
+
+
+def _check_memory(config, space_name: str | None, archs_file: str | None) -> None:
+    """Every architecture of --archs (or the largest of --space, which the sampling plan's corners include) must
+    fit in the memory available here at the largest shape asked for, before anything is built."""
+    from hwnas.cli._options import check_archs_memory
+    from hwnas.space import get_space, load_architectures
+
+    seq_len, batch = max(config.seq_lens), max(config.batch_sizes)
+    if archs_file is not None:
+        check_archs_memory(load_architectures(archs_file), option=f"--archs {archs_file}:", seq_len=seq_len,
+                           batch_size=batch)
+    else:
+        space = get_space(space_name or "small")
+        check_archs_memory([space.largest], option=f"--space {space.name}: its largest architecture", seq_len=seq_len,
+                           batch_size=batch)
 
 
 def _dispatch(config, out, resume, cluster, until_accuracy, round_size, ray_address, ray_resource, max_retries,
-              run_profile) -> None:
+              run_profile, quiet) -> None:
     from hwnas.errors import InvalidConfig
 
     if cluster == "ray":
@@ -130,9 +151,9 @@ def _dispatch(config, out, resume, cluster, until_accuracy, round_size, ray_addr
     if until_accuracy is not None:
         from hwnas.cli.predictor import run_adaptive_profile
 
-        run_adaptive_profile(config, out, resume, target=until_accuracy, round_size=round_size)
+        run_adaptive_profile(config, out, resume, target=until_accuracy, round_size=round_size, quiet=quiet)
         return
-    summary = _run_with_progress(run_profile, config, out, resume)
+    summary = _run_with_progress(run_profile, config, out, resume, quiet=quiet)
     _print_summary(summary)
     if summary.stopped == "time budget":
         click.echo(f"time budget reached: {summary.remaining} task(s) left; continue with --resume", err=True)
@@ -151,7 +172,9 @@ def _replace_profile(out: str) -> None:
             path.unlink()
 
 
-def _run_with_progress(run_profile, config, out, resume):
+def _run_with_progress(run_profile, config, out, resume, *, quiet: bool = False):
+    """Run the profile under a progress bar on stderr (none with ``quiet``). Ctrl-C is reported by
+    :func:`hwnas.cli.main.interrupted_line`: completed chunks are in ``out``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     con = console(stderr=True)
@@ -165,11 +188,12 @@ def _run_with_progress(run_profile, config, out, resume):
         TextColumn("{task.fields[last]}"),
         console=con,
         transient=False,
+        disable=quiet,
     )
     state = {"task": None}
 
     def on_start(todo: int, done: int) -> None:
-        if done:
+        if done and not quiet:
             con.print(f"resuming {out}: {done} measurement(s) already there, {todo} to go")
         state["task"] = progress.add_task("profile", total=todo, device=config.device, last="")
 
@@ -181,15 +205,37 @@ def _run_with_progress(run_profile, config, out, resume):
         if state["task"] is not None:
             progress.update(state["task"], last=message)
 
-    try:
-        with progress:
-            return run_profile(config, out, resume=resume, on_start=on_start, on_record=on_record, on_status=on_status)
-    except KeyboardInterrupt:
-        con.print(f"interrupted: every completed chunk is saved in {out}; continue with --resume")
-        raise
+    with progress:
+        return run_profile(config, out, resume=resume, on_start=on_start, on_record=on_record, on_status=on_status)
+
+
+def summary_dict(summary, extra_rows=()) -> dict:
+    """A profile run's summary as JSON-ready data (``profile --json``). Times in seconds, latencies in ms."""
+    import math
+
+    def number(value):
+        return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+    refs = sorted({r["reference_ms"] for r in summary.records if r.get("reference_ms")})
+    out = {"out": str(summary.out), "stopped": summary.stopped, "planned": summary.planned,
+           "measured": summary.measured, "already_in_file": summary.skipped, "remaining": summary.remaining,
+           "latency_ms_min": number(summary.latency_ms_min), "latency_ms_max": number(summary.latency_ms_max),
+           "median_spread": number(summary.median_spread), "noisy": summary.noisy,
+           "reference_ms": refs, "build_s": summary.build_s, "export_s": summary.export_s,
+           "warmup_s": summary.warmup_s, "timed_s": summary.timed_s, "wall_s": summary.wall_s}
+    if extra_rows:
+        out["details"] = dict(extra_rows)
+    return out
 
 
 def _print_summary(summary, extra_rows=()) -> None:
+    """The summary table on stdout, or one JSON object when the command was given ``--json``."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.params.get("as_json"):
+        import json
+
+        click.echo(json.dumps(summary_dict(summary, extra_rows), indent=2))
+        return
     from rich.table import Table
 
     table = Table(title=f"profile summary: {summary.out}", show_header=False)

@@ -34,12 +34,15 @@ def profile_show(file: str, plot_path: str | None, as_json: bool) -> None:
 
         raise InvalidConfig(f"--plot must be a .png path; got {plot_path!r}")
     summary = summarize_profile(file)
+    quality = _quality(file)
     if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2))
+        click.echo(json.dumps({**summary.to_dict(), **quality}, indent=2))
     else:
         from hwnas.cli._common import echo_kv
 
-        echo_kv(summary.rows())
+        echo_kv([*summary.rows(), ("data quality", f"{quality['duplicates']} exact duplicate(s), "
+                                                  f"{quality['twin_outliers']} record(s) >10x from a twin, "
+                                                  f"{quality['physics_outliers']} >5x from the physical cost model")])
     if plot_path is not None:
         from hwnas.plots.profile import profile_figure
 
@@ -47,3 +50,13 @@ def profile_show(file: str, plot_path: str | None, as_json: bool) -> None:
         records, _ = load_profile_records(file)
         profile_figure(records, title_path=Path(file).name, path=target)
         click.echo(f"plot: {target}", err=as_json)
+
+
+def _quality(file: str) -> dict[str, int]:
+    """Duplicates and gross outliers (against twins, against the physics model), as counted on load."""
+    from hwnas.profiling.summary import load_profile_records
+    from hwnas.validate import check_profile_quality
+
+    records, _ = load_profile_records(file)
+    q = check_profile_quality(records, where=str(file))  # its warnings say the same in one line each
+    return {"duplicates": q.duplicates, "twin_outliers": len(q.outliers), "physics_outliers": len(q.physics_outliers)}

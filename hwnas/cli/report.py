@@ -9,7 +9,9 @@ import click
 @click.argument("path", type=click.Path())
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="Where to write the page. [default: PATH/report.html for a folder, PATH.report.html for a file]")
-def report(path: str, out: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="Print what was written (path, kind, figures, what is missing) as one JSON object.")
+def report(path: str, out: str | None, as_json: bool) -> None:
     """Build one self-contained HTML page (images embedded, nothing fetched) for a run folder
     or one stage's output: a profile (.jsonl), a predictor (.hwnas), a supernet, search or student folder.
 
@@ -38,7 +40,14 @@ def report(path: str, out: str | None) -> None:
         raise InvalidConfig(f"cannot write the report: {exc}") from None
     check_not_input(target, [("PATH", path)])
     r = write_report(path, out)
-    click.echo(f"wrote {r.path} ({r.kind}, {r.figures} figure(s) embedded, {len(r.html) / 1e6:.1f} MB)")
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"report": str(r.path), "source": str(path), "kind": r.kind, "figures": r.figures,
+                               "bytes": len(r.html.encode("utf-8")), "complete": r.complete,
+                               "missing": list(r.missing), "broken": dict(r.broken)}, indent=2))
+    else:
+        click.echo(f"wrote {r.path} ({r.kind}, {r.figures} figure(s) embedded, {len(r.html) / 1e6:.1f} MB)")
     if not r.complete:
         what = [f"missing {', '.join(r.missing)}"] if r.missing else []
         what += [f"half-written {', '.join(f'{k} ({v})' for k, v in r.broken.items())}"] if r.broken else []

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from hwnas.cli._common import console, echo_kv, fmt_s
+from hwnas.cli._options import list_option
 from hwnas.errors import InvalidArchitecture, InvalidConfig
 
 
@@ -18,9 +19,9 @@ def supernet() -> None:
 @supernet.command("train")
 @click.option("--teacher", default="default", show_default=True,
               help="'default' (packaged all-MiniLM-L6-v2), a local model folder, or a hub name.")
-@click.option("--space", "spaces", multiple=True, default=("small",), show_default=True,
-              help="Space name or file; repeat (or comma-separate) to train one supernet per space; "
-              "'all' = tiny, small and base (AutoDistil's three sub-spaces).")
+@list_option("--space", "spaces", default="small", show_default=True,
+             help="Space names or files, one supernet per space; 'all' = tiny, small and base (AutoDistil's three "
+                  "sub-spaces).")
 @click.option("--data", default=None, help="Text file, TSV/CSV/JSONL with a text column, or a datasets name. "
               "Default: the embedded SST-2 sentences.")
 @click.option("--text-column", default=None, help="Column holding the text (default: sentence or text).")
@@ -46,6 +47,7 @@ def supernet() -> None:
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace the supernet in --out (only a folder hwnas wrote).")
 @click.option("--quiet", is_flag=True, help="No progress display (the summary is still printed).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object ({\"supernets\": [...]}).")
 @click.option("--mixture", type=click.Choice(["none", "layer", "neuron"]), default="none", show_default=True,
               help="Mixture-of-Supernets: expert weights mixed by an architecture router, one weight per expert "
                    "(layer) or per expert and output neuron (neuron); none is plain weight sharing.")
@@ -54,7 +56,7 @@ def supernet() -> None:
 @click.option("--mix-attention", is_flag=True, help="With --mixture: also mix the attention projections (FFN only by default).")
 def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, seq_len_old, lr, random_subnets,
               relation_heads, hidden_weight, heldout, max_rows, freeze_embeddings, checkpoint_every, seed, threads, out,
-              resume, overwrite, quiet, mixture, experts, router_hidden, mix_attention) -> None:
+              resume, overwrite, quiet, as_json, mixture, experts, router_hidden, mix_attention) -> None:
     """Distill the teacher into one supernet per space (sandwich rule, MiniLM-v2 relations).
 
     Runs data-parallel unchanged under torchrun or accelerate launch.
@@ -70,10 +72,11 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, se
         raise InvalidConfig("--experts and --mix-attention need --mixture layer or --mixture neuron")
     if heldout < 1:
         raise InvalidConfig(f"--heldout must be an integer >= 1 (rows for the held-out loss that scores students); got {heldout}")
-    names = [s.strip() for part in spaces for s in part.split(",") if s.strip()]
-    names = [n for name in names for n in (("tiny", "small", "base") if name == "all" else (name,))]
+    from hwnas.cli._options import split_list
+
+    names = [n for name in split_list(spaces) for n in (("tiny", "small", "base") if name == "all" else (name,))]
     if not names:
-        raise InvalidConfig("--space must name at least one space")
+        raise InvalidConfig("--space must name at least one space (e.g. tiny,small)")
     parsed = [get_space(n) for n in names]
     if len({s.name for s in parsed}) != len(parsed):
         raise InvalidConfig(f"--space names a space twice: {', '.join(names)}")
@@ -107,6 +110,7 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, se
         check_output_folder(out if len(parsed) == 1 else out / space.name, kind="supernet")
         check_memory(space.largest, option=f"--space {space.name}: its largest architecture", seq_len=seq_len,
                      batch_size=batch_size, training=True)
+    results = []
     for space in parsed:
         folder = out if len(parsed) == 1 else out / space.name
         cfg = TrainConfig(
@@ -121,7 +125,11 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, se
                           hint="wait for that training to finish, or give another --out"), \
                 ProgressBars(not main or quiet, label=space.name) as bars:
             result = train_supernet(cfg, resume=resume, on_progress=bars.event, on_status=bars.status)
-        if main:
+        if main and as_json:
+            from hwnas.plots.training import write_supernet_plot
+
+            results.append(_result_dict(result, folder, space.name, write_supernet_plot(folder)))
+        elif main:
             first = f"{result.first_loss:.4f}" if result.first_loss is not None else "-"
             last = f"{result.last_loss:.4f}" if result.last_loss is not None else "-"
             echo_kv([
@@ -135,6 +143,18 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, se
             from hwnas.plots.training import write_supernet_plot
 
             click.echo(f"curves: {write_supernet_plot(folder)}")
+    if main and as_json:
+        import json
+
+        click.echo(json.dumps({"supernets": results}, indent=2))
+
+
+def _result_dict(result, folder: Path, space: str, curves) -> dict:
+    """One trained supernet as JSON-ready data (``supernet train --json``)."""
+    return {"supernet": str(folder), "space": space, "steps_done": result.steps_done, "steps_run": result.steps_run,
+            "resumed_from": result.resumed_from, "wall_s": result.wall_s, "total_wall_s": result.total_wall_s,
+            "samples_per_s": result.samples_per_s, "first_loss": result.first_loss, "last_loss": result.last_loss,
+            "curves": str(curves)}
 
 
 def _collect_archs(arch: tuple[str, ...], archs_file: Path | None):
@@ -186,19 +206,38 @@ def score_cmd(path, arch, archs_file, metric, no_cache, as_json) -> None:
 
 @supernet.command("extract")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--arch", required=True, help="layers=4,hidden=256,heads=4,ffn=1024")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="New folder for the student.")
-def extract_cmd(path, arch, out) -> None:
-    """Write a sub-network as a standalone Hugging Face BertModel folder with the teacher's tokenizer."""
-    from hwnas.space import Architecture
-    from hwnas.supernet import load_supernet
+@click.option("--arch", required=True, help="layers=4,hidden=256,heads=4,ffn=1024, or a search winner.json.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Folder for the student: new or empty (see --overwrite).")
+@click.option("--overwrite", is_flag=True, help="Replace the student already in --out (only a folder hwnas wrote).")
+@click.option("--json", "as_json", is_flag=True, help="Print the extracted student as one JSON object.")
+def extract_cmd(path, arch, out, overwrite, as_json) -> None:
+    """Write a sub-network as a standalone Hugging Face BertModel folder with the teacher's tokenizer.
 
-    sn = load_supernet(path)
-    a = sn.validate(Architecture.parse(arch))
-    sn.save_student(a, out)
+    The folder is written all at once: an interrupted or failed extraction leaves
+    --out as it was (with --overwrite, the old student stays until the new one is complete).
+    """
     import json
 
+    from hwnas.cli._options import arch_from_option
+    from hwnas.outputs import check_not_input, check_output_folder, staged_folder
+    from hwnas.supernet import load_supernet
+
+    if check_output_folder(out, kind="student") and not overwrite:  # before the supernet is loaded
+        raise InvalidConfig(f"--out {out} already holds a student; pass --overwrite to replace it, or choose "
+                            "another --out")
+    check_not_input(out, [("PATH", path)])
+    a = arch_from_option(arch)
+    sn = load_supernet(path)
+    a = sn.validate(a)
+    with staged_folder(out, kind="student", replace=overwrite) as stage:
+        sn.save_student(a, stage)
     info = json.loads((out / "hwnas_student.json").read_text())
+    if as_json:
+        click.echo(json.dumps({"student": str(out), "architecture": a.as_dict(), "parameters": info["parameters"],
+                               "verified_max_abs_diff": info.get("verified_max_abs_diff"),
+                               "supernet": str(path), "supernet_steps": info.get("supernet_steps")}, indent=2))
+        return
     echo_kv([
         ("student", str(out)),
         ("architecture", a.key),

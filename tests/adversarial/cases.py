@@ -308,6 +308,75 @@ OPTION_CASES = [
 ]
 
 
+#: Items left from issue 11 last: memory of every profiled architecture, one list syntax, --json and --quiet on
+#: every command that prints results or runs long, `supernet extract --overwrite` by the marker rules.
+FINISH_CASES = [
+    # memory, checked before anything is built: the offending architecture is named
+    _c("profile-archs-memory", "profile --archs {archs_mem_txt} --quick --out {out}/p.jsonl",
+       fragment="layers=48,hidden=131072"),
+    _c("profile-archs-memory-resume", "profile --archs {archs_mem_txt} --quick --resume --out {out}/p.jsonl",
+       fragment="needs about"),
+    _c("profile-space-memory", "profile --space {space_mem_yaml} --samples 2 --quick --out {out}/p.jsonl",
+       fragment="largest architecture"),
+    _c("profile-batch-memory", "profile --archs {archs} --batch-size 1048576 --quick --out {out}/p.jsonl",
+       fragment="needs about"),
+    _c("profile-batch-memory-list", "profile --archs {archs} --batch-size 1,1048576 --quick --out {out}/p.jsonl",
+       fragment="batch 1048576"),
+    _c("profile-archs-memory-ray", "profile --archs {archs_mem_txt} --cluster ray --ray-address 127.0.0.1:1 --quick "
+       "--out {out}/p.jsonl", fragment="needs about"),
+    _c("profile-archs-memory-adaptive", "profile --archs {archs_mem_txt} --until-accuracy 0.9 --quick "
+       "--out {out}/p.jsonl", fragment="needs about"),
+    # one list syntax: comma-separated or repeated, the same errors either way
+    _c("list-seq-len-empty-item", "profile --seq-len 64,,abc --out {out}/p.jsonl", fragment="--seq-len"),
+    _c("list-seq-len-semicolon", "profile --seq-len 64;128 --out {out}/p.jsonl", fragment="--seq-len"),
+    _c("list-seq-len-only-commas", "profile --seq-len ,,, --out {out}/p.jsonl", fragment="at least one"),
+    _c("list-seq-len-repeated-bad", "profile --seq-len 64 --seq-len x --out {out}/p.jsonl", fragment="--seq-len"),
+    _c("list-seq-len-repeated-beyond", "profile --seq-len 64 --seq-len 4096 --out {out}/p.jsonl", fragment="positions"),
+    _c("list-batch-repeated-negative", "profile --batch-size 1 --batch-size -2 --out {out}/p.jsonl",
+       fragment="--batch-size"),
+    _c("list-batch-float", "profile --batch-size 1,2.5 --out {out}/p.jsonl", fragment="--batch-size"),
+    _c("list-batch-unicode-digit", "profile --batch-size ٣ --out {out}/p.jsonl", fragment="--batch-size"),
+    _c("list-features-empty", "predictor fit {profile} --features , --out {out}/x.hwnas --no-plot",
+       fragment="--features"),
+    _c("list-features-unknown", "predictor fit {profile} --features layers --features nosuch --out {out}/x.hwnas "
+       "--no-plot", fragment="nosuch"),
+    _c("list-eval-features-empty", "predictor eval {bundle} {profile} --features ,, --no-plot", fragment="--features"),
+    _c("list-space-empty", "supernet train --space , --out {out}/sn", fragment="--space"),
+    _c("list-space-repeated-twice", "supernet train --space tiny --space tiny --out {out}/sn", fragment="twice"),
+    _c("list-space-unknown-in-list", "supernet train --space tiny,nosuch --out {out}/sn", fragment="nosuch"),
+    # --json and --quiet change what is printed, never what is refused
+    _c("json-profile-bad-list", "profile --json --seq-len x --out {out}/p.jsonl", fragment="--seq-len"),
+    _c("json-profile-out-exists", "profile --json --space tiny --samples 1 --quick --out {profile}",
+       fragment="already exists"),
+    _c("quiet-profile-samples", "profile --quiet --samples 0 --out {out}/p.jsonl", fragment="--samples"),
+    _c("json-supernet-train-heldout", "supernet train --json --heldout 0 --out {out}/sn", fragment="--heldout"),
+    _c("json-supernet-train-user-dir", "supernet train --json --space tiny --steps 1 --out {userdir}",
+       fragment="not written by hwnas"),
+    _c("json-extract-bad-supernet", f"supernet extract {{sn_badjson}} --arch {ARCH} --out {{out}}/st --json"),
+    _c("json-report-missing", "report {missing} --json"),
+    _c("json-report-user-file", "report {profile} --out {user_txt} --json", fragment="not a report written by hwnas"),
+    _c("json-space-list-extra", "space list --json extra"),
+    _c("quiet-fit-garbage", "predictor fit {garbage_txt} --quiet --out {out}/x.hwnas --no-plot"),
+    _c("quiet-fit-out-exists", "predictor fit {profile} --quiet --out {bundle} --no-plot", fragment="already exists"),
+    _c("quiet-check-bad-bundle", "predictor check {truncated_hwnas} --device cpu --quiet"),
+    # supernet extract: --overwrite replaces only a student hwnas wrote; without it nothing is replaced
+    _c("extract-out-holds-student", f"supernet extract {{sn_badjson}} --arch {ARCH} --out {{student_dir}}",
+       fragment="--overwrite"),
+    _c("extract-overwrite-user-dir", f"supernet extract {{sn_badjson}} --arch {ARCH} --overwrite --out {{userdir}}",
+       fragment="not written by hwnas"),
+    _c("extract-overwrite-search", f"supernet extract {{sn_badjson}} --arch {ARCH} --overwrite --out {{search_dir}}",
+       fragment="not a student"),
+    _c("extract-overwrite-file", f"supernet extract {{sn_badjson}} --arch {ARCH} --overwrite --out {{user_txt}}",
+       fragment="is a file"),
+    _c("extract-overwrite-bad-supernet", f"supernet extract {{sn_badjson}} --arch {ARCH} --overwrite "
+       "--out {student_dir}"),
+    _c("extract-bad-arch-overwrite", "supernet extract {sn_badjson} --arch layers=1,hidden=128,heads=3,ffn=256 "
+       "--overwrite --out {student_dir}", fragment="heads"),
+    _c("extract-out-is-supernet", f"supernet extract {{sn_badjson}} --arch {ARCH} --overwrite --out {{sn_badjson}}"),
+    _c("extract-winner-many", "supernet extract {sn_badjson} --arch {profile} --out {out}/st"),
+]
+
+
 def all_cases() -> list[Case]:
     cases: list[Case] = []
     for opt, line in FILE_OPTIONS.items():
@@ -345,7 +414,7 @@ def all_cases() -> list[Case]:
                 continue
             argv = tuple(v if part == "{v}" else part for part in line.split())
             cases.append(Case(f"number/{opt}/{v[:8]}", argv))
-    cases += OUTPUT_CASES + OPTION_CASES
+    cases += OUTPUT_CASES + OPTION_CASES + FINISH_CASES
     ids = [c.id for c in cases]
     assert len(ids) == len(set(ids)), "case ids must be unique"
     return cases

@@ -95,6 +95,9 @@ winner = st.one_of(json_value, st.fixed_dictionaries({"arch": json_value},
 duration_text = st.one_of(st.text(max_size=12), st.tuples(_values, st.sampled_from(["", "s", "m", "h", "ms", "us", "x"]))
                           .map(lambda t: t[0] + t[1]))
 
+#: What a list option receives: the text of each use of the option (``--x a,b --x c`` -> ``("a,b", "c")``).
+list_uses = st.lists(st.one_of(duration_text, st.text(alphabet=" ,0123456789-+x٣", max_size=12)), max_size=4).map(tuple)
+
 
 # ------------------------------------------------------------------ targets
 def fuzz_arch_text(text: str) -> None:
@@ -213,6 +216,21 @@ def fuzz_durations(text: str) -> None:
         _expect(fn)
 
 
+def fuzz_lists(uses: tuple[str, ...]) -> None:
+    """Every list option parses its uses the same way: one use per item or comma-joined, the same result."""
+    from hwnas.cli._options import parse_int_list, parse_name_list
+
+    ints = _expect(lambda: parse_int_list(uses, "--seq-len"))
+    if ints is not None:
+        if not (ints and all(isinstance(v, int) and v >= 1 for v in ints) and len(set(ints)) == len(ints)):
+            raise AssertionError(f"parse_int_list({uses!r}) gave {ints!r}")
+        if parse_int_list(",".join(uses), "--seq-len") != ints:
+            raise AssertionError(f"repeated and comma-joined uses of {uses!r} parse differently")
+    names = _expect(lambda: parse_name_list(uses, "--features"))
+    if names is not None and (not names or any(not n or n != n.strip() or "," in n for n in names)):
+        raise AssertionError(f"parse_name_list({uses!r}) gave {names!r}")
+
+
 #: name -> (target, strategy); ``manifest`` also needs the path of a good bundle.
 TARGETS: dict[str, tuple[Callable, st.SearchStrategy]] = {
     "architecture strings": (fuzz_arch_text, arch_text),
@@ -227,4 +245,5 @@ TARGETS: dict[str, tuple[Callable, st.SearchStrategy]] = {
     "loss config files": (fuzz_loss_file, json_value),
     "winner files": (fuzz_winner, winner),
     "durations and lists": (fuzz_durations, duration_text),
+    "list options": (fuzz_lists, list_uses),
 }

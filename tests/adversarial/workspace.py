@@ -212,6 +212,20 @@ def build_workspace(root: Path, bundle: Path | None = None) -> dict[str, str]:
     (d / "supernet.json").write_bytes(bytes(range(256)) * 4)
     ws["sn_binary"] = d
 
+    # ---- outputs hwnas wrote, of one kind (a student, a search): replaced only with --overwrite, by their kind
+    for name, kind, files in (("student-dir", "student", {"hwnas_student.json": "{}\n", "config.json": "{}\n"}),
+                              ("search-dir", "search", {"config.json": "{}\n", "evaluated.csv": "arch\n"})):
+        d = root / name
+        d.mkdir()
+        (d / "hwnas.json").write_text(json.dumps({"kind": kind, "hwnas": "0.1.0", "created": "2026-11-29"}) + "\n")
+        for f, content in files.items():
+            (d / f).write_text(content)
+        ws[name.replace("-", "_")] = d
+
+    # ---- architectures that cannot fit in memory (issue 11, group 3), valid as architectures
+    text("archs-mem.txt", "layers=1,hidden=128,heads=2,ffn=256\nlayers=48,hidden=131072,heads=16,ffn=524288\n")
+    text("space-mem.yaml", "name: mem\nlayers: [1, 48]\nhidden: [128, 131072]\nheads: [2]\nffn: [256, 524288]\n")
+
     # read-only folder (meaningless as root: root may write anywhere)
     ws["rodir"] = root / "rodir"
     ws["rodir"].mkdir()

@@ -66,10 +66,42 @@ def test_extract_gives_a_plain_bert_model(trained_dir, tmp_path, capsys):
         got = model(**batch).last_hidden_state
     real = batch["attention_mask"].bool()
     assert torch.allclose(ref[real], got[real], atol=1e-5, rtol=0)
-    # never overwrite an existing student
+    # never overwrite an existing student without --overwrite
     capsys.readouterr()  # drop transformers' own loading output from the calls above
     code, _, err = run(["supernet", "extract", str(trained_dir), "--arch", "layers=2,hidden=32,heads=4,ffn=96", "--out", str(out)], capsys)
-    assert code == 2 and "not an empty folder" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "already holds a student; pass --overwrite" in err and len(err.strip().splitlines()) == 1
+
+
+def test_extract_overwrite_replaces_only_a_student_and_json_is_one_object(trained_dir, tmp_path, capsys):
+    out = tmp_path / "student"
+    args = ["supernet", "extract", str(trained_dir), "--arch", "layers=1,hidden=32,heads=2,ffn=64", "--out", str(out)]
+    code, text, err = run([*args, "--json"], capsys)
+    first = json.loads(text)
+    assert code == 0 and first["architecture"] == {"layers": 1, "hidden": 32, "heads": 2, "ffn": 64}, err
+    assert json.loads((out / "hwnas.json").read_text())["kind"] == "student"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
+    args[4] = "layers=2,hidden=48,heads=4,ffn=96"
+    code, text, err = run([*args, "--overwrite", "--json"], capsys)
+    assert code == 0 and json.loads(text)["parameters"] > first["parameters"], err
+    assert json.loads((out / "config.json").read_text())["hidden_size"] == 48
+    # a user's folder is never replaced, with or without --overwrite
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    args[-1] = str(mine)
+    code, _, err = run([*args, "--overwrite"], capsys)
+    assert code == 2 and "not written by hwnas" in err and (mine / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_train_json_is_one_object(tmp_path, tiny_teacher, space_file, corpus, capsys):
+    out = tmp_path / "sn"
+    code, text, err = run(["supernet", "train", "--teacher", str(tiny_teacher), "--space", str(space_file), "--data",
+                           str(corpus), "--steps", "1", "--batch-size", "2", "--max-len", "16", "--heldout", "4",
+                           "--threads", "1", "--quiet", "--json", "--out", str(out)], capsys)
+    result = json.loads(text)  # the whole of stdout
+    assert code == 0 and [r["supernet"] for r in result["supernets"]] == [str(out)], err
+    assert result["supernets"][0]["steps_done"] == 1 and result["supernets"][0]["space"] == "t"
 
 
 def test_architecture_outside_the_space_is_one_line(trained_dir, capsys):
