@@ -6,7 +6,6 @@ by :func:`hwnas.training.teacher.resolve_teacher`, the resolver distillation use
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,7 +144,3 @@ def teacher_summary(config: Any) -> dict[str, Any]:
         "ffn": getattr(config, "intermediate_size", None),
         "vocab_size": config.vocab_size,
     }
-
-
-def dump_config(config: Any) -> str:
-    return json.dumps(config.to_dict(), sort_keys=True)
