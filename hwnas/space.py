@@ -43,7 +43,6 @@ __all__ = [
     "SearchSpace",
     "BUILTIN_SPACES",
     "get_space",
-    "list_spaces",
     "load_architectures",
     "as_architectures",
     "format_choices",
@@ -562,10 +561,6 @@ BUILTIN_SPACES: dict[str, SearchSpace] = {
         ),
     )
 }
-
-
-def list_spaces() -> list[str]:
-    return list(BUILTIN_SPACES)
 
 
 def get_space(name_or_path: str | Path | SearchSpace) -> SearchSpace:

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.errors import InvalidConfig
+from hwnas.errors import InvalidConfig, check_int
 
 __all__ = [
     "TimingConfig",
@@ -83,8 +83,7 @@ class TimingConfig:
         positive_ints = ("warmup_min_runs", "min_rounds", "max_rounds")
         for name in positive_ints:
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InvalidConfig(f"TimingConfig.{name} must be an integer >= 1; got {v!r}")
+            check_int(f"TimingConfig.{name}", v)
         for name in ("warmup_min_s", "warmup_max_s", "block_min_s", "max_time_s", "target_rel_ci", "max_spread", "warmup_tolerance"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0 or not math.isfinite(v):

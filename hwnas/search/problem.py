@@ -28,7 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from hwnas.errors import InvalidArchitecture, InvalidConfig
+from hwnas.errors import InvalidArchitecture, InvalidConfig, check_int
 from hwnas.space import DIMENSIONS, Architecture, SearchSpace, get_space
 
 __all__ = [
@@ -164,8 +164,7 @@ class SearchProblem:
         if not isinstance(budget_ms, (int, float)) or isinstance(budget_ms, bool) or not np.isfinite(budget_ms) or budget_ms <= 0:
             raise InvalidConfig(f"budget_ms must be a positive number of milliseconds; got {budget_ms!r}")
         for name, value in (("seq_len", seq_len), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InvalidConfig(f"{name} must be an integer >= 1; got {value!r}")
+            check_int(name, value)
         if objective not in OBJECTIVES:
             raise InvalidConfig(f"objective must be one of {', '.join(OBJECTIVES)}; got {objective!r}")
         if not isinstance(reward_weight, (int, float)) or isinstance(reward_weight, bool) or not reward_weight >= 0:

@@ -29,7 +29,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from hwnas._files import atomic_write_text
-from hwnas.errors import InvalidConfig, InvalidData
+from hwnas.errors import InvalidConfig, InvalidData, check_int
 from hwnas.outputs import MARKER, check_output_folder, write_marker
 from hwnas.search.base import Strategy, create_strategy
 from hwnas.search.pareto import hypervolume_2d, pareto_mask
@@ -49,9 +49,7 @@ from hwnas.search.problem import (
 )
 from hwnas.space import DIMENSIONS, Architecture, SearchSpace
 
-__all__ = ["Candidate", "SearchResult", "Progress", "run_search", "search", "write_json", "OUTPUT_FILES"]
-
-OUTPUT_FILES = ("config.json", "evaluated.csv", "front.json", "winner.json", "front.png", "hypervolume.png")
+__all__ = ["Candidate", "SearchResult", "Progress", "run_search", "search", "write_json"]
 
 _CSV_COLUMNS = [
     "eval", *DIMENSIONS, "score", "latency_ms", "latency_upper_ms", "params", "feasible", "reward",
@@ -76,16 +74,9 @@ class Candidate:
     reward: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "arch": self.arch.as_dict(),
-            "score": self.score,
-            "latency_ms": self.latency_ms,
-            "latency_upper_ms": self.latency_upper_ms,
-            "params": self.params,
-            "feasible": self.feasible,
-        }
-        if self.reward is not None:
-            out["reward"] = self.reward
+        out = asdict(self)  # the architecture as {layers, hidden, heads, ffn}
+        if self.reward is None:
+            del out["reward"]
         return out
 
 
@@ -287,8 +278,7 @@ def run_search(
         on_progress: called after every batch with a :class:`Progress`.
     """
     for label, value in (("evaluations", evaluations), ("batch", batch)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise InvalidConfig(f"{label} must be an integer >= 1; got {value!r}")
+        check_int(label, value)
     scorer = _as_scorer(evaluate)
     if isinstance(strategy, Strategy):
         strat = strategy
@@ -388,20 +378,9 @@ def run_search(
 
 
 def _row(problem: SearchProblem, n: int, i: int, score: float, tracker: _Tracker) -> dict[str, Any]:
-    arch = problem.candidates[i]
-    reward = float(problem.reward(np.array([i]), np.array([score]))[0]) if problem.objective == "reward" else ""
-    return {
-        "eval": n,
-        **arch.as_dict(),
-        "score": float(score),
-        "latency_ms": float(problem.latency_ms[i]),
-        "latency_upper_ms": float(problem.latency_upper_ms[i]),
-        "params": int(problem.params[i]),
-        "feasible": bool(problem.feasible[i]),
-        "reward": reward,
-        "best_feasible_score": tracker.best_feasible_score,
-        "hypervolume": tracker.hypervolume,
-    }
+    c = _candidate(problem, i, score).to_dict()
+    return {"eval": n, **c.pop("arch"), **c, "reward": c.get("reward", ""),
+            "best_feasible_score": tracker.best_feasible_score, "hypervolume": tracker.hypervolume}
 
 
 def _build_result(problem, strat, tracker, rows, config, stopped, out_path, wall_s) -> SearchResult:
@@ -439,10 +418,7 @@ def winner_record(result: SearchResult) -> dict[str, Any] | None:
         return None
     cfg = result.config
     record = {
-        "arch": w.arch.as_dict(),
-        "score": w.score,
-        "latency_ms": w.latency_ms,
-        "latency_upper_ms": w.latency_upper_ms,
+        **w.to_dict(),
         "budget_ms": result.problem.budget_ms,
         "space": result.problem.space.name,
         "device": cfg.get("device"),
@@ -452,10 +428,8 @@ def winner_record(result: SearchResult) -> dict[str, Any] | None:
         "predictor": cfg.get("predictor"),
         "estimator": cfg.get("estimator"),
         "objective": result.problem.objective,
-        "params": w.params,
     }
-    if w.reward is not None:
-        record["reward"] = w.reward
+    del record["feasible"]  # a winner is feasible
     return record
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.errors import InvalidConfig
+from hwnas.errors import InvalidConfig, check_int
 from hwnas.profiling.reference import Drift
 from hwnas.space import Architecture
 
@@ -208,8 +208,7 @@ def verify(
 
     if not archs:
         raise InvalidConfig("nothing to verify: no architectures given")
-    if isinstance(interleave, bool) or not isinstance(interleave, int) or interleave < 1:
-        raise InvalidConfig(f"interleave must be an integer >= 1; got {interleave!r}")
+    check_int("interleave", interleave)
     recorded = predictor_device_settings(predictor)
     if threads == "predictor":
         threads = recorded["threads"]
