@@ -302,9 +302,8 @@ def _verify(result, predictor, device: str, quick: bool, strict: bool = False, f
     settings = predictor_device_settings(predictor)
     write_json(result.out / "verify.json", {
         "device": device, "dtype": settings["dtype"], "threads": settings["threads"],
-        "clock": (predictor.manifest.get("device") or {}).get("clock") or "wall",
-        "seq_len": result.problem.seq_len, "batch_size": result.problem.batch_size,
-        "timing": "quick" if quick else "default", "summary": summary,
+        "clock": (predictor.manifest.get("device") or {}).get("clock") or "wall", "seq_len": result.problem.seq_len,
+        "batch_size": result.problem.batch_size, "timing": "quick" if quick else "default", "summary": summary,
         **({"cluster": "ray", "nodes": sorted({r.node_id for r in records if r.node_id})} if fleet else {}),
         "architectures": [r.to_dict() for r in records],
     })

@@ -119,14 +119,8 @@ class Device(ABC):
     host_bound: ClassVar[bool] = False
 
     def __init__(
-        self,
-        *,
-        threads: int | None = 1,
-        dtype: str = "fp32",
-        vocab_size: int = 30522,
-        max_positions: int = 512,
-        attn_implementation: str = "sdpa",
-        seed: int = 0,
+        self, *, threads: int | None = 1, dtype: str = "fp32", vocab_size: int = 30522, max_positions: int = 512,
+        attn_implementation: str = "sdpa", seed: int = 0,
     ) -> None:
         check_int("threads", threads, none_ok=True)
         if dtype not in self.dtypes:
@@ -204,11 +198,8 @@ class Device(ABC):
     def settings(self) -> dict[str, Any]:
         """The settings that change what is measured; stored with every sample."""
         return {
-            "threads": self.threads,
-            "dtype": self.dtype,
-            "vocab_size": self.vocab_size,
-            "max_positions": self.max_positions,
-            "attn_implementation": self.attn_implementation,
+            "threads": self.threads, "dtype": self.dtype, "vocab_size": self.vocab_size,
+            "max_positions": self.max_positions, "attn_implementation": self.attn_implementation,
         }
 
     def check_shape(self, shape: Shape) -> None:

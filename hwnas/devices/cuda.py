@@ -194,12 +194,9 @@ def gpu_fingerprint(index: int = 0) -> dict[str, Any]:
 
         props = torch.cuda.get_device_properties(index)
         fp.update(
-            gpu_name=props.name,
-            gpu_memory_bytes=int(props.total_memory),
-            compute_capability=f"{props.major}.{props.minor}",
-            multiprocessors=int(props.multi_processor_count),
-            cuda=torch.version.cuda,
-            cudnn=torch.backends.cudnn.version(),
+            gpu_name=props.name, gpu_memory_bytes=int(props.total_memory),
+            compute_capability=f"{props.major}.{props.minor}", multiprocessors=int(props.multi_processor_count),
+            cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
             tf32_matmul=bool(torch.backends.cuda.matmul.allow_tf32),
         )
         raw_uuid = getattr(props, "uuid", None)

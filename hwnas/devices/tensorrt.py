@@ -38,14 +38,8 @@ from hwnas.errors import DeviceUnavailable, InvalidConfig, ProfilingError, check
 from hwnas.space import Architecture
 
 __all__ = [
-    "TensorRTDevice",
-    "export_for_tensorrt",
-    "profile_shapes",
-    "build_engine",
-    "INPUT_NAMES",
-    "OUTPUT_NAMES",
-    "ATOL_FP32",
-    "ATOL_FP16",
+    "TensorRTDevice", "export_for_tensorrt", "profile_shapes", "build_engine", "INPUT_NAMES", "OUTPUT_NAMES",
+    "ATOL_FP32", "ATOL_FP16",
 ]
 
 INPUT_NAMES = ["input_ids", "attention_mask"]
@@ -67,14 +61,8 @@ def profile_shapes(shape: Shape) -> dict[str, tuple[tuple[int, int], tuple[int, 
 
 
 def export_for_tensorrt(
-    arch: Architecture,
-    shape: Shape,
-    *,
-    dtype: str = "fp32",
-    vocab_size: int = 30522,
-    max_positions: int = 512,
-    attn_implementation: str = "sdpa",
-    seed: int = 0,
+    arch: Architecture, shape: Shape, *, dtype: str = "fp32", vocab_size: int = 30522, max_positions: int = 512,
+    attn_implementation: str = "sdpa", seed: int = 0,
 ) -> tuple[bytes, dict[str, Any], Any]:
     """Export ``arch`` to ONNX with dynamic ``batch`` and ``sequence`` axes.
 
@@ -162,11 +150,8 @@ def _torch_dtype(trt: Any, trt_dtype: Any):
     import torch
 
     table = {
-        trt.DataType.FLOAT: torch.float32,
-        trt.DataType.HALF: torch.float16,
-        trt.DataType.INT32: torch.int32,
-        trt.DataType.INT8: torch.int8,
-        trt.DataType.BOOL: torch.bool,
+        trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16, trt.DataType.INT32: torch.int32,
+        trt.DataType.INT8: torch.int8, trt.DataType.BOOL: torch.bool,
     }
     for name, torch_dtype in (("INT64", torch.int64), ("BF16", torch.bfloat16)):
         if hasattr(trt.DataType, name):

@@ -43,16 +43,8 @@ import numpy as np
 from hwnas.errors import InvalidConfig, check_int
 
 __all__ = [
-    "TimingConfig",
-    "Measurement",
-    "warm_up",
-    "measure",
-    "measure_interleaved",
-    "measurement_from_dict",
-    "gc_disabled",
-    "CLOCKS",
-    "check_clock",
-    "time_block",
+    "TimingConfig", "Measurement", "warm_up", "measure", "measure_interleaved", "measurement_from_dict", "gc_disabled",
+    "CLOCKS", "check_clock", "time_block",
 ]
 
 #: Clocks a block can be timed with (see the module docstring).
@@ -184,24 +176,11 @@ class Measurement:
     def summary(self) -> dict[str, Any]:
         """Statistics, units in the names; what the profile store records."""
         return {
-            "latency_ms": self.median_ms,
-            "mean_ms": self.mean_ms,
-            "min_ms": self.min_ms,
-            "p10_ms": self.p10_ms,
-            "p25_ms": self.p25_ms,
-            "p75_ms": self.p75_ms,
-            "p90_ms": self.p90_ms,
-            "iqr_ms": self.iqr_ms,
-            "spread": self.spread,
-            "rel_ci": self.rel_ci,
-            "noisy": self.noisy,
-            "remeasured": self.remeasured,
-            "n_blocks": len(self.samples_ms),
-            "calls_per_block": self.number,
-            "warmup_runs": self.warmup_runs,
-            "warmup_s": self.warmup_s,
-            "timed_s": self.timed_s,
-            "samples_ms": [round(x, 6) for x in self.samples_ms],
+            "latency_ms": self.median_ms, "mean_ms": self.mean_ms, "min_ms": self.min_ms, "p10_ms": self.p10_ms,
+            "p25_ms": self.p25_ms, "p75_ms": self.p75_ms, "p90_ms": self.p90_ms, "iqr_ms": self.iqr_ms,
+            "spread": self.spread, "rel_ci": self.rel_ci, "noisy": self.noisy, "remeasured": self.remeasured,
+            "n_blocks": len(self.samples_ms), "calls_per_block": self.number, "warmup_runs": self.warmup_runs,
+            "warmup_s": self.warmup_s, "timed_s": self.timed_s, "samples_ms": [round(x, 6) for x in self.samples_ms],
             "warnings": list(self.warnings),
         }
 
@@ -301,12 +280,8 @@ def _calls_per_block(per_call_s: float, config: TimingConfig) -> int:
 
 
 def measure_interleaved(
-    runners: Sequence[Any],
-    config: TimingConfig | None = None,
-    *,
-    seed: int = 0,
-    on_warm: Callable[[int], None] | None = None,
-    on_done: Callable[[int], None] | None = None,
+    runners: Sequence[Any], config: TimingConfig | None = None, *, seed: int = 0,
+    on_warm: Callable[[int], None] | None = None, on_done: Callable[[int], None] | None = None,
     anchor: int | None = None,
 ) -> list[Measurement]:
     """Measure several runners with interleaved rounds.
@@ -366,14 +341,8 @@ def measure_interleaved(
 
 
 def _rounds(
-    runners: Sequence[Any],
-    numbers: Sequence[int],
-    config: TimingConfig,
-    rng: np.random.Generator,
-    indices: list[int],
-    anchor: int | None = None,
-    round_offset: int = 0,
-    anchor_ms: dict[int, float] | None = None,
+    runners: Sequence[Any], numbers: Sequence[int], config: TimingConfig, rng: np.random.Generator, indices: list[int],
+    anchor: int | None = None, round_offset: int = 0, anchor_ms: dict[int, float] | None = None,
 ) -> dict[int, Measurement]:
     results = {i: Measurement(samples_ms=[], number=numbers[i], max_spread=config.max_spread) for i in indices}
     active = list(indices)
@@ -394,8 +363,7 @@ def _rounds(
                 m.warnings.append(warning)
         if round_no + 1 >= config.min_rounds:
             going = [
-                i for i in active
-                if results[i].rel_ci > config.target_rel_ci and results[i].timed_s < config.max_time_s
+                i for i in active if results[i].rel_ci > config.target_rel_ci and results[i].timed_s < config.max_time_s
             ]
             if anchor in active and anchor not in going and any(i != anchor for i in going):
                 going.append(anchor)  # the anchor stays while anything else is still timed
@@ -411,12 +379,9 @@ def measure(runner: Any, config: TimingConfig | None = None) -> Measurement:
 def measurement_from_dict(data: dict[str, Any]) -> Measurement:
     """Rebuild a :class:`Measurement` from :meth:`Measurement.summary` output."""
     return Measurement(
-        samples_ms=list(data["samples_ms"]),
-        number=int(data.get("calls_per_block", 1)),
-        warmup_runs=int(data.get("warmup_runs", 0)),
-        warmup_s=float(data.get("warmup_s", 0.0)),
-        timed_s=float(data.get("timed_s", 0.0)),
-        remeasured=bool(data.get("remeasured", False)),
+        samples_ms=list(data["samples_ms"]), number=int(data.get("calls_per_block", 1)),
+        warmup_runs=int(data.get("warmup_runs", 0)), warmup_s=float(data.get("warmup_s", 0.0)),
+        timed_s=float(data.get("timed_s", 0.0)), remeasured=bool(data.get("remeasured", False)),
         warnings=list(data.get("warnings", [])),
     )
 

@@ -160,8 +160,7 @@ class _XLARunner(Runner):
             else:
                 # Keep a reference to the output until the graph has run: a lazy tensor
                 # that is dropped before sync() is never computed at all.
-                self._last = self.model(input_ids=self.input_ids,
-                                        attention_mask=self.attention_mask).last_hidden_state
+                self._last = self.model(input_ids=self.input_ids, attention_mask=self.attention_mask).last_hidden_state
                 self._torch_xla.sync()
         self._xm.wait_device_ops()
 

@@ -61,8 +61,7 @@ def profile_figure(records: Sequence[dict[str, Any]], *, title_path: str = "", p
             ax.set_xlabel(xlabel)
             ax.set_ylabel("measured latency (ms, median, log scale)")
         axes[1].legend(loc="upper left", fontsize=7, ncol=1 if len(uniq) < 7 else 2, title="colour: layers", title_fontsize=7)
-        w = where(", ".join(devs), next(iter(threads)) if len(threads) == 1 else None,
-                  shapes=[s for s in shapes])
+        w = where(", ".join(devs), next(iter(threads)) if len(threads) == 1 else None, shapes=[s for s in shapes])
         fig.suptitle(f"Profile{(' ' + title_path) if title_path else ''}: {len(records)} records, {w}")
         fig.tight_layout()
         data = png_bytes(fig)

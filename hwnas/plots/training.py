@@ -180,8 +180,7 @@ def distill_figure(report: Mapping[str, Any], *, path: str | Path | None = None)
         a2.legend(loc="upper left")
         ev = report.get("eval") or {}
         rows = ev.get("rows") or ev.get("n")
-        fig.suptitle(f"Distillation of {report.get('arch_key', '?')}" +
-                     (f", evaluated on {rows} rows" if rows else ""))
+        fig.suptitle(f"Distillation of {report.get('arch_key', '?')}" + (f", evaluated on {rows} rows" if rows else ""))
         fig.tight_layout()
         data = png_bytes(fig)
         if path is not None:

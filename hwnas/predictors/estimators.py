@@ -46,22 +46,9 @@ from hwnas.predictors.features import INPUTS, featurize
 from hwnas.predictors.metrics import mean_abs_log_ratio
 
 __all__ = [
-    "PHYSICS_TERMS",
-    "TREE_FEATURES",
-    "MONOTONE_FEATURES",
-    "FlopsLinearRegressor",
-    "CostLeastSquaresRegressor",
-    "RandomForestLatencyRegressor",
-    "XGBRawRegressor",
-    "PhysicsXGBRegressor",
-    "fit_nnls",
-    "conformal_margin",
-    "guaranteed_coverage",
-    "UPPER_BOUND_METHOD",
-    "tune",
-    "default_grid",
-    "ESTIMATORS",
-    "LatencyEstimator",
+    "PHYSICS_TERMS", "TREE_FEATURES", "MONOTONE_FEATURES", "FlopsLinearRegressor", "CostLeastSquaresRegressor",
+    "RandomForestLatencyRegressor", "XGBRawRegressor", "PhysicsXGBRegressor", "fit_nnls", "conformal_margin",
+    "guaranteed_coverage", "UPPER_BOUND_METHOD", "tune", "default_grid", "ESTIMATORS", "LatencyEstimator",
 ]
 
 #: Cost terms of the default physical model. ``layers`` and ``heads_layers`` carry
@@ -69,17 +56,8 @@ __all__ = [
 #: groups scale differently with the shape (H^2, H*F, S^2*H, S^2*heads); the
 #: byte terms separate weight traffic from arithmetic once batch or sequence vary.
 PHYSICS_TERMS: tuple[str, ...] = (
-    "layers",
-    "heads_layers",
-    "tokens",
-    "proj_flops",
-    "ffn_matmul_flops",
-    "attn_matmul_flops",
-    "attn_softmax_flops",
-    "ffn_act_flops",
-    "layernorm_flops",
-    "encoder_param_bytes",
-    "total_act_bytes",
+    "layers", "heads_layers", "tokens", "proj_flops", "ffn_matmul_flops", "attn_matmul_flops", "attn_softmax_flops",
+    "ffn_act_flops", "layernorm_flops", "encoder_param_bytes", "total_act_bytes",
 )
 
 #: What the residual trees see by default: the raw dimensions and shape.
@@ -223,9 +201,7 @@ class LatencyEstimator(RegressorMixin, BaseEstimator, ABC):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_samples_"):
-            raise NotFittedError(
-                f"this {type(self).__name__} is not fitted yet; call fit(X, y) before predict"
-            )
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) before predict")
 
     def score(self, X, y, sample_weight=None) -> float:
         """Minus the mean absolute log ratio (higher is better; 0 is perfect)."""
@@ -299,10 +275,8 @@ class RandomForestLatencyRegressor(LatencyEstimator):
     _parameter_constraints = {
         "n_estimators": [Interval(Integral, 1, None, closed="left")],
         "min_samples_leaf": [Interval(Integral, 1, None, closed="left")],
-        "max_features": [Interval(Real, 0, 1, closed="right")],
-        "seed": ["random_state"],
-        "inputs": [None, "array-like"],
-        "n_jobs": [None, Integral],
+        "max_features": [Interval(Real, 0, 1, closed="right")], "seed": ["random_state"],
+        "inputs": [None, "array-like"], "n_jobs": [None, Integral],
     }
 
     def __init__(self, n_estimators: int = 100, min_samples_leaf: int = 1, max_features: float = 1.0,
@@ -365,10 +339,8 @@ class XGBRawRegressor(LatencyEstimator):
         "max_depth": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, 1, closed="right")],
         "min_child_weight": [Interval(Real, 0, None, closed="left")],
-        "subsample": [Interval(Real, 0, 1, closed="right")],
-        "reg_lambda": [Interval(Real, 0, None, closed="left")],
-        "seed": [Interval(Integral, 0, None, closed="left")],
-        "inputs": [None, "array-like"],
+        "subsample": [Interval(Real, 0, 1, closed="right")], "reg_lambda": [Interval(Real, 0, None, closed="left")],
+        "seed": [Interval(Integral, 0, None, closed="left")], "inputs": [None, "array-like"],
         "n_jobs": [Interval(Integral, 1, None, closed="left")],
     }
 
@@ -439,11 +411,8 @@ class PhysicsXGBRegressor(LatencyEstimator):
     """
 
     _parameter_constraints = {
-        **XGBRawRegressor._parameter_constraints,
-        "terms": [None, "array-like"],
-        "tree_features": [None, "array-like"],
-        "monotone": ["boolean"],
-        "coverage": [None, Interval(Real, 0, 1, closed="neither")],
+        **XGBRawRegressor._parameter_constraints, "terms": [None, "array-like"], "tree_features": [None, "array-like"],
+        "monotone": ["boolean"], "coverage": [None, Interval(Real, 0, 1, closed="neither")],
         "n_folds": [Interval(Integral, 2, None, closed="left")],
     }
 
@@ -554,11 +523,8 @@ class PhysicsXGBRegressor(LatencyEstimator):
 ESTIMATORS: Registry[type[LatencyEstimator]] = Registry(
     "latency estimator", entry_point_group="hwnas.latency_estimators", base=LatencyEstimator,
     builtins={
-        "flops-linear": FlopsLinearRegressor,
-        "cost-lstsq": CostLeastSquaresRegressor,
-        "random-forest": RandomForestLatencyRegressor,
-        "xgb-raw": XGBRawRegressor,
-        "physics-xgb": PhysicsXGBRegressor,
+        "flops-linear": FlopsLinearRegressor, "cost-lstsq": CostLeastSquaresRegressor,
+        "random-forest": RandomForestLatencyRegressor, "xgb-raw": XGBRawRegressor, "physics-xgb": PhysicsXGBRegressor,
     },
 )
 

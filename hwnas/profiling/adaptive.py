@@ -141,16 +141,9 @@ def select_next(measured: np.ndarray, pool: np.ndarray, disagreement: np.ndarray
 
 
 def profile_until_accuracy(
-    config: ProfileConfig,
-    out: str,
-    *,
-    target: float = 0.95,
-    round_size: int = 8,
-    initial: int | None = None,
-    resume: bool = False,
-    on_round: Callable[[AdaptiveRound], None] | None = None,
-    on_record: Callable[[dict[str, Any]], None] | None = None,
-    on_status: Callable[[str], None] | None = None,
+    config: ProfileConfig, out: str, *, target: float = 0.95, round_size: int = 8, initial: int | None = None,
+    resume: bool = False, on_round: Callable[[AdaptiveRound], None] | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None, on_status: Callable[[str], None] | None = None,
 ) -> AdaptiveSummary:
     """Profile ``config.space`` on ``config.device`` until the predictor is accurate enough.
 

@@ -66,18 +66,8 @@ from hwnas.profiling.store import ProfileStore, record_key, stored_key
 from hwnas.space import Architecture, SearchSpace
 
 __all__ = [
-    "FleetConfig",
-    "FleetProgress",
-    "FleetSummary",
-    "NodeStats",
-    "FINGERPRINT_TEST_HOOK",
-    "check_cluster",
-    "connect",
-    "default_resource",
-    "flag_slow_nodes",
-    "measure_on_cluster",
-    "profile_on_cluster",
-    "reference_architecture",
+    "FleetConfig", "FleetProgress", "FleetSummary", "NodeStats", "FINGERPRINT_TEST_HOOK", "check_cluster", "connect",
+    "default_resource", "flag_slow_nodes", "measure_on_cluster", "profile_on_cluster", "reference_architecture",
     "verify_fleet",
 ]
 
@@ -235,10 +225,8 @@ def _node_identity() -> dict[str, Any]:
     import ray
 
     return {
-        "node_id": ray.get_runtime_context().get_node_id(),
-        "node_ip": ray.util.get_node_ip_address(),
-        "hostname": socket.gethostname(),
-        "pid": os.getpid(),
+        "node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
+        "hostname": socket.gethostname(), "pid": os.getpid(),
     }
 
 
@@ -283,11 +271,8 @@ def _measure_chunk(spec: dict[str, Any]) -> dict[str, Any]:
             r["fingerprint"] = {**r["fingerprint"], **override}
         r.update(node_id=node["node_id"], node_ip=node["node_ip"], worker_pid=node["pid"])
     return {
-        **node,
-        "records": records,
-        "reference_ms": records[0]["reference_ms"],
-        "fingerprint": {**records[0]["fingerprint"], **override},
-        "task_s": time.perf_counter() - start,
+        **node, "records": records, "reference_ms": records[0]["reference_ms"],
+        "fingerprint": {**records[0]["fingerprint"], **override}, "task_s": time.perf_counter() - start,
     }
 
 
@@ -418,15 +403,9 @@ def _chunk_size(todo: int, slots: int, config: ProfileConfig, fleet: FleetConfig
 
 
 def profile_on_cluster(
-    config: ProfileConfig,
-    out: str | Path,
-    fleet: FleetConfig | None = None,
-    *,
-    resume: bool = False,
-    on_start: Callable[[int, int], None] | None = None,
-    on_record: Callable[[dict[str, Any]], None] | None = None,
-    on_status: Callable[[str], None] | None = None,
-    on_progress: Callable[[FleetProgress], None] | None = None,
+    config: ProfileConfig, out: str | Path, fleet: FleetConfig | None = None, *, resume: bool = False,
+    on_start: Callable[[int, int], None] | None = None, on_record: Callable[[dict[str, Any]], None] | None = None,
+    on_status: Callable[[str], None] | None = None, on_progress: Callable[[FleetProgress], None] | None = None,
 ) -> FleetSummary:
     """Profile ``config`` into ``out`` on a Ray cluster; the calling process is the only writer.
 
@@ -649,15 +628,8 @@ class _FleetRun:
 
 
 def measure_on_cluster(
-    tasks: Sequence[Task],
-    *,
-    device: str,
-    threads: int | None = 1,
-    dtype: str = "fp32",
-    timing: TimingConfig | None = None,
-    seed: int = 0,
-    interleave: int = 8,
-    fleet: FleetConfig | None = None,
+    tasks: Sequence[Task], *, device: str, threads: int | None = 1, dtype: str = "fp32",
+    timing: TimingConfig | None = None, seed: int = 0, interleave: int = 8, fleet: FleetConfig | None = None,
     reference: Task | None = None,
 ) -> list[dict[str, Any]]:
     """Measure ``tasks`` on the cluster's nodes in parallel chunks; return one record per task, in order.

@@ -169,13 +169,8 @@ def _task_key(task: Task, device: Device) -> str:
 
 
 def measure_runners(
-    device: Device,
-    builders: Sequence[tuple[str, Callable[[], Any]]],
-    timing: TimingConfig | None = None,
-    *,
-    seed: int = 0,
-    on_status: Callable[[str], None] | None = None,
-    anchor: int | None = None,
+    device: Device, builders: Sequence[tuple[str, Callable[[], Any]]], timing: TimingConfig | None = None, *,
+    seed: int = 0, on_status: Callable[[str], None] | None = None, anchor: int | None = None,
 ) -> list[tuple[Any, Any]]:
     """Build runners with ``builders`` (``(label, () -> Runner)``) and measure them together.
 
@@ -206,14 +201,8 @@ def measure_runners(
 
 
 def measure_tasks(
-    device: Device,
-    tasks: Sequence[Task],
-    timing: TimingConfig | None = None,
-    *,
-    seed: int = 0,
-    extra: dict[str, Any] | None = None,
-    on_status: Callable[[str], None] | None = None,
-    reference: Task | None = None,
+    device: Device, tasks: Sequence[Task], timing: TimingConfig | None = None, *, seed: int = 0,
+    extra: dict[str, Any] | None = None, on_status: Callable[[str], None] | None = None, reference: Task | None = None,
 ) -> list[dict[str, Any]]:
     """Build, warm up and measure ``tasks`` together (one interleaved chunk).
 
@@ -238,13 +227,8 @@ def measure_tasks(
     records = []
     for task, (runner, m) in zip(tasks, measured):
         record: dict[str, Any] = {
-            "schema": SCHEMA_VERSION,
-            **task.arch.as_dict(),
-            "batch_size": task.shape.batch_size,
-            "seq_len": task.shape.seq_len,
-            "device": device.name,
-            "dtype": device.dtype,
-            "threads": device.threads,
+            "schema": SCHEMA_VERSION, **task.arch.as_dict(), "batch_size": task.shape.batch_size,
+            "seq_len": task.shape.seq_len, "device": device.name, "dtype": device.dtype, "threads": device.threads,
             "params": task.arch.num_parameters(device.vocab_size, device.max_positions),
         }
         record.update(m.summary())
@@ -261,13 +245,8 @@ def measure_tasks(
 
 
 def profile(
-    config: ProfileConfig,
-    out: str | Path,
-    *,
-    resume: bool = False,
-    on_start: Callable[[int, int], None] | None = None,
-    on_record: Callable[[dict[str, Any]], None] | None = None,
-    on_status: Callable[[str], None] | None = None,
+    config: ProfileConfig, out: str | Path, *, resume: bool = False, on_start: Callable[[int, int], None] | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None, on_status: Callable[[str], None] | None = None,
 ) -> ProfileSummary:
     """Profile ``config`` into the JSON Lines file ``out``.
 

@@ -20,12 +20,8 @@ __all__ = ["Report", "build_report", "detect_kind", "write_report", "RUN_STAGES"
 
 #: Stages of a run, in order, and the output each one leaves in the run folder.
 RUN_STAGES = {
-    "profile": "profile.jsonl",
-    "predictor": "predictor.hwnas",
-    "supernet": "supernet/",
-    "search": "search/",
-    "distill": "student/",
-    "verify": "summary.json",
+    "profile": "profile.jsonl", "predictor": "predictor.hwnas", "supernet": "supernet/", "search": "search/",
+    "distill": "student/", "verify": "summary.json",
 }
 
 REPORT_FILE = "report.html"
@@ -540,13 +536,10 @@ def _page(title: str, subtitle: str, sections: list[Section], head_html: str, ta
     nav = " ".join(f'<a href="#{s.key}">{_e(s.key)}</a>' for s in sections)
     nav += "".join(f' <a href="#{k}">{k}</a>' for k in ("settings", "reproduce") if f'id="{k}"' in tail_html)
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1"><meta name="generator" content="hwnas">',
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
-        f"<h1>{_e(title)}</h1>", f'<p class="sub">{_e(subtitle)}</p>',
-        f"<nav>{nav}</nav>" if len(sections) > 1 else "",
-        head_html,
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>", f"<h1>{_e(title)}</h1>",
+        f'<p class="sub">{_e(subtitle)}</p>', f"<nav>{nav}</nav>" if len(sections) > 1 else "", head_html,
     ]
     for s in sections:
         parts.append(f'<section id="{_e(s.key)}" data-stage="{_e(s.key)}"><h2>{_e(s.title)}</h2>')
@@ -580,10 +573,8 @@ def _build_run(folder: Path) -> Report:
     predictor_path = Path(cfg["predictor"]) if cfg.get("predictor") else folder / "predictor.hwnas"
     supernet_path = Path(cfg["supernet"]) if cfg.get("supernet") else folder / "supernet"
     sections = [
-        _profile_section(folder / "profile.jsonl", figs),
-        _predictor_section(predictor_path, figs),
-        _supernet_section(supernet_path, figs),
-        _search_section(folder / "search", figs),
+        _profile_section(folder / "profile.jsonl", figs), _predictor_section(predictor_path, figs),
+        _supernet_section(supernet_path, figs), _search_section(folder / "search", figs),
         _distill_section(folder / "student", figs),
     ]
     if cfg.get("predictor") and sections[0].missing:

@@ -45,14 +45,8 @@ from hwnas.search.problem import SearchProblem
 from hwnas.space import Architecture
 
 __all__ = [
-    "History",
-    "Strategy",
-    "STRATEGIES",
-    "register_strategy",
-    "unregister_strategy",
-    "create_strategy",
-    "get_strategy_class",
-    "list_strategies",
+    "History", "Strategy", "STRATEGIES", "register_strategy", "unregister_strategy", "create_strategy",
+    "get_strategy_class", "list_strategies",
 ]
 
 

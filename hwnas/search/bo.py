@@ -83,12 +83,7 @@ class BayesianOptimization(Strategy):
     name = "bo"
 
     def __init__(
-        self,
-        *,
-        initial: int = 8,
-        mc_samples: int = 128,
-        ref_margin: float = 0.1,
-        threads: int = 1,
+        self, *, initial: int = 8, mc_samples: int = 128, ref_margin: float = 0.1, threads: int = 1,
         seed: int | None = 0,
     ) -> None:
         super().__init__(seed=seed)
@@ -100,11 +95,8 @@ class BayesianOptimization(Strategy):
 
     def options(self) -> dict[str, Any]:
         return {
-            "initial": self.initial,
-            "mc_samples": self.mc_samples,
-            "ref_margin": self.ref_margin,
-            "threads": self.threads,
-            "seed": self.seed,
+            "initial": self.initial, "mc_samples": self.mc_samples, "ref_margin": self.ref_margin,
+            "threads": self.threads, "seed": self.seed,
         }
 
     # ------------------------------------------------------------ encoding

@@ -47,15 +47,8 @@ class Evolution(Strategy):
     name = "evolution"
 
     def __init__(
-        self,
-        *,
-        population_size: int = 125,
-        parents: int = 25,
-        mutations: int = 50,
-        crossovers: int = 50,
-        mutation_prob: float = 0.3,
-        max_tries: int = 200,
-        seed: int | None = 0,
+        self, *, population_size: int = 125, parents: int = 25, mutations: int = 50, crossovers: int = 50,
+        mutation_prob: float = 0.3, max_tries: int = 200, seed: int | None = 0,
     ) -> None:
         super().__init__(seed=seed)
         self.population_size = check_int("population_size", population_size, 2)
@@ -79,12 +72,8 @@ class Evolution(Strategy):
 
     def options(self) -> dict[str, Any]:
         return {
-            "population_size": self.population_size,
-            "parents": self.parents,
-            "mutations": self.mutations,
-            "crossovers": self.crossovers,
-            "mutation_prob": self.mutation_prob,
-            "max_tries": self.max_tries,
+            "population_size": self.population_size, "parents": self.parents, "mutations": self.mutations,
+            "crossovers": self.crossovers, "mutation_prob": self.mutation_prob, "max_tries": self.max_tries,
             "seed": self.seed,
         }
 

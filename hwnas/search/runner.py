@@ -41,12 +41,7 @@ from hwnas.errors import InvalidConfig, InvalidData, check_int
 from hwnas.outputs import MARKER, check_output_folder, write_marker
 from hwnas.search.base import Strategy, create_strategy
 from hwnas.search.pareto import hypervolume_2d, pareto_mask
-from hwnas.search.problem import (
-    LatencyModel,
-    SearchProblem,
-    max_memory_constraint,
-    max_params_constraint,
-)
+from hwnas.search.problem import LatencyModel, SearchProblem, max_memory_constraint, max_params_constraint
 from hwnas.space import DIMENSIONS, Architecture, SearchSpace
 
 __all__ = ["Candidate", "SearchResult", "Progress", "run_search", "search", "write_json"]
@@ -229,32 +224,18 @@ class _Tracker:
 def _candidate(problem: SearchProblem, i: int, score: float) -> Candidate:
     reward = float(problem.reward(np.array([i]), np.array([score]))[0]) if problem.objective == "reward" else None
     return Candidate(
-        arch=problem.candidates[i],
-        score=float(score),
-        latency_ms=float(problem.latency_ms[i]),
-        latency_upper_ms=float(problem.latency_upper_ms[i]),
-        params=int(problem.params[i]),
-        feasible=bool(problem.feasible[i]),
-        reward=reward,
+        arch=problem.candidates[i], score=float(score), latency_ms=float(problem.latency_ms[i]),
+        latency_upper_ms=float(problem.latency_upper_ms[i]), params=int(problem.params[i]),
+        feasible=bool(problem.feasible[i]), reward=reward,
     )
 
 
 # -------------------------------------------------------------- the loop
 def run_search(
-    problem: SearchProblem,
-    evaluate: Any,
-    *,
-    strategy: str | Strategy = "bo",
-    evaluations: int = 64,
-    batch: int = 1,
-    seed: int = 0,
-    strategy_options: Mapping[str, Any] | None = None,
-    out: str | Path | None = None,
-    resume: bool = False,
-    describe: Mapping[str, Any] | None = None,
-    reference_score: float | None = None,
-    on_start: Callable[[int, int], None] | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
+    problem: SearchProblem, evaluate: Any, *, strategy: str | Strategy = "bo", evaluations: int = 64, batch: int = 1,
+    seed: int = 0, strategy_options: Mapping[str, Any] | None = None, out: str | Path | None = None,
+    resume: bool = False, describe: Mapping[str, Any] | None = None, reference_score: float | None = None,
+    on_start: Callable[[int, int], None] | None = None, on_progress: Callable[[Progress], None] | None = None,
 ) -> SearchResult:
     """Search ``problem`` with ``evaluations`` accuracy evaluations.
 
@@ -287,16 +268,11 @@ def run_search(
     strat.setup(problem)
     describe = dict(describe or {})
     config: dict[str, Any] = {
-        **problem.describe(),
-        "strategy": strat.name,
-        "strategy_options": strat.options(),
-        "evaluations": int(evaluations),
-        "batch": int(batch),
-        "estimator": describe.pop("estimator", _estimator_name(evaluate)),
-        "predictor": describe.pop("predictor", None),
+        **problem.describe(), "strategy": strat.name, "strategy_options": strat.options(),
+        "evaluations": int(evaluations), "batch": int(batch),
+        "estimator": describe.pop("estimator", _estimator_name(evaluate)), "predictor": describe.pop("predictor", None),
         "supernet": describe.pop("supernet", None),
-        "device": describe.pop("device", getattr(problem.latency_model, "device", None)),
-        **describe,
+        "device": describe.pop("device", getattr(problem.latency_model, "device", None)), **describe,
     }
 
     out_path = Path(out) if out is not None else None
@@ -418,15 +394,9 @@ def winner_record(result: SearchResult) -> dict[str, Any] | None:
         return None
     cfg = result.config
     record = {
-        **w.to_dict(),
-        "budget_ms": result.problem.budget_ms,
-        "space": result.problem.space.name,
-        "device": cfg.get("device"),
-        "seq_len": result.problem.seq_len,
-        "batch_size": result.problem.batch_size,
-        "supernet": cfg.get("supernet"),
-        "predictor": cfg.get("predictor"),
-        "estimator": cfg.get("estimator"),
+        **w.to_dict(), "budget_ms": result.problem.budget_ms, "space": result.problem.space.name,
+        "device": cfg.get("device"), "seq_len": result.problem.seq_len, "batch_size": result.problem.batch_size,
+        "supernet": cfg.get("supernet"), "predictor": cfg.get("predictor"), "estimator": cfg.get("estimator"),
         "objective": result.problem.objective,
     }
     del record["feasible"]  # a winner is feasible
@@ -440,12 +410,10 @@ def write_outputs(result: SearchResult) -> None:
         raise InvalidConfig("this result has no output folder")
     problem = result.problem
     write_json(out / "front.json", {
-        "space": problem.space.name,
-        "objectives": {"score": "maximise", "latency_ms": "minimise (predicted)"},
+        "space": problem.space.name, "objectives": {"score": "maximise", "latency_ms": "minimise (predicted)"},
         "budget_ms": problem.budget_ms,
         "reference_point": {"score": result.reference[0], "latency_ms": result.reference[1]},
-        "hypervolume": result.hypervolume,
-        "evaluations": int(len(result.evaluated)),
+        "hypervolume": result.hypervolume, "evaluations": int(len(result.evaluated)),
         "front": [c.to_dict() for c in result.front],
     })
     record = winner_record(result)
@@ -498,28 +466,13 @@ def plot_front(result: SearchResult, path: Path) -> None:
 
 # --------------------------------------------------------- entry point
 def search(
-    *,
-    predictor: LatencyModel | str | Path,
-    estimator: Any,
-    max_latency_ms: float,
-    space: SearchSpace | str | None = None,
-    seq_len: int = 128,
-    batch_size: int = 1,
-    strategy: str | Strategy = "bo",
-    evaluations: int = 64,
-    seed: int = 0,
-    objective: str = "pareto",
-    reward_weight: float = 0.1,
-    max_params: float | None = None,
-    max_memory_mb: float | None = None,
-    strategy_options: Mapping[str, Any] | None = None,
-    batch: int = 1,
-    out: str | Path | None = None,
-    resume: bool = False,
-    describe: Mapping[str, Any] | None = None,
-    on_start: Callable[[int, int], None] | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
-    on_status: Callable[[str], None] | None = None,
+    *, predictor: LatencyModel | str | Path, estimator: Any, max_latency_ms: float,
+    space: SearchSpace | str | None = None, seq_len: int = 128, batch_size: int = 1, strategy: str | Strategy = "bo",
+    evaluations: int = 64, seed: int = 0, objective: str = "pareto", reward_weight: float = 0.1,
+    max_params: float | None = None, max_memory_mb: float | None = None,
+    strategy_options: Mapping[str, Any] | None = None, batch: int = 1, out: str | Path | None = None,
+    resume: bool = False, describe: Mapping[str, Any] | None = None, on_start: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None, on_status: Callable[[str], None] | None = None,
 ) -> SearchResult:
     """Find the most accurate architectures predicted to run within ``max_latency_ms``.
 

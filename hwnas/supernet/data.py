@@ -158,14 +158,8 @@ def _cache_key(source_info: dict[str, Any], tokenizer: Any, seq_len: int, text_c
     vocab_digest = hashlib.sha256(json.dumps(sorted(vocab.items())[:2000]).encode()).hexdigest()[:16]
     blob = json.dumps(
         {
-            "v": _CACHE_VERSION,
-            "source": source_info,
-            "tokenizer": type(tokenizer).__name__,
-            "vocab_size": len(vocab),
-            "vocab": vocab_digest,
-            "seq_len": seq_len,
-            "text_column": text_column,
-            "max_rows": max_rows,
+            "v": _CACHE_VERSION, "source": source_info, "tokenizer": type(tokenizer).__name__, "vocab_size": len(vocab),
+            "vocab": vocab_digest, "seq_len": seq_len, "text_column": text_column, "max_rows": max_rows,
         },
         sort_keys=True,
     )
@@ -173,14 +167,8 @@ def _cache_key(source_info: dict[str, Any], tokenizer: Any, seq_len: int, text_c
 
 
 def build_token_cache(
-    source: str | Path | None,
-    tokenizer: Any,
-    *,
-    seq_len: int,
-    cache_dir: str | Path,
-    text_column: str | None = None,
-    max_rows: int | None = None,
-    on_progress: ProgressCallback | None = None,
+    source: str | Path | None, tokenizer: Any, *, seq_len: int, cache_dir: str | Path, text_column: str | None = None,
+    max_rows: int | None = None, on_progress: ProgressCallback | None = None,
 ) -> TokenData:
     """Tokenise ``source`` once into ``cache_dir`` (or reuse the cache) and map it.
 
@@ -262,15 +250,8 @@ def build_token_cache(
         os.replace(tmp, bin_path)
         fsync_dir(cache_dir)
         meta = {
-            "format": "hwnas-token-cache",
-            "version": _CACHE_VERSION,
-            "rows": n_rows,
-            "texts": n_texts,
-            "tokens": n_tokens,
-            "seq_len": seq_len,
-            "pad_id": int(pad_id),
-            "text_column": text_column,
-            **source_info,
+            "format": "hwnas-token-cache", "version": _CACHE_VERSION, "rows": n_rows, "texts": n_texts,
+            "tokens": n_tokens, "seq_len": seq_len, "pad_id": int(pad_id), "text_column": text_column, **source_info,
         }
         atomic_write_text(meta_path, json.dumps(meta, indent=2))
     finally:

@@ -67,20 +67,10 @@ class SupernetEstimator:
     """
 
     def __init__(
-        self,
-        supernet: Any,
-        metric: str = "loss",
-        *,
-        batch_size: int = 32,
-        heldout_rows: int | None = None,
-        proxy_train: str | Path | None = None,
-        proxy_eval: str | Path | None = None,
-        proxy_train_rows: int = 1000,
-        proxy_eval_rows: int = 500,
-        proxy_seq_len: int = 64,
-        cache: str | Path | bool | None = None,
-        threads: int | None = None,
-        teacher: Any = None,
+        self, supernet: Any, metric: str = "loss", *, batch_size: int = 32, heldout_rows: int | None = None,
+        proxy_train: str | Path | None = None, proxy_eval: str | Path | None = None, proxy_train_rows: int = 1000,
+        proxy_eval_rows: int = 500, proxy_seq_len: int = 64, cache: str | Path | bool | None = None,
+        threads: int | None = None, teacher: Any = None,
     ) -> None:
         if metric not in METRICS:
             raise InvalidConfig(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
@@ -106,9 +96,7 @@ class SupernetEstimator:
         self._prepared = False
         self._memory: dict[str, float] = {}
         settings = {
-            "metric": metric,
-            "weights": supernet.meta.get("weights_sha256"),
-            "steps": supernet.steps_done,
+            "metric": metric, "weights": supernet.meta.get("weights_sha256"), "steps": supernet.steps_done,
             "heldout_rows": heldout_rows,
         }
         if metric == "proxy":
