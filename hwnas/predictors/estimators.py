@@ -182,12 +182,28 @@ class LatencyEstimator(RegressorMixin, BaseEstimator, ABC):
         except InvalidParameterError as exc:
             raise InvalidConfig(str(exc)) from None
 
+    def _fit_inputs(self, X, y) -> tuple[np.ndarray, np.ndarray]:
+        """Checked hyper-parameters, then ``X`` as an ``n x k`` float array and ``y`` as ``n`` positive latencies (ms)."""
+        self._check_params()
+        raw = _as_2d(X, self._inputs())
+        return raw, _check_y(y, raw.shape[0])
+
     def _inputs(self) -> tuple[str, ...]:
         inputs = getattr(self, "inputs", None)
         return INPUTS if inputs is None else tuple(inputs)
 
     def _is_table(self) -> bool:
         return self._inputs() != INPUTS
+
+    def _terms(self) -> tuple[str, ...]:
+        """The physical model's cost terms: ``terms``, else every input column of a table, else :data:`PHYSICS_TERMS`."""
+        if getattr(self, "terms", None) is not None:
+            return tuple(self.terms)
+        return self._inputs() if self._is_table() else PHYSICS_TERMS
+
+    def _design(self, raw: np.ndarray) -> np.ndarray:
+        """The physical model's design matrix: an intercept column, then the cost terms."""
+        return np.column_stack([np.ones(raw.shape[0]), self._features(raw, self._terms())])
 
     def _features(self, raw: np.ndarray, names: Sequence[str], dtype: Any = np.float64) -> np.ndarray:
         """Named features of ``raw``: analytic ones for architectures, columns of a table."""
@@ -223,24 +239,13 @@ class CostLeastSquaresRegressor(LatencyEstimator):
         self.terms = terms
         self.inputs = inputs
 
-    def _terms(self) -> tuple[str, ...]:
-        if self.terms is not None:
-            return tuple(self.terms)
-        return self._inputs() if self._is_table() else PHYSICS_TERMS
-
     def fit(self, X, y) -> CostLeastSquaresRegressor:
-        self._check_params()
-        raw = _as_2d(X, self._inputs())
-        y = _check_y(y, raw.shape[0])
+        raw, y = self._fit_inputs(X, y)
         A = self._design(raw)
         self.coef_ = fit_nnls(A, y)
         self.terms_ = self._terms()
         self.n_samples_ = raw.shape[0]
         return self
-
-    def _design(self, raw: np.ndarray) -> np.ndarray:
-        C = self._features(raw, self._terms())
-        return np.column_stack([np.ones(raw.shape[0]), C])
 
     def predict(self, X) -> np.ndarray:
         """Latency in ms, an ``n``-vector."""
@@ -289,11 +294,9 @@ class RandomForestLatencyRegressor(LatencyEstimator):
         self.n_jobs = n_jobs
 
     def fit(self, X, y) -> RandomForestLatencyRegressor:
-        self._check_params()
         from sklearn.ensemble import RandomForestRegressor
 
-        raw = _as_2d(X, self._inputs())
-        y = _check_y(y, raw.shape[0])
+        raw, y = self._fit_inputs(X, y)
         self.model_ = RandomForestRegressor(
             n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf,
             max_features=self.max_features, random_state=self.seed, n_jobs=self.n_jobs,
@@ -358,9 +361,7 @@ class XGBRawRegressor(LatencyEstimator):
         self.n_jobs = n_jobs
 
     def fit(self, X, y) -> XGBRawRegressor:
-        self._check_params()
-        raw = _as_2d(X, self._inputs())
-        y = _check_y(y, raw.shape[0])
+        raw, y = self._fit_inputs(X, y)
         ly = np.log(y)
         self.offset_ = float(np.mean(ly))
         self.booster_ = _xgb_train(
@@ -437,11 +438,6 @@ class PhysicsXGBRegressor(LatencyEstimator):
         self.n_jobs = n_jobs
 
     # ------------------------------------------------------------ config
-    def _terms(self) -> tuple[str, ...]:
-        if self.terms is not None:
-            return tuple(self.terms)
-        return self._inputs() if self._is_table() else PHYSICS_TERMS
-
     def _tree_features(self) -> tuple[str, ...]:
         if self.tree_features is not None:
             return tuple(self.tree_features)
@@ -455,7 +451,7 @@ class PhysicsXGBRegressor(LatencyEstimator):
 
     # --------------------------------------------------------------- fit
     def _fit_once(self, raw: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, Any]:
-        A = np.column_stack([np.ones(raw.shape[0]), self._features(raw, self._terms())])
+        A = self._design(raw)
         coef = fit_nnls(A, y)
         phys = np.maximum(A @ coef, 1e-9)
         Z = self._features(raw, self._tree_features(), dtype=np.float32)
@@ -467,16 +463,14 @@ class PhysicsXGBRegressor(LatencyEstimator):
         return coef, booster
 
     def _predict_with(self, coef: np.ndarray, booster: Any, raw: np.ndarray) -> np.ndarray:
-        A = np.column_stack([np.ones(raw.shape[0]), self._features(raw, self._terms())])
+        A = self._design(raw)
         phys = np.maximum(A @ coef, 1e-9)
         Z = self._features(raw, self._tree_features(), dtype=np.float32)
         return phys * np.exp(booster.inplace_predict(Z))
 
     def fit(self, X, y) -> PhysicsXGBRegressor:
         """Fit on ``X`` (``n x k`` inputs) and ``y`` (``n`` latencies, ms)."""
-        self._check_params()
-        raw = _as_2d(X, self._inputs())
-        y = _check_y(y, raw.shape[0])
+        raw, y = self._fit_inputs(X, y)
         self.physics_coef_, self.booster_ = self._fit_once(raw, y)
         self.terms_ = self._terms()
         self.tree_features_ = self._tree_features()

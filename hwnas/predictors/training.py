@@ -17,7 +17,6 @@ import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -198,13 +197,9 @@ def load_measurements(path: str | Path, *, target: str | None = None, features: 
 
 
 def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in ("hwnas", "xgboost", "numpy", "scikit-learn", "scipy"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    from hwnas.devices.fingerprint import package_versions
+
+    return {"python": platform.python_version(), **package_versions("hwnas", "xgboost", "numpy", "scikit-learn", "scipy")}
 
 
 def _domain(meas: Measurements) -> dict[str, Any]:

@@ -428,13 +428,10 @@ def write_outputs(result: SearchResult) -> None:
 
 def plot_front(result: SearchResult, path: Path) -> None:
     """Accuracy estimate against predicted latency: evaluated points, the front, the budget and the winner."""
-    from hwnas.plots.style import COLORS, pyplot, save
+    from hwnas.plots.style import COLORS, figure, finish
 
-    plt = pyplot()  # the hwnas style: Agg backend, Okabe-Ito colours
-    problem = result.problem
-    df = result.evaluated
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    try:
+    problem, df = result.problem, result.evaluated
+    with figure(width=7, height=4.5, dpi=120) as (fig, ax):  # the hwnas style: Agg backend, Okabe-Ito colours
         if len(df):
             feas = df["feasible"].astype(bool).to_numpy()
             if (~feas).any():
@@ -458,10 +455,7 @@ def plot_front(result: SearchResult, path: Path) -> None:
                      + (f"\n{device}, seq {problem.seq_len}, batch {problem.batch_size}" if device else ""))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
-        fig.tight_layout()
-        save(fig, path)
-    finally:
-        plt.close(fig)
+        finish(fig, path)
 
 
 # --------------------------------------------------------- entry point
