@@ -123,8 +123,7 @@ class RunConfig:
             raise InvalidConfig(f"max_latency_ms must be a positive number of milliseconds; got {self.max_latency_ms!r}")
         for name in ("profile_samples", "supernet_steps", "supernet_batch", "search_evaluations", "teacher_steps",
                      "distill_steps", "batch_size", "max_len", "threads"):
-            v = getattr(self, name)
-            check_int(name, v)
+            check_int(name, getattr(self, name))
         if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
             raise InvalidConfig(f"name must be a plain folder name; got {self.name!r}")
 

@@ -72,10 +72,8 @@ class TimingConfig:
     def __post_init__(self) -> None:
         if self.clock not in CLOCKS:
             raise InvalidConfig(f"TimingConfig.clock must be one of {', '.join(CLOCKS)}; got {self.clock!r}")
-        positive_ints = ("warmup_min_runs", "min_rounds", "max_rounds")
-        for name in positive_ints:
-            v = getattr(self, name)
-            check_int(f"TimingConfig.{name}", v)
+        for name in ("warmup_min_runs", "min_rounds", "max_rounds"):
+            check_int(f"TimingConfig.{name}", getattr(self, name))
         for name in ("warmup_min_s", "warmup_max_s", "block_min_s", "max_time_s", "target_rel_ci", "max_spread", "warmup_tolerance"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0 or not math.isfinite(v):
@@ -123,29 +121,16 @@ class Measurement:
     def _q(self, q: float) -> float:
         return float(np.percentile(self.samples_ms, q)) if self.samples_ms else float("nan")
 
-    @property
-    def median_ms(self) -> float:
-        return self._q(50)
+    #: percentiles of the samples, ms
+    median_ms = property(lambda self: self._q(50))
+    p10_ms = property(lambda self: self._q(10))
+    p25_ms = property(lambda self: self._q(25))
+    p75_ms = property(lambda self: self._q(75))
+    p90_ms = property(lambda self: self._q(90))
 
     @property
     def mean_ms(self) -> float:
         return float(np.mean(self.samples_ms)) if self.samples_ms else float("nan")
-
-    @property
-    def p10_ms(self) -> float:
-        return self._q(10)
-
-    @property
-    def p25_ms(self) -> float:
-        return self._q(25)
-
-    @property
-    def p75_ms(self) -> float:
-        return self._q(75)
-
-    @property
-    def p90_ms(self) -> float:
-        return self._q(90)
 
     @property
     def min_ms(self) -> float:

@@ -116,12 +116,9 @@ class FleetConfig:
     connect_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("max_retries",):
-            v = getattr(self, name)
-            check_int(name, v, 0)
+        check_int("max_retries", self.max_retries, 0)
         for name in ("chunks_per_slot", "min_chunk"):
-            v = getattr(self, name)
-            check_int(name, v)
+            check_int(name, getattr(self, name))
         if not (isinstance(self.slow_ratio, (int, float)) and self.slow_ratio > 1):
             raise InvalidConfig(f"slow_ratio must be a number > 1; got {self.slow_ratio!r}")
         if not self.connect_timeout_s > 0:
