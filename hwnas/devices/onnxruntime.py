@@ -154,7 +154,8 @@ class ORTDevice(Device):
 
         onnx_bytes, feeds, reference, build_s, start = self.export(arch, shape)
         session = ort.InferenceSession(onnx_bytes, self.session_options(), providers=[self.provider])
-        runner = verified(_ORTRunner(session, feeds, build_s, 0.0, 0.0), reference, ATOL, f"ONNX Runtime output of {arch}")
+        runner = verified(_ORTRunner(session, feeds, build_s, 0.0, 0.0), reference, ATOL,
+                          f"ONNX Runtime output of {arch}")
         runner.export_s = time.perf_counter() - start
         return runner
 

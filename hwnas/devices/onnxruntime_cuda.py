@@ -184,8 +184,8 @@ class ORTCUDADevice(ORTDevice):
         # small shape computations there on purpose, so it is not disabled.
         session = ort.InferenceSession(onnx_bytes, self.session_options(),
                                        providers=[(self.provider, {"device_id": self.device_index})])
-        runner = verified(BoundORTRunner(session, feeds, device_type="cuda", device_id=self.device_index, build_s=build_s),
-                          reference, ATOL_FP16 if self.dtype == "fp16" else ATOL_FP32,
+        runner = verified(BoundORTRunner(session, feeds, device_type="cuda", device_id=self.device_index,
+                                         build_s=build_s), reference, ATOL_FP16 if self.dtype == "fp16" else ATOL_FP32,
                           f"ONNX Runtime CUDA output of {arch}")
         runner.export_s = time.perf_counter() - start
         return runner

@@ -183,7 +183,7 @@ class LatencyEstimator(RegressorMixin, BaseEstimator, ABC):
             raise InvalidConfig(str(exc)) from None
 
     def _fit_inputs(self, X, y) -> tuple[np.ndarray, np.ndarray]:
-        """Checked hyper-parameters, then ``X`` as an ``n x k`` float array and ``y`` as ``n`` positive latencies (ms)."""
+        """Checks the hyper-parameters; ``X`` as an ``n x k`` float array, ``y`` as ``n`` positive latencies (ms)."""
         self._check_params()
         raw = _as_2d(X, self._inputs())
         return raw, _check_y(y, raw.shape[0])
@@ -196,7 +196,7 @@ class LatencyEstimator(RegressorMixin, BaseEstimator, ABC):
         return self._inputs() != INPUTS
 
     def _terms(self) -> tuple[str, ...]:
-        """The physical model's cost terms: ``terms``, else every input column of a table, else :data:`PHYSICS_TERMS`."""
+        """The physical model's cost terms: ``terms``, else a table's input columns, else :data:`PHYSICS_TERMS`."""
         if getattr(self, "terms", None) is not None:
             return tuple(self.terms)
         return self._inputs() if self._is_table() else PHYSICS_TERMS

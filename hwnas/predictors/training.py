@@ -199,7 +199,8 @@ def load_measurements(path: str | Path, *, target: str | None = None, features: 
 def _versions() -> dict[str, str | None]:
     from hwnas.devices.fingerprint import package_versions
 
-    return {"python": platform.python_version(), **package_versions("hwnas", "xgboost", "numpy", "scikit-learn", "scipy")}
+    return {"python": platform.python_version(),
+            **package_versions("hwnas", "xgboost", "numpy", "scikit-learn", "scipy")}
 
 
 def _domain(meas: Measurements) -> dict[str, Any]:

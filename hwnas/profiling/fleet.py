@@ -349,7 +349,8 @@ def _base_spec(device: Any, seed: int, timing: TimingConfig, reference: Task) ->
             "timing": asdict(timing), "reference": _task_spec(reference)}
 
 
-def _chunk_spec(base: Mapping[str, Any], chunk: Sequence[Task], chunk_no: int, extra: Mapping[str, Any]) -> dict[str, Any]:
+def _chunk_spec(base: Mapping[str, Any], chunk: Sequence[Task], chunk_no: int,
+                extra: Mapping[str, Any]) -> dict[str, Any]:
     return {**base, "tasks": [_task_spec(t) for t in chunk], "chunk_seed": base["seed"] * 100003 + chunk_no,
             "extra": {**extra, "chunk": chunk_no}}
 

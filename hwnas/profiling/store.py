@@ -31,8 +31,8 @@ from hwnas._lock import lock_holder, writer_lock
 from hwnas.errors import InvalidArchitecture, ProfileStoreError
 from hwnas.space import DIMENSIONS, Architecture
 
-__all__ = ["ProfileStore", "record_key", "stored_key", "read_profile", "read_records", "check_is_profile", "SCHEMA_VERSION",
-           "KNOWN_SCHEMAS", "lock_holder"]
+__all__ = ["ProfileStore", "record_key", "stored_key", "read_profile", "read_records", "check_is_profile",
+           "SCHEMA_VERSION", "KNOWN_SCHEMAS", "lock_holder"]
 
 SCHEMA_VERSION = 1
 #: Record schema versions this hwnas reads.

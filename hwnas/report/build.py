@@ -626,7 +626,8 @@ def _build_run(folder: Path) -> Report:
         head.append(_note("This run is incomplete (" + "; ".join(what) + "). The page shows what exists.", "warn"))
     if summary:
         head.append("<h2>What ran</h2>")
-        head.append(_table([[s.get("name"), s.get("status"), _duration(s.get('seconds', 0)), s.get("output"), s.get("detail")]
+        head.append(_table([[s.get("name"), s.get("status"), _duration(s.get("seconds", 0)), s.get("output"),
+                             s.get("detail")]
                            for s in summary.get("stages") or []], ["stage", "status", "took", "output", "result"]))
         wall = summary.get("wall_s")
         settings = {k: v for k, v in cfg.items() if v is not None and k not in ("folder",)}
@@ -675,8 +676,8 @@ def _build_stage(kind: str, path: Path) -> Report:
     make = {"profile": _profile_section, "predictor": _predictor_section, "supernet": _supernet_section,
             "search": _search_section, "distill": _distill_section}[kind]
     sec = make(path, figs)
-    tail = "<h2 id=\"reproduce\">Commands</h2>" + _code(_stage_commands(kind, path)
-                                                       + [f"hwnas report {shlex.quote(str(path))}   # rebuild this page"])
+    rebuild = f"hwnas report {shlex.quote(str(path))}   # rebuild this page"
+    tail = "<h2 id=\"reproduce\">Commands</h2>" + _code(_stage_commands(kind, path) + [rebuild])
     if kind == "search" and (path / "config.json").exists():
         try:
             c = _read_json(path / "config.json", "search settings")

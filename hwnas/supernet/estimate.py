@@ -122,7 +122,9 @@ class SupernetEstimator:
             data = json.loads(self.cache_path.read_text())
         except (OSError, json.JSONDecodeError):
             return {}
-        return {k: float(v) for k, v in data.get("scores", {}).items()} if data.get("signature") == self.signature else {}
+        if data.get("signature") != self.signature:
+            return {}
+        return {k: float(v) for k, v in data.get("scores", {}).items()}
 
     def _load_cache(self) -> None:
         if self.cache_path is not None:
