@@ -387,9 +387,15 @@ def _refuse_mixed(results: Sequence[Mapping[str, Any]], resource: str) -> None:
     )
 
 
-def _reraise_own(exc: BaseException) -> None:
-    """Raise the hwnas error a remote task raised, if that is what failed (as itself, in one line)."""
+def _unwrap(exc: BaseException) -> BaseException:
+    """The hwnas error a remote task raised, if that is what failed."""
     cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, HwnasError) else exc
+
+
+def _reraise_own(exc: BaseException) -> None:
+    """Raise the hwnas error that failed (a remote task's, unwrapped) as itself, in one line."""
+    cause = _unwrap(exc)
     if isinstance(cause, HwnasError):
         raise cause from None
 
