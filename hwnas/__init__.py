@@ -11,18 +11,10 @@ from hwnas._lazy import lazy_getattr
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Architecture": "hwnas.space",
-    "SearchSpace": "hwnas.space",
-    "get_space": "hwnas.space",
-    "HwnasError": "hwnas.errors",
-    "create_device": "hwnas.devices.registry",
-    "list_devices": "hwnas.devices.registry",
-    "Shape": "hwnas.devices.base",
-    "TimingConfig": "hwnas.devices.timing",
-    "ProfileConfig": "hwnas.profiling.runner",
-    "profile": "hwnas.profiling.runner",
-    "read_profile": "hwnas.profiling.store",
-    "load_predictor": "hwnas.predictors",
+    "Architecture": "hwnas.space", "SearchSpace": "hwnas.space", "get_space": "hwnas.space",
+    "HwnasError": "hwnas.errors", "create_device": "hwnas.devices.registry", "list_devices": "hwnas.devices.registry",
+    "Shape": "hwnas.devices.base", "TimingConfig": "hwnas.devices.timing", "ProfileConfig": "hwnas.profiling.runner",
+    "profile": "hwnas.profiling.runner", "read_profile": "hwnas.profiling.store", "load_predictor": "hwnas.predictors",
     "load_supernet": "hwnas.supernet",
 }
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import io
 import json
 import os
 import tempfile
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["read_yaml_or_json", "read_text", "read_table", "atomic_write_bytes", "atomic_write_text", "sha256_file",
-           "fsync_dir"]
+__all__ = ["read_yaml_or_json", "iter_lines", "iter_table", "read_table", "atomic_write_bytes", "atomic_write_text",
+           "sha256_file", "fsync_dir"]
 
 
 def read_yaml_or_json(path: Path, error: type[Exception], what: str) -> Any:
@@ -113,58 +114,71 @@ def _table_format(path: Path, error: type[Exception]) -> str:
     raise error(f"{path}: unknown file type {ext or '(none)'!r}; accepted: .tsv, .csv, .jsonl (optionally .gz)")
 
 
-def read_text(path: Path, error: type[Exception]) -> str:
-    """The UTF-8 text of ``path`` (gunzipped when it ends in ``.gz``; a byte-order mark is dropped)."""
+def iter_lines(path: Path, error: type[Exception]) -> Iterator[str]:
+    """The UTF-8 lines of ``path``, endings kept, one at a time (gunzipped when it ends in ``.gz``; a byte-order
+    mark is dropped), so that a large corpus is never held in memory. A bad file raises ``error`` in one line."""
+    gz = path.suffix == ".gz"
+    offset = 0
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if path.suffix == ".gz":
-        try:
-            raw = gzip.decompress(raw)
-        except OSError as exc:
-            raise error(f"{path}: not a valid gzip file ({exc})") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise error(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        with gzip.open(path, "rb") if gz else open(path, "rb") as fh:
+            for raw in fh:
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise error(f"{path}: not UTF-8 text (byte {offset + exc.start})") from None
+                yield line[1:] if offset == 0 and line.startswith("\ufeff") else line
+                offset += len(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        what = f"not a valid gzip file ({exc})" if gz and not isinstance(exc, FileNotFoundError) else \
+            f"cannot read ({getattr(exc, 'strerror', None) or exc})"
+        raise error(f"{path}: {what}") from None
 
 
-def read_table(path: Path, error: type[Exception]) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
-    """Column names and ``(row number, row)`` pairs of a TSV, CSV or JSON-lines file (optionally ``.gz``).
+def iter_table(path: Path, error: type[Exception]) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
+    """Column names and a stream of ``(row number, row)`` pairs of a TSV, CSV or JSON-lines file (optionally ``.gz``).
 
     The one reader of labelled tables. Rows are numbered as a text editor shows
-    them (the header is row 1 of a TSV/CSV file); blank rows are skipped. A bad
-    file raises ``error`` with one line naming the file, the row and the problem.
+    them (the header is row 1 of a TSV/CSV file); blank rows are skipped. The
+    columns of a JSON-lines file grow as its rows are read. A bad file raises
+    ``error`` with one line naming the file, the row and the problem.
     """
     fmt = _table_format(path, error)
-    text = read_text(path, error)
-    if not text.strip():
-        raise error(f"{path}: the file is empty")
-    rows: list[tuple[int, dict[str, Any]]] = []
+    lines = iter_lines(path, error)
+    csv.field_size_limit(1 << 30)  # long documents are one field
     if fmt == "jsonl":
         columns: list[str] = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except (ValueError, RecursionError) as exc:  # JSONDecodeError, numbers past int's digit limit, deep nesting
-                raise error(f"{path}, row {lineno}: not valid JSON ({getattr(exc, 'msg', str(exc)[:80])})") from None
-            if not isinstance(obj, dict):
-                raise error(f"{path}, row {lineno}: expected a JSON object, got {type(obj).__name__}")
-            columns.extend(k for k in obj if k not in columns)
-            rows.append((lineno, obj))
-        return columns, rows
+        return columns, _jsonl_rows(path, lines, columns, error)
     # TSV files of GLUE contain quotes that are not CSV quoting, so TSV is read without quote handling.
-    reader = csv.reader(io.StringIO(text), delimiter="\t" if fmt == "tsv" else ",",
+    reader = csv.reader(lines, delimiter="\t" if fmt == "tsv" else ",",
                         quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
     try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise error(f"{path}: the file is empty") from None
+        header = [h.strip() for h in next(reader, [])]
     except csv.Error as exc:
         raise error(f"{path}, row 1: {exc}") from None
+    if not any(header):
+        raise error(f"{path}: the file is empty")
+    return header, _csv_rows(path, reader, header, error)
+
+
+def _jsonl_rows(path: Path, lines: Iterator[str], columns: list[str], error: type[Exception]):
+    seen = False
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        seen = True
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, numbers past int's digit limit, deep nesting
+            raise error(f"{path}, row {lineno}: not valid JSON ({getattr(exc, 'msg', str(exc)[:80])})") from None
+        if not isinstance(obj, dict):
+            raise error(f"{path}, row {lineno}: expected a JSON object, got {type(obj).__name__}")
+        columns.extend(k for k in obj if k not in columns)
+        yield lineno, obj
+    if not seen:
+        raise error(f"{path}: the file is empty")
+
+
+def _csv_rows(path: Path, reader: Any, header: list[str], error: type[Exception]):
     try:
         for lineno, values in enumerate(reader, 2):
             if not values or all(not v.strip() for v in values):
@@ -172,7 +186,12 @@ def read_table(path: Path, error: type[Exception]) -> tuple[list[str], list[tupl
             if len(values) != len(header):
                 raise error(f"{path}, row {lineno}: {len(values)} fields but the header has {len(header)} "
                             f"({', '.join(header)})")
-            rows.append((lineno, dict(zip(header, values))))
+            yield lineno, dict(zip(header, values))
     except csv.Error as exc:
         raise error(f"{path}, row {reader.line_num}: {exc}") from None
-    return header, rows
+
+
+def read_table(path: Path, error: type[Exception]) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
+    """:func:`iter_table`, read whole."""
+    columns, rows = iter_table(path, error)
+    return columns, list(rows)

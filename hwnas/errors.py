@@ -9,7 +9,10 @@ that code; tracebacks only appear with ``hwnas --debug``.
 
 from __future__ import annotations
 
+import numbers
+
 __all__ = [
+    "check_int",
     "HwnasError",
     "InvalidArchitecture",
     "InvalidSpace",
@@ -102,3 +105,14 @@ def __getattr__(name: str) -> type:
         globals()[name] = NotFittedError
         return NotFittedError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def check_int(name: str, value: object, minimum: int = 1, *, none_ok: bool = False,
+              error: type[HwnasError] = InvalidConfig) -> int | None:
+    """``value`` as an ``int``; raises ``error`` ("NAME must be an integer >= MINIMUM; got VALUE") unless it is an
+    integer (a numpy integer too, never a bool) of at least ``minimum``, or ``None`` when ``none_ok``."""
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise error(f"{name} must be an integer >= {minimum}{' or None' if none_ok else ''}; got {value!r}")
+    return int(value)

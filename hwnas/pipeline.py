@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas._files import atomic_write_text
-from hwnas.errors import InvalidConfig
+from hwnas.errors import InvalidConfig, check_int
 from hwnas.progress import ProgressCallback, StatusCallback, emit
 
 __all__ = [
@@ -123,9 +123,7 @@ class RunConfig:
             raise InvalidConfig(f"max_latency_ms must be a positive number of milliseconds; got {self.max_latency_ms!r}")
         for name in ("profile_samples", "supernet_steps", "supernet_batch", "search_evaluations", "teacher_steps",
                      "distill_steps", "batch_size", "max_len", "threads"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InvalidConfig(f"{name} must be an integer >= 1; got {v!r}")
+            check_int(name, getattr(self, name))
         if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
             raise InvalidConfig(f"name must be a plain folder name; got {self.name!r}")
 

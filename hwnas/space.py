@@ -38,15 +38,8 @@ from hwnas._files import atomic_write_text, read_yaml_or_json
 from hwnas.errors import InvalidArchitecture, InvalidSpace
 
 __all__ = [
-    "DIMENSIONS",
-    "Architecture",
-    "SearchSpace",
-    "BUILTIN_SPACES",
-    "get_space",
-    "list_spaces",
-    "load_architectures",
-    "as_architectures",
-    "format_choices",
+    "DIMENSIONS", "Architecture", "SearchSpace", "BUILTIN_SPACES", "get_space", "load_architectures",
+    "as_architectures", "format_choices",
 ]
 
 #: The searchable dimensions, in the order used everywhere (features, encodings, files).
@@ -55,22 +48,9 @@ DIMENSIONS: tuple[str, ...] = ("layers", "hidden", "heads", "ffn")
 # Aliases accepted when parsing ``--arch`` strings and dictionaries, so that users
 # can paste names from a BertConfig.
 _ALIASES = {
-    "layers": "layers",
-    "num_layers": "layers",
-    "num_hidden_layers": "layers",
-    "l": "layers",
-    "hidden": "hidden",
-    "hidden_size": "hidden",
-    "h": "hidden",
-    "heads": "heads",
-    "num_heads": "heads",
-    "num_attention_heads": "heads",
-    "a": "heads",
-    "ffn": "ffn",
-    "ffn_size": "ffn",
-    "intermediate_size": "ffn",
-    "intermediate": "ffn",
-    "i": "ffn",
+    "layers": "layers", "num_layers": "layers", "num_hidden_layers": "layers", "l": "layers", "hidden": "hidden",
+    "hidden_size": "hidden", "h": "hidden", "heads": "heads", "num_heads": "heads", "num_attention_heads": "heads",
+    "a": "heads", "ffn": "ffn", "ffn_size": "ffn", "intermediate_size": "ffn", "intermediate": "ffn", "i": "ffn",
 }
 
 
@@ -111,18 +91,14 @@ class Architecture:
         for name in DIMENSIONS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise InvalidArchitecture(
-                    f"{name} must be a positive integer; got {value!r} ({type(value).__name__})"
-                )
+                raise InvalidArchitecture(f"{name} must be a positive integer; got {value!r} ({type(value).__name__})")
             if value < 1:
                 raise InvalidArchitecture(f"{name} must be a positive integer; got {name}={value}")
             if value > MAX_DIMENSION:
                 raise InvalidArchitecture(f"{name} must be at most {MAX_DIMENSION}; got {name}={_short_int(value)}")
             object.__setattr__(self, name, int(value))
         if self.hidden % self.heads:
-            raise InvalidArchitecture(
-                f"heads must divide hidden; got hidden={self.hidden}, heads={self.heads}"
-            )
+            raise InvalidArchitecture(f"heads must divide hidden; got hidden={self.hidden}, heads={self.heads}")
 
     # ------------------------------------------------------------------ views
     @property
@@ -170,9 +146,7 @@ class Architecture:
         for drop in ("architectures", "_name_or_path", "model_type", "transformers_version", "auto_map"):
             values.pop(drop, None)
         values.update(
-            num_hidden_layers=self.layers,
-            hidden_size=self.hidden,
-            num_attention_heads=self.heads,
+            num_hidden_layers=self.layers, hidden_size=self.hidden, num_attention_heads=self.heads,
             intermediate_size=self.ffn,
         )
         values.update(overrides)
@@ -303,9 +277,8 @@ class SearchSpace:
             raise InvalidSpace(f"{where} has {candidates:,} candidate architectures, more than the "
                                f"{MAX_SPACE_CANDIDATES:,} hwnas enumerates; use fewer values per dimension (a step)")
         valid = tuple(
-            Architecture(l, h, a, f)
-            for l, h, a, f in itertools.product(self.layers, self.hidden, self.heads, self.ffn)
-            if h % a == 0
+            Architecture(l, h, a, f) for l, h, a,
+            f in itertools.product(self.layers, self.hidden, self.heads, self.ffn) if h % a == 0
         )
         if not valid:
             raise InvalidSpace(
@@ -362,8 +335,7 @@ class SearchSpace:
         """
         out: list[Architecture] = []
         for l, h, f in itertools.product(
-            sorted({self.layers[0], self.layers[-1]}),
-            sorted({self.hidden[0], self.hidden[-1]}),
+            sorted({self.layers[0], self.layers[-1]}), sorted({self.hidden[0], self.hidden[-1]}),
             sorted({self.ffn[0], self.ffn[-1]}),
         ):
             heads = [a for a in self.heads if h % a == 0]
@@ -483,8 +455,7 @@ class SearchSpace:
         if missing:
             raise InvalidSpace(f"{where}: missing {', '.join(missing)}; a space needs {', '.join(DIMENSIONS)}")
         return cls(
-            name=str(data.get("name", "custom")),
-            description=str(data.get("description", "")),
+            name=str(data.get("name", "custom")), description=str(data.get("description", "")),
             **{d: data[d] for d in DIMENSIONS},
         )
 
@@ -529,43 +500,26 @@ BUILTIN_SPACES: dict[str, SearchSpace] = {
     s.name: s
     for s in (
         SearchSpace(
-            name="tiny",
-            description="very small students: about 1-6 ms at seq 128, batch 1 on one CPU thread",
-            layers=(1, 2, 3),
-            hidden=(128, 160, 192),
-            heads=(2, 4),
-            ffn=(256, 384, 512, 640, 768),
+            name="tiny", description="very small students: about 1-6 ms at seq 128, batch 1 on one CPU thread",
+            layers=(1, 2, 3), hidden=(128, 160, 192), heads=(2, 4), ffn=(256, 384, 512, 640, 768),
         ),
         SearchSpace(
             name="small",
             description="compact students up to MiniLM-L6-H384: about 3-40 ms on one thread (2.5-25 ms on two)",
-            layers=(2, 3, 4, 5, 6),
-            hidden=(192, 224, 256, 288, 320, 352, 384),
-            heads=(4, 8),
+            layers=(2, 3, 4, 5, 6), hidden=(192, 224, 256, 288, 320, 352, 384), heads=(4, 8),
             ffn=(512, 640, 768, 896, 1024, 1152, 1280, 1408, 1536),
         ),
         SearchSpace(
-            name="base",
-            description="larger students up to BERT-base: about 40 ms and upward on one thread",
-            layers=(6, 8, 10, 12),
-            hidden=(384, 512, 640, 768),
-            heads=(8, 12),
-            ffn=(1536, 2048, 2560, 3072),
+            name="base", description="larger students up to BERT-base: about 40 ms and upward on one thread",
+            layers=(6, 8, 10, 12), hidden=(384, 512, 640, 768), heads=(8, 12), ffn=(1536, 2048, 2560, 3072),
         ),
         SearchSpace(
-            name="full",
-            description="everything up to BERT-base (12 layers, 768 hidden, 12 heads, 3072 FFN)",
-            layers=tuple(range(1, 13)),
-            hidden=tuple(range(128, 769, 64)),
-            heads=(2, 4, 6, 8, 12),
+            name="full", description="everything up to BERT-base (12 layers, 768 hidden, 12 heads, 3072 FFN)",
+            layers=tuple(range(1, 13)), hidden=tuple(range(128, 769, 64)), heads=(2, 4, 6, 8, 12),
             ffn=tuple(range(256, 3073, 256)),
         ),
     )
 }
-
-
-def list_spaces() -> list[str]:
-    return list(BUILTIN_SPACES)
 
 
 def get_space(name_or_path: str | Path | SearchSpace) -> SearchSpace:

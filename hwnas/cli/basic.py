@@ -27,9 +27,7 @@ def devices(as_json: bool) -> None:
         table.add_column(col)
     for info in infos:
         table.add_row(
-            info.name,
-            "[green]yes[/]" if info.available else "[red]no[/]",
-            ",".join(info.dtypes),
+            info.name, "[green]yes[/]" if info.available else "[red]no[/]", ",".join(info.dtypes),
             escape(info.description if info.available else info.reason),
         )
     console().print(table)

@@ -43,14 +43,8 @@ def run_fleet_profile(config, out, resume, *, address, resource, max_retries) ->
     fleet = FleetConfig(address=address, resource=resource, max_retries=max_retries)
     con = console(stderr=True)
     progress = Progress(
-        TextColumn("[bold]profiling[/] {task.fields[device]} on the fleet"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[nodes]}"),
-        console=con,
+        TextColumn("[bold]profiling[/] {task.fields[device]} on the fleet"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[nodes]}"), console=con,
         transient=False,
     )
     state = {"task": None}

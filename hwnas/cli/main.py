@@ -23,23 +23,16 @@ from hwnas import __version__
 
 # name -> "module:attribute". A new command is one module and one line here.
 COMMANDS: dict[str, str] = {
-    "devices": "hwnas.cli.basic:devices",
-    "space": "hwnas.cli.basic:space",
-    "profile": "hwnas.cli.profile:profile",
-    "predictor": "hwnas.cli.predictor:predictor",
-    "predict": "hwnas.cli.predictor:predict",
-    "supernet": "hwnas.cli.supernet:supernet",
-    "search": "hwnas.cli.search:search",
-    "distill": "hwnas.cli.distill:distill",
-    "run": "hwnas.cli.run:run",
-    "report": "hwnas.cli.report:report",
+    "devices": "hwnas.cli.basic:devices", "space": "hwnas.cli.basic:space", "profile": "hwnas.cli.profile:profile",
+    "predictor": "hwnas.cli.predictor:predictor", "predict": "hwnas.cli.predictor:predict",
+    "supernet": "hwnas.cli.supernet:supernet", "search": "hwnas.cli.search:search",
+    "distill": "hwnas.cli.distill:distill", "run": "hwnas.cli.run:run", "report": "hwnas.cli.report:report",
 }
 
 # (command, first argument) -> "module:attribute": a subcommand routed before the command
 # parses its options, so that `hwnas profile show FILE` lives beside `hwnas profile --device ...`.
 SUBCOMMANDS: dict[tuple[str, str], str] = {
-    ("profile", "show"): "hwnas.cli.profile_show:profile_show",
-    ("distill", "front"): "hwnas.cli.fleet:distill_front",
+    ("profile", "show"): "hwnas.cli.profile_show:profile_show", ("distill", "front"): "hwnas.cli.fleet:distill_front",
 }
 
 _SHORT_HELP = {

@@ -7,49 +7,7 @@ from typing import Any
 import click
 
 from hwnas.cli._common import console, fmt_s, parse_latency_ms
-
-
-class _Display:
-    """One rich progress display: a row per stage, driven by the pipeline's progress events and status lines."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.progress: Any = None
-        self.rows: dict[str, Any] = {}
-
-    def __enter__(self) -> _Display:
-        if not self.quiet:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description:<10}"), BarColumn(),
-                                     MofNCompleteColumn(), TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
-                                     console=console(stderr=True))
-            self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.progress is not None:
-            self.progress.__exit__(*exc)
-
-    def on_progress(self, ev: Any) -> None:
-        """Draw a :class:`hwnas.progress.ProgressEvent`: a stage's row, its count and its latest figures."""
-        if self.progress is None:
-            return
-        if ev.stage not in self.rows:
-            self.rows[ev.stage] = self.progress.add_task(ev.stage, total=ev.total, note="")
-        note = "  ".join(f"{k} {v:.4g}" for k, v in ev.metrics.items() if isinstance(v, (int, float)) and v == v)
-        if ev.completed == ev.total == 1:  # the pipeline says a stage is over: fill its row (and distill's others)
-            names = [ev.stage, *(("teacher", "agnostic") if ev.stage == "distill" else ())]
-            for row in (self.rows[n] for n in names if n in self.rows):
-                total = next(t for t in self.progress.tasks if t.id == row).total or 1
-                self.progress.update(row, total=total, completed=total)
-            return
-        self.progress.update(self.rows[ev.stage], total=ev.total, completed=ev.completed,
-                             **({"note": note[:60]} if note else {}))
-
-    def on_status(self, text: str) -> None:
-        if self.progress is not None:
-            self.progress.console.print(f"[dim]{text}[/dim]", highlight=False)
+from hwnas.cli._progress import ProgressBars
 
 
 @click.command("run")
@@ -139,8 +97,9 @@ def run(max_latency: str, device: str, name: str | None, work_dir: str, space: s
         from hwnas.cli._options import replace_owned_folder
 
         replace_owned_folder(config.folder, kind="run", option="--work-dir/--name")
-    with _Display(quiet or as_json) as display, one_line_warnings(HostMismatchWarning):
-        summary = run_pipeline(config, on_progress=display.on_progress, on_status=display.on_status)
+    with ProgressBars(quiet or as_json, finishes={"distill": ("teacher", "agnostic")}) as bars, \
+            one_line_warnings(HostMismatchWarning):
+        summary = run_pipeline(config, on_progress=bars.event, on_status=bars.status)
     if as_json:
         import json
 

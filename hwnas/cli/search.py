@@ -210,8 +210,7 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
     from hwnas.outputs import remove_if_unfinished
 
     with remove_if_unfinished(out):  # a search that fails before its first evaluation leaves no folder behind
-        result = _run_with_progress(settings, quiet=quiet or as_json,
-                                    on_status=None if quiet else console(stderr=True).print)
+        result = _run_with_progress(settings, quiet=quiet or as_json)
     if as_json:
         _print_json(result)
     else:
@@ -222,41 +221,29 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
         _verify(result, predictor, verify_device, quick, strict, fleet if cluster == "ray" else None)
 
 
-def _run_with_progress(settings: dict, *, quiet: bool = False, on_status=None):
+def _run_with_progress(settings: dict, *, quiet: bool = False):
     """:func:`hwnas.search.search` with a progress bar (the library only calls back; the CLI draws)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from hwnas.cli._progress import ProgressBars
+    from hwnas.progress import ProgressEvent
     from hwnas.search import search as run
 
-    con = console(stderr=True)
     strategy, out = settings["strategy"], settings["out"]
-    progress = Progress(
-        TextColumn(f"[bold]search[/] {getattr(strategy, 'name', strategy)}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("evaluations"),
-        TimeElapsedColumn(),
-        TextColumn("best feasible {task.fields[best]}  hypervolume {task.fields[hv]}"),
-        console=con,
-        disable=quiet,
-    )
-    state = {"task": None}
+    stage = str(getattr(strategy, "name", strategy))
+    with ProgressBars(quiet, label="search") as bars:
+        def on_start(todo: int, done: int) -> None:
+            if done:
+                bars.status(f"resuming {out}: {done} evaluation(s) already there")
+            bars.event(ProgressEvent(stage, done, todo + done))
 
-    def on_start(todo: int, done: int) -> None:
-        if done and not quiet:
-            con.print(f"resuming {out}: {done} evaluation(s) already there")
-        state["task"] = progress.add_task("search", total=todo + done, completed=done, best="-", hv="-")
+        def on_progress(p) -> None:
+            bars.event(ProgressEvent(stage, p.evaluations, p.total,
+                                     {"best feasible": p.best_feasible_score, "hypervolume": p.hypervolume}))
 
-    def on_progress(p) -> None:
-        best = "-" if p.best_feasible_score != p.best_feasible_score else f"{p.best_feasible_score:.4g}"
-        progress.update(state["task"], completed=p.evaluations, best=best, hv=f"{p.hypervolume:.4g}")
-
-    try:
-        with progress:
-            return run(**settings, on_start=on_start, on_progress=on_progress, on_status=on_status)
-    except KeyboardInterrupt:
-        con.print(f"interrupted: every finished evaluation is in {out}/evaluated.csv; continue with --resume")
-        raise
+        try:
+            return run(**settings, on_start=on_start, on_progress=on_progress, on_status=bars.status)
+        except KeyboardInterrupt:
+            bars.status(f"interrupted: every finished evaluation is in {out}/evaluated.csv; continue with --resume")
+            raise
 
 
 def _print_json(result) -> None:
@@ -315,9 +302,8 @@ def _verify(result, predictor, device: str, quick: bool, strict: bool = False, f
     settings = predictor_device_settings(predictor)
     write_json(result.out / "verify.json", {
         "device": device, "dtype": settings["dtype"], "threads": settings["threads"],
-        "clock": (predictor.manifest.get("device") or {}).get("clock") or "wall",
-        "seq_len": result.problem.seq_len, "batch_size": result.problem.batch_size,
-        "timing": "quick" if quick else "default", "summary": summary,
+        "clock": (predictor.manifest.get("device") or {}).get("clock") or "wall", "seq_len": result.problem.seq_len,
+        "batch_size": result.problem.batch_size, "timing": "quick" if quick else "default", "summary": summary,
         **({"cluster": "ray", "nodes": sorted({r.node_id for r in records if r.node_id})} if fleet else {}),
         "architectures": [r.to_dict() for r in records],
     })

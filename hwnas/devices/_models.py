@@ -22,14 +22,8 @@ def import_runtime() -> None:
 
 
 def build_encoder(
-    arch: Architecture,
-    *,
-    vocab_size: int = 30522,
-    max_positions: int = 512,
-    attn_implementation: str = "sdpa",
-    dtype: str = "fp32",
-    device: Any = "cpu",
-    seed: int = 0,
+    arch: Architecture, *, vocab_size: int = 30522, max_positions: int = 512, attn_implementation: str = "sdpa",
+    dtype: str = "fp32", device: Any = "cpu", seed: int = 0,
 ):
     """A ``transformers.BertModel`` (no pooler) with random weights, in eval mode."""
     import torch

@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from hwnas.errors import InvalidConfig
+from hwnas.errors import InvalidConfig, ProfilingError, check_int
 from hwnas.space import Architecture
 
-__all__ = ["Shape", "Runner", "Device", "DTYPES"]
+__all__ = ["Shape", "Runner", "Device", "DTYPES", "verified"]
 
 #: Every dtype name hwnas knows; each device lists the subset it supports.
 DTYPES: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
@@ -35,8 +35,7 @@ class Shape:
     def __post_init__(self) -> None:
         for name in ("batch_size", "seq_len"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidConfig(f"{name} must be an integer >= 1; got {value!r}")
+            check_int(name, value)
 
     def __str__(self) -> str:
         return f"batch_size={self.batch_size},seq_len={self.seq_len}"
@@ -120,17 +119,10 @@ class Device(ABC):
     host_bound: ClassVar[bool] = False
 
     def __init__(
-        self,
-        *,
-        threads: int | None = 1,
-        dtype: str = "fp32",
-        vocab_size: int = 30522,
-        max_positions: int = 512,
-        attn_implementation: str = "sdpa",
-        seed: int = 0,
+        self, *, threads: int | None = 1, dtype: str = "fp32", vocab_size: int = 30522, max_positions: int = 512,
+        attn_implementation: str = "sdpa", seed: int = 0,
     ) -> None:
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise InvalidConfig(f"threads must be an integer >= 1 or None; got {threads!r}")
+        check_int("threads", threads, none_ok=True)
         if dtype not in self.dtypes:
             raise InvalidConfig(
                 f"dtype {dtype!r} is not supported by device {self.name!r}; supported: {', '.join(self.dtypes)}"
@@ -138,14 +130,20 @@ class Device(ABC):
         if attn_implementation not in ("sdpa", "eager"):
             raise InvalidConfig(f"attn_implementation must be 'sdpa' or 'eager'; got {attn_implementation!r}")
         for label, value in (("vocab_size", vocab_size), ("max_positions", max_positions)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidConfig(f"{label} must be an integer >= 1; got {value!r}")
+            check_int(label, value)
         self.threads = threads
         self.dtype = dtype
         self.vocab_size = vocab_size
         self.max_positions = max_positions
         self.attn_implementation = attn_implementation
         self.seed = seed
+
+    @classmethod
+    def missing_package(cls, *modules: tuple[str, str]) -> str | None:
+        """``"PACKAGE is not installed: INSTALL_HINT"`` for the first ``(module, package)`` not found, else ``None``."""
+        from importlib.util import find_spec
+
+        return next((f"{p} is not installed: {cls.install_hint}" for m, p in modules if find_spec(m) is None), None)
 
     # ----------------------------------------------------------- contract
     @classmethod
@@ -200,11 +198,8 @@ class Device(ABC):
     def settings(self) -> dict[str, Any]:
         """The settings that change what is measured; stored with every sample."""
         return {
-            "threads": self.threads,
-            "dtype": self.dtype,
-            "vocab_size": self.vocab_size,
-            "max_positions": self.max_positions,
-            "attn_implementation": self.attn_implementation,
+            "threads": self.threads, "dtype": self.dtype, "vocab_size": self.vocab_size,
+            "max_positions": self.max_positions, "attn_implementation": self.attn_implementation,
         }
 
     def check_shape(self, shape: Shape) -> None:
@@ -215,3 +210,16 @@ class Device(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(threads={self.threads}, dtype={self.dtype!r})"
+
+
+def verified(runner: Runner, reference: Any, atol: float, what: str) -> Runner:
+    """``runner``, once its first output (``runner.output()``) is within ``atol`` of ``reference``, PyTorch's
+    fp32 output; it records ``max_abs_diff``. Otherwise it is closed and refused with a :class:`ProfilingError`."""
+    import numpy as np
+
+    diff = float(np.max(np.abs(np.asarray(runner.output()) - reference)))
+    if not diff <= atol:
+        runner.close()
+        raise ProfilingError(f"{what} differs from PyTorch by {diff:.3g} (> {atol})")
+    runner.max_abs_diff = diff
+    return runner

@@ -110,8 +110,7 @@ class CPUDevice(Device):
 
         fp = host_fingerprint(self.threads, ("torch", "transformers"))
         fp["torch_config"] = {
-            "mkldnn": bool(torch.backends.mkldnn.is_available()),
-            "interop_threads": torch.get_num_interop_threads(),
+            "mkldnn": bool(torch.backends.mkldnn.is_available()), "interop_threads": torch.get_num_interop_threads(),
         }
         return fp
 
@@ -120,12 +119,8 @@ class CPUDevice(Device):
         import_runtime()
         start = time.perf_counter()
         model = build_encoder(
-            arch,
-            vocab_size=self.vocab_size,
-            max_positions=self.max_positions,
-            attn_implementation=self.attn_implementation,
-            dtype=self.dtype,
-            seed=self.seed,
+            arch, vocab_size=self.vocab_size, max_positions=self.max_positions,
+            attn_implementation=self.attn_implementation, dtype=self.dtype, seed=self.seed,
         )
         inputs = example_inputs(shape.batch_size, shape.seq_len, vocab_size=self.vocab_size, seed=self.seed)
         return _TorchCPURunner(model, inputs, time.perf_counter() - start)

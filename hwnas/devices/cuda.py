@@ -28,7 +28,7 @@ from typing import Any
 from hwnas.devices._models import build_encoder, example_inputs, import_runtime
 from hwnas.devices.base import Device, Runner, Shape
 from hwnas.devices.fingerprint import host_fingerprint
-from hwnas.errors import DeviceUnavailable, InvalidConfig, ProfilingError
+from hwnas.errors import DeviceUnavailable, InvalidConfig, ProfilingError, check_int
 from hwnas.space import Architecture
 
 __all__ = ["CUDADevice", "CudaEventTimer", "gpu_fingerprint", "torch_cuda_status", "nvidia_gpu_present"]
@@ -194,12 +194,9 @@ def gpu_fingerprint(index: int = 0) -> dict[str, Any]:
 
         props = torch.cuda.get_device_properties(index)
         fp.update(
-            gpu_name=props.name,
-            gpu_memory_bytes=int(props.total_memory),
-            compute_capability=f"{props.major}.{props.minor}",
-            multiprocessors=int(props.multi_processor_count),
-            cuda=torch.version.cuda,
-            cudnn=torch.backends.cudnn.version(),
+            gpu_name=props.name, gpu_memory_bytes=int(props.total_memory),
+            compute_capability=f"{props.major}.{props.minor}", multiprocessors=int(props.multi_processor_count),
+            cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
             tf32_matmul=bool(torch.backends.cuda.matmul.allow_tf32),
         )
         raw_uuid = getattr(props, "uuid", None)
@@ -319,8 +316,7 @@ class CUDADevice(Device):
 
     def __init__(self, *, device_index: int = 0, cuda_graphs: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if isinstance(device_index, bool) or not isinstance(device_index, int) or device_index < 0:
-            raise InvalidConfig(f"device_index must be an integer >= 0; got {device_index!r}")
+        check_int("device_index", device_index, 0)
         if not isinstance(cuda_graphs, bool):
             raise InvalidConfig(f"cuda_graphs must be True or False; got {cuda_graphs!r}")
         self.device_index = device_index

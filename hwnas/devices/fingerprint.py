@@ -64,17 +64,11 @@ def host_fingerprint(threads: int | None = None, packages: tuple[str, ...] = ("t
     except (AttributeError, OSError):
         affinity = None
     fp: dict[str, Any] = {
-        "cpu_model": _cpu_model(),
-        "logical_cores": os.cpu_count(),
-        "physical_cores": _physical_cores(),
-        "usable_cores": affinity,
-        "threads": threads,
+        "cpu_model": _cpu_model(), "logical_cores": os.cpu_count(), "physical_cores": _physical_cores(),
+        "usable_cores": affinity, "threads": threads,
         "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
-        "max_freq_khz": _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"),
-        "machine": platform.machine(),
-        "os": platform.platform(),
-        "python": sys.version.split()[0],
-        "hwnas": package_versions("hwnas")["hwnas"],
+        "max_freq_khz": _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"), "machine": platform.machine(),
+        "os": platform.platform(), "python": sys.version.split()[0], "hwnas": package_versions("hwnas")["hwnas"],
     }
     fp.update(package_versions(*packages))
     return fp

@@ -14,7 +14,7 @@ import warnings
 from typing import Any
 
 from hwnas.devices._models import build_encoder, import_runtime, encoder_module, example_inputs
-from hwnas.devices.base import Device, Runner, Shape
+from hwnas.devices.base import Device, Runner, Shape, verified
 from hwnas.devices.fingerprint import host_fingerprint
 from hwnas.errors import ProfilingError
 from hwnas.space import Architecture
@@ -93,11 +93,9 @@ class ORTDevice(Device):
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:
-        from importlib.util import find_spec
-
-        for module, package in (("torch", "torch"), ("onnx", "onnx"), ("onnxruntime", "onnxruntime")):
-            if find_spec(module) is None:
-                return False, f"{package} is not installed: pip install 'hwnas[onnx]'"
+        missing = cls.missing_package(("torch", "torch"), ("onnx", "onnx"), ("onnxruntime", "onnxruntime"))
+        if missing:
+            return False, missing
         import onnxruntime
 
         if cls.provider not in onnxruntime.get_available_providers():
@@ -152,17 +150,14 @@ class ORTDevice(Device):
         return onnx_bytes, feeds, reference, build_s, export_start
 
     def prepare(self, arch: Architecture, shape: Shape) -> Runner:
-        import numpy as np
         import onnxruntime as ort
 
         onnx_bytes, feeds, reference, build_s, start = self.export(arch, shape)
         session = ort.InferenceSession(onnx_bytes, self.session_options(), providers=[self.provider])
-        got = session.run(None, feeds)[0]
-        export_s = time.perf_counter() - start
-        diff = float(np.max(np.abs(got - reference)))
-        if not diff <= ATOL:
-            raise ProfilingError(f"ONNX Runtime output of {arch} differs from PyTorch by {diff:.3g} (> {ATOL})")
-        return _ORTRunner(session, feeds, build_s, export_s, diff)
+        runner = verified(_ORTRunner(session, feeds, build_s, 0.0, 0.0), reference, ATOL,
+                          f"ONNX Runtime output of {arch}")
+        runner.export_s = time.perf_counter() - start
+        return runner
 
     def exported_kind(self) -> str | None:
         return "exported model.onnx (ONNX Runtime)"

@@ -14,14 +14,13 @@ the output check at :data:`ATOL_FP16`.
 from __future__ import annotations
 
 import time
-from importlib.util import find_spec
 from typing import Any
 
-from hwnas.devices.base import Runner, Shape
+from hwnas.devices.base import Runner, Shape, verified
 from hwnas.devices.cuda import gpu_fingerprint, nvidia_gpu_present
 from hwnas.devices.fingerprint import host_fingerprint
 from hwnas.devices.onnxruntime import ORTDevice
-from hwnas.errors import InvalidConfig, ProfilingError
+from hwnas.errors import ProfilingError, check_int
 from hwnas.space import Architecture
 
 __all__ = ["ORTCUDADevice", "BoundORTRunner", "to_fp16", "ATOL_FP32", "ATOL_FP16"]
@@ -141,15 +140,14 @@ class ORTCUDADevice(ORTDevice):
 
     def __init__(self, *, device_index: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if isinstance(device_index, bool) or not isinstance(device_index, int) or device_index < 0:
-            raise InvalidConfig(f"device_index must be an integer >= 0; got {device_index!r}")
+        check_int("device_index", device_index, 0)
         self.device_index = device_index
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:
-        for module, package in (("torch", "torch"), ("onnx", "onnx"), ("onnxruntime", "onnxruntime-gpu")):
-            if find_spec(module) is None:
-                return False, f"{package} is not installed: {cls.install_hint}"
+        missing = cls.missing_package(("torch", "torch"), ("onnx", "onnx"), ("onnxruntime", "onnxruntime-gpu"))
+        if missing:
+            return False, missing
         try:
             import onnxruntime
         except Exception as exc:
@@ -177,7 +175,6 @@ class ORTCUDADevice(ORTDevice):
         return None  # the exported model.onnx would run without IOBinding here; its encoder is measured
 
     def prepare(self, arch: Architecture, shape: Shape) -> Runner:
-        import numpy as np
         import onnxruntime as ort
 
         onnx_bytes, feeds, reference, build_s, start = self.export(arch, shape)
@@ -187,14 +184,8 @@ class ORTCUDADevice(ORTDevice):
         # small shape computations there on purpose, so it is not disabled.
         session = ort.InferenceSession(onnx_bytes, self.session_options(),
                                        providers=[(self.provider, {"device_id": self.device_index})])
-        runner = BoundORTRunner(session, feeds, device_type="cuda", device_id=self.device_index,
-                                build_s=build_s)
-        got = runner.output()
+        runner = verified(BoundORTRunner(session, feeds, device_type="cuda", device_id=self.device_index,
+                                         build_s=build_s), reference, ATOL_FP16 if self.dtype == "fp16" else ATOL_FP32,
+                          f"ONNX Runtime CUDA output of {arch}")
         runner.export_s = time.perf_counter() - start
-        atol = ATOL_FP16 if self.dtype == "fp16" else ATOL_FP32
-        diff = float(np.max(np.abs(got - reference)))
-        if not diff <= atol:
-            runner.close()
-            raise ProfilingError(f"ONNX Runtime CUDA output of {arch} differs from PyTorch by {diff:.3g} (> {atol})")
-        runner.max_abs_diff = diff
         return runner

@@ -19,25 +19,16 @@ from hwnas.devices.base import Device
 from hwnas.errors import DeviceUnavailable, HwnasError, UnknownDevice
 
 __all__ = [
-    "DEVICES",
-    "register_device",
-    "unregister_device",
-    "get_device_class",
-    "create_device",
-    "list_devices",
-    "device_names",
-    "DeviceInfo",
+    "DEVICES", "register_device", "unregister_device", "get_device_class", "create_device", "list_devices",
+    "device_names", "DeviceInfo",
 ]
 
 ENTRY_POINT_GROUP = "hwnas.devices"
 
 BUILTIN: dict[str, str] = {
-    "cpu": "hwnas.devices.cpu:CPUDevice",
-    "onnxruntime": "hwnas.devices.onnxruntime:ORTDevice",
-    "cuda": "hwnas.devices.cuda:CUDADevice",
-    "onnxruntime-cuda": "hwnas.devices.onnxruntime_cuda:ORTCUDADevice",
-    "tensorrt": "hwnas.devices.tensorrt:TensorRTDevice",
-    "tpu": "hwnas.devices.xla:TPUDevice",
+    "cpu": "hwnas.devices.cpu:CPUDevice", "onnxruntime": "hwnas.devices.onnxruntime:ORTDevice",
+    "cuda": "hwnas.devices.cuda:CUDADevice", "onnxruntime-cuda": "hwnas.devices.onnxruntime_cuda:ORTCUDADevice",
+    "tensorrt": "hwnas.devices.tensorrt:TensorRTDevice", "tpu": "hwnas.devices.xla:TPUDevice",
     "xla-cpu": "hwnas.devices.xla:XLACPUDevice",
 }
 

@@ -31,21 +31,15 @@ from importlib.util import find_spec
 from typing import Any
 
 from hwnas.devices._models import build_encoder, encoder_module, example_inputs, import_runtime
-from hwnas.devices.base import Device, Runner, Shape
+from hwnas.devices.base import Device, Runner, Shape, verified
 from hwnas.devices.cuda import CudaEventTimer, gpu_fingerprint, torch_cuda_status
 from hwnas.devices.fingerprint import host_fingerprint
-from hwnas.errors import DeviceUnavailable, InvalidConfig, ProfilingError
+from hwnas.errors import DeviceUnavailable, InvalidConfig, ProfilingError, check_int
 from hwnas.space import Architecture
 
 __all__ = [
-    "TensorRTDevice",
-    "export_for_tensorrt",
-    "profile_shapes",
-    "build_engine",
-    "INPUT_NAMES",
-    "OUTPUT_NAMES",
-    "ATOL_FP32",
-    "ATOL_FP16",
+    "TensorRTDevice", "export_for_tensorrt", "profile_shapes", "build_engine", "INPUT_NAMES", "OUTPUT_NAMES",
+    "ATOL_FP32", "ATOL_FP16",
 ]
 
 INPUT_NAMES = ["input_ids", "attention_mask"]
@@ -67,14 +61,8 @@ def profile_shapes(shape: Shape) -> dict[str, tuple[tuple[int, int], tuple[int, 
 
 
 def export_for_tensorrt(
-    arch: Architecture,
-    shape: Shape,
-    *,
-    dtype: str = "fp32",
-    vocab_size: int = 30522,
-    max_positions: int = 512,
-    attn_implementation: str = "sdpa",
-    seed: int = 0,
+    arch: Architecture, shape: Shape, *, dtype: str = "fp32", vocab_size: int = 30522, max_positions: int = 512,
+    attn_implementation: str = "sdpa", seed: int = 0,
 ) -> tuple[bytes, dict[str, Any], Any]:
     """Export ``arch`` to ONNX with dynamic ``batch`` and ``sequence`` axes.
 
@@ -162,11 +150,8 @@ def _torch_dtype(trt: Any, trt_dtype: Any):
     import torch
 
     table = {
-        trt.DataType.FLOAT: torch.float32,
-        trt.DataType.HALF: torch.float16,
-        trt.DataType.INT32: torch.int32,
-        trt.DataType.INT8: torch.int8,
-        trt.DataType.BOOL: torch.bool,
+        trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16, trt.DataType.INT32: torch.int32,
+        trt.DataType.INT8: torch.int8, trt.DataType.BOOL: torch.bool,
     }
     for name, torch_dtype in (("INT64", torch.int64), ("BF16", torch.bfloat16)):
         if hasattr(trt.DataType, name):
@@ -255,8 +240,7 @@ class TensorRTDevice(Device):
 
     def __init__(self, *, device_index: int = 0, workspace_gib: float | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if isinstance(device_index, bool) or not isinstance(device_index, int) or device_index < 0:
-            raise InvalidConfig(f"device_index must be an integer >= 0; got {device_index!r}")
+        check_int("device_index", device_index, 0)
         if workspace_gib is not None and (isinstance(workspace_gib, bool) or not isinstance(workspace_gib, (int, float))
                                           or not workspace_gib > 0):
             raise InvalidConfig(f"workspace_gib must be a positive number of GiB or None; got {workspace_gib!r}")
@@ -287,7 +271,6 @@ class TensorRTDevice(Device):
         return fp
 
     def prepare(self, arch: Architecture, shape: Shape) -> Runner:
-        import numpy as np
         import tensorrt as trt
         import torch
 
@@ -301,14 +284,8 @@ class TensorRTDevice(Device):
         logger = _logger(trt)
         workspace = None if self.workspace_gib is None else int(self.workspace_gib * 2**30)
         engine_bytes = build_engine(trt, onnx_bytes, profile_shapes(shape), workspace_bytes=workspace, logger=logger)
-        runner = _TensorRTRunner(trt, engine_bytes, feeds, device, logger)
-        got = runner.output()
+        runner = verified(_TensorRTRunner(trt, engine_bytes, feeds, device, logger), reference,
+                          ATOL_FP16 if self.dtype == "fp16" else ATOL_FP32, f"TensorRT output of {arch}")
         runner.export_s = time.perf_counter() - start
         runner.engine_bytes = len(engine_bytes)
-        atol = ATOL_FP16 if self.dtype == "fp16" else ATOL_FP32
-        diff = float(np.max(np.abs(got - reference)))
-        if not diff <= atol:
-            runner.close()
-            raise ProfilingError(f"TensorRT output of {arch} differs from PyTorch by {diff:.3g} (> {atol})")
-        runner.max_abs_diff = diff
         return runner

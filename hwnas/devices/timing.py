@@ -40,19 +40,11 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.errors import InvalidConfig
+from hwnas.errors import InvalidConfig, check_int
 
 __all__ = [
-    "TimingConfig",
-    "Measurement",
-    "warm_up",
-    "measure",
-    "measure_interleaved",
-    "measurement_from_dict",
-    "gc_disabled",
-    "CLOCKS",
-    "check_clock",
-    "time_block",
+    "TimingConfig", "Measurement", "warm_up", "measure", "measure_interleaved", "measurement_from_dict", "gc_disabled",
+    "CLOCKS", "check_clock", "time_block",
 ]
 
 #: Clocks a block can be timed with (see the module docstring).
@@ -80,11 +72,8 @@ class TimingConfig:
     def __post_init__(self) -> None:
         if self.clock not in CLOCKS:
             raise InvalidConfig(f"TimingConfig.clock must be one of {', '.join(CLOCKS)}; got {self.clock!r}")
-        positive_ints = ("warmup_min_runs", "min_rounds", "max_rounds")
-        for name in positive_ints:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InvalidConfig(f"TimingConfig.{name} must be an integer >= 1; got {v!r}")
+        for name in ("warmup_min_runs", "min_rounds", "max_rounds"):
+            check_int(f"TimingConfig.{name}", getattr(self, name))
         for name in ("warmup_min_s", "warmup_max_s", "block_min_s", "max_time_s", "target_rel_ci", "max_spread", "warmup_tolerance"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0 or not math.isfinite(v):
@@ -132,29 +121,16 @@ class Measurement:
     def _q(self, q: float) -> float:
         return float(np.percentile(self.samples_ms, q)) if self.samples_ms else float("nan")
 
-    @property
-    def median_ms(self) -> float:
-        return self._q(50)
+    #: percentiles of the samples, ms
+    median_ms = property(lambda self: self._q(50))
+    p10_ms = property(lambda self: self._q(10))
+    p25_ms = property(lambda self: self._q(25))
+    p75_ms = property(lambda self: self._q(75))
+    p90_ms = property(lambda self: self._q(90))
 
     @property
     def mean_ms(self) -> float:
         return float(np.mean(self.samples_ms)) if self.samples_ms else float("nan")
-
-    @property
-    def p10_ms(self) -> float:
-        return self._q(10)
-
-    @property
-    def p25_ms(self) -> float:
-        return self._q(25)
-
-    @property
-    def p75_ms(self) -> float:
-        return self._q(75)
-
-    @property
-    def p90_ms(self) -> float:
-        return self._q(90)
 
     @property
     def min_ms(self) -> float:
@@ -185,24 +161,11 @@ class Measurement:
     def summary(self) -> dict[str, Any]:
         """Statistics, units in the names; what the profile store records."""
         return {
-            "latency_ms": self.median_ms,
-            "mean_ms": self.mean_ms,
-            "min_ms": self.min_ms,
-            "p10_ms": self.p10_ms,
-            "p25_ms": self.p25_ms,
-            "p75_ms": self.p75_ms,
-            "p90_ms": self.p90_ms,
-            "iqr_ms": self.iqr_ms,
-            "spread": self.spread,
-            "rel_ci": self.rel_ci,
-            "noisy": self.noisy,
-            "remeasured": self.remeasured,
-            "n_blocks": len(self.samples_ms),
-            "calls_per_block": self.number,
-            "warmup_runs": self.warmup_runs,
-            "warmup_s": self.warmup_s,
-            "timed_s": self.timed_s,
-            "samples_ms": [round(x, 6) for x in self.samples_ms],
+            "latency_ms": self.median_ms, "mean_ms": self.mean_ms, "min_ms": self.min_ms, "p10_ms": self.p10_ms,
+            "p25_ms": self.p25_ms, "p75_ms": self.p75_ms, "p90_ms": self.p90_ms, "iqr_ms": self.iqr_ms,
+            "spread": self.spread, "rel_ci": self.rel_ci, "noisy": self.noisy, "remeasured": self.remeasured,
+            "n_blocks": len(self.samples_ms), "calls_per_block": self.number, "warmup_runs": self.warmup_runs,
+            "warmup_s": self.warmup_s, "timed_s": self.timed_s, "samples_ms": [round(x, 6) for x in self.samples_ms],
             "warnings": list(self.warnings),
         }
 
@@ -302,12 +265,8 @@ def _calls_per_block(per_call_s: float, config: TimingConfig) -> int:
 
 
 def measure_interleaved(
-    runners: Sequence[Any],
-    config: TimingConfig | None = None,
-    *,
-    seed: int = 0,
-    on_warm: Callable[[int], None] | None = None,
-    on_done: Callable[[int], None] | None = None,
+    runners: Sequence[Any], config: TimingConfig | None = None, *, seed: int = 0,
+    on_warm: Callable[[int], None] | None = None, on_done: Callable[[int], None] | None = None,
     anchor: int | None = None,
 ) -> list[Measurement]:
     """Measure several runners with interleaved rounds.
@@ -367,14 +326,8 @@ def measure_interleaved(
 
 
 def _rounds(
-    runners: Sequence[Any],
-    numbers: Sequence[int],
-    config: TimingConfig,
-    rng: np.random.Generator,
-    indices: list[int],
-    anchor: int | None = None,
-    round_offset: int = 0,
-    anchor_ms: dict[int, float] | None = None,
+    runners: Sequence[Any], numbers: Sequence[int], config: TimingConfig, rng: np.random.Generator, indices: list[int],
+    anchor: int | None = None, round_offset: int = 0, anchor_ms: dict[int, float] | None = None,
 ) -> dict[int, Measurement]:
     results = {i: Measurement(samples_ms=[], number=numbers[i], max_spread=config.max_spread) for i in indices}
     active = list(indices)
@@ -395,8 +348,7 @@ def _rounds(
                 m.warnings.append(warning)
         if round_no + 1 >= config.min_rounds:
             going = [
-                i for i in active
-                if results[i].rel_ci > config.target_rel_ci and results[i].timed_s < config.max_time_s
+                i for i in active if results[i].rel_ci > config.target_rel_ci and results[i].timed_s < config.max_time_s
             ]
             if anchor in active and anchor not in going and any(i != anchor for i in going):
                 going.append(anchor)  # the anchor stays while anything else is still timed
@@ -412,12 +364,9 @@ def measure(runner: Any, config: TimingConfig | None = None) -> Measurement:
 def measurement_from_dict(data: dict[str, Any]) -> Measurement:
     """Rebuild a :class:`Measurement` from :meth:`Measurement.summary` output."""
     return Measurement(
-        samples_ms=list(data["samples_ms"]),
-        number=int(data.get("calls_per_block", 1)),
-        warmup_runs=int(data.get("warmup_runs", 0)),
-        warmup_s=float(data.get("warmup_s", 0.0)),
-        timed_s=float(data.get("timed_s", 0.0)),
-        remeasured=bool(data.get("remeasured", False)),
+        samples_ms=list(data["samples_ms"]), number=int(data.get("calls_per_block", 1)),
+        warmup_runs=int(data.get("warmup_runs", 0)), warmup_s=float(data.get("warmup_s", 0.0)),
+        timed_s=float(data.get("timed_s", 0.0)), remeasured=bool(data.get("remeasured", False)),
         warnings=list(data.get("warnings", [])),
     )
 

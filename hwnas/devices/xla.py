@@ -49,6 +49,7 @@ __all__ = ["XLADevice", "TPUDevice", "XLACPUDevice", "tpu_chips", "compile_count
 # `hwnas devices` can answer "is there a TPU" in microseconds.
 _GOOGLE_PCI_VENDOR = "0x1ae0"
 _TPU_PCI_DEVICES = frozenset({"0x0027", "0x005e", "0x0062", "0x0063", "0x006f", "0x0056", "0x0076"})
+_PACKAGES = (("torch", "torch"), ("transformers", "transformers"), ("torch_xla", "torch-xla"))
 
 
 def tpu_chips(sysfs: str = "/sys/bus/pci/devices") -> int:
@@ -159,8 +160,7 @@ class _XLARunner(Runner):
             else:
                 # Keep a reference to the output until the graph has run: a lazy tensor
                 # that is dropped before sync() is never computed at all.
-                self._last = self.model(input_ids=self.input_ids,
-                                        attention_mask=self.attention_mask).last_hidden_state
+                self._last = self.model(input_ids=self.input_ids, attention_mask=self.attention_mask).last_hidden_state
                 self._torch_xla.sync()
         self._xm.wait_device_ops()
 
@@ -223,13 +223,6 @@ class XLADevice(Device):
         return out
 
     @classmethod
-    def _packages_missing(cls) -> str | None:
-        for module, package in (("torch", "torch"), ("transformers", "transformers"), ("torch_xla", "torch-xla")):
-            if find_spec(module) is None:
-                return f"{package} is not installed: {cls.install_hint}"
-        return None
-
-    @classmethod
     def _select_runtime(cls) -> None:
         """Point PJRT at :attr:`pjrt_device`, or refuse if this process already uses another."""
         current = os.environ.get("PJRT_DEVICE")
@@ -288,7 +281,7 @@ class TPUDevice(XLADevice):
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:
-        missing = cls._packages_missing()
+        missing = cls.missing_package(*_PACKAGES)
         if missing:
             return False, missing
         if tpu_chips() == 0:
@@ -309,7 +302,5 @@ class XLACPUDevice(XLADevice):
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:
-        missing = cls._packages_missing()
-        if missing:
-            return False, missing
-        return True, ""
+        missing = cls.missing_package(*_PACKAGES)
+        return missing is None, missing or ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwnas.errors import InvalidConfig
+from hwnas.errors import check_int
 from hwnas.estimators.base import ESTIMATORS, AccuracyEstimator
 from hwnas.space import Architecture
 
@@ -42,8 +42,7 @@ class Flops(AccuracyEstimator):
 
     def __init__(self, *, seq_len: int = 128) -> None:
         super().__init__()
-        if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
-            raise InvalidConfig(f"seq_len must be an integer >= 1; got {seq_len!r}")
+        check_int("seq_len", seq_len)
         self.seq_len = seq_len
 
     def _score(self, archs: list[Architecture]) -> np.ndarray:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from hwnas._files import sha256_file
-from hwnas.errors import InvalidConfig, InvalidData
+from hwnas.errors import InvalidConfig, InvalidData, check_int
 from hwnas.estimators._encoders import EncoderSource
 from hwnas.estimators.base import ESTIMATORS, AccuracyEstimator
 from hwnas.space import Architecture
@@ -57,8 +57,7 @@ class FewStepTask(AccuracyEstimator):
         super().__init__()
         for n, v in (("steps", steps), ("batch_size", batch_size), ("train_rows", train_rows),
                      ("eval_rows", eval_rows), ("max_len", max_len)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InvalidConfig(f"{n} must be an integer >= 1; got {v!r}")
+            check_int(n, v)
         if not isinstance(lr, (int, float)) or not 0 < lr < 1:
             raise InvalidConfig(f"lr must be a number in (0, 1); got {lr!r}")
         from hwnas.distill.data import load_task

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.errors import InvalidConfig
+from hwnas.errors import InvalidConfig, check_int
 from hwnas.estimators._encoders import EncoderSource
 from hwnas.estimators.base import ESTIMATORS, AccuracyEstimator
 from hwnas.space import Architecture
@@ -53,8 +53,7 @@ class _ForwardProxy(AccuracyEstimator):
                  rows: int = 64, max_len: int = 64, **_: Any) -> None:
         super().__init__()
         for n, v in (("rows", rows), ("max_len", max_len)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 2:
-                raise InvalidConfig(f"{n} must be an integer >= 2; got {v!r}")
+            check_int(n, v, 2)
         self.source = EncoderSource(supernet=supernet, teacher=teacher)
         self._texts = _sentences(task, rows)
         self.max_len = max_len

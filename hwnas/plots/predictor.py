@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.plots.style import COLORS, MARKERS, figure, log_ticks, png_bytes, save, where
+from hwnas.plots.style import COLORS, MARKERS, figure, log_ticks, finish, where
 
 __all__ = ["parity_figure", "residuals_figure", "bundle_figure", "write_predictor_plots", "manifest_where"]
 
@@ -81,11 +81,7 @@ def parity_figure(measured: Sequence[float], predicted: Sequence[float], *, uppe
         ax.text(0.98, 0.03, _metrics_text(y, p, upper_factor), transform=ax.transAxes, ha="right", va="bottom",
                 fontsize=8, family="monospace", bbox=dict(boxstyle="round", fc="white", ec="0.7", alpha=0.9))
         ax.set_title(f"Latency predictor parity, {kind} points\n{where_text}".strip())
-        fig.tight_layout()
-        data = png_bytes(fig)
-        if path is not None:
-            save(fig, path)
-    return data
+        return finish(fig, path)
 
 
 def residuals_figure(measured: Sequence[float], predicted: Sequence[float], X: np.ndarray, inputs: Sequence[str], *,
@@ -135,11 +131,7 @@ def residuals_figure(measured: Sequence[float], predicted: Sequence[float], X: n
         fixed = ", ".join(f"{c}={X[0, list(inputs).index(c)]:g}" for c in constant)
         fig.suptitle(f"Latency predictor residuals (predicted / measured - 1), {kind} points, n = {len(y)}"
                      + (f"\n{where_text}" if where_text else "") + (f" (constant: {fixed})" if fixed else ""))
-        fig.tight_layout()
-        data = png_bytes(fig)
-        if path is not None:
-            save(fig, path)
-    return data
+        return finish(fig, path)
 
 
 def bundle_figure(manifest: Mapping[str, Any], *, path: str | Path | None = None) -> bytes:
@@ -193,11 +185,7 @@ def bundle_figure(manifest: Mapping[str, Any], *, path: str | Path | None = None
         a3.set_title(f"latency range: {lat[0]:.3g}-{lat[1]:.3g} ms", fontsize=9)
         a3.legend(loc="upper center", fontsize=7)
         fig.suptitle(f"Predictor bundle ({manifest.get('kind', '?')}), {manifest_where(manifest)}, space {manifest.get('space')}")
-        fig.tight_layout()
-        data = png_bytes(fig)
-        if path is not None:
-            save(fig, path)
-    return data
+        return finish(fig, path)
 
 
 def plot_paths(plot: str | Path | None, default_stem: Path) -> tuple[Path, Path]:

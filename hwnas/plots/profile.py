@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.plots.style import COLORS, MARKERS, PALETTE, figure, log_ticks, png_bytes, save, where
+from hwnas.plots.style import COLORS, MARKERS, PALETTE, figure, log_ticks, finish, where
 
 __all__ = ["profile_figure"]
 
@@ -61,11 +61,6 @@ def profile_figure(records: Sequence[dict[str, Any]], *, title_path: str = "", p
             ax.set_xlabel(xlabel)
             ax.set_ylabel("measured latency (ms, median, log scale)")
         axes[1].legend(loc="upper left", fontsize=7, ncol=1 if len(uniq) < 7 else 2, title="colour: layers", title_fontsize=7)
-        w = where(", ".join(devs), next(iter(threads)) if len(threads) == 1 else None,
-                  shapes=[s for s in shapes])
+        w = where(", ".join(devs), next(iter(threads)) if len(threads) == 1 else None, shapes=[s for s in shapes])
         fig.suptitle(f"Profile{(' ' + title_path) if title_path else ''}: {len(records)} records, {w}")
-        fig.tight_layout()
-        data = png_bytes(fig)
-        if path is not None:
-            save(fig, path)
-    return data
+        return finish(fig, path)

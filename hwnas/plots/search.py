@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.plots.style import COLORS, figure, png_bytes, save
+from hwnas.plots.style import COLORS, figure, finish
 
 __all__ = ["hypervolume_figure", "hypervolume_staircase", "HYPERVOLUME_PNG"]
 
@@ -80,8 +80,4 @@ def hypervolume_figure(evaluated: Any, config: Mapping[str, Any] | None = None, 
             f"budget {cfg['budget_ms']:g} ms" if isinstance(cfg.get("budget_ms"), (int, float)) else None,
             f"seq {cfg.get('seq_len')}, batch {cfg.get('batch_size')}" if cfg.get("seq_len") else None) if x)
         ax.set_title(f"Search progress: {cfg.get('strategy', '?')}, {len(n)} evaluations" + (f"\n{where}" if where else ""))
-        fig.tight_layout()
-        data = png_bytes(fig)
-        if path is not None:
-            save(fig, path)
-    return data
+        return finish(fig, path)

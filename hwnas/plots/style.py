@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PALETTE", "COLORS", "MARKERS", "pyplot", "figure", "save", "png_bytes", "where", "log_ticks"]
+__all__ = ["PALETTE", "COLORS", "MARKERS", "pyplot", "figure", "save", "png_bytes", "finish", "where", "log_ticks"]
 
 #: Okabe-Ito, in the order series take them (black is kept for reference lines).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -68,10 +68,11 @@ def pyplot() -> Any:
 
 
 @contextmanager
-def figure(ncols: int = 1, nrows: int = 1, *, width: float = 7.0, height: float = 4.2, **kw: Any) -> Iterator[tuple[Any, Any]]:
+def figure(ncols: int = 1, nrows: int = 1, *, width: float = 7.0, height: float = 4.2, dpi: int = DPI,
+           **kw: Any) -> Iterator[tuple[Any, Any]]:
     """A styled ``(fig, axes)`` that is always closed, even when drawing fails."""
     plt = pyplot()
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), dpi=DPI, **kw)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), dpi=dpi, **kw)
     try:
         yield fig, axes
     finally:
@@ -105,8 +106,8 @@ def png_bytes(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def save(fig: Any, path: str | Path) -> Path:
-    """Write ``fig`` to ``path`` (PNG) atomically and durably (:func:`hwnas._files.atomic_write_bytes`).
+def save(fig: Any, path: str | Path, data: bytes | None = None) -> Path:
+    """Write ``fig`` (or its PNG ``data``) to ``path`` atomically and durably (:func:`hwnas._files.atomic_write_bytes`).
 
     Raises:
         InvalidConfig: the folder does not exist or is not writable (one line, exit code 2).
@@ -120,10 +121,18 @@ def save(fig: Any, path: str | Path) -> Path:
     if not path.parent.is_dir():
         raise InvalidConfig(f"cannot write the plot {path}: its folder does not exist; choose a writable path")
     try:
-        return atomic_write_bytes(path, png_bytes(fig))
+        return atomic_write_bytes(path, png_bytes(fig) if data is None else data)
     except OSError as exc:
         raise InvalidConfig(f"cannot write the plot {path}: {exc.strerror or exc}; choose a writable path") from None
 
+
+def finish(fig: Any, path: str | Path | None = None) -> bytes:
+    """Lay ``fig`` out and return its PNG bytes, also written to ``path`` when given (:func:`save`)."""
+    fig.tight_layout()
+    data = png_bytes(fig)
+    if path is not None:
+        save(fig, path, data)
+    return data
 
 def log_ticks(ax: Any, axis: str = "both") -> None:
     """Plain-number ticks at 1, 2, 3, 5 x 10^k on log axes (no 4x10^1 labels, no crowded minor labels)."""

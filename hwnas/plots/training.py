@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import InvalidData
-from hwnas.plots.style import COLORS, figure, png_bytes, save
+from hwnas.plots.style import COLORS, figure, finish
 
 __all__ = ["read_supernet_log", "supernet_figure", "distill_figure", "write_supernet_plot", "write_distill_plot"]
 
@@ -102,11 +102,7 @@ def supernet_figure(steps: list[dict[str, Any]], meta: Mapping[str, Any] | None 
             f"seq {cfg.get('seq_len')}" if cfg.get("seq_len") else None,
             f"teacher {meta.get('teacher')}" if meta.get("teacher") else None) if x)
         ax.set_title(f"Supernet training, {len(steps)} steps" + (f"\n{where}" if where else ""))
-        fig.tight_layout()
-        data = png_bytes(fig)
-        if path is not None:
-            save(fig, path)
-    return data
+        return finish(fig, path)
 
 
 def _supernet_meta(folder: Path) -> dict[str, Any]:
@@ -180,13 +176,8 @@ def distill_figure(report: Mapping[str, Any], *, path: str | Path | None = None)
         a2.legend(loc="upper left")
         ev = report.get("eval") or {}
         rows = ev.get("rows") or ev.get("n")
-        fig.suptitle(f"Distillation of {report.get('arch_key', '?')}" +
-                     (f", evaluated on {rows} rows" if rows else ""))
-        fig.tight_layout()
-        data = png_bytes(fig)
-        if path is not None:
-            save(fig, path)
-    return data
+        fig.suptitle(f"Distillation of {report.get('arch_key', '?')}" + (f", evaluated on {rows} rows" if rows else ""))
+        return finish(fig, path)
 
 
 def write_distill_plot(folder: str | Path) -> Path:

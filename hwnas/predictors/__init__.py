@@ -12,18 +12,12 @@ from typing import Any
 from hwnas._lazy import lazy_getattr
 
 _LAZY = {
-    "LatencyPredictor": "hwnas.predictors.predictor",
-    "OutOfDomainWarning": "hwnas.predictors.predictor",
-    "save_bundle": "hwnas.predictors.bundle",
-    "load_bundle": "hwnas.predictors.bundle",
-    "Measurements": "hwnas.predictors.training",
-    "load_measurements": "hwnas.predictors.training",
-    "fit_predictor": "hwnas.predictors.training",
-    "transfer_predictor": "hwnas.predictors.training",
-    "evaluate_predictor": "hwnas.predictors.training",
-    "featurize": "hwnas.predictors.features",
-    "FEATURE_NAMES": "hwnas.predictors.features",
-    "evaluate": "hwnas.predictors.metrics",
+    "LatencyPredictor": "hwnas.predictors.predictor", "OutOfDomainWarning": "hwnas.predictors.predictor",
+    "save_bundle": "hwnas.predictors.bundle", "load_bundle": "hwnas.predictors.bundle",
+    "Measurements": "hwnas.predictors.training", "load_measurements": "hwnas.predictors.training",
+    "fit_predictor": "hwnas.predictors.training", "transfer_predictor": "hwnas.predictors.training",
+    "evaluate_predictor": "hwnas.predictors.training", "featurize": "hwnas.predictors.features",
+    "FEATURE_NAMES": "hwnas.predictors.features", "evaluate": "hwnas.predictors.metrics",
 }
 
 __all__ = ["load_predictor", *_LAZY]

@@ -46,22 +46,9 @@ from hwnas.predictors.features import INPUTS, featurize
 from hwnas.predictors.metrics import mean_abs_log_ratio
 
 __all__ = [
-    "PHYSICS_TERMS",
-    "TREE_FEATURES",
-    "MONOTONE_FEATURES",
-    "FlopsLinearRegressor",
-    "CostLeastSquaresRegressor",
-    "RandomForestLatencyRegressor",
-    "XGBRawRegressor",
-    "PhysicsXGBRegressor",
-    "fit_nnls",
-    "conformal_margin",
-    "guaranteed_coverage",
-    "UPPER_BOUND_METHOD",
-    "tune",
-    "default_grid",
-    "ESTIMATORS",
-    "LatencyEstimator",
+    "PHYSICS_TERMS", "TREE_FEATURES", "MONOTONE_FEATURES", "FlopsLinearRegressor", "CostLeastSquaresRegressor",
+    "RandomForestLatencyRegressor", "XGBRawRegressor", "PhysicsXGBRegressor", "fit_nnls", "conformal_margin",
+    "guaranteed_coverage", "UPPER_BOUND_METHOD", "tune", "default_grid", "ESTIMATORS", "LatencyEstimator",
 ]
 
 #: Cost terms of the default physical model. ``layers`` and ``heads_layers`` carry
@@ -69,17 +56,8 @@ __all__ = [
 #: groups scale differently with the shape (H^2, H*F, S^2*H, S^2*heads); the
 #: byte terms separate weight traffic from arithmetic once batch or sequence vary.
 PHYSICS_TERMS: tuple[str, ...] = (
-    "layers",
-    "heads_layers",
-    "tokens",
-    "proj_flops",
-    "ffn_matmul_flops",
-    "attn_matmul_flops",
-    "attn_softmax_flops",
-    "ffn_act_flops",
-    "layernorm_flops",
-    "encoder_param_bytes",
-    "total_act_bytes",
+    "layers", "heads_layers", "tokens", "proj_flops", "ffn_matmul_flops", "attn_matmul_flops", "attn_softmax_flops",
+    "ffn_act_flops", "layernorm_flops", "encoder_param_bytes", "total_act_bytes",
 )
 
 #: What the residual trees see by default: the raw dimensions and shape.
@@ -204,12 +182,28 @@ class LatencyEstimator(RegressorMixin, BaseEstimator, ABC):
         except InvalidParameterError as exc:
             raise InvalidConfig(str(exc)) from None
 
+    def _fit_inputs(self, X, y) -> tuple[np.ndarray, np.ndarray]:
+        """Checks the hyper-parameters; ``X`` as an ``n x k`` float array, ``y`` as ``n`` positive latencies (ms)."""
+        self._check_params()
+        raw = _as_2d(X, self._inputs())
+        return raw, _check_y(y, raw.shape[0])
+
     def _inputs(self) -> tuple[str, ...]:
         inputs = getattr(self, "inputs", None)
         return INPUTS if inputs is None else tuple(inputs)
 
     def _is_table(self) -> bool:
         return self._inputs() != INPUTS
+
+    def _terms(self) -> tuple[str, ...]:
+        """The physical model's cost terms: ``terms``, else a table's input columns, else :data:`PHYSICS_TERMS`."""
+        if getattr(self, "terms", None) is not None:
+            return tuple(self.terms)
+        return self._inputs() if self._is_table() else PHYSICS_TERMS
+
+    def _design(self, raw: np.ndarray) -> np.ndarray:
+        """The physical model's design matrix: an intercept column, then the cost terms."""
+        return np.column_stack([np.ones(raw.shape[0]), self._features(raw, self._terms())])
 
     def _features(self, raw: np.ndarray, names: Sequence[str], dtype: Any = np.float64) -> np.ndarray:
         """Named features of ``raw``: analytic ones for architectures, columns of a table."""
@@ -223,9 +217,7 @@ class LatencyEstimator(RegressorMixin, BaseEstimator, ABC):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_samples_"):
-            raise NotFittedError(
-                f"this {type(self).__name__} is not fitted yet; call fit(X, y) before predict"
-            )
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) before predict")
 
     def score(self, X, y, sample_weight=None) -> float:
         """Minus the mean absolute log ratio (higher is better; 0 is perfect)."""
@@ -247,24 +239,13 @@ class CostLeastSquaresRegressor(LatencyEstimator):
         self.terms = terms
         self.inputs = inputs
 
-    def _terms(self) -> tuple[str, ...]:
-        if self.terms is not None:
-            return tuple(self.terms)
-        return self._inputs() if self._is_table() else PHYSICS_TERMS
-
     def fit(self, X, y) -> CostLeastSquaresRegressor:
-        self._check_params()
-        raw = _as_2d(X, self._inputs())
-        y = _check_y(y, raw.shape[0])
+        raw, y = self._fit_inputs(X, y)
         A = self._design(raw)
         self.coef_ = fit_nnls(A, y)
         self.terms_ = self._terms()
         self.n_samples_ = raw.shape[0]
         return self
-
-    def _design(self, raw: np.ndarray) -> np.ndarray:
-        C = self._features(raw, self._terms())
-        return np.column_stack([np.ones(raw.shape[0]), C])
 
     def predict(self, X) -> np.ndarray:
         """Latency in ms, an ``n``-vector."""
@@ -299,10 +280,8 @@ class RandomForestLatencyRegressor(LatencyEstimator):
     _parameter_constraints = {
         "n_estimators": [Interval(Integral, 1, None, closed="left")],
         "min_samples_leaf": [Interval(Integral, 1, None, closed="left")],
-        "max_features": [Interval(Real, 0, 1, closed="right")],
-        "seed": ["random_state"],
-        "inputs": [None, "array-like"],
-        "n_jobs": [None, Integral],
+        "max_features": [Interval(Real, 0, 1, closed="right")], "seed": ["random_state"],
+        "inputs": [None, "array-like"], "n_jobs": [None, Integral],
     }
 
     def __init__(self, n_estimators: int = 100, min_samples_leaf: int = 1, max_features: float = 1.0,
@@ -315,11 +294,9 @@ class RandomForestLatencyRegressor(LatencyEstimator):
         self.n_jobs = n_jobs
 
     def fit(self, X, y) -> RandomForestLatencyRegressor:
-        self._check_params()
         from sklearn.ensemble import RandomForestRegressor
 
-        raw = _as_2d(X, self._inputs())
-        y = _check_y(y, raw.shape[0])
+        raw, y = self._fit_inputs(X, y)
         self.model_ = RandomForestRegressor(
             n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf,
             max_features=self.max_features, random_state=self.seed, n_jobs=self.n_jobs,
@@ -365,10 +342,8 @@ class XGBRawRegressor(LatencyEstimator):
         "max_depth": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, 1, closed="right")],
         "min_child_weight": [Interval(Real, 0, None, closed="left")],
-        "subsample": [Interval(Real, 0, 1, closed="right")],
-        "reg_lambda": [Interval(Real, 0, None, closed="left")],
-        "seed": [Interval(Integral, 0, None, closed="left")],
-        "inputs": [None, "array-like"],
+        "subsample": [Interval(Real, 0, 1, closed="right")], "reg_lambda": [Interval(Real, 0, None, closed="left")],
+        "seed": [Interval(Integral, 0, None, closed="left")], "inputs": [None, "array-like"],
         "n_jobs": [Interval(Integral, 1, None, closed="left")],
     }
 
@@ -386,9 +361,7 @@ class XGBRawRegressor(LatencyEstimator):
         self.n_jobs = n_jobs
 
     def fit(self, X, y) -> XGBRawRegressor:
-        self._check_params()
-        raw = _as_2d(X, self._inputs())
-        y = _check_y(y, raw.shape[0])
+        raw, y = self._fit_inputs(X, y)
         ly = np.log(y)
         self.offset_ = float(np.mean(ly))
         self.booster_ = _xgb_train(
@@ -439,11 +412,8 @@ class PhysicsXGBRegressor(LatencyEstimator):
     """
 
     _parameter_constraints = {
-        **XGBRawRegressor._parameter_constraints,
-        "terms": [None, "array-like"],
-        "tree_features": [None, "array-like"],
-        "monotone": ["boolean"],
-        "coverage": [None, Interval(Real, 0, 1, closed="neither")],
+        **XGBRawRegressor._parameter_constraints, "terms": [None, "array-like"], "tree_features": [None, "array-like"],
+        "monotone": ["boolean"], "coverage": [None, Interval(Real, 0, 1, closed="neither")],
         "n_folds": [Interval(Integral, 2, None, closed="left")],
     }
 
@@ -468,11 +438,6 @@ class PhysicsXGBRegressor(LatencyEstimator):
         self.n_jobs = n_jobs
 
     # ------------------------------------------------------------ config
-    def _terms(self) -> tuple[str, ...]:
-        if self.terms is not None:
-            return tuple(self.terms)
-        return self._inputs() if self._is_table() else PHYSICS_TERMS
-
     def _tree_features(self) -> tuple[str, ...]:
         if self.tree_features is not None:
             return tuple(self.tree_features)
@@ -486,7 +451,7 @@ class PhysicsXGBRegressor(LatencyEstimator):
 
     # --------------------------------------------------------------- fit
     def _fit_once(self, raw: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, Any]:
-        A = np.column_stack([np.ones(raw.shape[0]), self._features(raw, self._terms())])
+        A = self._design(raw)
         coef = fit_nnls(A, y)
         phys = np.maximum(A @ coef, 1e-9)
         Z = self._features(raw, self._tree_features(), dtype=np.float32)
@@ -498,16 +463,14 @@ class PhysicsXGBRegressor(LatencyEstimator):
         return coef, booster
 
     def _predict_with(self, coef: np.ndarray, booster: Any, raw: np.ndarray) -> np.ndarray:
-        A = np.column_stack([np.ones(raw.shape[0]), self._features(raw, self._terms())])
+        A = self._design(raw)
         phys = np.maximum(A @ coef, 1e-9)
         Z = self._features(raw, self._tree_features(), dtype=np.float32)
         return phys * np.exp(booster.inplace_predict(Z))
 
     def fit(self, X, y) -> PhysicsXGBRegressor:
         """Fit on ``X`` (``n x k`` inputs) and ``y`` (``n`` latencies, ms)."""
-        self._check_params()
-        raw = _as_2d(X, self._inputs())
-        y = _check_y(y, raw.shape[0])
+        raw, y = self._fit_inputs(X, y)
         self.physics_coef_, self.booster_ = self._fit_once(raw, y)
         self.terms_ = self._terms()
         self.tree_features_ = self._tree_features()
@@ -554,11 +517,8 @@ class PhysicsXGBRegressor(LatencyEstimator):
 ESTIMATORS: Registry[type[LatencyEstimator]] = Registry(
     "latency estimator", entry_point_group="hwnas.latency_estimators", base=LatencyEstimator,
     builtins={
-        "flops-linear": FlopsLinearRegressor,
-        "cost-lstsq": CostLeastSquaresRegressor,
-        "random-forest": RandomForestLatencyRegressor,
-        "xgb-raw": XGBRawRegressor,
-        "physics-xgb": PhysicsXGBRegressor,
+        "flops-linear": FlopsLinearRegressor, "cost-lstsq": CostLeastSquaresRegressor,
+        "random-forest": RandomForestLatencyRegressor, "xgb-raw": XGBRawRegressor, "physics-xgb": PhysicsXGBRegressor,
     },
 )
 

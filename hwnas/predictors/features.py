@@ -27,15 +27,7 @@ import numpy as np
 from hwnas.errors import InvalidArchitecture, InvalidConfig
 from hwnas.space import DIMENSIONS, Architecture
 
-__all__ = [
-    "INPUTS",
-    "FEATURE_NAMES",
-    "COMPONENTS",
-    "BYTES_PER_ELEMENT",
-    "input_array",
-    "featurize",
-    "feature_frame",
-]
+__all__ = ["INPUTS", "FEATURE_NAMES", "COMPONENTS", "BYTES_PER_ELEMENT", "input_array", "featurize", "feature_frame"]
 
 #: Raw inputs, in column order: the four architecture dimensions, then the shape.
 INPUTS: tuple[str, ...] = (*DIMENSIONS, "seq_len", "batch_size")
@@ -45,15 +37,7 @@ BYTES_PER_ELEMENT: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
 
 #: Components of one encoder, in execution order.
 COMPONENTS: tuple[str, ...] = (
-    "embeddings",
-    "qkv",
-    "attn_scores",
-    "attn_softmax",
-    "attn_context",
-    "attn_out",
-    "ffn_up",
-    "ffn_act",
-    "ffn_down",
+    "embeddings", "qkv", "attn_scores", "attn_softmax", "attn_context", "attn_out", "ffn_up", "ffn_act", "ffn_down",
     "layernorm",
 )
 
@@ -162,10 +146,8 @@ def _get(c: _Ctx, name: str) -> np.ndarray:
 
 
 def input_array(
-    archs: Sequence[Architecture] | np.ndarray | Sequence[Sequence[int]],
-    *,
-    seq_len: int | Sequence[int] | np.ndarray = 128,
-    batch_size: int | Sequence[int] | np.ndarray = 1,
+    archs: Sequence[Architecture] | np.ndarray | Sequence[Sequence[int]], *,
+    seq_len: int | Sequence[int] | np.ndarray = 128, batch_size: int | Sequence[int] | np.ndarray = 1,
 ) -> np.ndarray:
     """Raw inputs as an ``n x 6`` int64 array in :data:`INPUTS` order.
 
@@ -214,11 +196,7 @@ def input_array(
 
 
 def featurize(
-    x: np.ndarray,
-    names: Sequence[str] | None = None,
-    *,
-    bytes_per_element: float = 4,
-    dtype: Any = np.float64,
+    x: np.ndarray, names: Sequence[str] | None = None, *, bytes_per_element: float = 4, dtype: Any = np.float64,
 ) -> np.ndarray:
     """Compute named features for every row of ``x``.
 

@@ -16,8 +16,7 @@ from typing import Any
 
 from hwnas.errors import HwnasError, PredictorMismatch
 
-__all__ = ["HOST_BOUND_DEVICES", "HostMismatchWarning", "is_host_bound", "host_mismatch", "check_host",
-           "describe_host"]
+__all__ = ["HOST_BOUND_DEVICES", "HostMismatchWarning", "is_host_bound", "host_mismatch", "check_host", "describe_host"]
 
 #: Built-in devices whose latency is a property of the host machine.
 HOST_BOUND_DEVICES = ("cpu", "onnxruntime", "xla-cpu")

@@ -14,14 +14,7 @@ import numpy as np
 from hwnas.errors import InvalidData
 
 __all__ = [
-    "within",
-    "mape",
-    "rmse",
-    "kendall_tau",
-    "spearman_rho",
-    "mean_abs_log_ratio",
-    "evaluate",
-    "extrapolation_split",
+    "within", "mape", "rmse", "kendall_tau", "spearman_rho", "mean_abs_log_ratio", "evaluate", "extrapolation_split",
     "METRIC_NAMES",
 ]
 
@@ -95,13 +88,8 @@ def evaluate(y_true, y_pred) -> dict[str, float]:
     """Every metric of :data:`METRIC_NAMES` in one dictionary."""
     t, p = _pair(y_true, y_pred)
     return {
-        "n": int(t.size),
-        "within_5": within(t, p, 0.05),
-        "within_10": within(t, p, 0.10),
-        "mape": mape(t, p),
-        "rmse_ms": rmse(t, p),
-        "kendall_tau": kendall_tau(t, p),
-        "spearman_rho": spearman_rho(t, p),
+        "n": int(t.size), "within_5": within(t, p, 0.05), "within_10": within(t, p, 0.10), "mape": mape(t, p),
+        "rmse_ms": rmse(t, p), "kendall_tau": kendall_tau(t, p), "spearman_rho": spearman_rho(t, p),
     }
 
 

@@ -62,11 +62,8 @@ class LatencyPredictor:
         # Transfer corrections, applied in order (a predictor transferred twice has two).
         self._corr = [
             (
-                tuple(c["features"]),
-                np.asarray(c["mean"], dtype=np.float64),
-                np.asarray(c["scale"], dtype=np.float64),
-                np.asarray(c["coef"], dtype=np.float64),
-                float(c["intercept"]),
+                tuple(c["features"]), np.asarray(c["mean"], dtype=np.float64), np.asarray(c["scale"], dtype=np.float64),
+                np.asarray(c["coef"], dtype=np.float64), float(c["intercept"]),
             )
             for c in manifest.get("corrections") or []
         ]

@@ -17,7 +17,6 @@ import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,7 @@ import numpy as np
 
 from hwnas.errors import InvalidConfig, InvalidData, PredictorMismatch
 from hwnas.predictors.estimators import (
-    UPPER_BOUND_METHOD,
-    PhysicsXGBRegressor,
-    conformal_margin,
-    guaranteed_coverage,
-    tune,
+    UPPER_BOUND_METHOD, PhysicsXGBRegressor, conformal_margin, guaranteed_coverage, tune,
 )
 from hwnas.predictors.features import BYTES_PER_ELEMENT, INPUTS
 from hwnas.predictors.metrics import evaluate
@@ -202,13 +197,10 @@ def load_measurements(path: str | Path, *, target: str | None = None, features: 
 
 
 def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in ("hwnas", "xgboost", "numpy", "scikit-learn", "scipy"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    from hwnas.devices.fingerprint import package_versions
+
+    return {"python": platform.python_version(),
+            **package_versions("hwnas", "xgboost", "numpy", "scikit-learn", "scipy")}
 
 
 def _domain(meas: Measurements) -> dict[str, Any]:
@@ -266,8 +258,7 @@ def fit_predictor(meas: Measurements, *, seed: int = 0, n_folds: int = 5, covera
         "inputs": list(meas.inputs),
         "input_kind": "table" if meas.is_table else "architecture",
         "features": {
-            "physics_terms": list(est.terms_),
-            "tree_features": list(est.tree_features_),
+            "physics_terms": list(est.terms_), "tree_features": list(est.tree_features_),
             "bytes_per_element": BYTES_PER_ELEMENT.get(dtype, 4),
             "definitions": "hwnas.predictors.features" if not meas.is_table else "input columns",
         },
@@ -279,28 +270,20 @@ def fit_predictor(meas: Measurements, *, seed: int = 0, n_folds: int = 5, covera
                        "exp(booster(tree_features) + sum of corrections)",
         },
         "physics": {
-            "terms": list(est.terms_),
-            "intercept": float(est.physics_coef_[0]),
+            "terms": list(est.terms_), "intercept": float(est.physics_coef_[0]),
             "coef": {t: float(c) for t, c in zip(est.terms_, est.physics_coef_[1:])},
             "fit": "non-negative least squares on relative error",
         },
         "model": {
-            "file": "model.ubj",
-            "format": "xgboost-ubj",
-            "output": "log(latency_ms / physics_ms)",
-            "hyperparameters": hyper,
-            "monotone_constraints": est.monotone_constraints(),
+            "file": "model.ubj", "format": "xgboost-ubj", "output": "log(latency_ms / physics_ms)",
+            "hyperparameters": hyper, "monotone_constraints": est.monotone_constraints(),
             "num_trees": int(est.booster_.num_boosted_rounds()),
         },
         "corrections": [],
         "uncertainty": {
-            "method": UPPER_BOUND_METHOD,
-            "coverage": float(coverage),
-            "guaranteed_coverage": guaranteed_coverage(coverage),
-            "guarantee": GUARANTEE,
-            "log_margin": float(est.log_margin_),
-            "exact": bool(est.margin_exact_),
-            "n_calibration": len(meas),
+            "method": UPPER_BOUND_METHOD, "coverage": float(coverage),
+            "guaranteed_coverage": guaranteed_coverage(coverage), "guarantee": GUARANTEE,
+            "log_margin": float(est.log_margin_), "exact": bool(est.margin_exact_), "n_calibration": len(meas),
         },
         "device": {k: meas.device.get(k) for k in ("name", "threads", "dtype", "clock", "settings", "fingerprint")},
         "reference": meas.reference,
@@ -379,13 +362,8 @@ def transfer_predictor(base: LatencyPredictor, meas: Measurements, *, coverage: 
     manifest["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     manifest["corrections"] = list(manifest.get("corrections") or []) + [{
         "method": "ridge on log(measured / base prediction), standardised features, alpha by leave-one-out",
-        "features": list(names),
-        "mean": mean.tolist(),
-        "scale": scale.tolist(),
-        "coef": coef.tolist(),
-        "intercept": intercept,
-        "n_samples": n,
-        "from_device": base.manifest["device"],
+        "features": list(names), "mean": mean.tolist(), "scale": scale.tolist(), "coef": coef.tolist(),
+        "intercept": intercept, "n_samples": n, "from_device": base.manifest["device"],
     }]
     manifest["base"] = {"device": base.device, "space": base.space, "manifest_sha256": base_digest,
                         "source": base.manifest.get("source"), "domain": base.manifest.get("domain")}

@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.errors import InvalidConfig, ProfileStoreError
-from hwnas.profiling.runner import ProfileConfig, Task, measure_tasks
-from hwnas.profiling.store import ProfileStore, record_key
+from hwnas.errors import InvalidConfig, check_int
+from hwnas.profiling.runner import ProfileConfig, Task, check_resume, measure_tasks, open_profile
+from hwnas.profiling.store import ProfileStore, record_key, stored_key
 from hwnas.space import DIMENSIONS, get_space
 
 __all__ = ["AdaptiveRound", "AdaptiveSummary", "profile_until_accuracy", "committee_disagreement", "select_next"]
@@ -141,16 +141,9 @@ def select_next(measured: np.ndarray, pool: np.ndarray, disagreement: np.ndarray
 
 
 def profile_until_accuracy(
-    config: ProfileConfig,
-    out: str,
-    *,
-    target: float = 0.95,
-    round_size: int = 8,
-    initial: int | None = None,
-    resume: bool = False,
-    on_round: Callable[[AdaptiveRound], None] | None = None,
-    on_record: Callable[[dict[str, Any]], None] | None = None,
-    on_status: Callable[[str], None] | None = None,
+    config: ProfileConfig, out: str, *, target: float = 0.95, round_size: int = 8, initial: int | None = None,
+    resume: bool = False, on_round: Callable[[AdaptiveRound], None] | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None, on_status: Callable[[str], None] | None = None,
 ) -> AdaptiveSummary:
     """Profile ``config.space`` on ``config.device`` until the predictor is accurate enough.
 
@@ -171,8 +164,7 @@ def profile_until_accuracy(
     """
     if not 0 < target <= 1:
         raise InvalidConfig(f"--until-accuracy must be a share in (0, 1], e.g. 0.95; got {target}")
-    if isinstance(round_size, bool) or not isinstance(round_size, int) or round_size < 1:
-        raise InvalidConfig(f"--round-size must be an integer >= 1; got {round_size!r}")
+    check_int("--round-size", round_size)
     if config.archs_file:
         raise InvalidConfig("--until-accuracy chooses architectures itself; it cannot be combined with --archs")
     initial = max(5, 2 * round_size) if initial is None else initial
@@ -190,28 +182,16 @@ def _until_accuracy_locked(config, out, store, target, round_size, initial, resu
     from hwnas.predictors.metrics import evaluate
     from hwnas.profiling.runner import reference_task
 
-    existing: list[dict[str, Any]] = []
-    if store.exists():
-        if not resume:
-            raise ProfileStoreError(f"{out} already exists; pass --resume to continue it, or choose another --out")
-        existing = store.records()
+    existing = open_profile(store, resume)
     space = get_space(config.space or "small")
     device = create_device(config.device, threads=config.threads, dtype=config.dtype, seed=config.seed)
-    for r in existing:
-        if (r.get("device"), r.get("dtype"), r.get("threads"), r.get("clock", "wall")) != \
-                (device.name, device.dtype, device.threads, config.timing.clock):
-            raise ProfileStoreError(
-                f"{out} holds measurements of device={r.get('device')!r}, dtype={r.get('dtype')!r}, "
-                f"threads={r.get('threads')!r}, clock={r.get('clock', 'wall')!r}; resume with the same settings "
-                "or write to another --out"
-            )
+    check_resume(existing, out, device, config.timing.clock)
 
     def key(task: Task) -> str:
         return record_key(task.arch, task.shape.batch_size, task.shape.seq_len, device.name, device.dtype, device.threads)
 
     records = list(existing)
-    done = {record_key({d: r[d] for d in DIMENSIONS}, r["batch_size"], r["seq_len"], r["device"],
-                       r.get("dtype", "fp32"), r.get("threads")) for r in records}
+    done = {stored_key(r) for r in records}
     shapes = config.shapes()
     reference = reference_task(config, space, [Task(space.smallest, shapes[0])])
     pool = [Task(a, s) for a in space.enumerate() for s in shapes if key(Task(a, s)) not in done]

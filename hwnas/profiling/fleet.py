@@ -59,24 +59,15 @@ from typing import Any
 
 from hwnas.devices.base import Shape
 from hwnas.devices.timing import TimingConfig
-from hwnas.errors import ClusterError, HwnasError, InvalidConfig, ProfileStoreError, ProfilingError
-from hwnas.profiling.runner import ProfileConfig, ProfileSummary, Task, _fill_summary, chunk_tasks, measure_tasks, plan_tasks
-from hwnas.profiling.store import ProfileStore, record_key
-from hwnas.space import DIMENSIONS, Architecture, SearchSpace
+from hwnas.errors import ClusterError, HwnasError, InvalidConfig, ProfileStoreError, ProfilingError, check_int
+from hwnas.profiling.runner import (ProfileConfig, ProfileSummary, Task, _fill_summary, check_resume, chunk_tasks,
+                                   measure_tasks, open_profile, plan_tasks)
+from hwnas.profiling.store import ProfileStore, record_key, stored_key
+from hwnas.space import Architecture, SearchSpace
 
 __all__ = [
-    "FleetConfig",
-    "FleetProgress",
-    "FleetSummary",
-    "NodeStats",
-    "FINGERPRINT_TEST_HOOK",
-    "check_cluster",
-    "connect",
-    "default_resource",
-    "flag_slow_nodes",
-    "measure_on_cluster",
-    "profile_on_cluster",
-    "reference_architecture",
+    "FleetConfig", "FleetProgress", "FleetSummary", "NodeStats", "FINGERPRINT_TEST_HOOK", "check_cluster", "connect",
+    "default_resource", "flag_slow_nodes", "measure_on_cluster", "profile_on_cluster", "reference_architecture",
     "verify_fleet",
 ]
 
@@ -125,14 +116,9 @@ class FleetConfig:
     connect_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("max_retries",):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise InvalidConfig(f"{name} must be an integer >= 0; got {v!r}")
+        check_int("max_retries", self.max_retries, 0)
         for name in ("chunks_per_slot", "min_chunk"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InvalidConfig(f"{name} must be an integer >= 1; got {v!r}")
+            check_int(name, getattr(self, name))
         if not (isinstance(self.slow_ratio, (int, float)) and self.slow_ratio > 1):
             raise InvalidConfig(f"slow_ratio must be a number > 1; got {self.slow_ratio!r}")
         if not self.connect_timeout_s > 0:
@@ -236,10 +222,8 @@ def _node_identity() -> dict[str, Any]:
     import ray
 
     return {
-        "node_id": ray.get_runtime_context().get_node_id(),
-        "node_ip": ray.util.get_node_ip_address(),
-        "hostname": socket.gethostname(),
-        "pid": os.getpid(),
+        "node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
+        "hostname": socket.gethostname(), "pid": os.getpid(),
     }
 
 
@@ -257,19 +241,23 @@ def _tasks_from_spec(items: Sequence[Sequence[Any]]) -> list[Task]:
     return [Task(Architecture.from_dict(a), Shape(int(b), int(s))) for a, b, s in items]
 
 
+def _device_and_reference(spec: Mapping[str, Any]) -> tuple[Any, Task]:
+    from hwnas.devices.registry import create_device
+
+    device = create_device(spec["device"], threads=spec["threads"], dtype=spec["dtype"], seed=spec["seed"])
+    return device, _tasks_from_spec([spec["reference"]])[0]
+
+
 def _measure_chunk(spec: dict[str, Any]) -> dict[str, Any]:
     """Runs on a measuring node: measure one chunk plus the reference, interleaved.
 
     ``spec`` holds plain data only (architectures as dicts). Returns the
     records and where and how long they were measured.
     """
-    from hwnas.devices.registry import create_device
-
     start = time.perf_counter()
     node = _node_identity()
-    device = create_device(spec["device"], threads=spec["threads"], dtype=spec["dtype"], seed=spec["seed"])
+    device, reference = _device_and_reference(spec)
     tasks = _tasks_from_spec(spec["tasks"])
-    reference = _tasks_from_spec([spec["reference"]])[0]
     # The reference is timed in the same interleaved rounds (the runner stores reference_ms and the
     # per-round reference_ratio with every record), so nodes and drifts compare on one footing.
     records = measure_tasks(device, tasks, TimingConfig(**spec["timing"]), seed=spec["chunk_seed"],
@@ -280,21 +268,15 @@ def _measure_chunk(spec: dict[str, Any]) -> dict[str, Any]:
             r["fingerprint"] = {**r["fingerprint"], **override}
         r.update(node_id=node["node_id"], node_ip=node["node_ip"], worker_pid=node["pid"])
     return {
-        **node,
-        "records": records,
-        "reference_ms": records[0]["reference_ms"],
-        "fingerprint": {**records[0]["fingerprint"], **override},
-        "task_s": time.perf_counter() - start,
+        **node, "records": records, "reference_ms": records[0]["reference_ms"],
+        "fingerprint": {**records[0]["fingerprint"], **override}, "task_s": time.perf_counter() - start,
     }
 
 
 def _probe_node(spec: dict[str, Any]) -> dict[str, Any]:
     """Runs once on every measuring node before the run: its identity, fingerprint and reference latency."""
-    from hwnas.devices.registry import create_device
-
     node = _node_identity()
-    device = create_device(spec["device"], threads=spec["threads"], dtype=spec["dtype"], seed=spec["seed"])
-    reference = _tasks_from_spec([spec["reference"]])[0]
+    device, reference = _device_and_reference(spec)
     (record,) = measure_tasks(device, [reference], TimingConfig(**spec["timing"]), seed=spec["seed"])
     return {**node, "fingerprint": {**record["fingerprint"], **_fingerprint_override()},
             "reference_ms": record["latency_ms"]}
@@ -351,9 +333,26 @@ def connect(fleet: FleetConfig) -> tuple[Any, bool]:
 GPU_DEVICES = ("cuda", "onnxruntime-cuda", "tensorrt")
 
 
-def _task_options(device: str, resource: str) -> dict[str, Any]:
+def _task_options(device: str, resource: str, max_retries: int) -> dict[str, Any]:
     # num_cpus=0: the device resource is the lock; Ray's CPU count must not block or co-locate measurements.
-    return {"num_cpus": 0, "num_gpus": 1 if device in GPU_DEVICES else 0, "resources": {resource: 1}}
+    return {"num_cpus": 0, "num_gpus": 1 if device in GPU_DEVICES else 0, "resources": {resource: 1},
+            "max_retries": max_retries, "retry_exceptions": False}
+
+
+def _task_spec(task: Task) -> list[Any]:
+    return [task.arch.as_dict(), task.shape.batch_size, task.shape.seq_len]
+
+
+def _base_spec(device: Any, seed: int, timing: TimingConfig, reference: Task) -> dict[str, Any]:
+    """What every task of a run is sent: the device settings, the timing protocol and the reference."""
+    return {"device": device.name, "threads": device.threads, "dtype": device.dtype, "seed": seed,
+            "timing": asdict(timing), "reference": _task_spec(reference)}
+
+
+def _chunk_spec(base: Mapping[str, Any], chunk: Sequence[Task], chunk_no: int,
+                extra: Mapping[str, Any]) -> dict[str, Any]:
+    return {**base, "tasks": [_task_spec(t) for t in chunk], "chunk_seed": base["seed"] * 100003 + chunk_no,
+            "extra": {**extra, "chunk": chunk_no}}
 
 
 def _device_nodes(ray: Any, resource: str) -> list[dict[str, Any]]:
@@ -369,15 +368,19 @@ def _fingerprint_key(fp: Mapping[str, Any]) -> str:
     return json.dumps(fp, sort_keys=True, default=str)
 
 
-def _refuse_mixed(groups: Mapping[str, list[str]], fingerprints: Mapping[str, Mapping[str, Any]], resource: str) -> None:
-    kinds = list(groups.items())
-    first_key, first_nodes = kinds[0]
-    parts = []
-    for key, nodes in kinds[1:]:
-        parts.append(
-            f"node(s) {', '.join(n[:8] for n in nodes)} differ from {', '.join(n[:8] for n in first_nodes)} in "
-            + _describe_fingerprint_difference(fingerprints[first_key], fingerprints[key])
-        )
+def _refuse_mixed(results: Sequence[Mapping[str, Any]], resource: str) -> None:
+    """Refuse node results (``node_id``, ``fingerprint``) that are not all from one kind of machine."""
+    groups: dict[str, list[str]] = {}
+    fingerprints: dict[str, Mapping[str, Any]] = {}
+    for res in results:
+        key = _fingerprint_key(res["fingerprint"])
+        groups.setdefault(key, []).append(res["node_id"])
+        fingerprints[key] = res["fingerprint"]
+    if len(groups) < 2:
+        return
+    (first_key, first_nodes), *others = groups.items()
+    parts = [f"node(s) {', '.join(n[:8] for n in nodes)} differ from {', '.join(n[:8] for n in first_nodes)} in "
+             + _describe_fingerprint_difference(fingerprints[first_key], fingerprints[key]) for key, nodes in others]
     raise ClusterError(
         f"nodes offering {resource} are not all the same kind of machine: {'; '.join(parts)}; "
         f"declare one resource per hardware kind and profile each with --resource"
@@ -390,39 +393,11 @@ def _unwrap(exc: BaseException) -> BaseException:
     return cause if isinstance(cause, HwnasError) else exc
 
 
-def _check_resume(existing: Sequence[Mapping[str, Any]], out: Path, device: str, dtype: str,
-                  threads: int | None, fingerprint: Mapping[str, Any] | None, *, clock: str | None = None) -> None:
-    """Refuse to continue a profile made with other settings, another clock or on another kind of machine."""
-    if clock is not None:
-        clocks = {r.get("clock", "wall") for r in existing}
-        if clocks - {clock}:
-            raise ProfileStoreError(f"{out} holds measurements with clock {', '.join(sorted(clocks))}; resume with "
-                                    f"--clock {sorted(clocks)[0]} or write to another --out")
-    for r in existing:
-        mismatch = [
-            f"{k}={r.get(k)!r} (asked {v!r})"
-            for k, v in (("device", device), ("dtype", dtype), ("threads", threads))
-            if r.get(k, v) != v
-        ]
-        if mismatch:
-            raise ProfileStoreError(
-                f"{out} holds measurements with {', '.join(mismatch)}; resume with the same settings or write to another --out"
-            )
-    if fingerprint is None:
-        return
-    for r in existing:
-        fp = r.get("fingerprint")
-        if isinstance(fp, dict) and _fingerprint_key(fp) != _fingerprint_key(fingerprint):
-            raise ProfileStoreError(
-                f"{out} was measured on another kind of machine than this fleet's ("
-                f"{_describe_fingerprint_difference(fp, fingerprint)}); write this fleet's profile to another --out"
-            )
-
-
-def _stored_key(record: Mapping[str, Any]) -> str:
-    """A stored record's identity, as ``--resume`` sees it."""
-    return record_key({d: record[d] for d in DIMENSIONS}, record["batch_size"], record["seq_len"], record["device"],
-                      record.get("dtype", "fp32"), record.get("threads"))
+def _reraise_own(exc: BaseException) -> None:
+    """Raise the hwnas error that failed (a remote task's, unwrapped) as itself, in one line."""
+    cause = _unwrap(exc)
+    if isinstance(cause, HwnasError):
+        raise cause from None
 
 
 def _chunk_size(todo: int, slots: int, config: ProfileConfig, fleet: FleetConfig) -> int:
@@ -432,15 +407,9 @@ def _chunk_size(todo: int, slots: int, config: ProfileConfig, fleet: FleetConfig
 
 
 def profile_on_cluster(
-    config: ProfileConfig,
-    out: str | Path,
-    fleet: FleetConfig | None = None,
-    *,
-    resume: bool = False,
-    on_start: Callable[[int, int], None] | None = None,
-    on_record: Callable[[dict[str, Any]], None] | None = None,
-    on_status: Callable[[str], None] | None = None,
-    on_progress: Callable[[FleetProgress], None] | None = None,
+    config: ProfileConfig, out: str | Path, fleet: FleetConfig | None = None, *, resume: bool = False,
+    on_start: Callable[[int, int], None] | None = None, on_record: Callable[[dict[str, Any]], None] | None = None,
+    on_status: Callable[[str], None] | None = None, on_progress: Callable[[FleetProgress], None] | None = None,
 ) -> FleetSummary:
     """Profile ``config`` into ``out`` on a Ray cluster; the calling process is the only writer.
 
@@ -461,17 +430,13 @@ def profile_on_cluster(
     out = Path(out)
     store = ProfileStore(out)
     store.check_writable()
-    existing: list[dict[str, Any]] = []
-    if store.exists():
-        if not resume:
-            raise ProfileStoreError(f"{out} already exists; pass --resume to continue it, or choose another --out")
-        existing = store.records()
+    existing = open_profile(store, resume)
     space, tasks = plan_tasks(config)
     # Validate the device settings here; availability is each node's question.
     from hwnas.devices.registry import get_device_class
 
     device = get_device_class(config.device)(threads=config.threads, dtype=config.dtype, seed=config.seed)
-    _check_resume(existing, out, device.name, device.dtype, device.threads, None, clock=config.timing.clock)
+    check_resume(existing, out, device, config.timing.clock)
     with store.lock():  # one writer per profile, local or fleet
         ray, connected_here = connect(fleet)
         try:
@@ -500,19 +465,12 @@ class _FleetRun:
         self.existing, self.device = existing, device
         self.on_start, self.on_record, self.on_status, self.on_progress = on_start, on_record, on_status, on_progress
         self.resource = fleet.resource_for(device.name)
-        self.done = {_stored_key(r) for r in existing}
+        self.done = {stored_key(r) for r in existing}
         self.todo = [t for t in tasks if record_key(t.arch, t.shape.batch_size, t.shape.seq_len, device.name,
                                                     device.dtype, device.threads) not in self.done]
         self.space = space
         self.reference = Task(reference_architecture(space, tasks), config.shapes()[0])
-        self.base_spec = {
-            "device": device.name,
-            "threads": device.threads,
-            "dtype": device.dtype,
-            "seed": config.seed,
-            "timing": asdict(config.timing),
-            "reference": [self.reference.arch.as_dict(), self.reference.shape.batch_size, self.reference.shape.seq_len],
-        }
+        self.base_spec = _base_spec(device, config.seed, config.timing, self.reference)
         self.summary = FleetSummary(out=str(store.path), planned=len(tasks), skipped=len(tasks) - len(self.todo),
                                     measured=0, cluster=str(ray.get_runtime_context().gcs_address),
                                     resource=self.resource)
@@ -542,7 +500,7 @@ class _FleetRun:
         self._status(f"probing {len(self.nodes)} node(s) offering {self.resource}")
         probe = self.ray.remote(_probe_node)
         refs = [
-            probe.options(**_task_options(self.device.name, self.resource), max_retries=self.fleet.max_retries,
+            probe.options(**_task_options(self.device.name, self.resource, self.fleet.max_retries),
                           scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(self.base_spec)
             for n in self.nodes
         ]
@@ -551,30 +509,28 @@ class _FleetRun:
             try:
                 results.append(self.ray.get(ref))
             except Exception as exc:  # noqa: BLE001 - a remote failure: report hwnas errors as themselves
-                cause = _unwrap(exc)
-                if isinstance(cause, HwnasError):
-                    raise cause from None
+                _reraise_own(exc)
                 if not _is_system_failure(self.ray, exc):
                     raise ClusterError(f"probing node {node['NodeID'][:8]} failed: {str(exc).splitlines()[0]}") from None
                 # A node that died (or is dying) since the cluster listed it: the run goes on without it.
                 self._status(f"node {node['NodeID'][:8]} is gone ({type(exc).__name__}); going on without it")
         if not results:
             raise ClusterError(f"every node offering {self.resource} died while being probed")
-        groups: dict[str, list[str]] = {}
-        fps: dict[str, dict[str, Any]] = {}
+        _refuse_mixed(results, self.resource)
         for res in results:
-            key = _fingerprint_key(res["fingerprint"])
-            groups.setdefault(key, []).append(res["node_id"])
-            fps[key] = res["fingerprint"]
             self._node(res).reference_ms.append(res["reference_ms"])
-        if len(groups) > 1:
-            _refuse_mixed(groups, fps, self.resource)
         self._adopt_fingerprint(results[0]["fingerprint"])
 
     def _adopt_fingerprint(self, fingerprint: dict[str, Any]) -> None:
         self.fingerprint = fingerprint
-        d = self.device
-        _check_resume(self.existing, self.store.path, d.name, d.dtype, d.threads, fingerprint)
+        check_resume(self.existing, self.store.path, self.device, None)
+        for r in self.existing:
+            fp = r.get("fingerprint")
+            if isinstance(fp, dict) and _fingerprint_key(fp) != _fingerprint_key(fingerprint):
+                raise ProfileStoreError(
+                    f"{self.store.path} was measured on another kind of machine than this fleet's ("
+                    f"{_describe_fingerprint_difference(fp, fingerprint)}); write this fleet's profile to another --out"
+                )
 
     def measure(self) -> FleetSummary:
         """Send the chunks, two per slot in flight, and append each chunk's records as it returns."""
@@ -585,9 +541,8 @@ class _FleetRun:
         if self.on_start:
             self.on_start(len(self.todo), summary.skipped)
         extra = {"space": self.space.name if self.space else None, "run_id": uuid.uuid4().hex[:12]}
-        remote = self.ray.remote(_measure_chunk).options(
-            **_task_options(self.device.name, self.resource), max_retries=self.fleet.max_retries, retry_exceptions=False
-        )
+        remote = self.ray.remote(_measure_chunk).options(**_task_options(self.device.name, self.resource,
+                                                                         self.fleet.max_retries))
         # Every slot busy with one chunk queued behind it; more in flight only costs more on a driver kill.
         max_in_flight = 2 * summary.slots
         pending: dict[Any, tuple[int, list[Task]]] = {}
@@ -599,12 +554,7 @@ class _FleetRun:
                     if next_chunk and config.time_budget_s is not None and time.perf_counter() - start >= config.time_budget_s:
                         summary.stopped = "time budget"
                         break
-                    spec = {
-                        **self.base_spec,
-                        "tasks": [[t.arch.as_dict(), t.shape.batch_size, t.shape.seq_len] for t in chunks[next_chunk]],
-                        "chunk_seed": config.seed * 100003 + next_chunk,
-                        "extra": {**extra, "chunk": next_chunk},
-                    }
+                    spec = _chunk_spec(self.base_spec, chunks[next_chunk], next_chunk, extra)
                     pending[remote.remote(spec)] = (next_chunk, chunks[next_chunk])
                     next_chunk += 1
                 if not pending:
@@ -636,9 +586,7 @@ class _FleetRun:
 
     def _failed(self, chunk_no: int, chunk: list[Task], exc: Exception) -> None:
         """A chunk that did not come back: hwnas's own errors stop the run; a dead worker or node after every retry does not."""
-        cause = _unwrap(exc)
-        if isinstance(cause, HwnasError):
-            raise cause from None
+        _reraise_own(exc)
         if not _is_system_failure(self.ray, exc):
             raise ProfilingError(f"measuring chunk {chunk_no} failed on the cluster: "
                                  f"{str(exc).strip().splitlines()[-1]}") from None
@@ -665,7 +613,7 @@ class _FleetRun:
         _update_ratios(self.stats, self.fleet.slow_ratio)
         fresh = []
         for r in result["records"]:
-            key = _stored_key(r)
+            key = stored_key(r)
             if key in self.done:  # cannot happen with one writer; kept as the last line of defence
                 self.summary.duplicates_dropped += 1
                 continue
@@ -684,15 +632,8 @@ class _FleetRun:
 
 
 def measure_on_cluster(
-    tasks: Sequence[Task],
-    *,
-    device: str,
-    threads: int | None = 1,
-    dtype: str = "fp32",
-    timing: TimingConfig | None = None,
-    seed: int = 0,
-    interleave: int = 8,
-    fleet: FleetConfig | None = None,
+    tasks: Sequence[Task], *, device: str, threads: int | None = 1, dtype: str = "fp32",
+    timing: TimingConfig | None = None, seed: int = 0, interleave: int = 8, fleet: FleetConfig | None = None,
     reference: Task | None = None,
 ) -> list[dict[str, Any]]:
     """Measure ``tasks`` on the cluster's nodes in parallel chunks; return one record per task, in order.
@@ -717,8 +658,7 @@ def measure_on_cluster(
     fleet = fleet or FleetConfig()
     if not tasks:
         raise InvalidConfig("nothing to measure: no tasks given")
-    if isinstance(interleave, bool) or not isinstance(interleave, int) or interleave < 1:
-        raise InvalidConfig(f"interleave must be an integer >= 1; got {interleave!r}")
+    check_int("interleave", interleave)
     from hwnas.devices.registry import get_device_class
 
     dev = get_device_class(device)(threads=threads, dtype=dtype, seed=seed)
@@ -727,37 +667,19 @@ def measure_on_cluster(
     ray, connected_here = connect(fleet)
     try:
         _require_nodes(ray, resource)
-        remote = ray.remote(_measure_chunk).options(
-            **_task_options(dev.name, resource), max_retries=fleet.max_retries, retry_exceptions=False
-        )
-        refs = []
-        for chunk_no, offset in enumerate(range(0, len(tasks), interleave)):
-            chunk = tasks[offset: offset + interleave]
-            refs.append(remote.remote({
-                "device": dev.name, "threads": dev.threads, "dtype": dev.dtype, "seed": seed,
-                "timing": asdict(timing or TimingConfig()),
-                "reference": [reference.arch.as_dict(), reference.shape.batch_size, reference.shape.seq_len],
-                "tasks": [[t.arch.as_dict(), t.shape.batch_size, t.shape.seq_len] for t in chunk],
-                "chunk_seed": seed * 100003 + chunk_no, "extra": {"chunk": chunk_no},
-            }))
+        remote = ray.remote(_measure_chunk).options(**_task_options(dev.name, resource, fleet.max_retries))
+        base = _base_spec(dev, seed, timing or TimingConfig(), reference)
+        refs = [remote.remote(_chunk_spec(base, tasks[offset: offset + interleave], chunk_no, {}))
+                for chunk_no, offset in enumerate(range(0, len(tasks), interleave))]
         try:
             results = ray.get(refs)
         except Exception as exc:  # noqa: BLE001 - a remote failure: report hwnas errors as themselves
-            cause = _unwrap(exc)
-            if isinstance(cause, HwnasError):
-                raise cause from None
+            _reraise_own(exc)
             raise ProfilingError(f"measuring on the cluster failed: {str(exc).strip().splitlines()[-1]}") from None
     finally:
         if connected_here:
             ray.shutdown()
-    kinds: dict[str, list[str]] = {}
-    fps: dict[str, dict[str, Any]] = {}
-    for res in results:
-        key = _fingerprint_key(res["fingerprint"])
-        kinds.setdefault(key, []).append(res["node_id"])
-        fps[key] = res["fingerprint"]
-    if len(kinds) > 1:
-        _refuse_mixed(kinds, fps, resource)
+    _refuse_mixed(results, resource)
     return [r for res in results for r in res["records"]]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,13 +23,13 @@ import numpy as np
 from hwnas.devices.base import Device, Shape
 from hwnas.devices.registry import create_device
 from hwnas.devices.timing import TimingConfig, check_clock, measure_interleaved
-from hwnas.errors import InvalidConfig, ProfileStoreError
+from hwnas.errors import InvalidConfig, ProfileStoreError, check_int
 from hwnas.profiling.reference import REFERENCE_FIELDS, reference_architecture
-from hwnas.profiling.store import SCHEMA_VERSION, ProfileStore, record_key
+from hwnas.profiling.store import SCHEMA_VERSION, ProfileStore, record_key, stored_key
 from hwnas.space import Architecture, SearchSpace, get_space, load_architectures
 
 __all__ = ["ProfileConfig", "ProfileSummary", "Task", "chunk_tasks", "plan_tasks", "profile", "measure_tasks",
-           "measure_runners", "reference_task"]
+           "measure_runners", "reference_task", "check_resume", "open_profile"]
 
 
 @dataclass(frozen=True)
@@ -84,10 +84,8 @@ class ProfileConfig:
     reference: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
-            raise InvalidConfig(f"samples must be an integer >= 1; got {self.samples!r}")
-        if isinstance(self.interleave, bool) or not isinstance(self.interleave, int) or self.interleave < 1:
-            raise InvalidConfig(f"interleave must be an integer >= 1; got {self.interleave!r}")
+        check_int("samples", self.samples)
+        check_int("interleave", self.interleave)
         if not self.max_chunk_mb > 0:
             raise InvalidConfig(f"max_chunk_mb must be > 0; got {self.max_chunk_mb!r}")
         if self.plan not in ("lhs", "random"):
@@ -171,13 +169,8 @@ def _task_key(task: Task, device: Device) -> str:
 
 
 def measure_runners(
-    device: Device,
-    builders: Sequence[tuple[str, Callable[[], Any]]],
-    timing: TimingConfig | None = None,
-    *,
-    seed: int = 0,
-    on_status: Callable[[str], None] | None = None,
-    anchor: int | None = None,
+    device: Device, builders: Sequence[tuple[str, Callable[[], Any]]], timing: TimingConfig | None = None, *,
+    seed: int = 0, on_status: Callable[[str], None] | None = None, anchor: int | None = None,
 ) -> list[tuple[Any, Any]]:
     """Build runners with ``builders`` (``(label, () -> Runner)``) and measure them together.
 
@@ -208,14 +201,8 @@ def measure_runners(
 
 
 def measure_tasks(
-    device: Device,
-    tasks: Sequence[Task],
-    timing: TimingConfig | None = None,
-    *,
-    seed: int = 0,
-    extra: dict[str, Any] | None = None,
-    on_status: Callable[[str], None] | None = None,
-    reference: Task | None = None,
+    device: Device, tasks: Sequence[Task], timing: TimingConfig | None = None, *, seed: int = 0,
+    extra: dict[str, Any] | None = None, on_status: Callable[[str], None] | None = None, reference: Task | None = None,
 ) -> list[dict[str, Any]]:
     """Build, warm up and measure ``tasks`` together (one interleaved chunk).
 
@@ -240,13 +227,8 @@ def measure_tasks(
     records = []
     for task, (runner, m) in zip(tasks, measured):
         record: dict[str, Any] = {
-            "schema": SCHEMA_VERSION,
-            **task.arch.as_dict(),
-            "batch_size": task.shape.batch_size,
-            "seq_len": task.shape.seq_len,
-            "device": device.name,
-            "dtype": device.dtype,
-            "threads": device.threads,
+            "schema": SCHEMA_VERSION, **task.arch.as_dict(), "batch_size": task.shape.batch_size,
+            "seq_len": task.shape.seq_len, "device": device.name, "dtype": device.dtype, "threads": device.threads,
             "params": task.arch.num_parameters(device.vocab_size, device.max_positions),
         }
         record.update(m.summary())
@@ -263,13 +245,8 @@ def measure_tasks(
 
 
 def profile(
-    config: ProfileConfig,
-    out: str | Path,
-    *,
-    resume: bool = False,
-    on_start: Callable[[int, int], None] | None = None,
-    on_record: Callable[[dict[str, Any]], None] | None = None,
-    on_status: Callable[[str], None] | None = None,
+    config: ProfileConfig, out: str | Path, *, resume: bool = False, on_start: Callable[[int, int], None] | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None, on_status: Callable[[str], None] | None = None,
 ) -> ProfileSummary:
     """Profile ``config`` into the JSON Lines file ``out``.
 
@@ -293,34 +270,36 @@ def profile(
         return _profile_locked(config, out, store, resume, on_start, on_record, on_status)
 
 
+def check_resume(existing: Sequence[Mapping[str, Any]], out: str | Path, device: Device, clock: str | None) -> None:
+    """Refuse to continue a profile measured with another device, dtype, thread count or clock (``None``: any)."""
+    for r in existing:
+        asked = {"device": device.name, "dtype": device.dtype, "threads": device.threads}
+        mismatch = [f"{k}={r.get(k)!r} (asked {v!r})" for k, v in asked.items() if r.get(k, v) != v]
+        if clock is not None and r.get("clock", "wall") != clock:
+            mismatch.append(f"clock={r.get('clock', 'wall')!r} (asked {clock!r})")
+        if mismatch:
+            raise ProfileStoreError(f"{out} holds measurements with {', '.join(mismatch)}; resume with the same "
+                                    "settings or write to another --out")
+
+
+def open_profile(store: ProfileStore, resume: bool) -> list[dict[str, Any]]:
+    """The records already in ``store``; an existing profile is refused unless ``resume``."""
+    if not store.exists():
+        return []
+    if not resume:
+        raise ProfileStoreError(f"{store.path} already exists; pass --resume to continue it, or choose another --out")
+    return store.records()
+
+
 def _profile_locked(config: ProfileConfig, out: str | Path, store: ProfileStore, resume: bool,
                     on_start: Callable[[int, int], None] | None, on_record: Callable[[dict[str, Any]], None] | None,
                     on_status: Callable[[str], None] | None) -> ProfileSummary:
-    existing: list[dict[str, Any]] = []
-    if store.exists():
-        if not resume:
-            raise ProfileStoreError(f"{out} already exists; pass --resume to continue it, or choose another --out")
-        existing = store.records()
+    existing = open_profile(store, resume)
     space, tasks = plan_tasks(config)
     device = create_device(config.device, threads=config.threads, dtype=config.dtype, seed=config.seed)
-    for r in existing:
-        mismatch = [
-            f"{k}={r.get(k)!r} (asked {v!r})"
-            for k, v in (("device", device.name), ("dtype", device.dtype), ("threads", device.threads))
-            if r.get(k, v) != v
-        ]
-        if r.get("clock", "wall") != config.timing.clock:
-            mismatch.append(f"clock={r.get('clock', 'wall')!r} (asked {config.timing.clock!r})")
-        if mismatch:
-            raise ProfileStoreError(
-                f"{out} holds measurements with {', '.join(mismatch)}; resume with the same settings or write to another --out"
-            )
+    check_resume(existing, out, device, config.timing.clock)
     reference = reference_task(config, space, tasks)
-    done = {
-        record_key({d: r[d] for d in ("layers", "hidden", "heads", "ffn")}, r["batch_size"], r["seq_len"],
-                   r["device"], r.get("dtype", "fp32"), r.get("threads"))
-        for r in existing
-    }
+    done = {stored_key(r) for r in existing}
     todo = [t for t in tasks if _task_key(t, device) not in done]
     summary = ProfileSummary(out=str(out), planned=len(tasks), skipped=len(tasks) - len(todo), measured=0)
     if on_start:

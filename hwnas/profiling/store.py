@@ -31,8 +31,8 @@ from hwnas._lock import lock_holder, writer_lock
 from hwnas.errors import InvalidArchitecture, ProfileStoreError
 from hwnas.space import DIMENSIONS, Architecture
 
-__all__ = ["ProfileStore", "record_key", "read_profile", "read_records", "check_is_profile", "SCHEMA_VERSION",
-           "KNOWN_SCHEMAS", "lock_holder"]
+__all__ = ["ProfileStore", "record_key", "stored_key", "read_profile", "read_records", "check_is_profile",
+           "SCHEMA_VERSION", "KNOWN_SCHEMAS", "lock_holder"]
 
 SCHEMA_VERSION = 1
 #: Record schema versions this hwnas reads.
@@ -51,7 +51,8 @@ def record_key(arch: Architecture | Mapping[str, Any], batch_size: int, seq_len:
     return f"{arch.key}|batch_size={batch_size}|seq_len={seq_len}|device={device}|dtype={dtype}|threads={threads}"
 
 
-def _key_of(record: Mapping[str, Any]) -> str:
+def stored_key(record: Mapping[str, Any]) -> str:
+    """A stored record's identity, as ``--resume`` sees it."""
     return record_key({d: record[d] for d in DIMENSIONS}, record["batch_size"], record["seq_len"],
                       record["device"], record.get("dtype", "fp32"), record.get("threads"))
 
@@ -170,7 +171,7 @@ class ProfileStore:
         return list(read_records(self.path))
 
     def keys(self) -> set[str]:
-        return {_key_of(r) for r in self.records()}
+        return {stored_key(r) for r in self.records()}
 
     @property
     def lock_path(self) -> Path:

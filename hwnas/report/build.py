@@ -7,7 +7,7 @@ import html
 import json
 import math
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,12 +20,8 @@ __all__ = ["Report", "build_report", "detect_kind", "write_report", "RUN_STAGES"
 
 #: Stages of a run, in order, and the output each one leaves in the run folder.
 RUN_STAGES = {
-    "profile": "profile.jsonl",
-    "predictor": "predictor.hwnas",
-    "supernet": "supernet/",
-    "search": "search/",
-    "distill": "student/",
-    "verify": "summary.json",
+    "profile": "profile.jsonl", "predictor": "predictor.hwnas", "supernet": "supernet/", "search": "search/",
+    "distill": "student/", "verify": "summary.json",
 }
 
 REPORT_FILE = "report.html"
@@ -40,6 +36,12 @@ class Section:
     body: list[str] = field(default_factory=list)
     missing: str | None = None
     broken: str | None = None
+
+    @classmethod
+    def of(cls, key: str, title: str, path: Path) -> Section:
+        """An empty section, marked missing when its stage's output ``path`` does not exist."""
+        slash = "/" if key in ("supernet", "search", "distill") else ""
+        return cls(key, title, missing=None if path.exists() else f"{path.name}{slash} not found")
 
 
 @dataclass
@@ -109,7 +111,7 @@ def _img(data: bytes, alt: str) -> str:
     return f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{b64}"><figcaption>{_e(alt)}</figcaption></figure>'
 
 
-def _table(rows: list[tuple[Any, Any]], head: tuple[str, ...] | None = None) -> str:
+def _table(rows: Sequence[Sequence[Any]], head: Sequence[str] | None = None) -> str:
     out = ['<table>']
     if head:
         out.append("<tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>")
@@ -117,10 +119,6 @@ def _table(rows: list[tuple[Any, Any]], head: tuple[str, ...] | None = None) -> 
         out.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>")
     out.append("</table>")
     return "".join(out)
-
-
-def _grid(rows: list[list[Any]], head: list[str]) -> str:
-    return _table([tuple(r) for r in rows], tuple(head))
 
 
 def _code(lines: list[str]) -> str:
@@ -197,9 +195,8 @@ def _profile_section(path: Path, figs: _Figures) -> Section:
     from hwnas.plots.profile import profile_figure
     from hwnas.profiling.summary import load_profile_records, summarize_profile
 
-    sec = Section("profile", "Profile: measured latencies")
-    if not path.exists():
-        sec.missing = f"{path.name} not found"
+    sec = Section.of("profile", "Profile: measured latencies", path)
+    if sec.missing:
         return sec
     try:
         summary = summarize_profile(path)
@@ -216,9 +213,8 @@ def _profile_section(path: Path, figs: _Figures) -> Section:
 def _predictor_section(path: Path, figs: _Figures) -> Section:
     from hwnas.plots.predictor import bundle_figure, manifest_where
 
-    sec = Section("predictor", "Latency predictor")
-    if not path.exists():
-        sec.missing = f"{path.name} not found"
+    sec = Section.of("predictor", "Latency predictor", path)
+    if sec.missing:
         return sec
     try:
         from hwnas.predictors.bundle import load_bundle
@@ -257,9 +253,8 @@ def _predictor_section(path: Path, figs: _Figures) -> Section:
 def _supernet_section(folder: Path, figs: _Figures) -> Section:
     from hwnas.plots.training import read_supernet_log, supernet_figure
 
-    sec = Section("supernet", "Supernet: accuracy estimator")
-    if not folder.exists():
-        sec.missing = f"{folder.name}/ not found"
+    sec = Section.of("supernet", "Supernet: accuracy estimator", folder)
+    if sec.missing:
         return sec
     try:
         meta = _read_json(folder / "supernet.json", "supernet metadata")
@@ -288,9 +283,8 @@ def _supernet_section(folder: Path, figs: _Figures) -> Section:
 def _search_section(folder: Path, figs: _Figures) -> Section:
     from hwnas.plots.search import hypervolume_figure
 
-    sec = Section("search", "Search: accuracy against latency")
-    if not folder.exists():
-        sec.missing = f"{folder.name}/ not found"
+    sec = Section.of("search", "Search: accuracy against latency", folder)
+    if sec.missing:
         return sec
     try:
         cfg = _read_json(folder / "config.json", "search settings")
@@ -344,9 +338,8 @@ def _search_section(folder: Path, figs: _Figures) -> Section:
 def _distill_section(folder: Path, figs: _Figures, budget_ms: float | None = None) -> Section:
     from hwnas.plots.training import distill_figure
 
-    sec = Section("distill", "Distillation: teacher against student")
-    if not folder.exists():
-        sec.missing = f"{folder.name}/ not found"
+    sec = Section.of("distill", "Distillation: teacher against student", folder)
+    if sec.missing:
         return sec
     try:
         r = _read_json(folder / "report.json", "distillation report")
@@ -365,7 +358,7 @@ def _distill_section(folder: Path, figs: _Figures, budget_ms: float | None = Non
     def score(v: Any) -> str:
         return (f"{v:.1%}" if metric == "accuracy" else f"{v:.4f}") if isinstance(v, (int, float)) else "not recorded"
 
-    sec.body.append(_grid([
+    sec.body.append(_table([
         [metric, score(r.get("teacher_score")), score(r.get("student_score")),
          f"{r['retained']:.1%} retained" if isinstance(r.get("retained"), (int, float)) else ""],
         ["measured latency" + (f" ({m.get('device')}, {m.get('threads')} thread(s), seq {m.get('seq_len')}, batch {m.get('batch_size')})" if m else ""),
@@ -543,13 +536,10 @@ def _page(title: str, subtitle: str, sections: list[Section], head_html: str, ta
     nav = " ".join(f'<a href="#{s.key}">{_e(s.key)}</a>' for s in sections)
     nav += "".join(f' <a href="#{k}">{k}</a>' for k in ("settings", "reproduce") if f'id="{k}"' in tail_html)
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1"><meta name="generator" content="hwnas">',
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
-        f"<h1>{_e(title)}</h1>", f'<p class="sub">{_e(subtitle)}</p>',
-        f"<nav>{nav}</nav>" if len(sections) > 1 else "",
-        head_html,
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>", f"<h1>{_e(title)}</h1>",
+        f'<p class="sub">{_e(subtitle)}</p>', f"<nav>{nav}</nav>" if len(sections) > 1 else "", head_html,
     ]
     for s in sections:
         parts.append(f'<section id="{_e(s.key)}" data-stage="{_e(s.key)}"><h2>{_e(s.title)}</h2>')
@@ -583,10 +573,8 @@ def _build_run(folder: Path) -> Report:
     predictor_path = Path(cfg["predictor"]) if cfg.get("predictor") else folder / "predictor.hwnas"
     supernet_path = Path(cfg["supernet"]) if cfg.get("supernet") else folder / "supernet"
     sections = [
-        _profile_section(folder / "profile.jsonl", figs),
-        _predictor_section(predictor_path, figs),
-        _supernet_section(supernet_path, figs),
-        _search_section(folder / "search", figs),
+        _profile_section(folder / "profile.jsonl", figs), _predictor_section(predictor_path, figs),
+        _supernet_section(supernet_path, figs), _search_section(folder / "search", figs),
         _distill_section(folder / "student", figs),
     ]
     if cfg.get("predictor") and sections[0].missing:
@@ -638,7 +626,8 @@ def _build_run(folder: Path) -> Report:
         head.append(_note("This run is incomplete (" + "; ".join(what) + "). The page shows what exists.", "warn"))
     if summary:
         head.append("<h2>What ran</h2>")
-        head.append(_grid([[s.get("name"), s.get("status"), _duration(s.get('seconds', 0)), s.get("output"), s.get("detail")]
+        head.append(_table([[s.get("name"), s.get("status"), _duration(s.get("seconds", 0)), s.get("output"),
+                             s.get("detail")]
                            for s in summary.get("stages") or []], ["stage", "status", "took", "output", "result"]))
         wall = summary.get("wall_s")
         settings = {k: v for k, v in cfg.items() if v is not None and k not in ("folder",)}
@@ -646,7 +635,7 @@ def _build_run(folder: Path) -> Report:
         per_row = 3
         rows = [sum(([k, v] for k, v in items[i:i + per_row]), []) for i in range(0, len(items), per_row)]
         rows = [r + [""] * (2 * per_row - len(r)) for r in rows]
-        settings_html = "<h2 id=\"settings\">Settings</h2>" + _grid(rows, ["setting", "value"] * per_row)
+        settings_html = "<h2 id=\"settings\">Settings</h2>" + _table(rows, ["setting", "value"] * per_row)
         if isinstance(wall, (int, float)):
             head.append(_p(f"Total wall time {wall / 60:.1f} min."))
     tail = [settings_html] if summary else []
@@ -687,12 +676,8 @@ def _build_stage(kind: str, path: Path) -> Report:
     make = {"profile": _profile_section, "predictor": _predictor_section, "supernet": _supernet_section,
             "search": _search_section, "distill": _distill_section}[kind]
     sec = make(path, figs)
-    cmds = _stage_commands(kind, path)
-    tail = ""
-    if cmds:
-        tail = "<h2 id=\"reproduce\">Commands</h2>" + _code(cmds + [f"hwnas report {shlex.quote(str(path))}   # rebuild this page"])
-    else:
-        tail = "<h2 id=\"reproduce\">Commands</h2>" + _code([f"hwnas report {shlex.quote(str(path))}   # rebuild this page"])
+    rebuild = f"hwnas report {shlex.quote(str(path))}   # rebuild this page"
+    tail = "<h2 id=\"reproduce\">Commands</h2>" + _code(_stage_commands(kind, path) + [rebuild])
     if kind == "search" and (path / "config.json").exists():
         try:
             c = _read_json(path / "config.json", "search settings")

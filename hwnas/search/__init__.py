@@ -14,55 +14,25 @@ from __future__ import annotations
 
 from hwnas._lazy import lazy_getattr
 from hwnas.search.base import (
-    History,
-    Strategy,
-    create_strategy,
-    get_strategy_class,
-    list_strategies,
-    register_strategy,
-    unregister_strategy,
+    History, Strategy, create_strategy, get_strategy_class, list_strategies, register_strategy, unregister_strategy,
 )
 from hwnas.search.problem import (
-    OBJECTIVES,
-    Constraint,
-    LatencyModel,
-    SearchProblem,
-    max_memory_constraint,
-    max_params_constraint,
+    OBJECTIVES, Constraint, LatencyModel, SearchProblem, max_memory_constraint, max_params_constraint,
     scalarised_reward,
 )
 
 _LAZY = {
-    "search": "hwnas.search.runner",
-    "run_search": "hwnas.search.runner",
-    "SearchResult": "hwnas.search.runner",
-    "Candidate": "hwnas.search.runner",
-    "Progress": "hwnas.search.runner",
-    "verify": "hwnas.search.verify",
-    "Verification": "hwnas.search.verify",
-    "RandomSearch": "hwnas.search._random",
-    "Evolution": "hwnas.search.evolution",
-    "BayesianOptimization": "hwnas.search.bo",
-    "hypervolume": "hwnas.search.pareto",
-    "pareto_mask": "hwnas.search.pareto",
+    "search": "hwnas.search.runner", "run_search": "hwnas.search.runner", "SearchResult": "hwnas.search.runner",
+    "Candidate": "hwnas.search.runner", "Progress": "hwnas.search.runner", "verify": "hwnas.search.verify",
+    "Verification": "hwnas.search.verify", "RandomSearch": "hwnas.search._random",
+    "Evolution": "hwnas.search.evolution", "BayesianOptimization": "hwnas.search.bo",
+    "hypervolume": "hwnas.search.pareto", "pareto_mask": "hwnas.search.pareto",
 }
 
 __all__ = [
-    "History",
-    "Strategy",
-    "create_strategy",
-    "get_strategy_class",
-    "list_strategies",
-    "register_strategy",
-    "unregister_strategy",
-    "OBJECTIVES",
-    "Constraint",
-    "LatencyModel",
-    "SearchProblem",
-    "max_memory_constraint",
-    "max_params_constraint",
-    "scalarised_reward",
-    *_LAZY,
+    "History", "Strategy", "create_strategy", "get_strategy_class", "list_strategies", "register_strategy",
+    "unregister_strategy", "OBJECTIVES", "Constraint", "LatencyModel", "SearchProblem", "max_memory_constraint",
+    "max_params_constraint", "scalarised_reward", *_LAZY,
 ]
 
 

@@ -40,19 +40,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hwnas._registry import Registry
-from hwnas.errors import InvalidConfig, InvalidData
+from hwnas.errors import InvalidConfig, InvalidData, check_int
 from hwnas.search.problem import SearchProblem
 from hwnas.space import Architecture
 
 __all__ = [
-    "History",
-    "Strategy",
-    "STRATEGIES",
-    "register_strategy",
-    "unregister_strategy",
-    "create_strategy",
-    "get_strategy_class",
-    "list_strategies",
+    "History", "Strategy", "STRATEGIES", "register_strategy", "unregister_strategy", "create_strategy",
+    "get_strategy_class", "list_strategies",
 ]
 
 
@@ -87,9 +81,7 @@ class Strategy(ABC):
     name: ClassVar[str] = ""
 
     def __init__(self, *, seed: int | None = 0) -> None:
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise InvalidConfig(f"seed must be an integer >= 0 or None; got {seed!r}")
-        self.seed = None if seed is None else int(seed)
+        self.seed = check_int("seed", seed, 0, none_ok=True)
         self._problem: SearchProblem | None = None
         self.rng = np.random.default_rng(self.seed)
         self.history = History()

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.errors import InvalidConfig
+from hwnas.errors import InvalidConfig, check_int
 from hwnas.search.base import Strategy, register_strategy
 
 __all__ = ["BayesianOptimization"]
@@ -83,33 +83,20 @@ class BayesianOptimization(Strategy):
     name = "bo"
 
     def __init__(
-        self,
-        *,
-        initial: int = 8,
-        mc_samples: int = 128,
-        ref_margin: float = 0.1,
-        threads: int = 1,
+        self, *, initial: int = 8, mc_samples: int = 128, ref_margin: float = 0.1, threads: int = 1,
         seed: int | None = 0,
     ) -> None:
         super().__init__(seed=seed)
-        for label, value, minimum in (("initial", initial, 2), ("mc_samples", mc_samples, 1), ("threads", threads, 1)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise InvalidConfig(f"{label} must be an integer >= {minimum}; got {value!r}")
         if isinstance(ref_margin, bool) or not isinstance(ref_margin, (int, float)) or not ref_margin >= 0:
             raise InvalidConfig(f"ref_margin must be a number >= 0; got {ref_margin!r}")
-        self.initial = int(initial)
-        self.mc_samples = int(mc_samples)
-        self.ref_margin = float(ref_margin)
-        self.threads = int(threads)
+        self.initial, self.mc_samples = check_int("initial", initial, 2), check_int("mc_samples", mc_samples)
+        self.ref_margin, self.threads = float(ref_margin), check_int("threads", threads)
         self.fallbacks = 0  # proposals made at random because the model could not be fitted
 
     def options(self) -> dict[str, Any]:
         return {
-            "initial": self.initial,
-            "mc_samples": self.mc_samples,
-            "ref_margin": self.ref_margin,
-            "threads": self.threads,
-            "seed": self.seed,
+            "initial": self.initial, "mc_samples": self.mc_samples, "ref_margin": self.ref_margin,
+            "threads": self.threads, "seed": self.seed,
         }
 
     # ------------------------------------------------------------ encoding

@@ -19,18 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.errors import InvalidConfig
+from hwnas.errors import InvalidConfig, check_int
 from hwnas.search.base import Strategy, register_strategy
 from hwnas.search.pareto import nsga2_order
 from hwnas.space import DIMENSIONS, Architecture
 
 __all__ = ["Evolution"]
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InvalidConfig(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
 
 
 @register_strategy
@@ -53,22 +47,15 @@ class Evolution(Strategy):
     name = "evolution"
 
     def __init__(
-        self,
-        *,
-        population_size: int = 125,
-        parents: int = 25,
-        mutations: int = 50,
-        crossovers: int = 50,
-        mutation_prob: float = 0.3,
-        max_tries: int = 200,
-        seed: int | None = 0,
+        self, *, population_size: int = 125, parents: int = 25, mutations: int = 50, crossovers: int = 50,
+        mutation_prob: float = 0.3, max_tries: int = 200, seed: int | None = 0,
     ) -> None:
         super().__init__(seed=seed)
-        self.population_size = _check_int("population_size", population_size, 2)
-        self.parents = _check_int("parents", parents, 1)
-        self.mutations = _check_int("mutations", mutations, 0)
-        self.crossovers = _check_int("crossovers", crossovers, 0)
-        self.max_tries = _check_int("max_tries", max_tries, 1)
+        self.population_size = check_int("population_size", population_size, 2)
+        self.parents = check_int("parents", parents, 1)
+        self.mutations = check_int("mutations", mutations, 0)
+        self.crossovers = check_int("crossovers", crossovers, 0)
+        self.max_tries = check_int("max_tries", max_tries, 1)
         if self.mutations + self.crossovers < 1:
             raise InvalidConfig("mutations + crossovers must be >= 1, or no generation ever breeds")
         if self.parents + self.mutations + self.crossovers != self.population_size:
@@ -85,12 +72,8 @@ class Evolution(Strategy):
 
     def options(self) -> dict[str, Any]:
         return {
-            "population_size": self.population_size,
-            "parents": self.parents,
-            "mutations": self.mutations,
-            "crossovers": self.crossovers,
-            "mutation_prob": self.mutation_prob,
-            "max_tries": self.max_tries,
+            "population_size": self.population_size, "parents": self.parents, "mutations": self.mutations,
+            "crossovers": self.crossovers, "mutation_prob": self.mutation_prob, "max_tries": self.max_tries,
             "seed": self.seed,
         }
 

@@ -18,12 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = [
-    "non_dominated",
-    "pareto_mask",
-    "non_dominated_ranks",
-    "crowding_distance",
-    "nsga2_order",
-    "hypervolume",
+    "non_dominated", "pareto_mask", "non_dominated_ranks", "crowding_distance", "nsga2_order", "hypervolume",
     "hypervolume_2d",
 ]
 

@@ -28,18 +28,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from hwnas.errors import InvalidArchitecture, InvalidConfig
+from hwnas.errors import InvalidArchitecture, InvalidConfig, check_int
 from hwnas.space import DIMENSIONS, Architecture, SearchSpace, get_space
 
 __all__ = [
-    "OBJECTIVES",
-    "LatencyModel",
-    "Constraint",
-    "max_params_constraint",
-    "max_memory_constraint",
-    "scalarised_reward",
-    "SearchProblem",
-    "archs_to_array",
+    "OBJECTIVES", "LatencyModel", "Constraint", "max_params_constraint", "max_memory_constraint", "scalarised_reward",
+    "SearchProblem", "archs_to_array",
 ]
 
 #: Objective modes a problem accepts.
@@ -149,23 +143,15 @@ class SearchProblem:
     """
 
     def __init__(
-        self,
-        *,
-        space: SearchSpace | str,
-        latency: LatencyModel,
-        budget_ms: float,
-        seq_len: int = 128,
-        batch_size: int = 1,
-        constraints: Sequence[Constraint] = (),
-        objective: str = "pareto",
+        self, *, space: SearchSpace | str, latency: LatencyModel, budget_ms: float, seq_len: int = 128,
+        batch_size: int = 1, constraints: Sequence[Constraint] = (), objective: str = "pareto",
         reward_weight: float = 0.1,
     ) -> None:
         self.space = get_space(space)
         if not isinstance(budget_ms, (int, float)) or isinstance(budget_ms, bool) or not np.isfinite(budget_ms) or budget_ms <= 0:
             raise InvalidConfig(f"budget_ms must be a positive number of milliseconds; got {budget_ms!r}")
         for name, value in (("seq_len", seq_len), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InvalidConfig(f"{name} must be an integer >= 1; got {value!r}")
+            check_int(name, value)
         if objective not in OBJECTIVES:
             raise InvalidConfig(f"objective must be one of {', '.join(OBJECTIVES)}; got {objective!r}")
         if not isinstance(reward_weight, (int, float)) or isinstance(reward_weight, bool) or not reward_weight >= 0:
@@ -226,8 +212,7 @@ class SearchProblem:
                 values = self.constraint_values[c.name][ok]
                 parts.append(f"{c.name} <= {c.bound:g} {c.unit} (smallest under the budget: {values.min():g})".replace("  ", " "))
             raise InvalidConfig(
-                f"no architecture in space {self.space.name} under {_ms(self.budget_ms)} meets "
-                + " and ".join(parts)
+                f"no architecture in space {self.space.name} under {_ms(self.budget_ms)} meets " + " and ".join(parts)
             )
 
     # -------------------------------------------------------------- access
@@ -281,14 +266,10 @@ class SearchProblem:
     def describe(self) -> dict[str, Any]:
         """A JSON-able summary (for ``config.json``)."""
         return {
-            "space": self.space.name,
-            "budget_ms": self.budget_ms,
-            "seq_len": self.seq_len,
-            "batch_size": self.batch_size,
-            "objective": self.objective,
+            "space": self.space.name, "budget_ms": self.budget_ms, "seq_len": self.seq_len,
+            "batch_size": self.batch_size, "objective": self.objective,
             "reward_weight": self.reward_weight if self.objective == "reward" else None,
-            "constraints": [c.describe() for c in self.constraints],
-            "architectures": len(self.candidates),
+            "constraints": [c.describe() for c in self.constraints], "architectures": len(self.candidates),
             "feasible": int(self.feasible.sum()),
         }
 

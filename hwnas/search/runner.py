@@ -29,7 +29,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,21 +37,14 @@ from typing import Any
 import numpy as np
 
 from hwnas._files import atomic_write_text
-from hwnas.errors import InvalidConfig, InvalidData
+from hwnas.errors import InvalidConfig, InvalidData, check_int
 from hwnas.outputs import MARKER, check_output_folder, write_marker
 from hwnas.search.base import Strategy, create_strategy
 from hwnas.search.pareto import hypervolume_2d, pareto_mask
-from hwnas.search.problem import (
-    LatencyModel,
-    SearchProblem,
-    max_memory_constraint,
-    max_params_constraint,
-)
+from hwnas.search.problem import LatencyModel, SearchProblem, max_memory_constraint, max_params_constraint
 from hwnas.space import DIMENSIONS, Architecture, SearchSpace
 
-__all__ = ["Candidate", "SearchResult", "Progress", "run_search", "search", "write_json", "OUTPUT_FILES"]
-
-OUTPUT_FILES = ("config.json", "evaluated.csv", "front.json", "winner.json", "front.png", "hypervolume.png")
+__all__ = ["Candidate", "SearchResult", "Progress", "run_search", "search", "write_json"]
 
 _CSV_COLUMNS = [
     "eval", *DIMENSIONS, "score", "latency_ms", "latency_upper_ms", "params", "feasible", "reward",
@@ -76,16 +69,9 @@ class Candidate:
     reward: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "arch": self.arch.as_dict(),
-            "score": self.score,
-            "latency_ms": self.latency_ms,
-            "latency_upper_ms": self.latency_upper_ms,
-            "params": self.params,
-            "feasible": self.feasible,
-        }
-        if self.reward is not None:
-            out["reward"] = self.reward
+        out = asdict(self)  # the architecture as {layers, hidden, heads, ffn}
+        if self.reward is None:
+            del out["reward"]
         return out
 
 
@@ -238,32 +224,18 @@ class _Tracker:
 def _candidate(problem: SearchProblem, i: int, score: float) -> Candidate:
     reward = float(problem.reward(np.array([i]), np.array([score]))[0]) if problem.objective == "reward" else None
     return Candidate(
-        arch=problem.candidates[i],
-        score=float(score),
-        latency_ms=float(problem.latency_ms[i]),
-        latency_upper_ms=float(problem.latency_upper_ms[i]),
-        params=int(problem.params[i]),
-        feasible=bool(problem.feasible[i]),
-        reward=reward,
+        arch=problem.candidates[i], score=float(score), latency_ms=float(problem.latency_ms[i]),
+        latency_upper_ms=float(problem.latency_upper_ms[i]), params=int(problem.params[i]),
+        feasible=bool(problem.feasible[i]), reward=reward,
     )
 
 
 # -------------------------------------------------------------- the loop
 def run_search(
-    problem: SearchProblem,
-    evaluate: Any,
-    *,
-    strategy: str | Strategy = "bo",
-    evaluations: int = 64,
-    batch: int = 1,
-    seed: int = 0,
-    strategy_options: Mapping[str, Any] | None = None,
-    out: str | Path | None = None,
-    resume: bool = False,
-    describe: Mapping[str, Any] | None = None,
-    reference_score: float | None = None,
-    on_start: Callable[[int, int], None] | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
+    problem: SearchProblem, evaluate: Any, *, strategy: str | Strategy = "bo", evaluations: int = 64, batch: int = 1,
+    seed: int = 0, strategy_options: Mapping[str, Any] | None = None, out: str | Path | None = None,
+    resume: bool = False, describe: Mapping[str, Any] | None = None, reference_score: float | None = None,
+    on_start: Callable[[int, int], None] | None = None, on_progress: Callable[[Progress], None] | None = None,
 ) -> SearchResult:
     """Search ``problem`` with ``evaluations`` accuracy evaluations.
 
@@ -287,8 +259,7 @@ def run_search(
         on_progress: called after every batch with a :class:`Progress`.
     """
     for label, value in (("evaluations", evaluations), ("batch", batch)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise InvalidConfig(f"{label} must be an integer >= 1; got {value!r}")
+        check_int(label, value)
     scorer = _as_scorer(evaluate)
     if isinstance(strategy, Strategy):
         strat = strategy
@@ -297,16 +268,11 @@ def run_search(
     strat.setup(problem)
     describe = dict(describe or {})
     config: dict[str, Any] = {
-        **problem.describe(),
-        "strategy": strat.name,
-        "strategy_options": strat.options(),
-        "evaluations": int(evaluations),
-        "batch": int(batch),
-        "estimator": describe.pop("estimator", _estimator_name(evaluate)),
-        "predictor": describe.pop("predictor", None),
+        **problem.describe(), "strategy": strat.name, "strategy_options": strat.options(),
+        "evaluations": int(evaluations), "batch": int(batch),
+        "estimator": describe.pop("estimator", _estimator_name(evaluate)), "predictor": describe.pop("predictor", None),
         "supernet": describe.pop("supernet", None),
-        "device": describe.pop("device", getattr(problem.latency_model, "device", None)),
-        **describe,
+        "device": describe.pop("device", getattr(problem.latency_model, "device", None)), **describe,
     }
 
     out_path = Path(out) if out is not None else None
@@ -388,20 +354,9 @@ def run_search(
 
 
 def _row(problem: SearchProblem, n: int, i: int, score: float, tracker: _Tracker) -> dict[str, Any]:
-    arch = problem.candidates[i]
-    reward = float(problem.reward(np.array([i]), np.array([score]))[0]) if problem.objective == "reward" else ""
-    return {
-        "eval": n,
-        **arch.as_dict(),
-        "score": float(score),
-        "latency_ms": float(problem.latency_ms[i]),
-        "latency_upper_ms": float(problem.latency_upper_ms[i]),
-        "params": int(problem.params[i]),
-        "feasible": bool(problem.feasible[i]),
-        "reward": reward,
-        "best_feasible_score": tracker.best_feasible_score,
-        "hypervolume": tracker.hypervolume,
-    }
+    c = _candidate(problem, i, score).to_dict()
+    return {"eval": n, **c.pop("arch"), **c, "reward": c.get("reward", ""),
+            "best_feasible_score": tracker.best_feasible_score, "hypervolume": tracker.hypervolume}
 
 
 def _build_result(problem, strat, tracker, rows, config, stopped, out_path, wall_s) -> SearchResult:
@@ -439,23 +394,12 @@ def winner_record(result: SearchResult) -> dict[str, Any] | None:
         return None
     cfg = result.config
     record = {
-        "arch": w.arch.as_dict(),
-        "score": w.score,
-        "latency_ms": w.latency_ms,
-        "latency_upper_ms": w.latency_upper_ms,
-        "budget_ms": result.problem.budget_ms,
-        "space": result.problem.space.name,
-        "device": cfg.get("device"),
-        "seq_len": result.problem.seq_len,
-        "batch_size": result.problem.batch_size,
-        "supernet": cfg.get("supernet"),
-        "predictor": cfg.get("predictor"),
-        "estimator": cfg.get("estimator"),
+        **w.to_dict(), "budget_ms": result.problem.budget_ms, "space": result.problem.space.name,
+        "device": cfg.get("device"), "seq_len": result.problem.seq_len, "batch_size": result.problem.batch_size,
+        "supernet": cfg.get("supernet"), "predictor": cfg.get("predictor"), "estimator": cfg.get("estimator"),
         "objective": result.problem.objective,
-        "params": w.params,
     }
-    if w.reward is not None:
-        record["reward"] = w.reward
+    del record["feasible"]  # a winner is feasible
     return record
 
 
@@ -466,12 +410,10 @@ def write_outputs(result: SearchResult) -> None:
         raise InvalidConfig("this result has no output folder")
     problem = result.problem
     write_json(out / "front.json", {
-        "space": problem.space.name,
-        "objectives": {"score": "maximise", "latency_ms": "minimise (predicted)"},
+        "space": problem.space.name, "objectives": {"score": "maximise", "latency_ms": "minimise (predicted)"},
         "budget_ms": problem.budget_ms,
         "reference_point": {"score": result.reference[0], "latency_ms": result.reference[1]},
-        "hypervolume": result.hypervolume,
-        "evaluations": int(len(result.evaluated)),
+        "hypervolume": result.hypervolume, "evaluations": int(len(result.evaluated)),
         "front": [c.to_dict() for c in result.front],
     })
     record = winner_record(result)
@@ -486,13 +428,10 @@ def write_outputs(result: SearchResult) -> None:
 
 def plot_front(result: SearchResult, path: Path) -> None:
     """Accuracy estimate against predicted latency: evaluated points, the front, the budget and the winner."""
-    from hwnas.plots.style import COLORS, pyplot, save
+    from hwnas.plots.style import COLORS, figure, finish
 
-    plt = pyplot()  # the hwnas style: Agg backend, Okabe-Ito colours
-    problem = result.problem
-    df = result.evaluated
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    try:
+    problem, df = result.problem, result.evaluated
+    with figure(width=7, height=4.5, dpi=120) as (fig, ax):  # the hwnas style: Agg backend, Okabe-Ito colours
         if len(df):
             feas = df["feasible"].astype(bool).to_numpy()
             if (~feas).any():
@@ -516,36 +455,18 @@ def plot_front(result: SearchResult, path: Path) -> None:
                      + (f"\n{device}, seq {problem.seq_len}, batch {problem.batch_size}" if device else ""))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
-        fig.tight_layout()
-        save(fig, path)
-    finally:
-        plt.close(fig)
+        finish(fig, path)
 
 
 # --------------------------------------------------------- entry point
 def search(
-    *,
-    predictor: LatencyModel | str | Path,
-    estimator: Any,
-    max_latency_ms: float,
-    space: SearchSpace | str | None = None,
-    seq_len: int = 128,
-    batch_size: int = 1,
-    strategy: str | Strategy = "bo",
-    evaluations: int = 64,
-    seed: int = 0,
-    objective: str = "pareto",
-    reward_weight: float = 0.1,
-    max_params: float | None = None,
-    max_memory_mb: float | None = None,
-    strategy_options: Mapping[str, Any] | None = None,
-    batch: int = 1,
-    out: str | Path | None = None,
-    resume: bool = False,
-    describe: Mapping[str, Any] | None = None,
-    on_start: Callable[[int, int], None] | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
-    on_status: Callable[[str], None] | None = None,
+    *, predictor: LatencyModel | str | Path, estimator: Any, max_latency_ms: float,
+    space: SearchSpace | str | None = None, seq_len: int = 128, batch_size: int = 1, strategy: str | Strategy = "bo",
+    evaluations: int = 64, seed: int = 0, objective: str = "pareto", reward_weight: float = 0.1,
+    max_params: float | None = None, max_memory_mb: float | None = None,
+    strategy_options: Mapping[str, Any] | None = None, batch: int = 1, out: str | Path | None = None,
+    resume: bool = False, describe: Mapping[str, Any] | None = None, on_start: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None, on_status: Callable[[str], None] | None = None,
 ) -> SearchResult:
     """Find the most accurate architectures predicted to run within ``max_latency_ms``.
 

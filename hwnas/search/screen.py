@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.errors import InvalidConfig
+from hwnas.errors import InvalidConfig, check_int
 from hwnas.search.base import Strategy, register_strategy
 
 __all__ = ["ScreenThenDecide"]
@@ -40,8 +40,7 @@ class ScreenThenDecide(Strategy):
 
     def __init__(self, *, screen: Any = "params", bands: int = 4, seed: int | None = 0) -> None:
         super().__init__(seed=seed)
-        if isinstance(bands, bool) or not isinstance(bands, (int, np.integer)) or bands < 1:
-            raise InvalidConfig(f"bands must be an integer >= 1; got {bands!r}")
+        check_int("bands", bands)
         if isinstance(screen, str):
             from hwnas.estimators import make_estimator
 

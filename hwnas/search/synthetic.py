@@ -43,11 +43,7 @@ class SyntheticLatency:
     """
 
     def __init__(
-        self,
-        *,
-        gflops_per_ms: float = 0.05,
-        overhead_ms: float = 0.2,
-        per_layer_ms: float = 0.05,
+        self, *, gflops_per_ms: float = 0.05, overhead_ms: float = 0.2, per_layer_ms: float = 0.05,
         upper_margin: float = 0.1,
     ) -> None:
         self.gflops_per_ms = gflops_per_ms

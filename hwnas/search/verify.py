@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.errors import InvalidConfig
+from hwnas.errors import InvalidConfig, check_int
 from hwnas.profiling.reference import Drift
 from hwnas.space import Architecture
 
@@ -93,21 +93,11 @@ class Verification:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "arch": self.arch.as_dict(),
-            "role": self.role,
-            "predicted_ms": self.predicted_ms,
-            "upper_ms": self.upper_ms,
-            "measured_ms": self.measured_ms,
-            "p10_ms": self.p10_ms,
-            "p90_ms": self.p90_ms,
-            "spread": self.spread,
-            "budget_ms": self.budget_ms,
-            "within_budget": self.within_budget,
-            "within_upper": self.within_upper,
-            "error": self.error,
-            "normalised_ms": self.normalised_ms,
-            "within_budget_normalised": self.within_budget_normalised,
-            "verdicts_agree": self.verdicts_agree,
+            "arch": self.arch.as_dict(), "role": self.role, "predicted_ms": self.predicted_ms,
+            "upper_ms": self.upper_ms, "measured_ms": self.measured_ms, "p10_ms": self.p10_ms, "p90_ms": self.p90_ms,
+            "spread": self.spread, "budget_ms": self.budget_ms, "within_budget": self.within_budget,
+            "within_upper": self.within_upper, "error": self.error, "normalised_ms": self.normalised_ms,
+            "within_budget_normalised": self.within_budget_normalised, "verdicts_agree": self.verdicts_agree,
             "drift": self.drift.to_dict() if self.drift is not None else None,
             **({"node_id": self.node_id} if self.node_id else {}),
         }
@@ -156,24 +146,11 @@ def timing_for(predictor: Any, timing: Any = None) -> Any:
 
 
 def verify(
-    archs: Sequence[Architecture],
-    *,
-    device: str,
-    predictor: Any,
-    budget_ms: float,
-    seq_len: int = 128,
-    batch_size: int = 1,
-    roles: Sequence[str] | None = None,
-    threads: int | None | str = "predictor",
-    dtype: str | None = None,
-    timing: Any = None,
-    interleave: int = 8,
-    override: bool = False,
-    strict: bool = False,
-    seed: int = 0,
-    on_record: Callable[[Verification], None] | None = None,
-    on_status: Callable[[str], None] | None = None,
-    fleet: Any = None,
+    archs: Sequence[Architecture], *, device: str, predictor: Any, budget_ms: float, seq_len: int = 128,
+    batch_size: int = 1, roles: Sequence[str] | None = None, threads: int | None | str = "predictor",
+    dtype: str | None = None, timing: Any = None, interleave: int = 8, override: bool = False, strict: bool = False,
+    seed: int = 0, on_record: Callable[[Verification], None] | None = None,
+    on_status: Callable[[str], None] | None = None, fleet: Any = None,
 ) -> list[Verification]:
     """Measure ``archs`` on ``device`` and compare with ``predictor``.
 
@@ -208,8 +185,7 @@ def verify(
 
     if not archs:
         raise InvalidConfig("nothing to verify: no architectures given")
-    if isinstance(interleave, bool) or not isinstance(interleave, int) or interleave < 1:
-        raise InvalidConfig(f"interleave must be an integer >= 1; got {interleave!r}")
+    check_int("interleave", interleave)
     recorded = predictor_device_settings(predictor)
     if threads == "predictor":
         threads = recorded["threads"]
@@ -289,14 +265,12 @@ def summarise(results: Sequence[Verification]) -> dict[str, Any]:
     speeds = [r.drift.speed for r in results if r.drift is not None and r.drift.speed is not None]
     normalised = [r.within_budget_normalised for r in results if r.within_budget_normalised is not None]
     return {
-        "n": len(results),
-        "within_budget": float(np.mean([r.within_budget for r in results])),
+        "n": len(results), "within_budget": float(np.mean([r.within_budget for r in results])),
         "within_budget_normalised": float(np.mean(normalised)) if normalised else None,
         "verdicts_disagree": int(sum(not r.verdicts_agree for r in results)),
         "speed_vs_profile": float(np.median(speeds)) if speeds else None,
         "within_upper": float(np.mean([r.within_upper for r in results])),
-        "mean_abs_error": float(np.mean(np.abs(err))),
-        "max_abs_error": float(np.max(np.abs(err))),
+        "mean_abs_error": float(np.mean(np.abs(err))), "max_abs_error": float(np.max(np.abs(err))),
         "mean_error": float(np.mean(err)),
     }
 
@@ -330,21 +304,9 @@ def _summary(m: Any) -> dict[str, Any]:
 
 
 def measure_student(
-    arch: Architecture,
-    *,
-    device: str,
-    seq_len: int,
-    batch_size: int = 1,
-    threads: int | None = 1,
-    dtype: str = "fp32",
-    exported: str | Path | None = None,
-    teacher: Architecture | None = None,
-    predictor: Any = None,
-    timing: Any = None,
-    budget_ms: float | None = None,
-    strict: bool = False,
-    seed: int = 0,
-    on_status: Callable[[str], None] | None = None,
+    arch: Architecture, *, device: str, seq_len: int, batch_size: int = 1, threads: int | None = 1, dtype: str = "fp32",
+    exported: str | Path | None = None, teacher: Architecture | None = None, predictor: Any = None, timing: Any = None,
+    budget_ms: float | None = None, strict: bool = False, seed: int = 0, on_status: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Measure a trained student where it will run, through the device registry and the timing protocol.
 
@@ -419,9 +381,8 @@ def measure_student(
     out: dict[str, Any] = {
         "device": device, "dtype": dtype, "threads": threads, "clock": timing.clock, "seq_len": seq_len,
         "batch_size": batch_size, "student": student, "student_encoder": encoder,
-        "deployed_vs_profiled": student["latency_ms"] / encoder["latency_ms"],
-        "drift": drift.to_dict(), "student_normalised_ms": drift.normalise(student["latency_ms"], ratio),
-        "fingerprint": dev.fingerprint(),
+        "deployed_vs_profiled": student["latency_ms"] / encoder["latency_ms"], "drift": drift.to_dict(),
+        "student_normalised_ms": drift.normalise(student["latency_ms"], ratio), "fingerprint": dev.fingerprint(),
     }
     if "teacher" in measured:
         out["teacher"] = _summary(measured["teacher"])

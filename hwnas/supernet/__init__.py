@@ -11,14 +11,10 @@ from __future__ import annotations
 from hwnas._lazy import lazy_getattr
 
 _LAZY = {
-    "load_supernet": "hwnas.supernet.supernet",
-    "Supernet": "hwnas.supernet.supernet",
-    "ElasticBert": "hwnas.supernet.elastic",
-    "TrainConfig": "hwnas.supernet.train",
-    "TrainResult": "hwnas.supernet.train",
-    "train_supernet": "hwnas.supernet.train",
-    "SupernetEstimator": "hwnas.supernet.estimate",
-    "load_teacher": "hwnas.supernet.teacher",
+    "load_supernet": "hwnas.supernet.supernet", "Supernet": "hwnas.supernet.supernet",
+    "ElasticBert": "hwnas.supernet.elastic", "TrainConfig": "hwnas.supernet.train",
+    "TrainResult": "hwnas.supernet.train", "train_supernet": "hwnas.supernet.train",
+    "SupernetEstimator": "hwnas.supernet.estimate", "load_teacher": "hwnas.supernet.teacher",
 }
 
 __all__ = list(_LAZY)

@@ -19,27 +19,23 @@ source file, tokenizer and ``seq_len`` are unchanged, and read with ``np.memmap`
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hwnas._files import atomic_write_text, fsync_dir
+from hwnas._files import atomic_write_text, fsync_dir, iter_lines, iter_table
 from hwnas.errors import InvalidData
 from hwnas.progress import ProgressCallback, emit
 
 __all__ = ["TEXT_COLUMNS", "iter_texts", "TokenData", "build_token_cache", "describe_source"]
 
 TEXT_COLUMNS = ("sentence", "text", "content", "document", "body")
-_TABLE_SUFFIXES = {".tsv": "\t", ".csv": ","}
 _CHUNK_TEXTS = 512
 _CACHE_VERSION = 1
 
@@ -48,21 +44,6 @@ def _default_source() -> Path:
     from hwnas.data import embedded_path
 
     return embedded_path("sst2/train.tsv")
-
-
-def _suffixes(path: Path) -> tuple[str, bool]:
-    """(format suffix, gzipped)."""
-    sfx = [s.lower() for s in path.suffixes]
-    gz = bool(sfx) and sfx[-1] == ".gz"
-    if gz:
-        sfx = sfx[:-1]
-    return (sfx[-1] if sfx else ""), gz
-
-
-def _open_text(path: Path, gz: bool):
-    if gz:
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace", newline="")
-    return open(path, encoding="utf-8", errors="replace", newline="")
 
 
 def _pick_column(columns: list[str], text_column: str | None, where: str) -> str:
@@ -92,62 +73,28 @@ def iter_texts(source: str | Path | None = None, *, text_column: str | None = No
         raise InvalidData(f"data file {source} does not exist; give a .txt, .tsv, .csv, .jsonl file or a datasets name")
     if path.is_dir():
         raise InvalidData(f"data {source} is a folder; give a .txt, .tsv, .csv or .jsonl file")
-    fmt, gz = _suffixes(path)
-    if fmt in _TABLE_SUFFIXES:
-        yield from _iter_table(path, gz, _TABLE_SUFFIXES[fmt], text_column)
-    elif fmt in (".jsonl", ".ndjson"):
-        yield from _iter_jsonl(path, gz, text_column)
-    elif fmt in (".txt", ".text", ""):
-        with _open_text(path, gz) as fh:
-            for line in fh:
-                line = line.strip()
-                if line:
-                    yield line
+    fmt = next((s for s in reversed([s.lower() for s in path.suffixes]) if s != ".gz"), "")
+    if fmt in (".txt", ".text", ""):
+        yield from filter(None, (line.strip() for line in iter_lines(path, InvalidData)))
+    elif fmt in (".tsv", ".csv", ".jsonl", ".ndjson"):
+        columns, rows = iter_table(path, InvalidData)
+        yield from _column_texts((row for _, row in rows), columns, text_column, str(path))
     else:
         raise InvalidData(
             f"data file {path.name} has an unknown format {fmt!r}; accepted: .txt, .tsv, .csv, .jsonl (optionally .gz)"
         )
 
 
-def _iter_table(path: Path, gz: bool, sep: str, text_column: str | None) -> Iterator[str]:
-    csv.field_size_limit(1 << 30)
-    with _open_text(path, gz) as fh:
-        reader = csv.reader(fh, delimiter=sep, quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL)
-        try:
-            header = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise InvalidData(f"{path} is not a readable table: {exc}") from None
-        col = header.index(_pick_column(header, text_column, str(path)))
-        try:
-            for row in reader:
-                if col < len(row):
-                    text = row[col].strip()
-                    if text:
-                        yield text
-        except csv.Error as exc:
-            raise InvalidData(f"{path} is not a readable table: {exc}") from None
-
-
-def _iter_jsonl(path: Path, gz: bool, text_column: str | None) -> Iterator[str]:
+def _column_texts(rows: Iterable[Mapping[str, Any]], columns: list[str] | None, text_column: str | None,
+                  where: str) -> Iterator[str]:
+    """The non-empty texts in the text column of ``rows`` (picked from ``columns``, else the first row's keys)."""
     col = None
-    with _open_text(path, gz) as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidData(f"{path}, line {lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(item, dict):
-                raise InvalidData(f"{path}, line {lineno}: expected a JSON object with a text field")
-            if col is None:
-                col = _pick_column(list(item), text_column, f"{path}, line {lineno}")
-            text = str(item.get(col) or "").strip()
-            if text:
-                yield text
+    for row in rows:
+        if col is None:
+            col = _pick_column(list(columns or row), text_column, where)
+        text = str(row.get(col) or "").strip()
+        if text:
+            yield text
 
 
 def _iter_hf_dataset(name: str, text_column: str | None) -> Iterator[str]:
@@ -163,13 +110,7 @@ def _iter_hf_dataset(name: str, text_column: str | None) -> Iterator[str]:
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidData(f"cannot load dataset {name!r} (needs a network): {first}") from None
-    col = None
-    for item in ds:
-        if col is None:
-            col = _pick_column(list(item), text_column, f"dataset {name}")
-        text = str(item.get(col) or "").strip()
-        if text:
-            yield text
+    yield from _column_texts(ds, None, text_column, f"dataset {name}")
 
 
 def describe_source(source: str | Path | None) -> dict[str, Any]:
@@ -217,14 +158,8 @@ def _cache_key(source_info: dict[str, Any], tokenizer: Any, seq_len: int, text_c
     vocab_digest = hashlib.sha256(json.dumps(sorted(vocab.items())[:2000]).encode()).hexdigest()[:16]
     blob = json.dumps(
         {
-            "v": _CACHE_VERSION,
-            "source": source_info,
-            "tokenizer": type(tokenizer).__name__,
-            "vocab_size": len(vocab),
-            "vocab": vocab_digest,
-            "seq_len": seq_len,
-            "text_column": text_column,
-            "max_rows": max_rows,
+            "v": _CACHE_VERSION, "source": source_info, "tokenizer": type(tokenizer).__name__, "vocab_size": len(vocab),
+            "vocab": vocab_digest, "seq_len": seq_len, "text_column": text_column, "max_rows": max_rows,
         },
         sort_keys=True,
     )
@@ -232,14 +167,8 @@ def _cache_key(source_info: dict[str, Any], tokenizer: Any, seq_len: int, text_c
 
 
 def build_token_cache(
-    source: str | Path | None,
-    tokenizer: Any,
-    *,
-    seq_len: int,
-    cache_dir: str | Path,
-    text_column: str | None = None,
-    max_rows: int | None = None,
-    on_progress: ProgressCallback | None = None,
+    source: str | Path | None, tokenizer: Any, *, seq_len: int, cache_dir: str | Path, text_column: str | None = None,
+    max_rows: int | None = None, on_progress: ProgressCallback | None = None,
 ) -> TokenData:
     """Tokenise ``source`` once into ``cache_dir`` (or reuse the cache) and map it.
 
@@ -321,15 +250,8 @@ def build_token_cache(
         os.replace(tmp, bin_path)
         fsync_dir(cache_dir)
         meta = {
-            "format": "hwnas-token-cache",
-            "version": _CACHE_VERSION,
-            "rows": n_rows,
-            "texts": n_texts,
-            "tokens": n_tokens,
-            "seq_len": seq_len,
-            "pad_id": int(pad_id),
-            "text_column": text_column,
-            **source_info,
+            "format": "hwnas-token-cache", "version": _CACHE_VERSION, "rows": n_rows, "texts": n_texts,
+            "tokens": n_tokens, "seq_len": seq_len, "pad_id": int(pad_id), "text_column": text_column, **source_info,
         }
         atomic_write_text(meta_path, json.dumps(meta, indent=2))
     finally:

@@ -85,20 +85,13 @@ class _Layer(nn.Module):
 
 # Supernet parameter name -> BertModel parameter name (per layer, with {i}).
 _LAYER_MAP = {
-    "query": "attention.self.query",
-    "key": "attention.self.key",
-    "value": "attention.self.value",
-    "attn_out": "attention.output.dense",
-    "attn_norm": "attention.output.LayerNorm",
-    "ffn_in": "intermediate.dense",
-    "ffn_out": "output.dense",
-    "ffn_norm": "output.LayerNorm",
+    "query": "attention.self.query", "key": "attention.self.key", "value": "attention.self.value",
+    "attn_out": "attention.output.dense", "attn_norm": "attention.output.LayerNorm", "ffn_in": "intermediate.dense",
+    "ffn_out": "output.dense", "ffn_norm": "output.LayerNorm",
 }
 _EMB_MAP = {
-    "word": "embeddings.word_embeddings",
-    "position": "embeddings.position_embeddings",
-    "token_type": "embeddings.token_type_embeddings",
-    "emb_norm": "embeddings.LayerNorm",
+    "word": "embeddings.word_embeddings", "position": "embeddings.position_embeddings",
+    "token_type": "embeddings.token_type_embeddings", "emb_norm": "embeddings.LayerNorm",
 }
 
 
@@ -272,11 +265,7 @@ class ElasticBert(nn.Module):
             )
 
     def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        arch: Architecture,
-        *,
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, arch: Architecture, *,
         return_qkv: bool = False,
     ) -> ElasticOutput:
         """Run the sub-network ``arch``.
@@ -293,11 +282,7 @@ class ElasticBert(nn.Module):
         bsz, seq = input_ids.shape
         p = self.dropout if self.training else 0.0
         positions = torch.arange(seq, device=input_ids.device)
-        x = (
-            self.word(input_ids)[..., :h]
-            + self.token_type.weight[0, :h]
-            + self.position(positions)[:, :h]
-        )
+        x = (self.word(input_ids)[..., :h] + self.token_type.weight[0, :h] + self.position(positions)[:, :h])
         x = F.layer_norm(x, (h,), self.emb_norm.weight[:h], self.emb_norm.bias[:h], self.eps)
         x = F.dropout(x, p, self.training)
         mask = None
@@ -342,8 +327,7 @@ class ElasticBert(nn.Module):
         a = mix[f"l{i}_{name}"]
         xw, xb = getattr(layer, f"{name}_xw")[:, :rows, :cols], getattr(layer, f"{name}_xb")[:, :rows]
         if a.dim() == 1:  # layer-wise: one weight per expert
-            return (a[0] * w + torch.einsum("e,eoi->oi", a[1:], xw),
-                    a[0] * b + torch.einsum("e,eo->o", a[1:], xb))
+            return (a[0] * w + torch.einsum("e,eoi->oi", a[1:], xw), a[0] * b + torch.einsum("e,eo->o", a[1:], xb))
         a = a[:, :rows]  # neuron-wise: one weight per expert and output row
         return (a[0, :, None] * w + torch.einsum("eo,eoi->oi", a[1:], xw),
                 a[0] * b + torch.einsum("eo,eo->o", a[1:], xb))
@@ -388,9 +372,7 @@ class ElasticBert(nn.Module):
     def student_config(self, arch: Architecture):
         """The ``BertConfig`` of a standalone student (teacher's other fields kept)."""
         return arch.to_bert_config(
-            self.base_config,
-            hidden_dropout_prob=self.base_config.hidden_dropout_prob,
-            architectures=["BertModel"],
+            self.base_config, hidden_dropout_prob=self.base_config.hidden_dropout_prob, architectures=["BertModel"],
         )
 
     def extract(self, arch: Architecture):

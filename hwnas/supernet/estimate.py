@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from hwnas._files import atomic_write_text
-from hwnas.errors import InvalidConfig, InvalidData
+from hwnas.errors import InvalidConfig, InvalidData, check_int
 from hwnas.space import Architecture, as_architectures
 
 __all__ = ["SupernetEstimator", "METRICS", "as_architectures"]
@@ -67,29 +67,17 @@ class SupernetEstimator:
     """
 
     def __init__(
-        self,
-        supernet: Any,
-        metric: str = "loss",
-        *,
-        batch_size: int = 32,
-        heldout_rows: int | None = None,
-        proxy_train: str | Path | None = None,
-        proxy_eval: str | Path | None = None,
-        proxy_train_rows: int = 1000,
-        proxy_eval_rows: int = 500,
-        proxy_seq_len: int = 64,
-        cache: str | Path | bool | None = None,
-        threads: int | None = None,
-        teacher: Any = None,
+        self, supernet: Any, metric: str = "loss", *, batch_size: int = 32, heldout_rows: int | None = None,
+        proxy_train: str | Path | None = None, proxy_eval: str | Path | None = None, proxy_train_rows: int = 1000,
+        proxy_eval_rows: int = 500, proxy_seq_len: int = 64, cache: str | Path | bool | None = None,
+        threads: int | None = None, teacher: Any = None,
     ) -> None:
         if metric not in METRICS:
             raise InvalidConfig(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
         for name, v in (("batch_size", batch_size), ("proxy_train_rows", proxy_train_rows),
                         ("proxy_eval_rows", proxy_eval_rows), ("proxy_seq_len", proxy_seq_len)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InvalidConfig(f"{name} must be an integer >= 1; got {v!r}")
-        if heldout_rows is not None and (not isinstance(heldout_rows, int) or heldout_rows < 1):
-            raise InvalidConfig(f"heldout_rows must be an integer >= 1 or None; got {heldout_rows!r}")
+            check_int(name, v)
+        check_int("heldout_rows", heldout_rows, none_ok=True)
         if isinstance(supernet, (str, Path)):
             from hwnas.supernet.supernet import load_supernet
 
@@ -108,9 +96,7 @@ class SupernetEstimator:
         self._prepared = False
         self._memory: dict[str, float] = {}
         settings = {
-            "metric": metric,
-            "weights": supernet.meta.get("weights_sha256"),
-            "steps": supernet.steps_done,
+            "metric": metric, "weights": supernet.meta.get("weights_sha256"), "steps": supernet.steps_done,
             "heldout_rows": heldout_rows,
         }
         if metric == "proxy":
@@ -130,30 +116,25 @@ class SupernetEstimator:
         return f"SupernetEstimator(name={self.name!r}, cached={len(self._memory)})"
 
     # ----------------------------------------------------------------- cache
-    def _load_cache(self) -> None:
-        if self.cache_path is None or not self.cache_path.is_file():
-            return
+    def _cached_scores(self) -> dict[str, float]:
+        """The scores in the cache file for this estimator's signature (none when unreadable: only a lost speed-up)."""
         try:
             data = json.loads(self.cache_path.read_text())
         except (OSError, json.JSONDecodeError):
-            return  # an unreadable cache is only a lost speed-up
-        if data.get("signature") == self.signature:
-            self._memory.update({k: float(v) for k, v in data.get("scores", {}).items()})
+            return {}
+        if data.get("signature") != self.signature:
+            return {}
+        return {k: float(v) for k, v in data.get("scores", {}).items()}
+
+    def _load_cache(self) -> None:
+        if self.cache_path is not None:
+            self._memory.update(self._cached_scores())
 
     def _save_cache(self) -> None:
         if self.cache_path is None:
             return
+        merged = {**self._cached_scores(), **self._memory}  # another process may have added scores meanwhile
         try:
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            merged: dict[str, float] = {}
-            if self.cache_path.is_file():  # another process may have added scores meanwhile
-                try:
-                    old = json.loads(self.cache_path.read_text())
-                    if old.get("signature") == self.signature:
-                        merged.update(old.get("scores", {}))
-                except (OSError, json.JSONDecodeError):
-                    pass
-            merged.update(self._memory)
             atomic_write_text(self.cache_path, json.dumps({"name": self.name, "signature": self.signature, "scores": merged},
                                                           indent=1))
         except OSError:

@@ -122,12 +122,8 @@ class Supernet:
         student.save_pretrained(str(out))
         self.tokenizer.save_pretrained(str(out))
         info = {
-            "arch": arch.as_dict(),
-            "supernet": str(self.path),
-            "space": self.space.name,
-            "teacher": self.teacher,
-            "supernet_steps": self.steps_done,
-            "parameters": sum(p.numel() for p in student.parameters()),
+            "arch": arch.as_dict(), "supernet": str(self.path), "space": self.space.name, "teacher": self.teacher,
+            "supernet_steps": self.steps_done, "parameters": sum(p.numel() for p in student.parameters()),
         }
         if verify:
             from transformers import AutoModel

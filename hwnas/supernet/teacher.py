@@ -6,7 +6,6 @@ by :func:`hwnas.training.teacher.resolve_teacher`, the resolver distillation use
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,14 +137,7 @@ def teacher_qkv(model: Any, input_ids, attention_mask, layer: int = -1):
 def teacher_summary(config: Any) -> dict[str, Any]:
     """The teacher's shape, for JSON records."""
     return {
-        "model_type": getattr(config, "model_type", None),
-        "layers": config.num_hidden_layers,
-        "hidden": config.hidden_size,
-        "heads": config.num_attention_heads,
-        "ffn": getattr(config, "intermediate_size", None),
-        "vocab_size": config.vocab_size,
+        "model_type": getattr(config, "model_type", None), "layers": config.num_hidden_layers,
+        "hidden": config.hidden_size, "heads": config.num_attention_heads,
+        "ffn": getattr(config, "intermediate_size", None), "vocab_size": config.vocab_size,
     }
-
-
-def dump_config(config: Any) -> str:
-    return json.dumps(config.to_dict(), sort_keys=True)

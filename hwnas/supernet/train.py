@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from hwnas._files import atomic_write_bytes, atomic_write_text, sha256_file
-from hwnas.errors import InvalidConfig
+from hwnas.errors import InvalidConfig, check_int
 from hwnas.outputs import MARKER, check_output_folder, write_marker
 from hwnas.progress import ProgressCallback, StatusCallback
 from hwnas.space import Architecture, SearchSpace, get_space
@@ -118,18 +118,9 @@ class TrainConfig:
     mix_attention: bool = False
 
     def __post_init__(self) -> None:
-        def positive(name: str, allow_zero: bool = False) -> None:
-            v = getattr(self, name)
-            lo = 0 if allow_zero else 1
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise InvalidConfig(f"{name} must be an integer >= {lo}; got {v!r}")
-
-        for name in ("steps", "batch_size", "checkpoint_every"):
-            positive(name)
-        for name in ("random_subnets", "heldout", "seed"):
-            positive(name, allow_zero=True)
-        if isinstance(self.seq_len, bool) or not isinstance(self.seq_len, int) or self.seq_len < 8:
-            raise InvalidConfig(f"seq_len must be an integer >= 8; got {self.seq_len!r}")
+        for name in ("steps", "batch_size", "checkpoint_every", "random_subnets", "heldout", "seed"):
+            check_int(name, getattr(self, name), 1 if name in ("steps", "batch_size", "checkpoint_every") else 0)
+        check_int("seq_len", self.seq_len, 8)
         if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
             raise InvalidConfig(f"lr must be a number in (0, 1); got {self.lr!r}")
         if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < 1):
@@ -137,9 +128,7 @@ class TrainConfig:
         if not (isinstance(self.hidden_weight, (int, float)) and self.hidden_weight >= 0):
             raise InvalidConfig(f"hidden_weight must be >= 0; got {self.hidden_weight!r}")
         for name in ("warmup_steps", "max_rows", "relation_heads", "threads"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "warmup_steps" else 1)):
-                raise InvalidConfig(f"{name} must be a positive integer or None; got {v!r}")
+            check_int(name, getattr(self, name), 0 if name == "warmup_steps" else 1, none_ok=True)
         if not isinstance(self.teacher_layer, int) or isinstance(self.teacher_layer, bool):
             raise InvalidConfig(f"teacher_layer must be an integer (negative counts from the end); got {self.teacher_layer!r}")
         if not str(self.out).strip():

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from hwnas.data import embedded_path
-from hwnas.distill.api import DistillConfig, distill
+from hwnas.distill.api import DistillConfig, distill, load_data
+from hwnas.distill.data import encode
 from hwnas.distill.export import ONNX_ATOL
 from hwnas.distill.losses import LossConfig
+from hwnas.distill.trainer import evaluate
 from hwnas.errors import InvalidConfig
 
 
@@ -29,6 +31,8 @@ def distilled(tiny_teacher, tmp_path_factory):
 
 
 def test_report_and_files(distilled):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
     config, out, report, stages = distilled
     assert {"teacher", "agnostic", "distill"} <= set(stages)
     on_disk = json.loads((out / "report.json").read_text())
@@ -36,7 +40,14 @@ def test_report_and_files(distilled):
     for name in ("config.json", "model.safetensors", "model.onnx", "tokenizer.json", "report.json"):
         assert (out / name).is_file(), name
     assert not (out / "checkpoints").exists() and not (out / "agnostic" / "checkpoints").exists()
-    assert on_disk["metric"] == "accuracy" and 0 <= on_disk["student_score"] <= 1 and 0 <= on_disk["teacher_score"] <= 1
+    assert on_disk["metric"] == "accuracy"
+    # the scores are the exported student's and the fine-tuned teacher's accuracy on the evaluation rows, recomputed here
+    train_data, eval_data, _ = load_data(config)
+    eval_enc = encode(AutoTokenizer.from_pretrained(out), eval_data, config.max_len)
+    for key, folder in (("student_score", out), ("teacher_score", on_disk["teacher"]["path"])):
+        model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+        assert on_disk[key] == pytest.approx(evaluate(model, eval_enc, train_data.kind)["accuracy"]), key
+    assert on_disk["retained"] == pytest.approx(on_disk["student_score"] / on_disk["teacher_score"])
     assert "sliced from the teacher" in on_disk["init"]
     m = on_disk["measured_latency"]
     assert m["student"]["latency_ms"] > 0 and m["teacher"]["latency_ms"] > 0

@@ -19,14 +19,13 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-import hwnas
 from hwnas.data import embedded_path
 from hwnas.errors import ClusterError, InvalidConfig
 from hwnas.space import Architecture
+from tests._ray import local_cluster
 
 pytestmark = pytest.mark.slow
 
-REPO = str(Path(hwnas.__file__).resolve().parents[1])
 STUDENTS = [Architecture(1, 32, 2, 64), Architecture(1, 64, 2, 64), Architecture(1, 32, 4, 128)]
 TRAIN = ["--task", str(embedded_path("sst2/train.tsv")), "--limit", "48", "--steps", "3", "--teacher-steps", "2",
          "--batch-size", "8", "--max-len", "16"]
@@ -34,26 +33,8 @@ TRAIN = ["--task", str(embedded_path("sst2/train.tsv")), "--limit", "48", "--ste
 
 @pytest.fixture(scope="module")
 def cluster():
-    from ray.cluster_utils import Cluster
-
-    saved = {k: os.environ.get(k) for k in ("RAY_USAGE_STATS_ENABLED", "PYTHONPATH")}
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, saved["PYTHONPATH"]) if p)
-    local = dict(object_store_memory=80 * 2**20)
-    c = Cluster(initialize_head=True, head_node_args=dict(num_cpus=0, **local))
-    for _ in range(2):
-        c.add_node(num_cpus=1, **local)
-    try:
+    with local_cluster() as c:
         yield c
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        c.shutdown()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _search_dir(tmp_path: Path, archs=STUDENTS) -> Path:

@@ -19,7 +19,6 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-import hwnas  # noqa: E402
 from hwnas.devices.timing import TimingConfig  # noqa: E402
 from hwnas.errors import ClusterError, ProfileStoreError  # noqa: E402
 from hwnas.profiling import ProfileConfig, plan_tasks, read_records  # noqa: E402
@@ -30,38 +29,18 @@ from hwnas.profiling.fleet import (  # noqa: E402
     profile_on_cluster,
     reference_architecture,
 )
+from tests._ray import local_cluster  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 MINI_SPACE = {"name": "mini", "layers": [1, 2], "hidden": [32, 64], "heads": [2, 4], "ffn": [64, 128]}
 RESOURCE = "hwnas-device-cpu"
-REPO = str(Path(hwnas.__file__).resolve().parents[1])
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    from ray.cluster_utils import Cluster
-
-    saved = {k: os.environ.get(k) for k in ("RAY_USAGE_STATS_ENABLED", "PYTHONPATH")}
-    # Raylets and their workers inherit this environment: no usage reporting, and this checkout of hwnas.
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, saved["PYTHONPATH"]) if p)
-    local = dict(object_store_memory=80 * 2**20)
-    c = Cluster(initialize_head=True, head_node_args=dict(num_cpus=0, **local))
-    nodes = [c.add_node(num_cpus=1, resources={RESOURCE: 1}, **local) for _ in range(2)]
-    ray.init(address=c.address, logging_level="ERROR", log_to_driver=False)
-    c.local = local
-    c.measuring = nodes
-    try:
+    with local_cluster(resources={RESOURCE: 1}, connect=True) as c:
         yield c
-    finally:
-        ray.shutdown()
-        c.shutdown()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @pytest.fixture

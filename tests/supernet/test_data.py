@@ -73,3 +73,13 @@ def test_cache_rows_long_texts_and_reuse(tmp_path, tokenizer):
     assert len(again) == len(data) and [f.stat().st_mtime_ns for f in sorted((tmp_path / "cache").iterdir())] == stamps
     limited = build_token_cache(src, tokenizer, seq_len=16, cache_dir=tmp_path / "cache", max_rows=3)
     assert len(limited) == 3
+
+
+def test_corpora_are_read_by_the_one_table_reader(tmp_path):
+    """The task reader's rules hold for supernet corpora too: a ragged row and non-UTF-8 bytes are refused by name."""
+    (tmp_path / "ragged.tsv").write_text("sentence\tlabel\nfine\t1\nno label here\n")
+    with pytest.raises(InvalidData, match=r"ragged\.tsv, row 3: 1 fields but the header has 2"):
+        list(iter_texts(tmp_path / "ragged.tsv"))
+    (tmp_path / "latin.txt").write_bytes("first\ncaf\xe9\n".encode("latin-1"))
+    with pytest.raises(InvalidData, match=r"latin\.txt: not UTF-8 text \(byte 9\)"):
+        list(iter_texts(tmp_path / "latin.txt"))
