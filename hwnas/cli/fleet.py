@@ -67,13 +67,9 @@ def run_fleet_profile(config, out, resume, *, address, resource, max_retries) ->
         )
         progress.update(state["task"], completed=p.done, nodes=per_node)
 
-    try:
-        with progress:
-            summary = profile_on_cluster(config, out, fleet, resume=resume, on_start=on_start,
-                                         on_status=on_status, on_progress=on_progress)
-    except KeyboardInterrupt:
-        con.print(f"interrupted: every chunk that came back is saved in {out}; continue with --resume")
-        raise
+    with progress:  # Ctrl-C: hwnas.cli.main prints the one "interrupted" line
+        summary = profile_on_cluster(config, out, fleet, resume=resume, on_start=on_start,
+                                     on_status=on_status, on_progress=on_progress)
     _print_summary(summary, node_rows(summary))
     for ns in summary.slow_nodes:
         click.echo(f"warning: node {_node_label(ns)} measured the reference architecture {ns.ratio:.2f}x slower "

@@ -239,11 +239,7 @@ def _run_with_progress(settings: dict, *, quiet: bool = False):
             bars.event(ProgressEvent(stage, p.evaluations, p.total,
                                      {"best feasible": p.best_feasible_score, "hypervolume": p.hypervolume}))
 
-        try:
-            return run(**settings, on_start=on_start, on_progress=on_progress, on_status=bars.status)
-        except KeyboardInterrupt:
-            bars.status(f"interrupted: every finished evaluation is in {out}/evaluated.csv; continue with --resume")
-            raise
+        return run(**settings, on_start=on_start, on_progress=on_progress, on_status=bars.status)
 
 
 def _print_json(result) -> None:
