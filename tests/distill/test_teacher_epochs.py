@@ -81,3 +81,20 @@ def test_distill_fine_tunes_the_teacher_for_whole_epochs_and_reports_the_time(ti
     teacher_json = json.loads((Path(report["teacher"]["path"]) / "teacher.json").read_text())
     assert teacher_json["epochs"] == 2 and teacher_json["train_s"] == ft["train_s"]
     assert "teacher fine-tune" in printed.out and f"{ft['steps']} steps (2 epochs)" in printed.out
+
+
+def test_the_quick_start_summary_says_what_a_whole_epoch_teacher_gives(capsys):
+    from types import SimpleNamespace
+
+    from hwnas.cli.run import _print_summary
+
+    report = {"arch_key": "layers=1,hidden=32,heads=2,ffn=64", "metric": "accuracy", "student_score": 0.79,
+              "teacher_score": 0.87, "retained": 0.79 / 0.87, "parameters": 1000,
+              "teacher": {"fine_tune": {"steps": 200, "epochs": None}}}
+    summary = SimpleNamespace(folder="runs/x", stages=[], report=report, verification=None, wall_s=1.0)
+    _print_summary(summary)
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "fine-tuned for only 200 steps" in printed and "0.9305" in printed and "--teacher-epochs 1" in printed
+    report["teacher"]["fine_tune"]["epochs"] = 1  # a whole-epoch teacher: nothing to add
+    _print_summary(summary)
+    assert "fine-tuned for only" not in capsys.readouterr().out
