@@ -98,3 +98,26 @@ def test_news_source_task_is_derived_deterministically(tmp_path):
     derive_news_source(src, tmp_path / "task", min_per_class=5)
     assert (tmp_path / "task/train.tsv").read_bytes() == first
     assert news_source_label("http://www.abcnews.go.com/x") == "abcnews.go.com"
+
+
+def test_cli_recipe_auto_recommends_runs_and_records_the_choice(tiny_teacher, tmp_path, capsys):
+    from hwnas.cli.main import main
+    from hwnas.data import embedded_path
+    from hwnas.distill.experience import append_record, read_table
+    from hwnas.distill.recipes import RECIPES
+
+    table = tmp_path / "exp.jsonl"
+    for rec in _rows("logits-only"):
+        append_record(table, rec)
+    out = tmp_path / "student"
+    with pytest.raises(SystemExit) as info:
+        main(["distill", "--arch", "L1-H32-A2-I64", "--task", str(embedded_path("sst2/train.tsv")), "--limit", "60",
+              "--teacher", str(tiny_teacher), "--out", str(out), "--recipe", "auto", "--steps", "3", "--teacher-steps", "3",
+              "--batch-size", "8", "--max-len", "24", "--no-measure", "--quiet", "--experience", str(table)])
+    err = capsys.readouterr().err
+    assert info.value.code == 0, err
+    chosen = json.loads((out / "recommendation.json").read_text())
+    assert chosen["recipe"] in RECIPES and RECIPES[chosen["recipe"]].candidate and not chosen["fallback"]
+    assert f"AutoDistiller: recipe {chosen['recipe']}" in err and chosen["runs"] >= len(_rows("logits-only"))
+    assert json.loads((out / "report.json").read_text())["recipe"]["name"] == chosen["recipe"]
+    assert len(read_table(table)) == len(_rows("logits-only")) + 1  # this run was appended
