@@ -228,7 +228,7 @@ def main(argv=None) -> int:
     for task in args.tasks.split(","):
         base = [r["student"] for r in rows.get((task, "base"), [])]
         print(f"\n{task}: teacher {rows.get((task, 'base'), [{}])[0].get('teacher', float('nan')):.4f}")
-        print(f"{'variant':24s} {'accuracy':28s} {'vs base':>8s} {'CPU s':>7s}")
+        print(f"{'variant':32s} {'accuracy':28s} {'vs base':>8s} {'CPU s':>7s}")
         for label, _ in variants(args.base, args.steps):
             got = rows.get((task, label), [])
             if not got:
@@ -238,7 +238,7 @@ def main(argv=None) -> int:
             total_cpu += cpu
             delta = f"{statistics.mean(acc) - statistics.mean(base):+.4f}" if base and label != "base" else ""
             toggled = "" if label == "base" else " (toggled)"
-            print(f"{label + toggled:24s} {summarise(acc):28s} {delta:>8s} {cpu:7.0f}")
+            print(f"{label + toggled:32s} {summarise(acc):28s} {delta:>8s} {cpu:7.0f}")
         if len(base) < 2:
             print("  one seed: differences are within seed noise unless shown otherwise (run more --seeds)")
     print(f"\nCPU time of the runs (this and earlier invocations): {total_cpu:.0f} s")

@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from hwnas.cli._common import console, fmt_ms, fmt_s
-from hwnas.distill.experience import default_table
-from hwnas.distill.recipes import AUTO, apply_recipe
+
+AUTO = "auto"  # hwnas.distill.recipes.AUTO; that module imports torch, so it is imported only when a command runs
 
 
 def _typed(fields: dict[str, Any], temperature: float | None) -> dict[str, Any]:
@@ -223,7 +223,9 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
     check_inputs_early(predictor=predictor, supernet=supernet, teacher=teacher, data=(("--task", task), ("--eval", eval_)))
 
     from hwnas.distill.api import DistillConfig, distill as run_distill
+    from hwnas.distill.experience import default_table
     from hwnas.distill.losses import LossConfig
+    from hwnas.distill.recipes import apply_recipe
 
     loss_config = LossConfig.parse(losses)
     if temperature is not None:
