@@ -2,11 +2,62 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import click
 
 from hwnas.cli._common import console, fmt_ms, fmt_s
+
+AUTO = "auto"  # hwnas.distill.recipes.AUTO; that module imports torch, so it is imported only when a command runs
+
+
+def _typed(fields: dict[str, Any], temperature: float | None) -> dict[str, Any]:
+    """The recipe settings typed on the command line (they override a recipe's), with ``temperature`` when typed."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    typed = {name: value for name, value in fields.items()
+             if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+    if temperature is not None and "losses" not in typed:
+        typed["temperature"] = temperature
+    return typed
+
+
+def _read_experience(table: str | None) -> list[dict[str, Any]]:
+    """The shipped seed runs and the user's table (refused with one line when corrupt or from a newer hwnas)."""
+    from hwnas.distill.experience import SEED_TABLE, read_table
+
+    rows = read_table(SEED_TABLE) if SEED_TABLE.is_file() else []
+    return rows + (read_table(table) if table is not None else [])
+
+
+def _features(config: Any, known: dict[str, float] | None = None) -> tuple[dict[str, float], Any]:
+    """Dataset features of ``config.task`` (as the AutoDistiller sees them; ``known`` when computed already) and
+    the training data."""
+    from hwnas.distill.api import load_data
+    from hwnas.distill.auto import dataset_features
+
+    train_data, _, _ = load_data(config)
+    return (known if known is not None else dataset_features(train_data, seed=0)), train_data
+
+
+def _record(table: str, config: Any, report: dict[str, Any], features: dict[str, float] | None) -> None:
+    """Append this run to the experience table; a failure to write it warns and keeps the student."""
+    from hwnas.distill.auto import settings_record, task_id
+    from hwnas.distill.experience import append_record, make_record
+    from hwnas.errors import HwnasError
+
+    try:
+        feats, data = _features(config, features)
+        rec = make_record(recipe_name=(report.get("recipe") or {}).get("name") or config.recipe or "default",
+                          settings=settings_record(config), features=feats, arch=report["arch"],
+                          metric=report["metric"], student=report["student_score"], teacher=report["teacher_score"],
+                          steps=config.steps, task_id=task_id(data), source=str(config.task))
+        append_record(table, rec)
+    except (OSError, HwnasError) as exc:
+        click.echo(f"warning: could not append this run to the experience table {table}: {exc}", err=True)
 
 
 def print_report(report: dict[str, Any], out: str) -> None:
@@ -18,6 +69,13 @@ def print_report(report: dict[str, Any], out: str) -> None:
     metric = report["metric"]
     table.add_row("parameters", f"{report['parameters']:,} (teacher {report['teacher']['parameters']:,})")
     table.add_row("initialised", report["init"])
+    rec = report.get("recipe") or {}
+    if rec:
+        changed = ", ".join(sorted(rec.get("overrides") or {}))
+        table.add_row("recipe", rec["name"] + (f" (changed: {changed})" if changed else ""))
+    ft = (report.get("teacher") or {}).get("fine_tune")
+    if ft:
+        table.add_row("teacher fine-tune", _fine_tune_line(ft, report["teacher"].get("reused", False)))
     s, t = report["student_score"], report["teacher_score"]
     table.add_row(f"{metric}", f"{s:.4f} (teacher {t:.4f}, retained {report['retained']:.1%})" if t else f"{s:.4f}")
     pred = report.get("predicted_latency") or {}
@@ -41,6 +99,17 @@ def print_report(report: dict[str, Any], out: str) -> None:
     console().print(table)
 
 
+def _fine_tune_line(ft: dict[str, Any], reused: bool) -> str:
+    """``1,894 steps (1 epoch), best at step 1,800, 31m 2s`` for the report table."""
+    steps = ft.get("steps") or 0
+    parts = [f"{steps:,} steps" + (f" ({ft['epochs']} epoch{'s' if ft['epochs'] != 1 else ''})" if ft.get("epochs") else "")]
+    if ft.get("eval_every"):
+        parts.append(f"evaluated every {ft['eval_every']}, best at step {ft.get('best_step')}")
+    if ft.get("train_s") is not None:
+        parts.append(f"took {fmt_s(ft['train_s'])}" + (" (cached, reused)" if reused else ""))
+    return ", ".join(parts)
+
+
 @click.command("distill")
 @click.option("--arch", required=True, help="Architecture (layers=4,hidden=256,heads=4,ffn=1024) or a search winner.json.")
 @click.option("--task", required=True, help="Training data: .tsv/.csv/.jsonl file, or a datasets name such as glue/sst2.")
@@ -57,11 +126,25 @@ def print_report(report: dict[str, Any], out: str) -> None:
 @click.option("--temperature", type=float, default=None, help="Logits KD temperature (overrides the config file; default 2).")
 @click.option("--steps", type=int, default=600, show_default=True, help="Task-distillation steps.")
 @click.option("--agnostic-steps", type=int, default=0, show_default=True, help="Task-agnostic distillation steps first.")
-@click.option("--teacher-steps", type=int, default=600, show_default=True, help="Fine-tuning steps of the task teacher.")
+@click.option("--teacher-epochs", type=int, default=1, show_default=True,
+              help="Fine-tune the task teacher for this many whole passes over --task (one epoch: examples // "
+                   "batch size steps; length-bucketed batches, 6%% warm-up, linear decay).")
+@click.option("--teacher-steps", type=int, default=None,
+              help="Fine-tuning steps of the task teacher instead of --teacher-epochs.")
 @click.option("--teacher-seed", type=int, default=None,
               help="Seed of the teacher's fine-tuning [default: --seed]; fix it to repeat students against one teacher.")
-@click.option("--teacher-eval-every", type=int, default=0, show_default=True,
-              help="Evaluate the teacher every N fine-tuning steps and keep the best weights (0: at the end only).")
+@click.option("--teacher-eval-every", type=int, default=None,
+              help="Evaluate the teacher every N fine-tuning steps and keep the best weights (0: at the end only) "
+                   "[default: 200 with --teacher-epochs, 0 with --teacher-steps].")
+@click.option("--recipe", default=None,
+              help="A named distillation recipe (default, gt-v1, logits-only, minilm, two-stage, augmented, annealed, "
+                   "mi-alpha), 'auto' (the AutoDistiller recommends one from the dataset and past runs), or a "
+                   ".json/.yaml recipe file. Options typed here override its settings.")
+@click.option("--experience", default=None, type=click.Path(dir_okay=False),
+              help="Experience table this run is appended to and --recipe auto learns from "
+                   "[default: $HWNAS_HOME/experience.jsonl, else ~/.cache/hwnas/experience.jsonl].")
+@click.option("--no-experience", is_flag=True,
+              help="Neither read nor append the experience table (--recipe auto then learns from the shipped runs only).")
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=1e-4, show_default=True)
 @click.option("--max-len", type=int, default=128, show_default=True, help="Tokens per example.")
@@ -93,8 +176,9 @@ def print_report(report: dict[str, Any], out: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report (report.json) as JSON instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, supernet: str | None, init: str,
-            losses: str, temperature: float | None, steps: int, agnostic_steps: int, teacher_steps: int,
-            teacher_seed: int | None, teacher_eval_every: int,
+            losses: str, temperature: float | None, steps: int, agnostic_steps: int, teacher_epochs: int,
+            teacher_steps: int | None, teacher_seed: int | None, teacher_eval_every: int | None, recipe: str | None,
+            experience: str | None, no_experience: bool,
             batch_size: int, lr: float, max_len: int, limit: int | None, eval_limit: int | None, augment: int, augment_method: str,
             text_column: str | None, pair_column: str | None, label_column: str | None, predictor: str | None,
             threads: int, device: str | None, latency_seq_len: int | None, latency_batch_size: int | None,
@@ -102,9 +186,10 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
             overwrite: bool, resume: bool, as_json: bool, quiet: bool) -> None:
     """Distill ARCH from the teacher on a task, export it (Hugging Face folder + ONNX) and report.
 
-    The teacher is first fine-tuned on the task (cached and reused), the
-    student starts from the supernet's weights (or slices of the teacher), is
-    trained with the chosen losses, exported, verified and timed.
+    The teacher is first fine-tuned on the task for a whole epoch (cached and
+    reused), the student starts from the supernet's weights (or slices of the
+    teacher), is trained with the chosen recipe, exported, verified and timed.
+    The run is appended to the experience table the AutoDistiller learns from.
     """
     from dataclasses import replace
 
@@ -119,7 +204,8 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
     check_output_folder(out, kind="distill")  # before anything is loaded or trained
     student = arch_from_option(arch)
     for option, value, least in (("--steps", steps, 1), ("--batch-size", batch_size, 1), ("--agnostic-steps", agnostic_steps, 0),
-                                 ("--teacher-steps", teacher_steps, 0), ("--teacher-eval-every", teacher_eval_every, 0),
+                                 ("--teacher-steps", teacher_steps, 1), ("--teacher-epochs", teacher_epochs, 1),
+                                 ("--teacher-eval-every", teacher_eval_every, 0),
                                  ("--augment", augment, 0), ("--limit", limit, 1), ("--eval-limit", eval_limit, 1),
                                  ("--latency-batch-size", latency_batch_size, 1)):
         if value is not None:
@@ -137,35 +223,59 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
     check_inputs_early(predictor=predictor, supernet=supernet, teacher=teacher, data=(("--task", task), ("--eval", eval_)))
 
     from hwnas.distill.api import DistillConfig, distill as run_distill
+    from hwnas.distill.experience import default_table
     from hwnas.distill.losses import LossConfig
+    from hwnas.distill.recipes import apply_recipe
 
     loss_config = LossConfig.parse(losses)
     if temperature is not None:
         loss_config = replace(loss_config, temperature=temperature)
-    config = DistillConfig(
-        arch=arch, task=task, eval=eval_, teacher=teacher, supernet=supernet, init=init, losses=loss_config,
-        steps=steps, batch_size=batch_size, lr=lr, agnostic_steps=agnostic_steps, teacher_steps=teacher_steps,
-        teacher_seed=teacher_seed, teacher_eval_every=teacher_eval_every,
-        max_len=max_len, limit=limit, eval_limit=eval_limit, augment=augment, augment_method=augment_method, seed=seed,
-        mixed_precision=mixed_precision, predictor=predictor, measure=not no_measure, threads=threads,
-        cache_dir=cache_dir, text_col=text_column, text_pair_col=pair_column, label_col=label_column,
-        device=device, seq_len=latency_seq_len, latency_batch_size=latency_batch_size, strict=strict,
-    )
+    recipe_fields = {"losses": loss_config, "steps": steps, "lr": lr, "batch_size": batch_size, "max_len": max_len,
+                     "agnostic_steps": agnostic_steps, "augment": augment, "augment_method": augment_method,
+                     "init": init, "teacher_steps": teacher_steps, "teacher_epochs": teacher_epochs,
+                     "teacher_eval_every": teacher_eval_every}
+    typed = _typed(recipe_fields, temperature)
+    table = None if no_experience else (experience or str(default_table()))
+    rows = _read_experience(table)  # a corrupt or newer table is refused before anything is trained
+    if recipe is not None and recipe != AUTO:
+        recipe_fields = apply_recipe(recipe, typed)
+    common = dict(arch=arch, task=task, eval=eval_, teacher=teacher, supernet=supernet, teacher_seed=teacher_seed,
+                  limit=limit, eval_limit=eval_limit, seed=seed, mixed_precision=mixed_precision, predictor=predictor,
+                  measure=not no_measure, threads=threads, cache_dir=cache_dir, text_col=text_column,
+                  text_pair_col=pair_column, label_col=label_column, device=device, seq_len=latency_seq_len,
+                  latency_batch_size=latency_batch_size, strict=strict)
+    config = DistillConfig(**common, **recipe_fields)
+    features = recommendation = None
+    if recipe == AUTO:
+        from hwnas.distill.auto import recommend
+
+        features, _ = _features(config)
+        recommendation = recommend(features, student.as_dict(), rows, overrides=typed, seed=seed)
+        click.echo(f"AutoDistiller: recipe {recommendation.recipe} ({recommendation.reason})", err=True)
+        config = DistillConfig(**common, **apply_recipe(recommendation.recipe, typed))
     from hwnas.cli._common import one_line_warnings
     from hwnas.cli._progress import ProgressBars
     from hwnas.predictors.host import HostMismatchWarning
     from hwnas.training.processes import process_state
 
     main, _ = process_state()
+    report_file = Path(out) / "report.json"
+    before = report_file.stat().st_mtime_ns if report_file.is_file() else None
     with remove_if_unfinished(out), ProgressBars(quiet or as_json or not main) as bars, \
             one_line_warnings(HostMismatchWarning):
         report = run_distill(config, out, on_status=bars.status, on_progress=bars.event, overwrite=overwrite)
     if main:
         from hwnas.plots.training import write_distill_plot
 
-        if as_json:
-            import json
+        if recommendation is not None:
+            from hwnas._files import atomic_write_text
 
+            atomic_write_text(Path(out) / "recommendation.json", json.dumps(recommendation.to_dict(), indent=2) + "\n")
+        reused = before is not None and report_file.stat().st_mtime_ns == before
+        if table is not None and not reused:  # a finished folder returned as it was is not a new run
+            _record(table, config, report, features)
+
+        if as_json:
             click.echo(json.dumps(report, indent=2, default=str))
             click.echo(f"curves: {write_distill_plot(out)}", err=True)
             return

@@ -130,6 +130,11 @@ def _print_summary(summary: Any) -> None:
             f"student {r['arch_key']}: {r['metric']} {r['student_score']:.4f} (teacher {r['teacher_score']:.4f}, "
             f"retained {r['retained']:.1%}), {r['parameters']:,} parameters",
         ]
+        ft = (r.get("teacher") or {}).get("fine_tune") or {}
+        if ft.get("steps") and not ft.get("epochs"):  # a short teacher: say what a full one gives
+            from hwnas.distill.teacher import full_teacher_note
+
+            lines.append(full_teacher_note(int(ft["steps"])))
         v = summary.verification
         if m and v:
             lines.append(f"verified on {v['device']} ({v['threads']} thread(s), {v['dtype']}, seq {v['seq_len']}, "

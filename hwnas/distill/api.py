@@ -31,7 +31,8 @@ from hwnas.progress import ProgressCallback, StatusCallback
 from hwnas.space import Architecture, load_architectures
 from hwnas.training.teacher import resolve_teacher
 
-__all__ = ["DistillConfig", "distill", "resolve_arch", "REPORT_FILE", "DEFAULT_LOSSES"]
+__all__ = ["DistillConfig", "distill", "resolve_arch", "REPORT_FILE", "DEFAULT_LOSSES", "teacher_train_config",
+           "teacher_steps_for", "teacher_eval_every", "TEACHER_EVAL_EVERY"]
 
 REPORT_FILE = "report.json"
 CONFIG_FILE = "distill_config.json"
@@ -52,11 +53,18 @@ class DistillConfig:
         losses: the loss weights and settings.
         steps, batch_size, lr: task-distillation training.
         agnostic_steps: task-agnostic distillation steps before (0: none).
-        teacher_steps, teacher_lr: fine-tuning of the task teacher.
+        teacher_epochs: fine-tune the task teacher for this many whole passes over the training
+            data (one epoch is ``len(train) // batch_size`` steps), unless ``teacher_steps`` is given.
+        teacher_steps: fine-tuning steps of the task teacher (``None``: ``teacher_epochs`` epochs).
+        teacher_lr: peak learning rate of the teacher's fine-tuning (6% warm-up, linear decay).
         teacher_seed: seed of the teacher's fine-tuning (``None``: ``seed``). Fix it to repeat a
             student with several seeds against one teacher.
         teacher_eval_every: evaluate the teacher every this many steps and keep the best
-            evaluation's weights (0: evaluate at the end only).
+            evaluation's weights (0: evaluate at the end only; ``None``: every
+            :data:`TEACHER_EVAL_EVERY` steps when trained by epochs, at the end only with
+            ``teacher_steps``, so command lines written before epochs existed keep their meaning).
+        recipe: the name of the recipe these settings came from (:mod:`hwnas.distill.recipes`);
+            recorded, not applied (:func:`hwnas.distill.recipes.apply_recipe` applies one).
         max_len: tokens per example; ``limit``: use only the first examples of the training data.
         augment: noisy copies of each training example (0: none).
         predictor: a predictor bundle for the predicted latency in the report; its
@@ -84,10 +92,11 @@ class DistillConfig:
     batch_size: int = 32
     lr: float = 1e-4
     agnostic_steps: int = 0
-    teacher_steps: int = 600
+    teacher_steps: int | None = None
+    teacher_epochs: int = 1
     teacher_lr: float = 5e-5
     teacher_seed: int | None = None
-    teacher_eval_every: int = 0
+    teacher_eval_every: int | None = None
     max_len: int = 128
     limit: int | None = None
     eval_limit: int | None = None
@@ -110,6 +119,7 @@ class DistillConfig:
     text_col: str | None = None
     text_pair_col: str | None = None
     label_col: str | None = None
+    recipe: str | None = None
 
     def __post_init__(self) -> None:
         if self.init not in ("teacher", "random"):
@@ -127,12 +137,17 @@ class DistillConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise InvalidConfig(f"{name} must be an integer >= 0; got {v!r}")
+        for name, least in (("teacher_steps", 1), ("teacher_epochs", 1), ("teacher_eval_every", 0)):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < least):
+                raise InvalidConfig(f"{name} must be an integer >= {least}" + (" or None" if name != "teacher_epochs" else "")
+                                    + f"; got {v!r}")
         # fail on bad training settings now, not after the teacher has been fine-tuned
         from hwnas.distill.trainer import TrainConfig
 
         TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, max_len=self.max_len,
                     mixed_precision=self.mixed_precision, checkpoint_every=self.checkpoint_every)
-        teacher_train_config(self)
+        teacher_train_config(self, _checking=True)
         _, info = resolve_arch(self.arch)
         if self.measure:
             latency_target(self, info)
@@ -141,11 +156,44 @@ class DistillConfig:
         d = asdict(self)
         d["arch"] = resolve_arch(self.arch)[0].key
         d["losses"] = self.losses.to_dict()
-        # settings added later stay out at their defaults, so folders written before still match
-        for name, default in (("teacher_seed", None), ("teacher_eval_every", 0), ("augment_method", "edit")):
-            if d[name] == default:
+        d["teacher_eval_every"] = teacher_eval_every(self)
+        if self.teacher_steps is not None:  # epochs do not matter when the steps are given
+            del d["teacher_epochs"]
+        # settings added later stay out at the value that means what folders written before them did
+        for name, default in LEGACY_DEFAULTS.items():
+            if name in d and d[name] == default:
                 del d[name]
         return d
+
+
+#: Settings added after folders were first written, at the value their absence means in those folders.
+LEGACY_DEFAULTS: dict[str, Any] = {"teacher_seed": None, "teacher_eval_every": 0, "augment_method": "edit",
+                                   "recipe": None}
+#: Evaluation interval (steps) of a teacher fine-tuned by epochs, when none is given.
+TEACHER_EVAL_EVERY = 200
+
+
+def teacher_eval_every(config: DistillConfig, steps: int | None = None) -> int:
+    """The teacher's evaluation interval in steps (0: at the end only); ``steps``: its fine-tuning steps when known.
+
+    ``None`` means :data:`TEACHER_EVAL_EVERY` for a teacher trained by epochs and 0 with ``teacher_steps`` given.
+    An interval at or beyond the last step means no evaluation before the end, so it is recorded as 0.
+    """
+    every = config.teacher_eval_every
+    if every is None:
+        every = TEACHER_EVAL_EVERY if config.teacher_steps is None else 0
+    steps = config.teacher_steps if steps is None else steps
+    if steps is not None and every >= steps:
+        return 0
+    return every
+
+
+def teacher_steps_for(config: DistillConfig, n_train: int) -> int:
+    """Fine-tuning steps of the task teacher: ``teacher_steps``, else ``teacher_epochs`` epochs of ``n_train``
+    examples, one epoch being ``n_train // batch_size`` full batches (at least 1 step)."""
+    if config.teacher_steps is not None:
+        return config.teacher_steps
+    return max(1, config.teacher_epochs * n_train // config.batch_size)
 
 
 def resolve_arch(arch: Any) -> tuple[Architecture, dict[str, Any]]:
@@ -200,14 +248,25 @@ def latency_target(config: DistillConfig, search_info: dict[str, Any], predictor
     return out
 
 
-def teacher_train_config(config: DistillConfig):
-    """The fine-tuning settings of the task teacher (part of its cache key)."""
+def teacher_train_config(config: DistillConfig, n_train: int | None = None, *, _checking: bool = False):
+    """The fine-tuning settings of the task teacher (part of its cache key) for ``n_train`` training examples
+    (needed when the teacher is fine-tuned by epochs; ``_checking``: only validate, one epoch counted as one step).
+
+    Batches are length-bucketed (:class:`~hwnas.distill.trainer.BatchPlan`), the learning rate warms up over
+    6% of the steps and decays linearly to 0. The key holds the resolved step count, not the epochs, so a
+    teacher cached by ``teacher_steps=N`` is reused by epochs that come to ``N`` steps, and the reverse.
+    """
     from hwnas.distill.trainer import TrainConfig
 
-    return TrainConfig(steps=config.teacher_steps, batch_size=config.batch_size, lr=config.teacher_lr,
+    if n_train is None and config.teacher_steps is None and not _checking:
+        raise InvalidConfig("the teacher's fine-tuning by epochs needs the number of training examples: "
+                            "call teacher_train_config(config, len(train_data))")
+    steps = teacher_steps_for(config, n_train) if n_train is not None else (config.teacher_steps or 1)
+    every = teacher_eval_every(config, steps)
+    return TrainConfig(steps=steps, batch_size=config.batch_size, lr=config.teacher_lr,
                        max_len=config.max_len, seed=config.seed if config.teacher_seed is None else config.teacher_seed,
                        mixed_precision=config.mixed_precision, checkpoint_every=config.checkpoint_every,
-                       eval_every=config.teacher_eval_every, keep_best=config.teacher_eval_every > 0)
+                       eval_every=every, keep_best=every > 0)
 
 
 def _augmented(config: DistillConfig, data: TaskData, teacher: Any) -> TaskData:
@@ -349,9 +408,12 @@ def _open_folder(config: DistillConfig, out: Path, overwrite: bool, main: bool, 
     if cfg_file.is_file():
         previous = json.loads(cfg_file.read_text())
         # a folder written before a setting existed holds it at its default
-        defaults = {f.name: f.default for f in fields(DistillConfig) if f.default is not MISSING}
+        defaults = {**{f.name: f.default for f in fields(DistillConfig) if f.default is not MISSING}, **LEGACY_DEFAULTS}
         previous = {**{k: v for k, v in defaults.items() if k not in previous and k in settings}, **previous}
         now = json.loads(json.dumps(settings, default=str))
+        # the recipe's name labels the settings; the settings decide whether a folder can be reused
+        previous.pop("recipe", None)
+        now.pop("recipe", None)
         if previous != now:
             if not overwrite:
                 changed = sorted(k for k in set(previous) | set(now) if previous.get(k) != now.get(k))
@@ -389,8 +451,10 @@ def _task_teacher(config: DistillConfig, out: Path, train_data: TaskData, eval_d
         tok = AutoTokenizer.from_pretrained(base)
         return load_task_teacher(base, encode(tok, eval_data, config.max_len), train_data.kind, train_data.num_labels)
     cache_dir = Path(config.cache_dir) if config.cache_dir else out.parent / "teachers"
-    return finetune_teacher(base, train_data, eval_data, teacher_train_config(config), cache_dir, max_len=config.max_len,
-                            on_status=on_status, on_progress=on_progress)
+    tc = teacher_train_config(config, len(train_data))
+    epochs = None if config.teacher_steps is not None else config.teacher_epochs
+    return finetune_teacher(base, train_data, eval_data, tc, cache_dir, max_len=config.max_len,
+                            on_status=on_status, on_progress=on_progress, epochs=epochs)
 
 
 def _student(config: DistillConfig, arch: Architecture, train_data: TaskData, teacher):
@@ -512,7 +576,9 @@ def _export_and_report(config: DistillConfig, out: Path, arch: Architecture, sea
             "arch": architecture_of(teacher.model.config).key,
             "parameters": sum(p.numel() for p in teacher.model.parameters()),
             "metrics": teacher.metrics,
+            "fine_tune": _fine_tune_summary(teacher.info),
         },
+        "recipe": recipe_record(config),
         "task": train_data.describe(),
         "eval": {**eval_data.describe(), "note": eval_note},
         "metric": metric,
@@ -530,6 +596,25 @@ def _export_and_report(config: DistillConfig, out: Path, arch: Architecture, sea
                      "python": platform.python_version()},
     }
     return report
+
+
+def _fine_tune_summary(info: dict[str, Any]) -> dict[str, Any] | None:
+    """How the task teacher was fine-tuned (from its ``teacher.json``), or ``None`` for a teacher given ready-made."""
+    tc = info.get("train_config")
+    if not isinstance(tc, dict):
+        return None
+    return {"steps": tc.get("steps"), "epochs": info.get("epochs"), "lr": tc.get("lr"), "warmup": tc.get("warmup"),
+            "bucketed": tc.get("bucket", True), "eval_every": tc.get("eval_every"), "best_step": info.get("best_step"),
+            "train_s": info.get("train_s"), "cpu_s": info.get("cpu_s"), "curve": info.get("curve")}
+
+
+def recipe_record(config: DistillConfig) -> dict[str, Any]:
+    """``{"name", "overrides"}``: the recipe a run's settings came from and the settings that differ from it."""
+    from hwnas.distill.recipes import RECIPES, recipe_overrides
+
+    name = config.recipe or "default"
+    # a recipe read from a file is recorded by its name; its settings are in distill_config.json
+    return {"name": name, "overrides": recipe_overrides(config, name) if name in RECIPES else None}
 
 
 def _manifest_threads(manifest: dict[str, Any], default: int | None) -> int | None:

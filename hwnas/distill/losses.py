@@ -39,7 +39,9 @@ Components (registry :data:`LOSSES`):
 The loss-weights file (JSON or YAML) looks like::
 
     weights: {logits: 1.0, hidden: 1.0, attention: 0.0, value_relation: 0.0, mi_alpha: 0.0, task: 0.0}
-    temperature: 2.0        # logits KD temperature
+    temperature: 2.0        # logits KD temperature (at the start, with temperature_end)
+    temperature_end: null   # anneal the logits temperature linearly to this by the last step (null: constant)
+    layer_map: uniform      # intermediate-layer mapping: uniform, last (the teacher's last layers) or top (last only)
     alpha: 0.5              # mi_alpha interpolation (0: NWJ, 1: InfoNCE)
     mi_temperature: 0.1     # critic temperature of mi_alpha
     relation_heads: null    # value_relation heads (null: the largest R <= the teacher's heads dividing both widths)
@@ -74,6 +76,7 @@ __all__ = [
     "value_relation_kl",
     "mi_alpha_bound",
     "layer_map",
+    "LAYER_MAPS",
     "register_loss",
 ]
 
@@ -193,12 +196,25 @@ def mi_alpha_bound(scores: torch.Tensor, alpha: float, log_baseline: float | tor
     return 1 + joint - marginal
 
 
-def layer_map(student_layers: int, teacher_layers: int) -> list[tuple[int, int]]:
+#: Intermediate-layer mappings (:func:`layer_map`).
+LAYER_MAPS = ("uniform", "last", "top")
+
+
+def layer_map(student_layers: int, teacher_layers: int, how: str = "uniform") -> list[tuple[int, int]]:
     """Pairs ``(student index, teacher index)`` into ``hidden_states`` (index 0 = embeddings).
 
-    Student layer ``i`` (1-based) learns teacher layer ``round(i * Lt / Ls)``: uniform
-    spacing that always pairs the last layers.
+    ``uniform``: student layer ``i`` (1-based) learns teacher layer ``round(i * Lt / Ls)``: uniform
+    spacing that always pairs the last layers (TinyBERT). ``last``: the student's layers learn the
+    teacher's last ``Ls`` layers, in order (the lower teacher layers are skipped). ``top``: only the
+    last layers are paired (MiniLM-style last-layer transfer).
     """
+    if how not in LAYER_MAPS:
+        raise InvalidConfig(f"layer_map must be one of {', '.join(LAYER_MAPS)}; got {how!r}")
+    if how == "top":
+        return [(student_layers, teacher_layers)]
+    if how == "last":
+        offset = max(0, teacher_layers - student_layers)
+        return [(i, min(teacher_layers, offset + i)) for i in range(1, student_layers + 1)]
     return [(i, max(1, min(teacher_layers, round(i * teacher_layers / student_layers))))
             for i in range(1, student_layers + 1)]
 
@@ -244,6 +260,7 @@ class LossComponent(nn.Module, ABC):
     def __init__(self, config: LossConfig, student: ModelShape, teacher: ModelShape, kind: str) -> None:
         super().__init__()
         self.config, self.student_shape, self.teacher_shape, self.kind = config, student, teacher, kind
+        self.progress = 0.0  # fraction of training done, in [0, 1]: set by DistillLoss.set_progress for schedules
 
     @abstractmethod
     def forward(self, student: ModelOutputs, teacher: ModelOutputs | None, labels: torch.Tensor) -> torch.Tensor:
@@ -287,7 +304,7 @@ class LogitsLoss(LossComponent):
     def forward(self, student, teacher, labels):
         if self.kind == "regression":
             return F.mse_loss(student.logits, teacher.logits)
-        return kd_logits(student.logits, teacher.logits, self.config.temperature)
+        return kd_logits(student.logits, teacher.logits, self.config.temperature_at(self.progress))
 
 
 @register_loss
@@ -299,7 +316,7 @@ class HiddenLoss(LossComponent):
 
     def __init__(self, config, student, teacher, kind):
         super().__init__(config, student, teacher, kind)
-        self.pairs = layer_map(student.layers, teacher.layers)
+        self.pairs = layer_map(student.layers, teacher.layers, config.layer_map)
         self.proj = _projection(student.hidden, teacher.hidden)
 
     def forward(self, student, teacher, labels):
@@ -317,7 +334,7 @@ class AttentionLoss(LossComponent):
 
     def __init__(self, config, student, teacher, kind):
         super().__init__(config, student, teacher, kind)
-        self.pairs = layer_map(student.layers, teacher.layers)
+        self.pairs = layer_map(student.layers, teacher.layers, config.layer_map)
 
     def forward(self, student, teacher, labels):
         mask = student.attention_mask
@@ -356,7 +373,7 @@ class MIAlphaLoss(LossComponent):
 
     def __init__(self, config, student, teacher, kind):
         super().__init__(config, student, teacher, kind)
-        self.pairs = layer_map(student.layers, teacher.layers)
+        self.pairs = layer_map(student.layers, teacher.layers, config.layer_map)
         self.proj = nn.Linear(student.hidden, teacher.hidden)
 
     @staticmethod
@@ -388,6 +405,8 @@ class LossConfig:
     alpha: float = 0.5
     mi_temperature: float = 0.1
     relation_heads: int | None = None
+    temperature_end: float | None = None
+    layer_map: str = "uniform"
 
     def __post_init__(self) -> None:
         if not isinstance(self.weights, Mapping) or not self.weights:
@@ -410,6 +429,20 @@ class LossConfig:
             raise InvalidConfig(f"mi_temperature must be > 0; got {self.mi_temperature!r}")
         if self.relation_heads is not None and (not isinstance(self.relation_heads, int) or self.relation_heads < 1):
             raise InvalidConfig(f"relation_heads must be an integer >= 1 or null; got {self.relation_heads!r}")
+        if self.temperature_end is not None and not (isinstance(self.temperature_end, (int, float))
+                                                     and not isinstance(self.temperature_end, bool)
+                                                     and math.isfinite(self.temperature_end) and self.temperature_end > 0):
+            raise InvalidConfig(f"temperature_end must be > 0 or null; got {self.temperature_end!r}")
+        if self.layer_map not in LAYER_MAPS:
+            raise InvalidConfig(f"layer_map must be one of {', '.join(LAYER_MAPS)}; got {self.layer_map!r}")
+
+    def temperature_at(self, progress: float) -> float:
+        """Logits temperature at ``progress`` (fraction of training done): ``temperature``, moved linearly
+        to ``temperature_end`` over training when that is set (an annealing schedule)."""
+        if self.temperature_end is None:
+            return self.temperature
+        p = min(1.0, max(0.0, progress))
+        return self.temperature + (self.temperature_end - self.temperature) * p
 
     @property
     def active(self) -> dict[str, float]:
@@ -424,13 +457,17 @@ class LossConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["weights"] = dict(self.weights)
+        # settings added later stay out at their defaults, so configs and checkpoints written before still match
+        for name, default in (("temperature_end", None), ("layer_map", "uniform")):
+            if d[name] == default:
+                del d[name]
         return d
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "loss config") -> LossConfig:
         if not isinstance(data, Mapping):
             raise InvalidConfig(f"{where}: expected a mapping with 'weights'; got {type(data).__name__}")
-        allowed = {"weights", "temperature", "alpha", "mi_temperature", "relation_heads"}
+        allowed = {"weights", "temperature", "alpha", "mi_temperature", "relation_heads", "temperature_end", "layer_map"}
         unknown = set(data) - allowed
         if unknown:
             raise InvalidConfig(f"{where}: unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
@@ -474,6 +511,11 @@ class DistillLoss(nn.Module):
         self.components = nn.ModuleDict(
             {name: LOSSES[name](config, student, teacher, kind) for name in config.active}
         )
+
+    def set_progress(self, progress: float) -> None:
+        """Tell every component the fraction of training done (for schedules such as the temperature's)."""
+        for component in self.components.values():
+            component.progress = float(progress)
 
     def forward(self, student: ModelOutputs, teacher: ModelOutputs | None, labels: torch.Tensor):
         total = student.logits.new_zeros(())

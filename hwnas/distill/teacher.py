@@ -24,9 +24,23 @@ from hwnas.distill.trainer import TrainConfig, clear_checkpoint, evaluate, proce
 from hwnas.errors import InvalidConfig
 from hwnas.progress import ProgressCallback
 
-__all__ = ["TaskTeacher", "finetune_teacher", "load_task_teacher", "teacher_key"]
+__all__ = ["TaskTeacher", "finetune_teacher", "load_task_teacher", "teacher_key", "FULL_TEACHER_RESULT",
+           "full_teacher_note"]
 
 TEACHER_FILE = "teacher.json"
+
+#: What a whole-epoch teacher gave in a benchmark run (a citation of a recorded result, not a live measurement;
+#: ``tests/distill/test_teacher_epochs.py`` checks it against the file it cites).
+FULL_TEACHER_RESULT = {"file": "bench/results/teacher-sst2-epoch1.json", "accuracy": 0.9305, "steps": 1894,
+                       "eval_rows": 2000, "wall": "about 90 min on 2 shared cores"}
+
+
+def full_teacher_note(steps: int) -> str:
+    """One line telling a user of a short teacher fine-tune what a whole epoch gives and how to get it."""
+    r = FULL_TEACHER_RESULT
+    return (f"the teacher was fine-tuned for only {steps} steps; `hwnas distill` fine-tunes it for a whole epoch "
+            f"by default (--teacher-epochs 1): on SST-2 one epoch ({r['steps']:,} steps) scored {r['accuracy']:.4f} "
+            f"on {r['eval_rows']:,} held-out rows, {r['wall']} ({r['file']})")
 
 
 @dataclass
@@ -93,6 +107,7 @@ def finetune_teacher(
     max_len: int = 128,
     on_progress: ProgressCallback | None = None,
     on_status: Callable[[str], None] | None = None,
+    epochs: int | None = None,
 ) -> TaskTeacher:
     """Fine-tune the encoder in ``base`` on the task (loss ``task``), or reuse the cached result.
 
@@ -100,7 +115,13 @@ def finetune_teacher(
         base: a model folder (``AutoModel``-loadable; a new classification head is added).
         cache_dir: where fine-tuned teachers are kept, one folder per cache key.
         on_progress: receives ``ProgressEvent(stage="teacher", ...)`` after every fine-tuning step.
+        epochs: the epochs ``config.steps`` stands for (recorded in ``teacher.json``; not part of the key).
+
+    ``teacher.json`` records ``train_s`` (seconds of fine-tuning over every invocation, a resumed run
+    included), ``cpu_s`` (process CPU seconds of the last invocation), the learning curve and the best step.
     """
+    import time
+
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     base = Path(base)
@@ -127,7 +148,10 @@ def finetune_teacher(
         label2id={n: i for i, n in enumerate(train_data.label_names)} if train_data.label_names else None,
     )
     if on_status:
-        on_status(f"fine-tuning teacher {base.name} on {len(train_data)} examples ({config.steps} steps)")
+        length = f"{epochs} epoch{'s' if epochs != 1 else ''}, {config.steps} steps" if epochs else f"{config.steps} steps"
+        evals = f", evaluated every {config.eval_every} steps, best kept" if config.eval_every else ""
+        on_status(f"fine-tuning teacher {base.name} on {len(train_data)} examples ({length}{evals})")
+    cpu0 = time.process_time()
     result = train(model, None, LossConfig(weights={"task": 1.0}), encode(tokenizer, train_data, max_len),
                    train_data.kind, config, partial, eval_encoded=eval_encoded, stage="teacher", on_progress=on_progress)
     info = {
@@ -140,7 +164,11 @@ def finetune_teacher(
         "metrics": result.metrics,
         "loss_first": result.loss_first,
         "loss_last": result.loss_last,
-        "train_s": result.wall_s,
+        "train_s": result.total_s,
+        "train_s_last_run": result.wall_s,
+        "cpu_s": time.process_time() - cpu0,
+        "resumed_from": result.resumed_from,
+        "epochs": epochs,
         "best_step": result.best_step,
         # the learning curve: held-out metrics at every evaluation (``eval_every``), for the report and benchmarks
         "curve": [h for h in result.history if any(k.startswith("eval_") for k in h)],

@@ -128,6 +128,7 @@ class TrainResult:
     wall_s: float = 0.0
     mixed_precision: str = "no"
     best_step: int | None = None
+    total_s: float = 0.0  # training seconds over every invocation (``wall_s`` plus the runs before a resume)
 
 
 def batch_indices(n: int, batch_size: int, step: int, seed: int) -> np.ndarray:
@@ -312,6 +313,7 @@ class DistillLoop(TrainLoop):
         self.out_dir = out_dir
         self.result = TrainResult(steps=config.steps, resumed_from=0, metrics={}, mixed_precision=self.precision)
         self.best: dict[str, Any] | None = None
+        self.before_s = 0.0  # training seconds of the invocations before a resume
 
     # ------------------------------------------------------------ resume
     def check_resume(self, state: dict[str, Any]) -> None:
@@ -329,13 +331,14 @@ class DistillLoop(TrainLoop):
         if state:  # the curve so far (losses and evaluations) continues across a resume
             self.result.history = list(state.get("history", []))
             self.result.loss_first = float(state.get("loss_first", float("nan")))
+            self.before_s = float(state.get("train_s", 0.0))
         if self.config.keep_best and self.start > 0:
             self.best = _load_best(self.best_dir)
 
     def checkpoint_state(self) -> dict[str, Any]:
         # the world may change on resume: batches are global; the history is the learning curve so far
         return {**self.expect, "world_size": self.world, "history": self.result.history,
-                "loss_first": self.result.loss_first}
+                "loss_first": self.result.loss_first, "train_s": self.before_s + self.elapsed()}
 
     # ------------------------------------------------------------ set-up for several processes
     def prepare(self) -> None:
@@ -354,6 +357,7 @@ class DistillLoop(TrainLoop):
 
     def train_step(self, step: int) -> dict[str, float]:
         acc, config = self.accelerator, self.config
+        self.accelerator.unwrap_model(self.model).loss.set_progress(step / max(1, config.steps - 1))
         idx = self.plan.indices(step)[self.rank :: self.world]
         batch = _trim({k: v[torch.from_numpy(idx)].to(self.device) for k, v in self.train_encoded.items()})
         with acc.autocast():
@@ -402,6 +406,7 @@ class DistillLoop(TrainLoop):
         result, final = self.result, self.student
         self.accelerator.wait_for_everyone()
         result.wall_s = self.wall_s
+        result.total_s = self.before_s + self.wall_s
         final.eval()
         if self.eval_encoded is not None:
             result.metrics = evaluate(final, self.eval_encoded, self.kind, self.config.eval_batch_size, self.device)

@@ -21,3 +21,9 @@ def tiny_teacher(tmp_path_factory):
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def _experience_in_tmp(tmp_path_factory, monkeypatch):
+    """Every ``hwnas distill`` run appends to the experience table: keep the tests' runs out of the user's cache."""
+    monkeypatch.setenv("HWNAS_HOME", str(tmp_path_factory.mktemp("hwnas-home")))

@@ -1,0 +1,127 @@
+"""AutoDistiller, leave one task out: its recommended recipe against the default and the best in hindsight.
+
+Every candidate recipe (``--recipes``) is run on every task (``--tasks``: sst2, agnews, news; see
+bench_recipe.py for how each task is built) for every seed, with the same student and budget
+(typed options override each recipe's steps; a two-stage recipe's task-agnostic steps are scaled
+by the same factor, as ``hwnas distill --recipe`` does). Then, for each held-out task, the AutoDistiller (:func:`hwnas.distill.auto.recommend`)
+is trained on the experience records of the *other* tasks only and asked for a recipe given the
+held-out task's dataset features; the bench prints that recipe's measured accuracy and kept
+fraction beside the default recipe's and the best recipe's in hindsight (mean over seeds).
+
+Resumable: finished runs are read back from ``<work>/results.jsonl``; runs append to
+``<work>/experience.jsonl``. ``--seed-table PATH`` also writes the experience records (no text,
+only features, settings and results) as the package's shipped seed table.
+
+    python bench/bench_autodistill.py --data ../shared/data --work bench/out/autodistill \\
+        --tasks sst2,agnews,news --steps 200 --lr 3e-4 --limit 2000 --eval-rows 400 --seeds 0
+
+At a budget of 200 steps on 2,000 rows the differences between recipes are mostly seed noise:
+figures at that scale test the machinery, not the issue's targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_recipe import common_args, read_results, run_distill  # noqa: E402
+
+DEFAULT_RECIPES = "default,logits-only,minilm,two-stage,augmented,annealed,mi-alpha"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    common_args(ap)
+    ap.add_argument("--recipes", default=DEFAULT_RECIPES, help="candidate recipes, comma-separated")
+    ap.add_argument("--seed-table", default=None, help="also write the experience records here (the shipped seed)")
+    args = ap.parse_args(argv)
+    tasks, recipes = args.tasks.split(","), args.recipes.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    print("command:", shlex.join([sys.executable, *sys.argv]), flush=True)
+    new = 0
+    for task in tasks:
+        for recipe in recipes:
+            for seed in seeds:
+                if args.max_runs is not None and new >= args.max_runs:
+                    break
+                try:
+                    row = run_distill(task, recipe, seed, recipe, [], args)
+                except RuntimeError as exc:
+                    print(f"FAILED {exc}", flush=True)
+                    continue
+                new += not row.get("reused")
+                print(f"{task} {recipe:12s} seed {seed}: accuracy {row['student']:.4f} (teacher {row['teacher']:.4f}, "
+                      f"kept {row['kept']:.3f}), {row['cpu_s']:.0f} CPU s{' (reused)' if row.get('reused') else ''}",
+                      flush=True)
+
+    from hwnas.distill.auto import recommend
+    from hwnas.distill.experience import read_table
+    from hwnas.distill.recipes import get_recipe
+
+    records = read_table(work / "experience.jsonl")
+    results = read_results(work / "results.jsonl")
+    id_of = {t: task_id_of(t, args) for t in tasks}
+    for rec in records:  # name the records' tasks, for readers of the seed table
+        rec["task"]["name"] = next((t for t, i in id_of.items() if i == rec["task"]["id"]), rec["task"].get("name"))
+    if args.seed_table:
+        Path(args.seed_table).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.seed_table).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+        print(f"wrote {len(records)} records to {args.seed_table}")
+
+    def measured(task: str, recipe: str, key: str) -> list[float]:
+        return [r[key] for r in results if r["task"] == task and r["variant"] == recipe and r["seed"] in seeds]
+
+    print(f"\nAutoDistiller, leave one task out: student {args.arch}, {args.steps} steps, batch {args.batch_size}, "
+          f"{args.limit} training rows, {args.max_len} tokens, seeds {args.seeds}, candidates {', '.join(recipes)}")
+    print(f"{'held out':9s} {'recommended':13s} {'its accuracy':14s} {'default':9s} {'best (hindsight)':24s} "
+          f"{'rec - default':>13s} {'best - rec':>10s}")
+    cpu = sum(r["cpu_s"] for r in results if r["task"] in tasks and r["variant"] in recipes)
+    for task in tasks:
+        own = [r for r in records if r["task"]["id"] == id_of[task]]
+        others = [r for r in records if r["task"]["id"] != id_of[task] and r["recipe"]["name"] in recipes]
+        if not own:
+            print(f"{task:9s} no runs yet")
+            continue
+        arch = own[0]["arch"]
+        typed = {"steps": args.steps, "batch_size": args.batch_size, "max_len": args.max_len,
+                 **({"lr": args.lr} if args.lr is not None else {})}
+        cands = [get_recipe(n) for n in recipes]
+        rec = recommend(own[0]["features"], arch, others, overrides=typed, candidates=cands, seed=0)
+        means = {n: statistics.mean(v) for n in recipes if (v := measured(task, n, "student"))}
+        if not means:
+            continue
+        best = max(means, key=means.get)
+        got, default = means.get(rec.recipe, float("nan")), means.get("default", float("nan"))
+        print(f"{task:9s} {rec.recipe + ('*' if rec.fallback else ''):13s} {got:<14.4f} {default:<9.4f} "
+              f"{best + f' {means[best]:.4f}':24s} {got - default:>+13.4f} {means[best] - got:>10.4f}")
+        if rec.fallback:
+            print(f"          * {rec.reason}")
+    spread = [statistics.stdev(v) for t in tasks for n in recipes if len(v := measured(t, n, "student")) > 1]
+    print(f"\nseed spread (std of accuracy over seeds, mean over task x recipe): "
+          f"{statistics.mean(spread):.4f}" if spread else "\nseed spread: one seed per run (unknown; run more --seeds)")
+    print(f"CPU time of the runs: {cpu:.0f} s")
+    return 0
+
+
+def task_id_of(task: str, args) -> str:
+    """The experience table's id of a task as the runs load it (the training rows after the held-out split)."""
+    from bench_recipe import task_files
+
+    from hwnas.distill.api import DistillConfig, load_data
+    from hwnas.distill.auto import task_id
+
+    train, evalf, eval_rows = task_files(task, args)
+    config = DistillConfig(arch=args.arch, task=train, eval=evalf, eval_limit=eval_rows, limit=args.limit, measure=False)
+    return task_id(load_data(config)[0])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,249 @@
+"""Recipe ablation: each component of a distillation recipe toggled against a base recipe, one student per task.
+
+For every task and seed the base recipe (``--base``, a name of :mod:`hwnas.distill.recipes`)
+is run as it is, then once per component with that component toggled (switched off when
+the base has it, on when it does not):
+
+* the losses ``logits``, ``hidden``, ``attention``, ``value_relation``, ``mi_alpha`` (weight 1 <-> 0);
+* two-stage distillation (task-agnostic steps: half the task steps <-> 0);
+* augmentation by word edits, and by masked-LM word replacement (one copy per example <-> none);
+* the temperature schedule (T annealed 4 -> 1 <-> constant);
+* the layer mapping (``last`` <-> ``uniform``).
+
+Every run is ``hwnas distill`` in a subprocess (``nice -n 10``, one thread), into
+``<work>/runs/<task>/<variant>-s<seed>``; its result is one line of ``<work>/results.jsonl``.
+The bench is resumable: finished runs are read back, an unfinished one resumes from its
+checkpoint. Every run also appends to the experience table ``<work>/experience.jsonl``
+(the AutoDistiller's training data). The task teacher of each task is fine-tuned once
+(``--teacher-steps``, seed 0) and cached in ``<work>/teachers``, or given ready-made
+with ``--teacher-for TASK=FOLDER``.
+
+Tasks (``--data`` is the folder of ../shared/data/README.md):
+
+* ``sst2``: the first ``--limit`` rows of sst2/train.tsv; scored on the first ``--eval-rows`` of sst2/dev.tsv;
+* ``agnews``: the first ``--limit`` rows of agnews/train.tsv, the last 10% of them held out;
+* ``news``: the news articles' source (:func:`hwnas.distill.tasks.derive_news_source`, written to
+  ``<work>/news-source``), the first ``--limit`` training rows, scored on the first ``--eval-rows`` of its dev split.
+
+    python bench/bench_recipe.py --data ../shared/data --work bench/out/recipe --tasks sst2 \\
+        --arch layers=2,hidden=128,heads=2,ffn=512 --steps 200 --lr 3e-4 --limit 2000 --eval-rows 400 --seeds 0
+
+Figures at such a budget (200 steps, 2,000 rows) are smoke-scale: they show the machinery and the
+noise, not what each component is worth in a full distillation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPONENTS = ("logits", "hidden", "attention", "value_relation", "mi_alpha", "two-stage", "augment-edit",
+              "augment-mlm", "temperature-schedule", "layer-map")
+
+
+# ------------------------------------------------------------------ tasks and runs (shared with bench_autodistill)
+def task_files(name: str, args) -> tuple[str, str | None, int | None]:
+    """``(train file, eval file or None, eval rows or None)`` of a task."""
+    data = Path(args.data)
+    if name == "sst2":
+        return str(data / "sst2/train.tsv"), str(data / "sst2/dev.tsv"), args.eval_rows
+    if name == "agnews":
+        return str(data / "agnews/train.tsv"), None, None
+    if name == "news":
+        from hwnas.distill.tasks import derive_news_source
+
+        folder = Path(args.work) / "news-source"
+        if not (folder / "dev.tsv").is_file():
+            derive_news_source(data / "news/news_articles.csv.gz", folder)
+        return str(folder / "train.tsv"), str(folder / "dev.tsv"), args.eval_rows
+    raise SystemExit(f"unknown task {name!r}; tasks: sst2, agnews, news")
+
+
+def common_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--data", required=True, help="folder holding sst2/, agnews/ and news/ (../shared/data)")
+    ap.add_argument("--work", required=True, help="output folder (runs, results.jsonl, experience.jsonl)")
+    ap.add_argument("--tasks", default="sst2", help="comma-separated: sst2, agnews, news")
+    ap.add_argument("--arch", default="layers=2,hidden=128,heads=2,ffn=512", help="the student of every run")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--lr", type=float, default=None, help="typed over every recipe's learning rate when given")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--max-len", type=int, default=64)
+    ap.add_argument("--limit", type=int, default=2000, help="training rows per task")
+    ap.add_argument("--eval-rows", type=int, default=400)
+    ap.add_argument("--teacher-steps", type=int, default=150, help="fine-tuning steps of each task's teacher")
+    ap.add_argument("--teacher-for", action="append", default=[], metavar="TASK=FOLDER",
+                    help="a ready fine-tuned teacher for a task (repeatable)")
+    ap.add_argument("--seeds", default="0", help="comma-separated student seeds")
+    ap.add_argument("--nice", type=int, default=10)
+    ap.add_argument("--max-runs", type=int, default=None, help="stop after this many new runs (resume later)")
+
+
+def run_distill(task: str, label: str, seed: int, recipe: str, extra: list[str], args) -> dict[str, Any]:
+    """One ``hwnas distill`` run (reused when finished); its result row."""
+    work = Path(args.work)
+    results = work / "results.jsonl"
+    key = {"task": task, "variant": label, "seed": seed}
+    for row in read_results(results):
+        if {k: row.get(k) for k in key} == key:
+            row["reused"] = True
+            return row
+    train, evalf, eval_rows = task_files(task, args)
+    out = work / "runs" / task / f"{label}-s{seed}"
+    teachers = dict(t.split("=", 1) for t in args.teacher_for)
+    cmd = ["nice", "-n", str(args.nice), sys.executable, "-m", "hwnas.cli.main", "distill", "--arch", args.arch,
+           "--task", train, "--limit", str(args.limit), "--out", str(out), "--recipe", recipe,
+           "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--max-len", str(args.max_len),
+           "--seed", str(seed), "--teacher-seed", "0", "--threads", "1", "--no-measure", "--quiet",
+           "--cache-dir", str(work / "teachers"), "--experience", str(work / "experience.jsonl"), *extra]
+    if args.lr is not None:
+        cmd += ["--lr", str(args.lr)]
+    if task in teachers:
+        cmd += ["--teacher", teachers[task]]
+    else:
+        cmd += ["--teacher-steps", str(args.teacher_steps)]
+    if evalf:
+        cmd += ["--eval", evalf, "--eval-limit", str(eval_rows)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.time()
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{task} {label} seed {seed}: exit {proc.returncode}: {proc.stderr.strip()[-1500:]}")
+    rep = json.loads((out / "report.json").read_text())
+    row = {**key, "recipe": recipe, "extra": extra, "student": rep["student_score"], "teacher": rep["teacher_score"],
+           "kept": rep["retained"], "steps": args.steps, "limit": args.limit, "arch": args.arch,
+           "cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1),
+           "wall_s": round(time.time() - t0, 1), "command": shlex.join(cmd[3:]),
+           "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with results.open("a") as fh:
+        fh.write(json.dumps(row) + "\n")
+    return row
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def summarise(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.4f} (1 seed)"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f} ({len(values)} seeds)"
+
+
+# ------------------------------------------------------------------ the ablation
+def variants(base: str, steps: int) -> list[tuple[str, dict[str, Any]]]:
+    """``(label, {"losses": LossConfig dict, "agnostic_steps", "augment", "augment_method"})`` per toggled component."""
+    from hwnas.distill.recipes import recipe_settings
+
+    s = recipe_settings(base)
+    losses = s["losses"].to_dict()
+    plain = {"losses": losses, "agnostic_steps": s["agnostic_steps"], "augment": s["augment"],
+             "augment_method": s["augment_method"]}
+    out = [("base", plain)]
+    for name in COMPONENTS:
+        v = json.loads(json.dumps(plain))
+        w = v["losses"]["weights"]
+        if name in ("logits", "hidden", "attention", "value_relation", "mi_alpha"):
+            w[name] = 0.0 if w.get(name, 0) > 0 else 1.0
+            if not any(x > 0 for x in w.values()):
+                continue
+            w = {k: x for k, x in w.items() if x > 0}
+            v["losses"]["weights"] = w
+        elif name == "two-stage":
+            v["agnostic_steps"] = 0 if plain["agnostic_steps"] else steps // 2
+        elif name == "augment-edit":
+            v["augment"], v["augment_method"] = (0, "edit") if plain["augment"] else (1, "edit")
+        elif name == "augment-mlm":
+            if plain["augment"] and plain["augment_method"] == "mlm":
+                v["augment"], v["augment_method"] = 0, "edit"
+            else:
+                v["augment"], v["augment_method"] = 1, "mlm"
+        elif name == "temperature-schedule":
+            if v["losses"].get("temperature_end") is not None:
+                v["losses"].pop("temperature_end")
+            else:
+                v["losses"]["temperature"], v["losses"]["temperature_end"] = 4.0, 1.0
+        elif name == "layer-map":
+            v["losses"]["layer_map"] = "uniform" if v["losses"].get("layer_map", "uniform") != "uniform" else "last"
+        out.append((name, v))
+    return out
+
+
+def variant_args(work: Path, label: str, v: dict[str, Any]) -> list[str]:
+    loss_file = work / "losses" / f"{label}.json"
+    loss_file.parent.mkdir(parents=True, exist_ok=True)
+    loss_file.write_text(json.dumps(v["losses"], sort_keys=True))
+    return ["--losses", str(loss_file), "--agnostic-steps", str(v["agnostic_steps"]), "--augment", str(v["augment"]),
+            "--augment-method", v["augment_method"]]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    common_args(ap)
+    ap.add_argument("--base", default="default", help="the recipe every component is toggled against")
+    ap.add_argument("--components", default=",".join(COMPONENTS), help="comma-separated subset to run")
+    args = ap.parse_args(argv)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    wanted = {"base", *args.components.split(",")}
+    print("command:", shlex.join([sys.executable, *sys.argv]) if argv is None else argv, flush=True)
+    new = 0
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for task in args.tasks.split(","):
+        for label, v in variants(args.base, args.steps):
+            if label not in wanted:
+                continue
+            for seed in seeds:
+                if args.max_runs is not None and new >= args.max_runs:
+                    break
+                try:
+                    row = run_distill(task, label, seed, args.base, variant_args(work, label, v), args)
+                except RuntimeError as exc:
+                    print(f"FAILED {exc}", flush=True)
+                    continue
+                new += not row.get("reused")
+                rows.setdefault((task, label), []).append(row)
+                print(f"{task} {label:22s} seed {seed}: accuracy {row['student']:.4f} (teacher {row['teacher']:.4f}), "
+                      f"{row['cpu_s']:.0f} CPU s{' (reused)' if row.get('reused') else ''}", flush=True)
+    print(f"\nrecipe ablation against '{args.base}': student {args.arch}, {args.steps} steps, batch {args.batch_size}, "
+          f"{args.limit} training rows, {args.max_len} tokens, seeds {args.seeds}")
+    total_cpu = 0.0
+    for task in args.tasks.split(","):
+        base = [r["student"] for r in rows.get((task, "base"), [])]
+        print(f"\n{task}: teacher {rows.get((task, 'base'), [{}])[0].get('teacher', float('nan')):.4f}")
+        print(f"{'variant':32s} {'accuracy':28s} {'vs base':>8s} {'CPU s':>7s}")
+        for label, _ in variants(args.base, args.steps):
+            got = rows.get((task, label), [])
+            if not got:
+                continue
+            acc = [r["student"] for r in got]
+            cpu = sum(r["cpu_s"] for r in got)
+            total_cpu += cpu
+            delta = f"{statistics.mean(acc) - statistics.mean(base):+.4f}" if base and label != "base" else ""
+            toggled = "" if label == "base" else " (toggled)"
+            print(f"{label + toggled:32s} {summarise(acc):28s} {delta:>8s} {cpu:7.0f}")
+        if len(base) < 2:
+            print("  one seed: differences are within seed noise unless shown otherwise (run more --seeds)")
+    print(f"\nCPU time of the runs (this and earlier invocations): {total_cpu:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

