@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -12,6 +13,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Every `hwnas distill` appends to the experience table under HWNAS_HOME: the suite's runs (subprocesses and
+# Ray workers included, which inherit this) go to a temporary folder, never the user's cache.
+os.environ["HWNAS_HOME"] = tempfile.mkdtemp(prefix="hwnas-test-home-")
 
 
 @pytest.fixture
