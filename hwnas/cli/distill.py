@@ -268,9 +268,7 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
         from hwnas.plots.training import write_distill_plot
 
         if recommendation is not None:
-            from hwnas._files import atomic_write_text
-
-            atomic_write_text(Path(out) / "recommendation.json", json.dumps(recommendation.to_dict(), indent=2) + "\n")
+            recommendation.save(out)
         reused = before is not None and report_file.stat().st_mtime_ns == before
         if table is not None and not reused:  # a finished folder returned as it was is not a new run
             _record(table, config, report, features)

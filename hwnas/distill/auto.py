@@ -183,6 +183,12 @@ class Recommendation:
     runs: int = 0
     tasks: int = 0
 
+    def save(self, folder: str | Path) -> Path:
+        """Write ``recommendation.json`` into ``folder`` (atomically) and return its path."""
+        from hwnas._files import atomic_write_text
+
+        return atomic_write_text(Path(folder) / "recommendation.json", json.dumps(self.to_dict(), indent=2) + "\n")
+
     def to_dict(self) -> dict[str, Any]:
         return {"recipe": self.recipe, "predicted_kept": self.predicted, "fallback": self.fallback,
                 "reason": self.reason, "runs": self.runs, "tasks": self.tasks}
