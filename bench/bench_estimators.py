@@ -87,6 +87,13 @@ def pair_tau(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> float:
     return float(np.sum(a * b) / denom) if denom > 0 else float("nan")
 
 
+def tau_ci(scores: np.ndarray, acc: np.ndarray, mask: np.ndarray, reps: int, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap 95% interval of :func:`pair_tau` over students; a resampled student's pair with its own copy is
+    not a pair."""
+    return bootstrap(lambda i: pair_tau(scores[i], acc[i], mask[np.ix_(i, i)] & (i[:, None] != i[None, :])),
+                     len(acc), reps, seed)
+
+
 def band_mask(lat: np.ndarray, tol: float = 0.05) -> np.ndarray:
     ratio = lat[:, None] / lat[None, :]
     return np.abs(ratio - 1) <= tol
@@ -176,13 +183,8 @@ def main(argv=None) -> int:
         everyone = np.ones((n, n), dtype=bool)
         tau_all = pair_tau(scores, acc, everyone)
         tau_band = pair_tau(scores, acc, within)
-
-        def sub_tau(idx, mask_fn):
-            m = mask_fn(idx) & (idx[:, None] != idx[None, :])
-            return pair_tau(scores[idx], acc[idx], m)
-
-        ci_all = bootstrap(lambda idx: sub_tau(idx, lambda i: np.ones((len(i), len(i)), bool)), n, args.bootstrap)
-        ci_band = bootstrap(lambda idx: sub_tau(idx, lambda i: within[np.ix_(i, i)]), n, args.bootstrap)
+        ci_all = tau_ci(scores, acc, everyone, args.bootstrap)
+        ci_band = tau_ci(scores, acc, within, args.bootstrap)
         reg = regret(scores, acc, bands)
         cost = est.cost_per_arch_s if est.cost_per_arch_s is not None else wall / n
         results["estimators"][name] = {"tau_all": tau_all, "tau_all_ci95": ci_all, "tau_within_band": tau_band,

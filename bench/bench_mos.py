@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     probes = {"smallest": space.smallest, "middle": space.enumerate()[len(space) // 2], "largest": space.largest}
     truth = None
     if args.table:
-        from bench_estimators import band_mask, bootstrap, load_truth, pair_tau
+        from bench_estimators import band_mask, load_truth, pair_tau, tau_ci
 
         from hwnas.space import Architecture
 
@@ -105,10 +105,7 @@ def main(argv=None) -> int:
         out = {}
         for name, mask in (("tau_all", every), ("tau_within_band", within)):
             out[name] = pair_tau(scores, acc, mask)
-            # a resampled student paired with its own copy is not a pair (as in bench_estimators)
-            lo, hi = bootstrap(lambda i, m=mask: pair_tau(scores[i], acc[i], m[np.ix_(i, i)] & (i[:, None] != i[None, :])),
-                               len(acc), args.bootstrap)
-            out[name + "_ci"] = [lo, hi]
+            out[name + "_ci"] = list(tau_ci(scores, acc, mask, args.bootstrap))
         out["pairs_within_band"] = int(np.triu(within, 1).sum())
         return out
 
