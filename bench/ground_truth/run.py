@@ -25,7 +25,8 @@ its last checkpoint, because ``hwnas distill`` resumes an unfinished folder)::
         --work bench/out/ground_truth --table bench/ground_truth/table.csv
 
 ``--plan-only`` prints the plan (bands, shapes, predicted latency) and exits.
-One process at a time: the table is guarded by a lock file next to it.
+One runner at a time (the table is guarded by a lock file next to it); ``--workers 2`` runs
+two students at once inside it, each a one-thread process.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import resource
 import subprocess
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,8 +234,12 @@ def main(argv=None) -> int:
     ap.add_argument("--table", default=str(ROOT / "bench/ground_truth/table.csv"))
     ap.add_argument("--train-threads", type=int, default=1)
     ap.add_argument("--max-jobs", type=int, default=None, help="stop after this many new students")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="students distilled at once, each a 1-thread process (default 1)")
     ap.add_argument("--plan-only", action="store_true")
     args = ap.parse_args(argv)
+    if not 1 <= args.workers <= (os.cpu_count() or 1):
+        ap.error(f"--workers must be between 1 and the number of CPUs ({os.cpu_count()}), got {args.workers}")
 
     jobs = build_jobs(args)
     if args.plan_only:
@@ -251,23 +257,39 @@ def main(argv=None) -> int:
         return 2
     rows = read_table(table)
     todo = [j for j in jobs if j.key not in rows]
-    print(f"{len(jobs)} students planned, {len(jobs) - len(todo)} in {table}, {len(todo)} to go", flush=True)
-    done = 0
-    for j in todo:
-        if args.max_jobs is not None and done >= args.max_jobs:
-            break
-        t0 = time.time()
-        try:
-            row = run_job(j, args)
-        except RuntimeError as e:  # one broken student must not stop the table
-            print(f"FAILED {e}", flush=True)
-            continue
-        rows[j.key] = row
-        write_table(table, rows)
-        done += 1
-        print(f"[{len(rows)}/{len(jobs)}] {j.task} {j.arch} seed {j.seed}: accuracy {row['accuracy']} "
-              f"(teacher {row['teacher_accuracy']}), predicted {row['predicted_ms']} ms, "
-              f"{time.time() - t0:.0f} s", flush=True)
+    print(f"{len(jobs)} students planned, {len(jobs) - len(todo)} in {table}, {len(todo)} to go"
+          f" ({args.workers} at a time)", flush=True)
+    # Students run as ``--workers`` concurrent ``hwnas distill`` processes, and this one process is
+    # the table's only writer. A task's teacher is fine-tuned (then cached) by its first student, so
+    # no second student of a task starts until one of that task has finished.
+    taught = {r["task"] for r in rows.values()}
+    pending, running, started = list(todo), {}, 0
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+        while pending or running:
+            while len(running) < args.workers and pending and (args.max_jobs is None or started < args.max_jobs):
+                busy = {j.task for j in running.values()}
+                pick = next((j for j in pending if j.task in taught or j.task not in busy), None)
+                if pick is None:
+                    break
+                pending.remove(pick)
+                running[pool.submit(run_job, pick, args)] = (pick, time.time())
+                started += 1
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                j, t0 = running.pop(fut)
+                try:
+                    row = fut.result()
+                except RuntimeError as e:  # one broken student must not stop the table
+                    print(f"FAILED {e}", flush=True)
+                    continue
+                rows[j.key] = row
+                write_table(table, rows)
+                taught.add(j.task)
+                print(f"[{len(rows)}/{len(jobs)}] {j.task} {j.arch} seed {j.seed}: accuracy {row['accuracy']} "
+                      f"(teacher {row['teacher_accuracy']}), predicted {row['predicted_ms']} ms, "
+                      f"{time.time() - t0:.0f} s", flush=True)
     return 0
 
 
