@@ -36,7 +36,6 @@ import csv
 import fcntl
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -192,15 +191,19 @@ def run_job(job: Job, args) -> dict:
         cmd += ["--eval", str(Path(args.data) / evalf), "--eval-limit", str(eval_rows)]
     if job.seed != 0:  # seed repeats vary the student only: every seed shares the seed-0 teacher
         cmd += ["--teacher-seed", "0"]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
     env = dict(os.environ, OMP_NUM_THREADS=str(args.train_threads))
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    log = Path(args.work) / "logs" / (job.folder.replace("/", "_") + ".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w", encoding="utf-8") as f:
+        proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, text=True)
+        # wait4 gives this child's own CPU time; RUSAGE_CHILDREN would mix in the other workers' students
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.time() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{job.arch} {job.task} seed {job.seed}: hwnas distill exited {proc.returncode}:\n"
-                           f"{proc.stderr[-2000:]}")
+                           f"{log.read_text(encoding='utf-8')[-2000:]}")
     rep = json.loads((out / "report.json").read_text(encoding="utf-8"))
     meas = rep.get("measured_latency") or {}
     a = rep["arch"] if isinstance(rep.get("arch"), dict) else None
@@ -217,7 +220,7 @@ def run_job(job: Job, args) -> dict:
         "eval_rows": (rep.get("eval") or {}).get("examples", ""), "parameters": rep.get("parameters", ""),
         # CPU time of this student's process (user + system), including the teacher's fine-tuning
         # the first time a task is seen (then cached), as the cpu_s of that row shows.
-        "cpu_s": f"{(after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime):.1f}",
+        "cpu_s": f"{usage.ru_utime + usage.ru_stime:.1f}",
         "wall_s": f"{wall:.1f}", "predicted_ms": f"{job.predicted_ms:.3f}",
         "measured_ms": f"{s_ms:.3f}" if s_ms else "", "teacher_measured_ms": f"{t_ms:.3f}" if t_ms else "",
         "measured_ratio": f"{s_ms / t_ms:.4f}" if s_ms and t_ms else "",
