@@ -270,7 +270,7 @@ def main(argv=None) -> int:
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
         while pending or running:
             while len(running) < args.workers and pending and (args.max_jobs is None or started < args.max_jobs):
-                busy = {j.task for j in running.values()}
+                busy = {j.task for j, _ in running.values()}
                 pick = next((j for j in pending if j.task in taught or j.task not in busy), None)
                 if pick is None:
                     break
