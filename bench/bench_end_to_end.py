@@ -32,7 +32,8 @@ JSON is rewritten atomically after every search and every distillation. One runn
 ``<out>/.lock`` is held with ``flock``; a second runner stops with one line (exit 2). Bad input
 (an unknown arm or estimator or recipe, a budget that does not parse, a budget under which no
 architecture of the space is feasible) is one line and exit 2 before any training.
-``--report-only`` prints the figures of an existing results JSON.
+``--report-only`` prints the figures of an existing results JSON; ``--plan-only`` prints each budget and its
+largest-params baseline without searching or training.
 
 Every distillation gets ``--teacher-seed 0`` (the seeds vary the student only; all seeds share one
 task teacher) and ``--cache-dir <teacher-cache>``. With ``--recipe gt-v1`` the teacher is fine-tuned
@@ -260,7 +261,7 @@ def run_logged(cmd: list[str], log: Path) -> tuple[int, float, float]:
         f.write(f"\n$ {shlex.join(cmd)}\n")
         f.flush()
         proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, text=True,
-                                preexec_fn=_die_with_parent)
+                                preexec_fn=_die_with_parent)  # noqa: PLW1509 (this runner starts no threads)
         # wait4: this child's own CPU time (user + system), its children included once they are reaped
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -299,7 +300,7 @@ def teacher_latency(args, predictor, out: Path, on_line) -> dict[str, Any]:
                "clock": m["clock"], "seq_len": SEQ_LEN, "batch_size": BATCH_SIZE, "timing": args.teacher_timing,
                "latency_ms": s["latency_ms"], "p10_ms": s.get("p10_ms"), "p90_ms": s.get("p90_ms"),
                "normalised_ms": m.get("student_normalised_ms"), "drift": m.get("drift"),
-               "measured_s": round(time.time() - t0, 1),
+               "measured_s": round(time.time() - t0, 1), **_predicted_teacher(predictor, arch),
                "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         atomic_json(path, rec)
     if args.teacher_ms is not None:
@@ -309,6 +310,18 @@ def teacher_latency(args, predictor, out: Path, on_line) -> dict[str, Any]:
     else:
         basis, base_ms = "raw median", rec["latency_ms"]
     return {**rec, "basis": basis, "base_ms": base_ms}
+
+
+def _predicted_teacher(predictor, arch) -> dict[str, Any]:
+    """The predictor's own figure for the teacher: a drift-free cross-check of the measurement (noted when
+    the teacher lies outside the predictor's training domain)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ms = float(predictor.predict([arch], seq_len=SEQ_LEN, batch_size=BATCH_SIZE)[0])
+    out_of_domain = any("outside the training domain" in str(w.message) for w in caught)
+    return {"predicted_ms": ms, "predicted_out_of_domain": out_of_domain}
 
 
 def resolve_budgets(budgets: list[Budget], teacher: dict[str, Any] | None) -> list[tuple[Budget, float]]:
@@ -505,6 +518,9 @@ def render(results: dict[str, Any]) -> str:
             f"{t['batch_size']} ({t['timing']} timing, {t['measured_utc']}): median {t['latency_ms']:.2f} ms "
             f"[p10 {_f(t.get('p10_ms'), '.2f')}, p90 {_f(t.get('p90_ms'), '.2f')}], drift-normalised "
             f"{_f(t.get('normalised_ms'), '.2f')} ms; fractions are of the {t['basis']} figure, {t['base_ms']:.2f} ms")
+        if t.get("predicted_ms") is not None:
+            add(f"   (cross-check: the predictor says {t['predicted_ms']:.2f} ms for the teacher"
+                + (", outside its training domain)" if t.get("predicted_out_of_domain") else ")"))
     teacher_seen = set()
     summary_rows = []
     for b in results["budgets"]:
@@ -514,7 +530,7 @@ def render(results: dict[str, Any]) -> str:
             f"{b['feasible']} of {b['space_size']} architectures)")
         if b.get("search"):
             s = b["search"]
-            add(f"   search: {s['estimator']}, {s.get('evaluations')} evaluations, winner score {_f(s.get('score'), '.4f')}, "
+            add(f"   search: {s['estimator']}, {s.get('evaluations')} evaluations, winner score {_f(s.get('score'), '.4g')}, "
                 f"CPU {_f(s.get('cpu_s'), '.0f')} s{' (reused)' if s.get('reused') else ''}")
         accs = {}
         for arm, a in b["arms"].items():
@@ -530,15 +546,21 @@ def render(results: dict[str, Any]) -> str:
             kept = [r["kept"] for r in runs if r.get("kept") is not None]
             meas = [r["measured_ms"] for r in runs if r.get("measured_ms")]
             ratio = [r["ratio_to_teacher"] for r in runs if r.get("ratio_to_teacher")]
-            cpu = [r["cpu_s"] for r in runs if r.get("cpu_s") is not None]
+            cpu = [r["cpu_s"] for r in runs if r.get("cpu_s") is not None and not r.get("shared")]
             add(f"                   accuracy {mean:.4f} ± {_f(sd, '.4f', 'n/a')} (sd over {len(xs)} seed(s): "
                 + ", ".join(f"s{r['seed']} {r['accuracy']:.4f}" for r in runs) + ")"
                 + (f"; kept {statistics.fmean(kept):.1%} of the teacher's {runs[0]['teacher_accuracy']:.4f}" if kept else ""))
-            add(f"                   measured {', '.join(f'{x:.2f}' for x in meas)} ms (deployed, raw median per run); "
-                f"ratio to the teacher measured in the same rounds {', '.join(f'{x:.3f}' for x in ratio)}"
+            norm = [r["measured_normalised_ms"] for r in runs if r.get("measured_normalised_ms")]
+            held = [r.get("within_budget_normalised") for r in runs if r.get("within_budget_normalised") is not None]
+            add(f"                   measured {', '.join(f'{x:.2f}' for x in meas)} ms (deployed, raw median per run)"
+                + (f", drift-normalised {', '.join(f'{x:.2f}' for x in norm)} ms" if norm else "")
+                + (f", within the budget (normalised) in {sum(held)} of {len(held)}" if held else ""))
+            add(f"                   ratio to the teacher measured in the same rounds {', '.join(f'{x:.3f}' for x in ratio)}"
                 + (f" (speed-up x{1 / statistics.fmean(ratio):.2f})" if ratio else ""))
-            add(f"                   CPU {sum(cpu):.0f} s over {len(cpu)} new run(s)"
-                + (f", {len(runs) - len(cpu)} reused" if len(runs) > len(cpu) else "")
+            shared = sum(1 for r in runs if r.get("shared"))
+            add(f"                   CPU {sum(cpu):.0f} s over {len(cpu)} run(s)"
+                + (f", {shared} shared with the other arm (same architecture)" if shared else "")
+                + (f", {len(runs) - len(cpu) - shared} without a recorded CPU time" if len(runs) > len(cpu) + shared else "")
                 + f"; {runs[0].get('steps')} distillation steps")
             for r in runs:
                 if r.get("teacher_path") and r["teacher_path"] not in teacher_seen:
@@ -618,6 +640,8 @@ def parse_args(argv):
     ap.add_argument("--nice", type=int, default=10)
     ap.add_argument("--max-runs", type=int, default=None, help="stop after this many new distillations (resume later)")
     ap.add_argument("--report-only", action="store_true", help="print the figures of --results and exit")
+    ap.add_argument("--plan-only", action="store_true",
+                    help="print each budget and its largest-params baseline, then exit (no search, no training)")
     return ap.parse_args(argv)
 
 
@@ -657,7 +681,7 @@ def _main(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = Path(args.results) if args.results else out / "results.json"
-    lock = open(out / ".lock", "w")
+    lock = open(out / ".lock", "w")  # noqa: SIM115 (held until this runner exits)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -694,6 +718,14 @@ def _main(args) -> int:
                                    "space_size": len(problem.candidates), "search": entry.get("search"),
                                    "arms": entry.get("arms", {})})
 
+    if args.plan_only:
+        for b, ms, problem in plan:
+            base = largest_params(problem)
+            print(f"budget {b.label}: {ms:.3f} ms, {int(problem.feasible.sum())} of {len(problem.candidates)} feasible; "
+                  f"largest-params {base['key']} ({base['params'] / 1e6:.2f}M, predicted {base['latency_ms']:.2f} ms, "
+                  f"upper {base['latency_upper_ms']:.2f})")
+        return 0
+
     def save() -> None:
         results["updated_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         atomic_json(results_path, results)
@@ -702,7 +734,10 @@ def _main(args) -> int:
     for (b, ms, problem), entry in zip(plan, results["budgets"]):
         arms: dict[str, dict[str, Any]] = {}
         if "searched" in args.arm_list:
+            prev_search = entry.get("search") or {}
             entry["search"] = run_search(args, b, ms, out, say)
+            if entry["search"]["reused"] and prev_search.get("cpu_s") is not None:  # the CPU time of when it ran
+                entry["search"].update(cpu_s=prev_search["cpu_s"], wall_s=prev_search.get("wall_s"))
             s = entry["search"]
             arms["searched"] = {k: s[k] for k in ("arch", "key", "params", "latency_ms", "latency_upper_ms")}
         if "largest-params" in args.arm_list:
