@@ -79,28 +79,35 @@ Real command lines (``--data`` stands for the shared data folder, ../shared/data
 
 CPU cost, estimated from the ground-truth table (bench/ground_truth/table.csv, column ``cpu_s``: one
 ``hwnas distill`` process, 1 thread, recipe gt-v1 on SST-2, 500 steps, training, export and latency
-measurement): the 31 ``small`` students that reused the cached teacher took 224-502 s, median
-about 370 s; the first one, which also fine-tuned the 600-step teacher, 922 s. So:
+measurement; 36 rows when this was written): the 31 ``small`` students that reused the cached teacher
+took 224-502 s, median about 370 s; the first one, which also fine-tuned the 600-step teacher, 922 s.
+So:
 
 * (a) 3 budgets x 2 arms x 3 seeds = 18 distillations, about 18 x 370 s = 1.9 CPU hours (fewer when
-  the searched winner is the largest student: the arms then share their runs), plus the teacher's
-  latency measurement (a minute or two) and the searches (``params``/``flops``: seconds;
-  ``attn-confidence``/``wpca``: seconds per architecture; ``task-proxy``: tens of seconds to minutes per
-  architecture, times ``--evaluations``);
-* (b) 3 budgets x 3 seeds = 9 distillations per task, about 0.9 CPU hours at gt-v1's 500 steps (a
+  the searched winner is the largest student: the arms then share their runs), plus the searches:
+  the estimator's cost per architecture times ``--evaluations`` (64 by default; ``params``/``flops``:
+  nothing; ``attn-confidence``/``wpca``: seconds; ``task-proxy``: tens of seconds to minutes) and BO's
+  own overhead (on the loaded 2-core machine roughly 15 s per evaluation, so 64 evaluations take of the
+  order of 15 minutes per budget; ``--search-args "--evaluations 32"`` halves it);
+* (b) 3 budgets x 3 seeds = 9 distillations per task, about 0.9 CPU hours at gt-v1's 500 steps, plus
+  the teacher's latency measurement (a minute or two) and the searches as above (a
   recipe with more steps or augmentation costs proportionally more), plus the one-epoch teacher of
-  each task the first time (about 1.5 hours on SST-2; AG News' 9,991 rows: about a quarter of that).
+  each task the first time (about 1.5 hours on SST-2; AG News' 9,991 rows, 10% held out: about 280 steps,
+  a sixth of that).
   Students at 1/6 of the teacher are smaller and cheaper than the median above, those at 1/3 dearer.
   Wall time on the shared 2-core machine was 1-9x the CPU time, depending on the load.
 
 Smoke run at toy scale (bench/results/bench_end_to_end-smoke.txt shows its output): space ``tiny``,
-estimator ``params`` (so searched == largest-params), one budget, one seed, 20 distillation steps on
+estimator ``params`` (random search over the whole feasible set, so the winner has the largest
+parameter count; the head count does not change it, and the search may break that tie otherwise than
+the baseline's lower-latency rule: one attempt gave L3-H192-A4-I640 against L3-H192-A2-I640), one budget, one seed (then a second, killed and resumed), 20 distillation steps on
 200 rows and a 10-step throwaway teacher::
 
     nice -n 10 python bench/bench_end_to_end.py --task ../shared/data/sst2/train.tsv \\
         --eval ../shared/data/sst2/dev.tsv --eval-limit 100 --teacher-cache /tmp/e2e-teachers \\
         --predictor bench/ground_truth/cpu-tiny.hwnas --space tiny --budgets 1/6 --estimator params \\
-        --recipe gt-v1 --seeds 0 --arms searched,largest-params --teacher-timing quick \\
+        --search-args "--strategy random --evaluations 90" --recipe gt-v1 --seeds 0 \\
+        --arms searched,largest-params --teacher-timing quick \\
         --distill-args "--steps 20 --limit 200 --teacher-steps 10 --max-len 32 --batch-size 8" \\
         --out /tmp/e2e-smoke --results /tmp/e2e-smoke/results.json
 
