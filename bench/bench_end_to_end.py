@@ -413,9 +413,13 @@ def arch_file(args, budget: Budget, budget_ms: float, rec: dict[str, Any], predi
     return path
 
 
+def run_folder(out: Path, budget: Budget, rec: dict[str, Any], seed: int) -> Path:
+    return out / "runs" / budget.folder / f"{_slug(rec['key'])}-s{seed}"
+
+
 def run_distill(args, budget: Budget, budget_ms: float, rec: dict[str, Any], seed: int, predictor, out: Path,
                 on_line) -> dict[str, Any]:
-    folder = out / "runs" / budget.folder / f"{_slug(rec['key'])}-s{seed}"
+    folder = run_folder(out, budget, rec, seed)
     report_file = folder / "report.json"
     log = out / "logs" / f"distill-{budget.folder}-{folder.name}.log"
     cpu = wall = None
@@ -768,7 +772,7 @@ def _main(args) -> int:
                     a["runs"][str(seed)] = {**done_here[a["key"]], "shared": True}
                     continue
                 if args.max_runs is not None and new_runs >= args.max_runs and \
-                        not (Path(out / "runs" / b.folder).is_dir() and str(seed) in a["runs"]):
+                        not (run_folder(out, b, a, seed) / "report.json").is_file():
                     say(f"stopping after {new_runs} new distillation(s) (--max-runs); rerun to continue")
                     save()
                     print(render(results))

@@ -105,3 +105,36 @@ def test_a_second_runner_is_refused(e2e, tmp_path, capsys):
         assert e2e.main(_argv(tmp_path, "--budgets", "6ms")) == 2
     assert "another bench_end_to_end runner holds" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == [".lock"]  # nothing searched or trained
+
+
+def _arm(key: str, accs: list[float], teacher: float = 0.90, ratio: float = 0.25) -> dict:
+    runs = {str(i): {"seed": i, "accuracy": a, "kept": a / teacher, "teacher_accuracy": teacher,
+                     "measured_ms": 10.0, "ratio_to_teacher": ratio, "cpu_s": 300.0, "steps": 500}
+            for i, a in enumerate(accs)}
+    return {"key": key, "params": 10_000_000, "latency_ms": 9.0, "latency_upper_ms": 9.8, "runs": runs}
+
+
+def test_printout_states_both_goals(e2e):
+    results = {
+        "command": "bench_end_to_end.py ...", "teacher_latency": {
+            "arch": "layers=6,hidden=384,heads=12,ffn=1536", "device": "cpu", "threads": 1, "seq_len": 128,
+            "batch_size": 1, "timing": "default", "measured_utc": "2026-11-29T00:00:00Z", "latency_ms": 41.0,
+            "normalised_ms": 40.0, "basis": "drift-normalised", "base_ms": 40.0},
+        "settings": {"task": "t.tsv", "eval": None, "space": "small", "predictor": "p.hwnas", "estimator": "params",
+                     "recipe": "gt-v1", "distill_args": "", "seeds": [0, 1, 2]},
+        "budgets": [
+            {"label": "1/4", "fraction": "1/4", "budget_ms": 10.0, "feasible": 80, "space_size": 630,
+             "arms": {"searched": _arm("layers=4,hidden=256,heads=4,ffn=1024", [0.88, 0.885, 0.89]),
+                      "largest-params": _arm("layers=2,hidden=384,heads=4,ffn=1024", [0.85, 0.855, 0.86])}},
+            {"label": "1/3", "fraction": "1/3", "budget_ms": 13.3, "feasible": 200, "space_size": 630,
+             "arms": {"searched": _arm("layers=5,hidden=256,heads=4,ffn=1024", [0.87, 0.88, 0.89]),
+                      "largest-params": _arm("layers=5,hidden=256,heads=4,ffn=1024", [0.87, 0.88, 0.89])}},
+        ],
+    }
+    text = e2e.render(results)
+    assert "verdict: searched - largest-params = +3.00 points" in text
+    assert "better by more than the seed noise" in text and "the arms coincide" in text
+    assert "issue 12 goal" in text and ": MET -- at least as accurate in 2 of 2 budget(s), better beyond noise in 1" in text
+    # kept 0.885 / 0.90 = 98.3% at 1/4, measured speed-up 4x
+    assert "issue 14 goal (kept >= 97% of the teacher at the 4x speed-up): MET -- kept 98.3%" in text
+    assert "x4.00" in text
