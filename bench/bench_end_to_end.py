@@ -790,7 +790,7 @@ def _main(args) -> int:
                 a["runs"][str(seed)] = row
                 done_here[a["key"]] = row
                 save()
-                say(f"[{b.label}] {name} {a['key']} seed {seed}: accuracy {row['accuracy']:.4f}, measured "
+                say(f"[{b.label}] {name} {a['key']} seed {seed}: {row['metric']} {_f(row['accuracy'], '.4f')}, measured "
                     f"{_f(row['measured_ms'], '.2f')} ms, CPU {_f(row['cpu_s'], '.0f')} s"
                     f"{' (reused)' if row['reused'] else ''}")
     save()
