@@ -77,6 +77,9 @@ def print_report(report: dict[str, Any], out: str) -> None:
     if rec:
         changed = ", ".join(sorted(rec.get("overrides") or {}))
         table.add_row("recipe", rec["name"] + (f" (changed: {changed})" if changed else ""))
+    losses = report.get("losses") or {}
+    if losses.get("weight_schedule"):
+        table.add_row("loss-weight schedule", _schedule_line(losses["weights"], losses["weight_schedule"]))
     ft = (report.get("teacher") or {}).get("fine_tune")
     if ft:
         table.add_row("teacher fine-tune", _fine_tune_line(ft, report["teacher"].get("reused", False)))
@@ -101,6 +104,17 @@ def print_report(report: dict[str, Any], out: str) -> None:
     table.add_row("written", f"{out}/ ({', '.join(report['files'])})")
     table.add_row("took", fmt_s(report["wall_s"]))
     console().print(table)
+
+
+def _schedule_line(weights: dict[str, float], schedule: dict[str, dict[str, Any]]) -> str:
+    """``hidden linear 1->0, logits step 0.5->1 at 30%`` for the report table."""
+    parts = []
+    for name, s in schedule.items():
+        w = weights.get(name, 0.0)
+        start, end = s.get("start", w), s.get("end", w)
+        text = f"{name} {s['shape']} {start:g}" + ("" if s["shape"] == "constant" else f"->{end:g}")
+        parts.append(text + (f" at {s['at']:.0%}" if s["shape"] == "step" else ""))
+    return ", ".join(parts)
 
 
 def _fine_tune_line(ft: dict[str, Any], reused: bool) -> str:

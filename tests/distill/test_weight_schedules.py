@@ -270,8 +270,10 @@ def test_cli_scheduled_recipe_records_its_schedule(tiny_teacher, tmp_path, capsy
             "--weight-schedule", "hidden=cosine:1->0,attention=step:1->0@0.5",
             "--steps", "3", "--teacher-steps", "2", "--batch-size", "8", "--max-len", "16",
             "--no-measure", "--quiet", "--experience", str(table)]
-    code, _, err = _run(args, capsys)
+    code, stdout, err = _run(args, capsys)
     assert code == 0, err
+    shown = " ".join(stdout.replace("│", " ").split())  # the report table, however rich wrapped it
+    assert "hidden cosine 1->0, attention step 1->0 at 50%" in shown, stdout
     want = {"hidden": {"shape": "cosine", "start": 1.0, "end": 0.0},
             "attention": {"shape": "step", "start": 1.0, "end": 0.0, "at": 0.5}}
     report = json.loads((out / "report.json").read_text())
