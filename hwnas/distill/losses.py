@@ -438,22 +438,30 @@ class WeightSchedule:
         shape: one of :data:`WEIGHT_SHAPES`.
         start: the weight at the first step (``None``: the loss's weight in ``weights``).
         end: the weight at the last step (``None``: the loss's weight in ``weights``).
-        at: ``step`` only: the fraction of training, in ``(0, 1]``, from which the weight is ``end``.
+        at: ``step`` only: the fraction of training, in ``(0, 1]``, from which the weight is ``end``
+            (default 0.5).
     """
 
     shape: str = "constant"
     start: float | None = None
     end: float | None = None
-    at: float = 0.5
+    at: float | None = None
 
     def __post_init__(self) -> None:
         if self.shape not in WEIGHT_SHAPES:
             raise InvalidConfig(f"weight schedule shape must be one of {', '.join(WEIGHT_SHAPES)}; got {self.shape!r}")
         object.__setattr__(self, "start", _weight_value(self.start, "a scheduled weight's start"))
         object.__setattr__(self, "end", _weight_value(self.end, "a scheduled weight's end"))
+        if self.at is None:
+            if self.shape == "step":
+                object.__setattr__(self, "at", 0.5)
+            return
+        if self.shape != "step":
+            raise InvalidConfig(f"'at' applies to step schedules only; got at={self.at!r} with shape {self.shape!r}")
         if isinstance(self.at, bool) or not isinstance(self.at, (int, float)) or not 0 < self.at <= 1:
             raise InvalidConfig(f"a step schedule's 'at' must be a fraction of training in (0, 1]; got {self.at!r}")
         object.__setattr__(self, "at", float(self.at))
+
 
     def value(self, weight: float, progress: float) -> float:
         """The weight at ``progress`` (fraction of training done, clipped to ``[0, 1]``); ``weight``: the

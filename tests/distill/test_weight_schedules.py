@@ -14,8 +14,16 @@ from hwnas.cli.main import main
 from hwnas.data import embedded_path
 from hwnas.distill.api import DistillConfig
 from hwnas.distill.auto import recipe_features, settings_record
-from hwnas.distill.losses import (WEIGHT_SHAPES, DistillLoss, LossConfig, ModelOutputs, ModelShape, WeightSchedule,
-                                  kd_logits, parse_weight_schedules)
+from hwnas.distill.losses import (
+    WEIGHT_SHAPES,
+    DistillLoss,
+    LossConfig,
+    ModelOutputs,
+    ModelShape,
+    WeightSchedule,
+    kd_logits,
+    parse_weight_schedules,
+)
 from hwnas.distill.recipes import RECIPES, apply_recipe, candidates, recipe_overrides
 from hwnas.errors import InvalidConfig
 from hwnas.outputs import write_marker
@@ -53,6 +61,7 @@ def test_start_and_end_default_to_the_loss_weight_and_the_forms_agree():
     cfg = LossConfig(weights={"logits": 2.0, "hidden": 4.0},
                      weight_schedule={"hidden": "linear:->0", "logits": {"shape": "cosine", "start": 0.5}})
     assert cfg.weight_schedule["hidden"] == WeightSchedule("linear", None, 0.0)
+    assert WeightSchedule.parse("step:1->0").to_dict() == {"shape": "step", "start": 1.0, "end": 0.0, "at": 0.5}
     # steps=5: the 0-based global step s is at progress s / 4
     assert [cfg.weight_at("hidden", s / 4) for s in range(5)] == pytest.approx([4.0, 3.0, 2.0, 1.0, 0.0])
     assert [cfg.weight_at("logits", p) for p in (0, 0.5, 1)] == pytest.approx([0.5, 1.25, 2.0])
@@ -74,6 +83,7 @@ def test_start_and_end_default_to_the_loss_weight_and_the_forms_agree():
     ({"hidden": {"shape": "linear", "start": -2}}, "start must be a finite number >= 0; got -2"),
     ({"attention": "linear:1->0"}, "weight_schedule names 'attention', which is not among the losses (logits, hidden)"),
     ({"hidden": "step:1->0@0"}, "'at' must be a fraction of training in (0, 1]"),
+    ({"hidden": "linear:1->0@0.3"}, "'at' applies to step schedules only"),
     ({"hidden": "linear:1 to 0"}, "cannot read 'linear:1 to 0'; write SHAPE[:START->END][@AT]"),
     ({"hidden": {"shape": "linear", "stop": 0}}, "unknown keys ['stop']; allowed: shape, start, end, at"),
     ({"hidden": "step:1->0@0.3", "logits": "step:0->1@0.7"}, "leaves every loss at weight 0 at 30% of training"),
@@ -89,7 +99,7 @@ def test_the_loss_sums_the_scheduled_weights():
     loss = DistillLoss(cfg, ModelShape(1, 8, 2), ModelShape(1, 8, 2), "classification")
     torch.manual_seed(0)
     s, t, labels = torch.randn(4, 3), torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
-    out = lambda x: ModelOutputs(x, None, None, None, torch.ones(4, 5))  # noqa: E731
+    out = lambda x: ModelOutputs(x, None, None, None, torch.ones(4, 5))
     kd, ce = float(kd_logits(s, t, 2.0)), float(torch.nn.functional.cross_entropy(s, labels))
     for progress, w_task in ((0.0, 1.0), (0.5, 0.5), (1.0, 0.0)):
         loss.set_progress(progress)
@@ -180,7 +190,7 @@ def test_a_schedule_changes_what_the_student_learns(setup, tmp_path):
         events = []
         cfg = LossConfig(weights=weights, weight_schedule=schedule)
         train(student, teacher, cfg, enc, "classification", tc, tmp_path / str(len(students)),
-              on_progress=lambda ev: events.append((ev.completed, dict(ev.metrics))))
+              on_progress=lambda ev, log=events: log.append((ev.completed, dict(ev.metrics))))
         _check_weights_used(events, cfg, 4)
         students.append(student.state_dict())
     assert all(m["loss"] == pytest.approx(m["logits"], rel=1e-6) for _, m in events)  # the zeroed run
@@ -288,3 +298,20 @@ def test_cli_scheduled_recipe_records_its_schedule(tiny_teacher, tmp_path, capsy
     code, _, err = _run(args, capsys)
     assert code == 0, err
     assert (out / "report.json").stat().st_mtime_ns == stamp and len(read_table(table)) == 1
+
+
+def test_weight_schedule_option_takes_commas_repeats_and_spaces_alike():
+    """The shared list syntax (hwnas.cli._options.list_option): parsed by click only, nothing run."""
+    from hwnas.cli._options import split_list
+    from hwnas.cli.main import cli
+
+    forms = (["hidden=linear:1->0,logits=cosine:0.5->1"], ["hidden=linear:1->0", "logits=cosine:0.5->1"],
+             [" hidden=linear:1->0 , ", "logits=cosine:0.5->1"])
+    parsed = []
+    for values in forms:
+        args = ["distill", "--arch", ARCH, "--task", "t.tsv", "--out", "o", *(x for v in values for x in ("--weight-schedule", v))]
+        ctx = cli.make_context("hwnas", list(args), resilient_parsing=True)
+        name, cmd, rest = cli.resolve_command(ctx, args)
+        params = cmd.make_context(name, rest, parent=ctx).params
+        parsed.append(parse_weight_schedules(split_list(params["weight_schedule"])))
+    assert parsed[0] == parsed[1] == parsed[2] and set(parsed[0]) == {"hidden", "logits"}
