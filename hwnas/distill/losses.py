@@ -462,7 +462,6 @@ class WeightSchedule:
             raise InvalidConfig(f"a step schedule's 'at' must be a fraction of training in (0, 1]; got {self.at!r}")
         object.__setattr__(self, "at", float(self.at))
 
-
     def value(self, weight: float, progress: float) -> float:
         """The weight at ``progress`` (fraction of training done, clipped to ``[0, 1]``); ``weight``: the
         loss's weight in ``weights``, used where ``start`` or ``end`` is not set."""
