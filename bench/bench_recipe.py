@@ -8,7 +8,10 @@ the base has it, on when it does not):
 * two-stage distillation (task-agnostic steps: half the task steps <-> 0);
 * augmentation by word edits, and by masked-LM word replacement (one copy per example <-> none);
 * the temperature schedule (T annealed 4 -> 1 <-> constant);
-* the layer mapping (``last`` <-> ``uniform``).
+* the layer mapping (``last`` <-> ``uniform``);
+* the loss-weight schedule (the base's intermediate-layer losses decayed linearly to weight 0 over
+  training, the others kept, as the ``scheduled`` recipe does <-> constant weights); skipped when the
+  base has no intermediate-layer loss or nothing but those.
 
 Every run is ``hwnas distill`` in a subprocess (``nice -n 10``, one thread), into
 ``<work>/runs/<task>/<variant>-s<seed>``; its result is one line of ``<work>/results.jsonl``.
@@ -48,7 +51,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPONENTS = ("logits", "hidden", "attention", "value_relation", "mi_alpha", "two-stage", "augment-edit",
-              "augment-mlm", "temperature-schedule", "layer-map")
+              "augment-mlm", "temperature-schedule", "layer-map", "weight-schedule")
+#: The intermediate-layer losses the weight-schedule arm decays.
+INTERMEDIATE = ("hidden", "attention", "value_relation", "mi_alpha")
 
 
 # ------------------------------------------------------------------ tasks and runs (shared with bench_autodistill)
@@ -149,7 +154,9 @@ def summarise(values: list[float]) -> str:
 # ------------------------------------------------------------------ the ablation
 def variants(base: str, steps: int) -> list[tuple[str, dict[str, Any]]]:
     """``(label, {"losses": LossConfig dict, "agnostic_steps", "augment", "augment_method"})`` per toggled component."""
+    from hwnas.distill.losses import LossConfig
     from hwnas.distill.recipes import recipe_settings
+    from hwnas.errors import InvalidConfig
 
     s = recipe_settings(base)
     losses = s["losses"].to_dict()
@@ -165,6 +172,10 @@ def variants(base: str, steps: int) -> list[tuple[str, dict[str, Any]]]:
                 continue
             w = {k: x for k, x in w.items() if x > 0}
             v["losses"]["weights"] = w
+            if "weight_schedule" in v["losses"]:  # a base with schedules: a loss switched off loses its schedule
+                v["losses"]["weight_schedule"] = {k: x for k, x in v["losses"]["weight_schedule"].items() if k in w}
+                if not v["losses"]["weight_schedule"]:
+                    v["losses"].pop("weight_schedule")
         elif name == "two-stage":
             v["agnostic_steps"] = 0 if plain["agnostic_steps"] else steps // 2
         elif name == "augment-edit":
@@ -181,6 +192,18 @@ def variants(base: str, steps: int) -> list[tuple[str, dict[str, Any]]]:
                 v["losses"]["temperature"], v["losses"]["temperature_end"] = 4.0, 1.0
         elif name == "layer-map":
             v["losses"]["layer_map"] = "uniform" if v["losses"].get("layer_map", "uniform") != "uniform" else "last"
+        elif name == "weight-schedule":
+            if v["losses"].get("weight_schedule"):
+                v["losses"].pop("weight_schedule")
+            else:
+                inter = [k for k in INTERMEDIATE if w.get(k, 0) > 0]
+                if not inter or not any(x > 0 for k, x in w.items() if k not in inter):
+                    continue
+                v["losses"]["weight_schedule"] = {k: {"shape": "linear", "end": 0.0} for k in inter}
+        try:  # e.g. the logits switched off in a base whose other losses decay to 0: no such recipe
+            LossConfig.from_dict(v["losses"])
+        except InvalidConfig:
+            continue
         out.append((name, v))
     return out
 

@@ -9,12 +9,14 @@ from typing import Any
 import click
 
 from hwnas.cli._common import console, fmt_ms, fmt_s
+from hwnas.cli._options import list_option
 
 AUTO = "auto"  # hwnas.distill.recipes.AUTO; that module imports torch, so it is imported only when a command runs
 
 
-def _typed(fields: dict[str, Any], temperature: float | None) -> dict[str, Any]:
-    """The recipe settings typed on the command line (they override a recipe's), with ``temperature`` when typed."""
+def _typed(fields: dict[str, Any], temperature: float | None, schedule: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The recipe settings typed on the command line (they override a recipe's), with ``temperature`` and the
+    loss-weight ``schedule`` when typed."""
     from click.core import ParameterSource
 
     ctx = click.get_current_context()
@@ -22,6 +24,8 @@ def _typed(fields: dict[str, Any], temperature: float | None) -> dict[str, Any]:
              if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
     if temperature is not None and "losses" not in typed:
         typed["temperature"] = temperature
+    if schedule is not None and "losses" not in typed:
+        typed["weight_schedule"] = schedule
     return typed
 
 
@@ -73,6 +77,9 @@ def print_report(report: dict[str, Any], out: str) -> None:
     if rec:
         changed = ", ".join(sorted(rec.get("overrides") or {}))
         table.add_row("recipe", rec["name"] + (f" (changed: {changed})" if changed else ""))
+    losses = report.get("losses") or {}
+    if losses.get("weight_schedule"):
+        table.add_row("loss-weight schedule", _schedule_line(losses["weights"], losses["weight_schedule"]))
     ft = (report.get("teacher") or {}).get("fine_tune")
     if ft:
         table.add_row("teacher fine-tune", _fine_tune_line(ft, report["teacher"].get("reused", False)))
@@ -97,6 +104,17 @@ def print_report(report: dict[str, Any], out: str) -> None:
     table.add_row("written", f"{out}/ ({', '.join(report['files'])})")
     table.add_row("took", fmt_s(report["wall_s"]))
     console().print(table)
+
+
+def _schedule_line(weights: dict[str, float], schedule: dict[str, dict[str, Any]]) -> str:
+    """``hidden linear 1->0, logits step 0.5->1 at 30%`` for the report table."""
+    parts = []
+    for name, s in schedule.items():
+        w = weights.get(name, 0.0)
+        start, end = s.get("start", w), s.get("end", w)
+        text = f"{name} {s['shape']} {start:g}" + ("" if s["shape"] == "constant" else f"->{end:g}")
+        parts.append(text + (f" at {s['at']:.0%}" if s["shape"] == "step" else ""))
+    return ", ".join(parts)
 
 
 def _fine_tune_line(ft: dict[str, Any], reused: bool) -> str:
@@ -124,6 +142,11 @@ def _fine_tune_line(ft: dict[str, Any], reused: bool) -> str:
               help="Loss weights as name=weight,... or a JSON/YAML loss config file. Names: task, logits, hidden, "
                    "attention, value_relation, mi_alpha.")
 @click.option("--temperature", type=float, default=None, help="Logits KD temperature (overrides the config file; default 2).")
+@list_option("--weight-schedule", metavar="LOSS=SHAPE[:START->END][@AT]",
+             help="Loss-weight schedules over the training steps, e.g. hidden=linear:1->0,logits=cosine:0.5->1. "
+                  "Shapes: constant, linear, cosine, step (START before AT, a fraction of training, END after); "
+                  "START/END default to the loss's weight, which must be > 0. Overrides the recipe's schedules; "
+                  "'none' removes them.")
 @click.option("--steps", type=int, default=600, show_default=True, help="Task-distillation steps.")
 @click.option("--agnostic-steps", type=int, default=0, show_default=True, help="Task-agnostic distillation steps first.")
 @click.option("--teacher-epochs", type=int, default=1, show_default=True,
@@ -138,7 +161,7 @@ def _fine_tune_line(ft: dict[str, Any], reused: bool) -> str:
                    "[default: 200 with --teacher-epochs, 0 with --teacher-steps].")
 @click.option("--recipe", default=None,
               help="A named distillation recipe (default, gt-v1, logits-only, minilm, two-stage, augmented, annealed, "
-                   "mi-alpha), 'auto' (the AutoDistiller recommends one from the dataset and past runs), or a "
+                   "scheduled, mi-alpha), 'auto' (the AutoDistiller recommends one from the dataset and past runs), or a "
                    ".json/.yaml recipe file. Options typed here override its settings.")
 @click.option("--experience", default=None, type=click.Path(dir_okay=False),
               help="Experience table this run is appended to and --recipe auto learns from "
@@ -176,7 +199,7 @@ def _fine_tune_line(ft: dict[str, Any], reused: bool) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the report (report.json) as JSON instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, supernet: str | None, init: str,
-            losses: str, temperature: float | None, steps: int, agnostic_steps: int, teacher_epochs: int,
+            losses: str, temperature: float | None, weight_schedule: tuple[str, ...], steps: int, agnostic_steps: int, teacher_epochs: int,
             teacher_steps: int | None, teacher_seed: int | None, teacher_eval_every: int | None, recipe: str | None,
             experience: str | None, no_experience: bool,
             batch_size: int, lr: float, max_len: int, limit: int | None, eval_limit: int | None, augment: int, augment_method: str,
@@ -197,7 +220,7 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
     from hwnas.outputs import check_not_input, check_output_folder, remove_if_unfinished
 
     from hwnas.cli._options import (arch_from_option, check_fits_teacher, check_inputs_early, check_memory, check_seq_len,
-                                    check_threads, require_int, teacher_max_positions)
+                                    check_threads, require_int, split_list, teacher_max_positions)
 
     if resume and overwrite:
         raise InvalidConfig("give one of --resume (continue --out) and --overwrite (replace it)")
@@ -230,11 +253,25 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
     loss_config = LossConfig.parse(losses)
     if temperature is not None:
         loss_config = replace(loss_config, temperature=temperature)
+    schedule = None
+    if weight_schedule:
+        from click.core import ParameterSource
+
+        from hwnas.distill.losses import parse_weight_schedules
+
+        schedule = parse_weight_schedules(split_list(weight_schedule))
+        losses_typed = click.get_current_context().get_parameter_source("losses") in (ParameterSource.COMMANDLINE,
+                                                                                      ParameterSource.ENVIRONMENT)
+        if recipe == AUTO and not losses_typed:
+            raise InvalidConfig("--weight-schedule with --recipe auto needs --losses too (the recommended recipe "
+                                "decides the losses otherwise); or name a recipe")
+        if recipe is None or losses_typed:  # else the recipe's losses take it (apply_recipe)
+            loss_config = replace(loss_config, weight_schedule=schedule)
     recipe_fields = {"losses": loss_config, "steps": steps, "lr": lr, "batch_size": batch_size, "max_len": max_len,
                      "agnostic_steps": agnostic_steps, "augment": augment, "augment_method": augment_method,
                      "init": init, "teacher_steps": teacher_steps, "teacher_epochs": teacher_epochs,
                      "teacher_eval_every": teacher_eval_every}
-    typed = _typed(recipe_fields, temperature)
+    typed = _typed(recipe_fields, temperature, schedule)
     table = None if no_experience else (experience or str(default_table()))
     rows = _read_experience(table)  # a corrupt or newer table is refused before anything is trained
     if recipe is not None and recipe != AUTO:

@@ -10,8 +10,8 @@ recipe will do on a new dataset from the dataset's features. Here:
   the teacher, so that features stay comparable between runs), reduced to three
   numbers: mean cosine similarity between rows, spread around the centroid, and the
   between-class to within-class scatter ratio (how separable the labels already are);
-* **recipe features** (:func:`recipe_features`): the loss weights, temperature and its
-  end value, layer mapping, the task-agnostic share of steps, augmentation, learning
+* **recipe features** (:func:`recipe_features`): the loss weights at the first and at the
+  last step (they differ under a loss-weight schedule), temperature and its end value, layer mapping, the task-agnostic share of steps, augmentation, learning
   rate and steps;
 * **student features**: layers, hidden width, FFN width;
 * **the model**: gradient-boosted trees (XGBoost, saved as its own JSON, never
@@ -44,8 +44,10 @@ __all__ = ["FEATURES", "RECIPE_FEATURES", "ARCH_FEATURES", "dataset_features", "
 
 FEATURES = ("log10_examples", "num_labels", "pair", "len_mean", "len_p90", "label_entropy", "majority",
             "emb_cos", "emb_spread", "emb_sep")
-RECIPE_FEATURES = ("w_task", "w_logits", "w_hidden", "w_attention", "w_value_relation", "w_mi_alpha", "temperature",
-                   "temperature_end", "map_last", "map_top", "agnostic_share", "augment", "augment_mlm", "log10_lr",
+_LOSS_NAMES = ("task", "logits", "hidden", "attention", "value_relation", "mi_alpha")
+RECIPE_FEATURES = ("w_task", "w_logits", "w_hidden", "w_attention", "w_value_relation", "w_mi_alpha",
+                   "wend_task", "wend_logits", "wend_hidden", "wend_attention", "wend_value_relation", "wend_mi_alpha",
+                   "temperature", "temperature_end", "map_last", "map_top", "agnostic_share", "augment", "augment_mlm", "log10_lr",
                    "log10_steps")
 ARCH_FEATURES = ("layers", "hidden", "ffn")
 MIN_RUNS = 8
@@ -143,12 +145,43 @@ def settings_record(settings: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _end_weights(weights: Mapping[str, Any], schedule: Mapping[str, Any]) -> dict[str, float]:
+    """Each loss's weight at the last step under ``schedule`` (:class:`hwnas.distill.losses.WeightSchedule` as
+    dicts): ``end`` (default: the weight) for every shape but ``constant``, which keeps ``start``."""
+    out = {}
+    for name in _LOSS_NAMES:
+        w = float(weights.get(name, 0) or 0)
+        s = schedule.get(name) if isinstance(schedule, Mapping) else None
+        if isinstance(s, Mapping) and w > 0:
+            key = "start" if s.get("shape", "constant") == "constant" else "end"
+            w = float(s[key]) if s.get(key) is not None else w
+        out[name] = w
+    return out
+
+
+def _start_weights(weights: Mapping[str, Any], schedule: Mapping[str, Any]) -> dict[str, float]:
+    """Each loss's weight at the first step (every shape starts at ``start``, default: the weight)."""
+    out = {}
+    for name in _LOSS_NAMES:
+        w = float(weights.get(name, 0) or 0)
+        s = schedule.get(name) if isinstance(schedule, Mapping) else None
+        if isinstance(s, Mapping) and w > 0 and s.get("start") is not None:
+            w = float(s["start"])
+        out[name] = w
+    return out
+
+
 def recipe_features(settings: Mapping[str, Any]) -> dict[str, float]:
-    """:data:`RECIPE_FEATURES` of recipe settings (:func:`settings_record` values, or a LossConfig under ``losses``)."""
+    """:data:`RECIPE_FEATURES` of recipe settings (:func:`settings_record` values, or a LossConfig under ``losses``).
+
+    ``w_*`` is each loss's weight at the first step and ``wend_*`` at the last: equal without a loss-weight
+    schedule (every run recorded before schedules existed), so those runs keep their features' meaning."""
     losses = settings.get("losses") or {}
     if hasattr(losses, "to_dict"):
         losses = losses.to_dict()
-    w = losses.get("weights", {})
+    schedule = losses.get("weight_schedule") or {}
+    w = _start_weights(losses.get("weights", {}), schedule)
+    w_end = _end_weights(losses.get("weights", {}), schedule)
     t = float(losses.get("temperature", 2.0))
     t_end = losses.get("temperature_end")
     mapping = losses.get("layer_map", "uniform")
@@ -157,7 +190,7 @@ def recipe_features(settings: Mapping[str, Any]) -> dict[str, float]:
     augment = float(settings.get("augment") or 0)
     return {"w_task": float(w.get("task", 0)), "w_logits": float(w.get("logits", 0)), "w_hidden": float(w.get("hidden", 0)),
             "w_attention": float(w.get("attention", 0)), "w_value_relation": float(w.get("value_relation", 0)),
-            "w_mi_alpha": float(w.get("mi_alpha", 0)), "temperature": t,
+            "w_mi_alpha": float(w.get("mi_alpha", 0)), **{f"wend_{k}": v for k, v in w_end.items()}, "temperature": t,
             "temperature_end": float(t_end) if t_end is not None else t, "map_last": float(mapping == "last"),
             "map_top": float(mapping == "top"), "agnostic_share": float(settings.get("agnostic_steps") or 0) / steps,
             "augment": augment, "augment_mlm": augment * float(method == "mlm"),

@@ -12,6 +12,9 @@ Format (schema version 1), one object per line, UTF-8::
      "result": {"metric": "accuracy", "student": 0.81, "teacher": 0.90, "kept": 0.9, "steps": 100}}
 
 ``kept`` is the student's score divided by the teacher's (the AutoDistiller's target).
+``recipe.settings.losses`` holds ``weight_schedule`` only for runs with loss-weight
+schedules; a record without it means constant weights, as in every record written
+before schedules existed, so schedules did not need a new schema number.
 Readers ignore unknown keys, so later versions may add fields without a new schema
 number; a change of meaning bumps ``schema``.
 

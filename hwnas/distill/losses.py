@@ -45,6 +45,25 @@ The loss-weights file (JSON or YAML) looks like::
     alpha: 0.5              # mi_alpha interpolation (0: NWJ, 1: InfoNCE)
     mi_temperature: 0.1     # critic temperature of mi_alpha
     relation_heads: null    # value_relation heads (null: the largest R <= the teacher's heads dividing both widths)
+    weight_schedule: {}     # per-loss weight schedules over the training steps (empty: constant weights)
+
+Loss-weight schedules (:class:`WeightSchedule`): a loss's weight may move over training,
+as a function of the fraction of training done ``p = step / (steps - 1)`` (0-based global
+step, so a resumed run continues the schedule where it stopped)::
+
+    weight_schedule:
+      hidden: {shape: linear, end: 0.0}                 # from its weight (start) to 0
+      attention: {shape: cosine, start: 1.0, end: 0.0}  # half-cosine from 1 to 0
+      logits: {shape: step, start: 0.5, end: 1.0, at: 0.5}   # 0.5 for the first half, then 1
+
+Shapes: ``constant`` (``start`` throughout), ``linear``, ``cosine`` (half a cosine from
+``start`` to ``end``: flat at both ends) and ``step`` (``start`` before ``at``, ``end`` from
+``at`` on). ``start`` and ``end`` default to the loss's weight in ``weights``; a scheduled loss
+must have a weight > 0 there (that is what makes it part of the recipe). Decaying the
+intermediate-layer losses while the output (logits) loss stays is the idea of progressive
+and annealing knowledge distillation (Jafari et al., 2021, "Annealing Knowledge
+Distillation", EACL; TinyBERT and MobileBERT also move from intermediate-layer to
+prediction-layer distillation, there in separate stages).
 """
 
 from __future__ import annotations
@@ -77,6 +96,9 @@ __all__ = [
     "mi_alpha_bound",
     "layer_map",
     "LAYER_MAPS",
+    "WeightSchedule",
+    "WEIGHT_SHAPES",
+    "parse_weight_schedules",
     "register_loss",
 ]
 
@@ -395,6 +417,144 @@ class MIAlphaLoss(LossComponent):
         return -temperature * mi_alpha_bound(scores.float(), self.config.alpha)
 
 
+# ---------------------------------------------------------------- loss-weight schedules
+#: Shapes of a loss-weight schedule (:class:`WeightSchedule`).
+WEIGHT_SHAPES = ("constant", "linear", "cosine", "step")
+
+
+def _weight_value(value: Any, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InvalidConfig(f"{what} must be a finite number >= 0; got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class WeightSchedule:
+    """How one loss's weight moves over training (see the module docstring).
+
+    Args:
+        shape: one of :data:`WEIGHT_SHAPES`.
+        start: the weight at the first step (``None``: the loss's weight in ``weights``).
+        end: the weight at the last step (``None``: the loss's weight in ``weights``).
+        at: ``step`` only: the fraction of training, in ``(0, 1]``, from which the weight is ``end``
+            (default 0.5).
+    """
+
+    shape: str = "constant"
+    start: float | None = None
+    end: float | None = None
+    at: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.shape not in WEIGHT_SHAPES:
+            raise InvalidConfig(f"weight schedule shape must be one of {', '.join(WEIGHT_SHAPES)}; got {self.shape!r}")
+        object.__setattr__(self, "start", _weight_value(self.start, "a scheduled weight's start"))
+        object.__setattr__(self, "end", _weight_value(self.end, "a scheduled weight's end"))
+        if self.at is None:
+            if self.shape == "step":
+                object.__setattr__(self, "at", 0.5)
+            return
+        if self.shape != "step":
+            raise InvalidConfig(f"'at' applies to step schedules only; got at={self.at!r} with shape {self.shape!r}")
+        if isinstance(self.at, bool) or not isinstance(self.at, (int, float)) or not 0 < self.at <= 1:
+            raise InvalidConfig(f"a step schedule's 'at' must be a fraction of training in (0, 1]; got {self.at!r}")
+        object.__setattr__(self, "at", float(self.at))
+
+    def value(self, weight: float, progress: float) -> float:
+        """The weight at ``progress`` (fraction of training done, clipped to ``[0, 1]``); ``weight``: the
+        loss's weight in ``weights``, used where ``start`` or ``end`` is not set."""
+        a = weight if self.start is None else self.start
+        b = weight if self.end is None else self.end
+        p = min(1.0, max(0.0, float(progress)))
+        if self.shape == "constant":
+            return a
+        if self.shape == "linear":
+            return a + (b - a) * p
+        if self.shape == "cosine":
+            return b + (a - b) * 0.5 * (1.0 + math.cos(math.pi * p))
+        return a if p < self.at else b
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that are set (``at`` for ``step`` only), as JSON values."""
+        d: dict[str, Any] = {"shape": self.shape}
+        for name in ("start", "end"):
+            if getattr(self, name) is not None:
+                d[name] = getattr(self, name)
+        if self.shape == "step":
+            d["at"] = self.at
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str) -> WeightSchedule:
+        if isinstance(data, WeightSchedule):
+            return data
+        if isinstance(data, str):
+            return cls.parse(data, where=where)
+        if not isinstance(data, Mapping):
+            raise InvalidConfig(f"{where}: expected a mapping such as {{shape: linear, end: 0}} or 'linear:1->0'; "
+                                f"got {data!r}")
+        unknown = sorted(set(data) - {"shape", "start", "end", "at"})
+        if unknown:
+            raise InvalidConfig(f"{where}: unknown keys {unknown}; allowed: shape, start, end, at")
+        try:
+            return cls(**dict(data))
+        except (InvalidConfig, TypeError) as exc:
+            raise InvalidConfig(f"{where}: {exc}") from None
+
+    @classmethod
+    def parse(cls, text: str, *, where: str = "weight schedule") -> WeightSchedule:
+        """The compact form ``SHAPE[:[START]->[END]][@AT]``: ``linear:1->0``, ``cosine:->0``, ``step:1->0@0.3``."""
+        spec = str(text).strip()
+        shape, _, rest = spec.partition(":")
+        rest, sep_at, at = rest.partition("@")
+        if not sep_at and "@" in shape:
+            shape, _, at = shape.partition("@")
+            sep_at = "@"
+        kw: dict[str, Any] = {"shape": shape.strip()}
+        try:
+            if rest.strip():
+                start, arrow, end = rest.partition("->")
+                if not arrow:
+                    raise ValueError
+                if start.strip():
+                    kw["start"] = float(start)
+                if end.strip():
+                    kw["end"] = float(end)
+            if sep_at:
+                kw["at"] = float(at)
+        except ValueError:
+            raise InvalidConfig(f"{where}: cannot read {spec!r}; write SHAPE[:START->END][@AT], e.g. linear:1->0, "
+                                "cosine:0.5->1 or step:1->0@0.5") from None
+        try:
+            return cls(**kw)
+        except InvalidConfig as exc:
+            raise InvalidConfig(f"{where}: {exc}") from None
+
+
+def parse_weight_schedules(items: list[str], option: str = "--weight-schedule") -> dict[str, WeightSchedule]:
+    """``["hidden=linear:1->0", "logits=cosine:0.5->1"]`` as schedules by loss name; ``["none"]``: no schedules.
+
+    Loss names are checked against the losses when the schedules join a :class:`LossConfig`.
+    """
+    if [i.strip().lower() for i in items] == ["none"]:
+        return {}
+    out: dict[str, WeightSchedule] = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        name = name.strip()
+        if not sep or not name or not spec.strip():
+            raise InvalidConfig(f"{option}: cannot read {item!r}; write LOSS=SHAPE[:START->END][@AT], e.g. "
+                                "hidden=linear:1->0,logits=cosine:0.5->1 (or 'none')")
+        if name not in LOSSES:
+            raise InvalidConfig(f"{option}: unknown loss {name!r}; losses are: {', '.join(LOSSES)}")
+        if name in out:
+            raise InvalidConfig(f"{option}: {name!r} is scheduled twice")
+        out[name] = WeightSchedule.parse(spec, where=f"{option} {name}")
+    return out
+
+
 # ---------------------------------------------------------------- config and the combination
 @dataclass(frozen=True)
 class LossConfig:
@@ -407,6 +567,7 @@ class LossConfig:
     relation_heads: int | None = None
     temperature_end: float | None = None
     layer_map: str = "uniform"
+    weight_schedule: Mapping[str, WeightSchedule] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.weights, Mapping) or not self.weights:
@@ -435,6 +596,39 @@ class LossConfig:
             raise InvalidConfig(f"temperature_end must be > 0 or null; got {self.temperature_end!r}")
         if self.layer_map not in LAYER_MAPS:
             raise InvalidConfig(f"layer_map must be one of {', '.join(LAYER_MAPS)}; got {self.layer_map!r}")
+        self._check_schedule()
+
+    def _check_schedule(self) -> None:
+        schedule = self.weight_schedule if self.weight_schedule is not None else {}
+        if not isinstance(schedule, Mapping):
+            raise InvalidConfig(f"weight_schedule must map loss names to schedules; got {schedule!r}")
+        clean: dict[str, WeightSchedule] = {}
+        for name, spec in schedule.items():
+            if name not in LOSSES:
+                raise InvalidConfig(f"unknown loss {name!r} in weight_schedule; losses are: {', '.join(LOSSES)}")
+            if self.weights.get(name, 0.0) <= 0:
+                active = ", ".join(k for k, v in self.weights.items() if v > 0)
+                raise InvalidConfig(f"weight_schedule names {name!r}, which is not among the losses ({active}); "
+                                    f"give it a weight > 0 in the losses to schedule it")
+            clean[name] = WeightSchedule.from_dict(spec, where=f"weight_schedule of {name!r}")
+        object.__setattr__(self, "weight_schedule", clean)
+        if clean:
+            # every schedule is monotone between 0, 1 and the step points: checking a fine grid and each
+            # side of every step is enough to find a point of training where no loss would be trained
+            points = {i / 1000 for i in range(1001)}
+            for s in clean.values():
+                if s.shape == "step":
+                    points |= {max(0.0, s.at - 1e-9), s.at}
+            for p in sorted(points):
+                if not any(self.weight_at(n, p) > 0 for n in self.active):
+                    raise InvalidConfig(f"weight_schedule leaves every loss at weight 0 at {p:.0%} of training; "
+                                        "keep at least one loss weighted above 0 throughout (e.g. logits)")
+
+    def weight_at(self, name: str, progress: float) -> float:
+        """The weight of loss ``name`` at ``progress`` (fraction of training done, ``step / (steps - 1)``)."""
+        weight = self.weights.get(name, 0.0)
+        schedule = self.weight_schedule.get(name)
+        return weight if schedule is None else schedule.value(weight, progress)
 
     def temperature_at(self, progress: float) -> float:
         """Logits temperature at ``progress`` (fraction of training done): ``temperature``, moved linearly
@@ -457,8 +651,9 @@ class LossConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["weights"] = dict(self.weights)
+        d["weight_schedule"] = {name: s.to_dict() for name, s in self.weight_schedule.items()}
         # settings added later stay out at their defaults, so configs and checkpoints written before still match
-        for name, default in (("temperature_end", None), ("layer_map", "uniform")):
+        for name, default in (("temperature_end", None), ("layer_map", "uniform"), ("weight_schedule", {})):
             if d[name] == default:
                 del d[name]
         return d
@@ -467,7 +662,8 @@ class LossConfig:
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "loss config") -> LossConfig:
         if not isinstance(data, Mapping):
             raise InvalidConfig(f"{where}: expected a mapping with 'weights'; got {type(data).__name__}")
-        allowed = {"weights", "temperature", "alpha", "mi_temperature", "relation_heads", "temperature_end", "layer_map"}
+        allowed = {"weights", "temperature", "alpha", "mi_temperature", "relation_heads", "temperature_end", "layer_map",
+                   "weight_schedule"}
         unknown = set(data) - allowed
         if unknown:
             raise InvalidConfig(f"{where}: unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
@@ -502,18 +698,21 @@ class DistillLoss(nn.Module):
     """The weighted sum of the active components; owns their trainable parameters.
 
     ``forward`` returns ``(total, parts)`` where ``parts`` maps each active
-    component's name to its unweighted value (a detached float).
+    component's name to its unweighted value (a detached float). Each weight is
+    :meth:`LossConfig.weight_at` the progress last given to :meth:`set_progress`.
     """
 
     def __init__(self, config: LossConfig, student: ModelShape, teacher: ModelShape, kind: str) -> None:
         super().__init__()
         self.config = config
+        self.progress = 0.0
         self.components = nn.ModuleDict(
             {name: LOSSES[name](config, student, teacher, kind) for name in config.active}
         )
 
     def set_progress(self, progress: float) -> None:
-        """Tell every component the fraction of training done (for schedules such as the temperature's)."""
+        """Tell every component the fraction of training done (for the temperature and loss-weight schedules)."""
+        self.progress = float(progress)
         for component in self.components.values():
             component.progress = float(progress)
 
@@ -523,5 +722,5 @@ class DistillLoss(nn.Module):
         for name, component in self.components.items():
             value = component(student, teacher, labels)
             parts[name] = float(value.detach())
-            total = total + self.config.weights[name] * value.float()
+            total = total + self.config.weight_at(name, self.progress) * value.float()
         return total, parts

@@ -1,8 +1,10 @@
 """Named distillation recipes: the settings of a distillation that decide how good the student gets.
 
 A recipe fixes the loss menu and its weights (``logits``, ``hidden``, ``attention``,
-``value_relation``, ``mi_alpha``, ``task``), the logits temperature and its schedule
-(``temperature`` annealed to ``temperature_end``), the intermediate-layer mapping
+``value_relation``, ``mi_alpha``, ``task``) and their schedules over training
+(``weight_schedule``, see :class:`hwnas.distill.losses.WeightSchedule`), the logits
+temperature and its schedule (``temperature`` annealed to ``temperature_end``), the
+intermediate-layer mapping
 (``uniform``, ``last`` or ``top``), two-stage distillation (``agnostic_steps`` of
 task-agnostic distillation on the task's sentences before the task-specific stage),
 data augmentation (``augment`` copies per example, ``augment_method`` ``edit`` or
@@ -126,6 +128,13 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            {"augment": 1, "augment_method": "mlm"}),
     Recipe("annealed", "the default losses with the logits temperature annealed linearly from 4 to 1.",
            {"losses": _losses(dict(_BASE), temperature=4.0, temperature_end=1.0)}),
+    Recipe("scheduled", "the default losses with the intermediate-layer losses (hidden states, attention) decayed "
+                        "linearly from weight 1 to 0 over training while the logits loss keeps weight 1: the student "
+                        "first imitates the teacher's layers, then its predictions (annealing/progressive KD). Not an "
+                        "AutoDistiller candidate until the experience table holds runs of it.",
+           {"losses": _losses(dict(_BASE), weight_schedule={"hidden": {"shape": "linear", "end": 0.0},
+                                                            "attention": {"shape": "linear", "end": 0.0}})},
+           candidate=False),
     Recipe("mi-alpha", "Distiller's intermediate objective: logits plus the MI-alpha bound (alpha 0.5, weight 1), "
                        "with one word-edit augmentation copy per example.",
            {"losses": _losses({"logits": 1.0, "mi_alpha": 1.0}), "augment": 1, "augment_method": "edit"}),
@@ -199,7 +208,8 @@ def apply_recipe(recipe: Recipe | str, given: Mapping[str, Any]) -> dict[str, An
     """DistillConfig keyword arguments: ``recipe``'s settings, overridden by ``given`` (explicit settings).
 
     ``given`` may hold any DistillConfig field; a ``temperature`` entry overrides only the temperature of the
-    recipe's losses (unless ``losses`` is given too). Steps given without task-agnostic steps scale the recipe's
+    recipe's losses, and a ``weight_schedule`` entry (a mapping of loss name to schedule; empty: none) only their
+    loss-weight schedule (unless ``losses`` is given too). Steps given without task-agnostic steps scale the recipe's
     task-agnostic steps by the same factor (a two-stage recipe stays two-stage in the same proportion). The
     result records the recipe's name.
     """
@@ -207,6 +217,7 @@ def apply_recipe(recipe: Recipe | str, given: Mapping[str, Any]) -> dict[str, An
     out = recipe_settings(r)
     given = dict(given)
     temperature = given.pop("temperature", None)
+    schedule = given.pop("weight_schedule", None)
     if "steps" in given and "agnostic_steps" not in given and out["agnostic_steps"]:
         out["agnostic_steps"] = max(1, round(out["agnostic_steps"] * given["steps"] / out["steps"]))
     out.update(given)
@@ -214,5 +225,9 @@ def apply_recipe(recipe: Recipe | str, given: Mapping[str, Any]) -> dict[str, An
         from dataclasses import replace
 
         out["losses"] = replace(out["losses"], temperature=temperature)
+    if schedule is not None and "losses" not in given:
+        from dataclasses import replace
+
+        out["losses"] = replace(out["losses"], weight_schedule=dict(schedule))
     out["recipe"] = r.name
     return out
