@@ -20,12 +20,40 @@ then prints side by side:
   ``OUT/<mixture>/curve.jsonl`` as training goes, so a killed run keeps the
   points it had and the resumed run adds the rest.
 
+The expert-specialisation options (``--router-init``, ``--router-temperature``,
+``--router-lr-mult``, ``--expert-init``, ``--expert-noise``; unset: TrainConfig's
+defaults) apply to the mixtures, and the values each supernet used are written to
+the results (``supernets.<kind>.options``) and to every curve point, beside the
+experts' distance (and, in the curve, the mixing spread over the table's students).
+
 Usage (figures in docs/supernets.md came from this; resumable: finished supernets
 are reused, unfinished ones resume)::
 
     python bench/bench_mos.py --space small --data /path/to/shared/data/sst2/train.tsv \\
         --steps 300 --batch-size 32 --seq-len 64 --experts 2 --out bench/out/mos \\
         --table bench/ground_truth/table.csv --task sst2 --results bench/results/mos.json
+
+The next measurement (same compute for the three supernets, with the defaults that
+make the experts specialise; not run yet)::
+
+    python bench/bench_mos.py --space small --data /path/to/shared/data/sst2/train.tsv \\
+        --steps 1000 --checkpoints 10 --batch-size 16 --seq-len 64 --max-rows 20000 --experts 2 \\
+        --mixtures none,neuron,layer --out bench/out/mos1000 --table bench/ground_truth/table.csv \\
+        --task sst2 --curve --results bench/results/mos-steps1000.json
+
+Estimated cost from ``bench/results/mos-steps200-train.log`` (1 thread, loaded
+2-core machine): 2.29 (plain), 2.46 (neuron) and 2.30 (layer) CPU seconds per
+step, so 7.05 CPU s per step of all three: about 7,050 CPU seconds (2.0 hours)
+for 1000 steps, 4,230 s (70 minutes) for 600, plus the tau scoring after each of
+the 10 checkpoints (not counted in those figures; it adds to the wall time only).
+A second run with ``--router-lr-mult 10`` (``--mixtures neuron,layer`` and another
+``--out``) separates the router's learning rate from its start.
+
+Diagnosis (a few dozen steps, prints the experts' distance and the mixing's
+dependence on the architecture; see docs/supernets.md)::
+
+    python bench/bench_mos.py --diagnose --space tiny --mixtures neuron --steps 40 --every 10 \\
+        --batch-size 8 --seq-len 32 --max-rows 2000 [--router-init 0 for the earlier behaviour]
 """
 
 from __future__ import annotations

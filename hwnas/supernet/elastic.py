@@ -229,10 +229,12 @@ class ElasticBert(nn.Module):
 
     def mixture_info(self) -> dict[str, Any]:
         """What ``supernet.json`` records about the mixture."""
-        return {"kind": self.mixture, "experts": self.experts, "router_hidden": self.router_hidden,
-                "mix_attention": self.mix_attention, "router_init": self.router_init,
-                "router_temperature": self.router_temperature, "expert_init": self.expert_init,
-                "expert_noise": self.expert_noise}
+        info = {"kind": self.mixture, "experts": self.experts, "router_hidden": self.router_hidden,
+                "mix_attention": self.mix_attention}
+        if self.router is not None:  # a plain supernet's record is unchanged
+            info.update(router_init=self.router_init, router_temperature=self.router_temperature,
+                        expert_init=self.expert_init, expert_noise=self.expert_noise)
+        return info
 
     # ------------------------------------------------------------- weights
     def reset_parameters(self, seed: int = 0) -> None:
