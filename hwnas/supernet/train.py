@@ -245,7 +245,8 @@ def _check_resume(stored: dict[str, Any], cfg: TrainConfig) -> None:
             continue  # meaningless without a mixture
         if stored.get(key, _RESUME_DEFAULTS.get(key)) != now.get(key):
             raise InvalidConfig(
-                f"cannot resume: {key} was {stored.get(key)!r} in the checkpoint but is {now.get(key)!r} now; "
+                f"cannot resume: {key} was {stored.get(key, _RESUME_DEFAULTS.get(key))!r} in the checkpoint but is "
+                f"{now.get(key)!r} now; "
                 "use the same settings or another --out"
             )
     if cfg.steps < stored.get("steps_done", 0):

@@ -183,3 +183,16 @@ def test_students_still_collapse_into_a_plain_bert_with_the_new_options(tiny_tea
             ours = m(ids, mask, arch).last_hidden_state
             theirs = student(input_ids=ids, attention_mask=mask).last_hidden_state
         assert (ours - theirs)[mask.bool()].abs().max() < 1e-5
+
+
+def test_a_checkpoint_written_before_the_options_resumes_only_with_their_legacy_values(tmp_path, tiny_space):
+    from hwnas.supernet.train import TrainConfig, _check_resume
+
+    new_keys = ("router_lr_mult", *MOS_LEGACY)
+    old = {k: v for k, v in TrainConfig(space=tiny_space, out=str(tmp_path), mixture="neuron").record().items()
+           if k not in new_keys}
+    with pytest.raises(InvalidConfig, match="router_init was 0.0 in the checkpoint but is 3.0 now"):
+        _check_resume(old, TrainConfig(space=tiny_space, out=str(tmp_path), mixture="neuron"))
+    _check_resume(old, TrainConfig(space=tiny_space, out=str(tmp_path), mixture="neuron", router_init=0.0))
+    plain = {k: v for k, v in TrainConfig(space=tiny_space, out=str(tmp_path)).record().items() if k not in new_keys}
+    _check_resume(plain, TrainConfig(space=tiny_space, out=str(tmp_path)))  # plain: the options are not compared
