@@ -20,12 +20,40 @@ then prints side by side:
   ``OUT/<mixture>/curve.jsonl`` as training goes, so a killed run keeps the
   points it had and the resumed run adds the rest.
 
+The expert-specialisation options (``--router-init``, ``--router-temperature``,
+``--router-lr-mult``, ``--expert-init``, ``--expert-noise``; unset: TrainConfig's
+defaults) apply to the mixtures, and the values each supernet used are written to
+the results (``supernets.<kind>.options``) and to every curve point, beside the
+experts' distance (and, in the curve, the mixing spread over the table's students).
+
 Usage (figures in docs/supernets.md came from this; resumable: finished supernets
 are reused, unfinished ones resume)::
 
     python bench/bench_mos.py --space small --data /path/to/shared/data/sst2/train.tsv \\
         --steps 300 --batch-size 32 --seq-len 64 --experts 2 --out bench/out/mos \\
         --table bench/ground_truth/table.csv --task sst2 --results bench/results/mos.json
+
+The next measurement (same compute for the three supernets, with the defaults that
+make the experts specialise; not run yet)::
+
+    python bench/bench_mos.py --space small --data /path/to/shared/data/sst2/train.tsv \\
+        --steps 1000 --checkpoints 10 --batch-size 16 --seq-len 64 --max-rows 20000 --experts 2 \\
+        --mixtures none,neuron,layer --out bench/out/mos1000 --table bench/ground_truth/table.csv \\
+        --task sst2 --curve --results bench/results/mos-steps1000.json
+
+Estimated cost from ``bench/results/mos-steps200-train.log`` (1 thread, loaded
+2-core machine): 2.29 (plain), 2.46 (neuron) and 2.30 (layer) CPU seconds per
+step, so 7.05 CPU s per step of all three: about 7,050 CPU seconds (2.0 hours)
+for 1000 steps, 4,230 s (70 minutes) for 600, plus the tau scoring after each of
+the 10 checkpoints (not counted in those figures; it adds to the wall time only).
+A second run with ``--router-lr-mult 10`` (``--mixtures neuron,layer`` and another
+``--out``) separates the router's learning rate from its start.
+
+Diagnosis (a few dozen steps, prints the experts' distance and the mixing's
+dependence on the architecture; see docs/supernets.md)::
+
+    python bench/bench_mos.py --diagnose --space tiny --mixtures neuron --steps 40 --every 10 \\
+        --batch-size 8 --seq-len 32 --max-rows 2000 [--router-init 0 for the earlier behaviour]
 """
 
 from __future__ import annotations
@@ -46,6 +74,64 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def cpu_s() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def mos_options(args) -> dict:
+    """The expert-specialisation options given on the command line (the others keep TrainConfig's defaults)."""
+    names = ("router_lr_mult", "router_init", "router_temperature", "expert_init", "expert_noise")
+    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+
+
+def effective_options(cfg) -> dict:
+    """The values a run used, for its results and curve files."""
+    return {k: getattr(cfg, k) for k in ("router_lr_mult", "router_init", "router_temperature", "expert_init",
+                                         "expert_noise", "experts", "router_hidden")}
+
+
+def diagnose(args, opts: dict) -> list[dict]:
+    """Train one small MoS supernet (``--mixtures`` names one kind) with the real training loop for ``args.steps``
+    steps and print, every ``args.every`` steps, :meth:`ElasticBert.expert_distance` and
+    :meth:`ElasticBert.mixing_spread` over 16 fixed architectures (the smallest, the largest, 14 drawn)."""
+    import tempfile
+
+    from hwnas.space import get_space
+    from hwnas.supernet.train import SupernetLoop, TrainConfig
+
+    space = get_space(args.space)
+    rng = np.random.default_rng(0)
+    valid = space.enumerate()
+    archs = [space.smallest, space.largest] + [valid[int(i)] for i in rng.choice(len(valid), 14, replace=False)]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrainConfig(space=space, out=str(Path(tmp) / "sn"), teacher=args.teacher, data=args.data, steps=args.steps,
+                          batch_size=args.batch_size, seq_len=args.seq_len, max_rows=args.max_rows, heldout=8,
+                          checkpoint_every=10**6, seed=args.seed, threads=args.threads, mixture=args.mixtures,
+                          experts=args.experts, router_hidden=args.router_hidden, **opts)
+        print("diagnose " + args.mixtures + ": " + json.dumps(effective_options(cfg)), flush=True)
+        loop = SupernetLoop(cfg, resume=False, on_progress=None, on_status=None)
+        loop.setup(None)
+        loop.resume()
+        loop.write_start()
+
+        def record(step: int, loss) -> None:
+            row = {"step": step, "expert_distance": loop.model.expert_distance(),
+                   "mixing_spread": loop.model.mixing_spread(archs), "loss": loss}
+            rows.append(row)
+            print(f"  step {step:4d}: expert distance {row['expert_distance']:.4e}, mixing spread "
+                  f"{row['mixing_spread']:.3e}" + (f", loss {loss:.4f}" if loss is not None else ""), flush=True)
+
+        def on_progress(ev) -> None:
+            if ev.stage == "supernet" and (ev.completed % args.every == 0 or ev.completed == ev.total):
+                record(ev.completed, ev.metrics.get("loss"))
+
+        record(0, None)
+        loop.on_progress = on_progress
+        try:
+            loop.run()
+        finally:
+            if loop.log_fh is not None:
+                loop.log_fh.close()
+    return rows
 
 
 def main(argv=None) -> int:
@@ -69,6 +155,15 @@ def main(argv=None) -> int:
     ap.add_argument("--curve", action="store_true", help="tau against the table after every checkpoint")
     ap.add_argument("--checkpoints", type=int, default=10, help="checkpoints per supernet (curve points)")
     ap.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the tau intervals")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="train one supernet (--mixtures names one kind) for --steps and print the expert distance "
+                         "and the router's mixing spread every --every steps; no table, no comparison")
+    ap.add_argument("--every", type=int, default=5, help="with --diagnose: steps between printed points")
+    ap.add_argument("--router-lr-mult", type=float, default=None, help="router learning rate / --lr (default: TrainConfig's)")
+    ap.add_argument("--router-init", type=float, default=None, help="router output-layer spread (0: uniform mixing)")
+    ap.add_argument("--router-temperature", type=float, default=None, help="softmax temperature of the mixing")
+    ap.add_argument("--expert-init", choices=["noise", "random"], default=None, help="how extra experts start")
+    ap.add_argument("--expert-noise", type=float, default=None, help="extra experts' noise scale (x tensor std)")
     args = ap.parse_args(argv)
 
     import torch
@@ -79,6 +174,12 @@ def main(argv=None) -> int:
     from hwnas.supernet.train import TrainConfig, train_supernet
 
     torch.set_num_threads(args.threads)
+    if args.diagnose:
+        rows = diagnose(args, mos_options(args))
+        if args.results:
+            Path(args.results).write_text(json.dumps({"command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
+                                                      "settings": vars(args), "diagnose": rows}, indent=1) + "\n")
+        return 0
     space = get_space(args.space)
     probes = {"smallest": space.smallest, "middle": space.enumerate()[len(space) // 2], "largest": space.largest}
     truth = None
@@ -109,10 +210,12 @@ def main(argv=None) -> int:
         out["pairs_within_band"] = int(np.triu(within, 1).sum())
         return out
 
-    def curve_callback(kind: str, out: Path, start_cpu: float, prior_cpu: float):
+    def curve_callback(kind: str, out: Path, start_cpu: float, prior_cpu: float, options: dict):
         """An ``on_progress`` that scores the truth after every checkpoint and appends one JSON line."""
         path = out / "curve.jsonl"
         seen = {json.loads(line)["step"] for line in path.read_text().splitlines() if line.strip()} if path.exists() else set()
+
+        from hwnas.space import Architecture
 
         def on_progress(ev) -> None:
             if ev.stage != "supernet" or not ev.checkpoint or ev.completed in seen:
@@ -121,6 +224,8 @@ def main(argv=None) -> int:
             sn = load_supernet(out)
             scores = SupernetEstimator(sn, "loss", cache=False, threads=args.threads).score(truth[0])
             point = {"step": ev.completed, "train_cpu_s": prior_cpu + t0 - start_cpu - on_progress.eval_cpu,
+                     "options": options, "expert_distance": sn.model.expert_distance(),
+                     "mixing_spread": sn.model.mixing_spread([Architecture.parse(a) for a in truth[0]]),
                      "students": len(truth[0]), "loss": ev.metrics.get("loss"), **taus(np.asarray(scores)),
                      "scores": dict(zip(truth[0], np.asarray(scores).tolist()))}
             with path.open("a", encoding="utf-8") as fh:
@@ -140,7 +245,7 @@ def main(argv=None) -> int:
                           batch_size=args.batch_size, seq_len=args.seq_len, max_rows=args.max_rows,
                           checkpoint_every=max(1, args.steps // args.checkpoints), seed=args.seed, threads=args.threads,
                           cache_dir=str(Path(args.out) / ".cache"), mixture=kind, experts=args.experts,
-                          router_hidden=args.router_hidden)
+                          router_hidden=args.router_hidden, **(mos_options(args) if kind != "none" else {}))
         done = (out / "supernet.json").is_file() and json.loads((out / "supernet.json").read_text()).get("steps_done") == args.steps
         t_cpu, t_wall = cpu_s(), time.perf_counter()
         if not done:
@@ -148,7 +253,8 @@ def main(argv=None) -> int:
             if args.curve and truth is not None:
                 prior = out / "curve.jsonl"
                 points = [json.loads(x) for x in prior.read_text().splitlines() if x.strip()] if prior.exists() else []
-                callback = curve_callback(kind, out, cpu_s(), points[-1]["train_cpu_s"] if points else 0.0)
+                callback = curve_callback(kind, out, cpu_s(), points[-1]["train_cpu_s"] if points else 0.0,
+                                          effective_options(cfg) if kind != "none" else {})
             result = train_supernet(cfg, resume=(out / "checkpoints").exists(), on_progress=callback)
             steps_run = result.steps_run
             eval_cpu = callback.eval_cpu if callback is not None else 0.0
@@ -162,7 +268,8 @@ def main(argv=None) -> int:
         after = dict(zip(probes, (-est.score(list(probes.values()))).tolist()))
         row = {"steps": sn.steps_done, "cpu_s_per_step": cpu_per_step, "wall_s_per_step": wall_per_step,
                "parameters": n_params, "train_memory_mb": n_params * 4 * 4 / 2**20, "heldout_loss_after": after,
-               "first_loss": sn.meta.get("first_loss")}
+               "first_loss": sn.meta.get("first_loss"), "options": effective_options(cfg) if kind != "none" else {},
+               "mixture": sn.meta.get("mixture"), "expert_distance": sn.model.expert_distance()}
         if truth is not None:
             row.update(taus(np.asarray(est.score(truth[0]))))
             row["students"] = len(truth[0])

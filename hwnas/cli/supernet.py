@@ -54,9 +54,22 @@ def supernet() -> None:
 @click.option("--experts", type=int, default=None, help="Expert copies per mixed matrix with --mixture (2-16) [default: 2].")
 @click.option("--router-hidden", type=int, default=128, show_default=True, help="Hidden width of the mixture's router.")
 @click.option("--mix-attention", is_flag=True, help="With --mixture: also mix the attention projections (FFN only by default).")
+@click.option("--router-lr-mult", type=float, default=None,
+              help="With --mixture: the router's learning rate is --lr times this (0-1000) [default: 1].")
+@click.option("--router-init", type=float, default=None,
+              help="With --mixture: spread of the router's output layer at the start (0-100; 0 = uniform mixing for "
+                   "every architecture, which keeps the experts identical) [default: 3].")
+@click.option("--router-temperature", type=float, default=None,
+              help="With --mixture: softmax temperature of the mixing weights (0.01-100; below 1 = sharper) [default: 1].")
+@click.option("--expert-init", type=click.Choice(["noise", "random"]), default=None,
+              help="With --mixture: extra experts start as the teacher's slice plus noise, or random [default: noise].")
+@click.option("--expert-noise", type=float, default=None,
+              help="With --mixture: that noise's (or random start's) scale, times each tensor's std (0-10) "
+                   "[default: 0.001].")
 def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, seq_len_old, lr, random_subnets,
               relation_heads, hidden_weight, heldout, max_rows, freeze_embeddings, checkpoint_every, seed, threads, out,
-              resume, overwrite, quiet, as_json, mixture, experts, router_hidden, mix_attention) -> None:
+              resume, overwrite, quiet, as_json, mixture, experts, router_hidden, mix_attention, router_lr_mult,
+              router_init, router_temperature, expert_init, expert_noise) -> None:
     """Distill the teacher into one supernet per space (sandwich rule, MiniLM-v2 relations).
 
     Runs data-parallel unchanged under torchrun or accelerate launch.
@@ -68,8 +81,14 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, se
     from hwnas.space import get_space
     from hwnas.supernet.train import TrainConfig, train_supernet
 
-    if mixture == "none" and (experts is not None or mix_attention):
-        raise InvalidConfig("--experts and --mix-attention need --mixture layer or --mixture neuron")
+    mos = {"router_lr_mult": router_lr_mult, "router_init": router_init, "router_temperature": router_temperature,
+           "expert_init": expert_init, "expert_noise": expert_noise}
+    if mixture == "none" and (experts is not None or mix_attention or any(v is not None for v in mos.values())):
+        given = [f"--{k.replace('_', '-')}" for k, v in {"experts": experts, **mos}.items() if v is not None]
+        given += ["--mix-attention"] if mix_attention else []
+        raise InvalidConfig(f"{', '.join(given)}: --experts, --mix-attention, --router-* and --expert-* need "
+                            "--mixture layer or --mixture neuron")
+    mos = {k: v for k, v in mos.items() if v is not None}  # the rest: TrainConfig's defaults
     if heldout < 1:
         raise InvalidConfig(f"--heldout must be an integer >= 1 (rows for the held-out loss that scores students); got {heldout}")
     from hwnas.cli._options import split_list
@@ -119,7 +138,7 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, se
             hidden_weight=hidden_weight, heldout=heldout, max_rows=max_rows, train_embeddings=not freeze_embeddings,
             checkpoint_every=checkpoint_every, seed=seed, threads=threads,
             cache_dir=str(out / ".cache"), mixture=mixture, experts=experts if experts is not None else 2,
-            router_hidden=router_hidden, mix_attention=mix_attention,
+            router_hidden=router_hidden, mix_attention=mix_attention, **mos,
         )
         with writer_guard(folder, kind="supernet", main=main, replace=overwrite,
                           hint="wait for that training to finish, or give another --out"), \
@@ -266,15 +285,20 @@ def info_cmd(path, as_json) -> None:
         ("teacher", f"{sn.teacher} {m.get('teacher_shape')}"),
         ("steps", f"{sn.steps_done} of {m.get('steps_target')}"),
         ("relation heads", m.get("relation_heads")),
-        ("mixture", _mixture_text(m.get("mixture"))),
+        ("mixture", _mixture_text(m.get("mixture"), m.get("train") or {})),
         ("data", f"{m.get('data', {}).get('source')} ({m.get('data', {}).get('train_rows')} rows, {m.get('data', {}).get('heldout_rows')} held out)"),
         ("warnings", "; ".join(m.get("warnings", [])) or "none"),
     ])
 
 
-def _mixture_text(mix) -> str:
+def _mixture_text(mix, train: dict) -> str:
     if not mix or mix.get("kind", "none") == "none":
         return "none (plain weight sharing)"
+    from hwnas.supernet.elastic import MOS_LEGACY
+
     mats = "FFN and attention" if mix.get("mix_attention") else "FFN"
+    opt = {k: mix.get(k, v) for k, v in MOS_LEGACY.items()}  # older folders: the values they were trained with
     return (f"{mix['kind']}-wise Mixture-of-Supernets: {mix.get('experts')} experts per {mats} matrix, "
-            f"router hidden {mix.get('router_hidden')}")
+            f"router hidden {mix.get('router_hidden')}, router lr x{train.get('router_lr_mult', 1.0):g}, "
+            f"router init {opt['router_init']:g}, temperature {opt['router_temperature']:g}, "
+            f"experts start {opt['expert_init']} {opt['expert_noise']:g}")

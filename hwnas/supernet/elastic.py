@@ -29,9 +29,31 @@ student's matrix is the mixture of the experts' slices. The mixing depends
 only on the architecture, never on the tokens, so every student still
 collapses into one ordinary ``BertModel``. Expert 0 is the plain layer's own
 ``nn.Linear``; the other experts live in ``<name>_xw``/``<name>_xb`` tensors.
-The router's output layer starts at zero, so training starts from uniform
-mixing, and the extra experts start as perturbed copies of expert 0
-(:meth:`ElasticBert.init_experts`).
+
+Why the experts need help to specialise: the gradient of a mixed matrix
+``sum_e a_e W_e`` with respect to expert ``e`` is ``a_e`` times one shared
+tensor. If the mixing ``a`` is the same for every architecture and the experts
+start equal, every expert receives the same update (AdamW then moves them
+identically), so they stay copies and the mixture is plain weight sharing; the
+router's own gradient is proportional to the experts' differences, so it barely
+moves either. Two things break the symmetry:
+
+* ``router_init`` > 0: the router's output layer starts random (normal with
+  standard deviation ``router_init / sqrt(router_hidden)``), so architectures mix
+  differently from the first step. Expert ``e`` then receives the sum over the
+  step's sub-networks of ``a_e(arch)`` times that sub-network's gradient, which
+  differs between experts, and they diverge even from identical starts. Because
+  the experts start as (near) copies of the teacher's slice, the starting
+  supernet is still (nearly) the teacher's slices whatever the mixing.
+  ``router_init=0`` is the zero output layer of earlier versions (uniform mixing
+  for every architecture at the start).
+* ``router_temperature``: softmax(logits / T); below 1 sharpens the mixing.
+
+``expert_init`` says how the extra experts start: ``"noise"``, a copy of expert 0
+plus seeded Gaussian noise of ``expert_noise`` times the tensor's standard
+deviation (:meth:`ElasticBert.init_experts`), or ``"random"``, fresh normal values
+of ``expert_noise`` times that standard deviation, not a copy (the reference code
+trains its extra experts from an independent random start).
 """
 
 from __future__ import annotations
@@ -48,10 +70,16 @@ from torch import nn
 from hwnas.errors import InvalidArchitecture
 from hwnas.space import Architecture
 
-__all__ = ["ElasticBert", "ElasticOutput", "MIXTURES", "MAX_EXPERTS"]
+__all__ = ["ElasticBert", "ElasticOutput", "MIXTURES", "MAX_EXPERTS", "EXPERT_INITS", "MOS_DEFAULTS", "MOS_LEGACY",
+           "check_mixture"]
 
 MIXTURES = ("none", "layer", "neuron")
 MAX_EXPERTS = 16
+EXPERT_INITS = ("noise", "random")
+#: Defaults of the options that make the experts specialise (chosen with ``bench/bench_mos.py --diagnose``).
+MOS_DEFAULTS = {"router_init": 3.0, "router_temperature": 1.0, "expert_init": "noise", "expert_noise": 1e-3}
+#: What a supernet written before these options existed meant by them (zero router output layer).
+MOS_LEGACY = {"router_init": 0.0, "router_temperature": 1.0, "expert_init": "noise", "expert_noise": 1e-3}
 _FFN_MATS = ("ffn_in", "ffn_out")
 _ATTN_MATS = ("query", "key", "value", "attn_out")
 
@@ -98,9 +126,11 @@ _EMB_MAP = {
 class _Router(nn.Module):
     """Architecture encoding (4 numbers in [0, 1]) -> softmax mixing weights per mixed matrix."""
 
-    def __init__(self, outputs: dict[str, int], experts: int, hidden: int, neuron: bool) -> None:
+    def __init__(self, outputs: dict[str, int], experts: int, hidden: int, neuron: bool, *, init: float = 0.0,
+                 temperature: float = 1.0) -> None:
         super().__init__()
         self.experts, self.neuron = experts, neuron
+        self.init, self.temperature = float(init), float(temperature)
         self.sizes = dict(outputs)
         self.body = nn.Linear(4, hidden)
         self.heads = nn.ModuleDict({k: nn.Linear(hidden, experts * (n if neuron else 1)) for k, n in outputs.items()})
@@ -109,8 +139,9 @@ class _Router(nn.Module):
         with torch.no_grad():
             self.body.weight.copy_(torch.randn(self.body.weight.shape, generator=generator) / math.sqrt(4))
             self.body.bias.zero_()
-            for head in self.heads.values():  # zero logits: uniform mixing at the start
-                head.weight.zero_()
+            for head in self.heads.values():  # init 0: zero logits, uniform mixing for every architecture
+                std = self.init / math.sqrt(head.weight.shape[1])
+                head.weight.copy_(torch.randn(head.weight.shape, generator=generator) * std if std else 0.0)
                 head.bias.zero_()
 
     def forward(self, code: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -120,6 +151,8 @@ class _Router(nn.Module):
             logits = head(z)
             if self.neuron:
                 logits = logits.view(self.experts, self.sizes[k])
+            if self.temperature != 1.0:
+                logits = logits / self.temperature
             out[k] = torch.softmax(logits, dim=0)  # E, or E x rows
         return out
 
@@ -141,12 +174,21 @@ class ElasticBert(nn.Module):
         experts: expert copies per mixed matrix (2 to 16; with a mixture only).
         router_hidden: width of the router's hidden layer.
         mix_attention: also mix the query/key/value/output projections (FFN only by default).
+        router_init: standard deviation of the router's output layer times ``sqrt(router_hidden)``
+            (0: zero output layer, uniform mixing at the start; see the module doc).
+        router_temperature: softmax temperature of the mixing weights (below 1: sharper).
+        expert_init: ``"noise"`` (copy of expert 0 plus noise) or ``"random"`` (see :meth:`init_experts`).
+        expert_noise: the noise's (or the random start's) standard deviation relative to the tensor's.
     """
 
     def __init__(self, max_arch: Architecture, base_config: Any, *, dropout: float = 0.0, mixture: str = "none",
-                 experts: int = 2, router_hidden: int = 128, mix_attention: bool = False) -> None:
+                 experts: int = 2, router_hidden: int = 128, mix_attention: bool = False,
+                 router_init: float = MOS_DEFAULTS["router_init"],
+                 router_temperature: float = MOS_DEFAULTS["router_temperature"],
+                 expert_init: str = MOS_DEFAULTS["expert_init"], expert_noise: float = MOS_DEFAULTS["expert_noise"]) -> None:
         super().__init__()
-        check_mixture(mixture, experts, router_hidden)
+        check_mixture(mixture, experts, router_hidden, router_init=router_init, router_temperature=router_temperature,
+                      expert_init=expert_init, expert_noise=expert_noise)
         from transformers.activations import ACT2FN
 
         self.max_arch = max_arch
@@ -168,6 +210,8 @@ class ElasticBert(nn.Module):
         self.experts = int(experts) if mixture != "none" else 1
         self.router_hidden = int(router_hidden)
         self.mix_attention = bool(mix_attention) and mixture != "none"
+        self.router_init, self.router_temperature = float(router_init), float(router_temperature)
+        self.expert_init, self.expert_noise = expert_init, float(expert_noise)
         self.mixed: tuple[str, ...] = ()
         self.router: _Router | None = None
         if mixture != "none":
@@ -179,13 +223,18 @@ class ElasticBert(nn.Module):
                     layer.register_parameter(f"{name}_xw", nn.Parameter(torch.zeros(self.experts - 1, *lin.weight.shape)))
                     layer.register_parameter(f"{name}_xb", nn.Parameter(torch.zeros(self.experts - 1, *lin.bias.shape)))
                     outputs[f"l{i}_{name}"] = lin.weight.shape[0]
-            self.router = _Router(outputs, self.experts, self.router_hidden, neuron=mixture == "neuron")
+            self.router = _Router(outputs, self.experts, self.router_hidden, neuron=mixture == "neuron",
+                                  init=self.router_init, temperature=self.router_temperature)
         self.reset_parameters()
 
     def mixture_info(self) -> dict[str, Any]:
         """What ``supernet.json`` records about the mixture."""
-        return {"kind": self.mixture, "experts": self.experts, "router_hidden": self.router_hidden,
+        info = {"kind": self.mixture, "experts": self.experts, "router_hidden": self.router_hidden,
                 "mix_attention": self.mix_attention}
+        if self.router is not None:  # a plain supernet's record is unchanged
+            info.update(router_init=self.router_init, router_temperature=self.router_temperature,
+                        expert_init=self.expert_init, expert_noise=self.expert_noise)
+        return info
 
     # ------------------------------------------------------------- weights
     def reset_parameters(self, seed: int = 0) -> None:
@@ -206,14 +255,17 @@ class ElasticBert(nn.Module):
                 self.router.reset(g)
                 self.init_experts(seed)
 
-    def init_experts(self, seed: int = 0, scale: float = 1e-3) -> None:
-        """Make every extra expert a copy of expert 0 plus seeded noise (``scale`` x the tensor's std).
+    def init_experts(self, seed: int = 0, scale: float | None = None) -> None:
+        """Start every extra expert from expert 0 (``expert_init="noise"``: a copy plus seeded noise of ``scale`` x
+        the tensor's std) or afresh (``"random"``: seeded normal values of ``scale`` x that std).
 
-        Called after the teacher's weights are copied in, so that all experts start
-        from the teacher's slice and can still diverge.
+        ``scale`` defaults to :attr:`expert_noise`. Called after the teacher's weights
+        are copied in, so that all experts start from the teacher's slice (``noise``).
         """
         if self.router is None:
             return
+        scale = self.expert_noise if scale is None else float(scale)
+        keep = 0.0 if self.expert_init == "random" else 1.0
         g = torch.Generator().manual_seed(seed + 7919)
         with torch.no_grad():
             for layer in self.layers:
@@ -221,7 +273,7 @@ class ElasticBert(nn.Module):
                     lin = getattr(layer, name)
                     for src, extra in ((lin.weight, getattr(layer, f"{name}_xw")), (lin.bias, getattr(layer, f"{name}_xb"))):
                         noise = torch.randn(extra.shape, generator=g) * (float(src.std()) if src.numel() > 1 else 0.0) * scale
-                        extra.copy_(src.detach()[None].expand_as(extra) + noise)
+                        extra.copy_(keep * src.detach()[None].expand_as(extra) + noise)
 
     def init_from_teacher(self, teacher: nn.Module) -> dict[str, int]:
         """Copy the teacher's weights into the leading block of every tensor.
@@ -307,6 +359,26 @@ class ElasticBert(nn.Module):
             out = F.linear(inner, *self._lin(i, "ffn_out", h, f, mix))
             x = F.layer_norm(F.dropout(out, p, self.training) + x, (h,), layer.ffn_norm.weight[:h], layer.ffn_norm.bias[:h], self.eps)
         return ElasticOutput(x, qkv)
+
+    def expert_distance(self) -> float:
+        """Mean over layers, mixed matrices and extra experts of ``||W_e - W_0|| / ||W_0||`` (0 without a mixture):
+        how far the experts have moved apart."""
+        out = []
+        with torch.no_grad():
+            for layer in self.layers:
+                for name in self.mixed:
+                    w0 = getattr(layer, name).weight
+                    out += [float((we - w0).norm() / w0.norm().clamp_min(1e-12)) for we in getattr(layer, f"{name}_xw")]
+        return sum(out) / len(out) if out else 0.0
+
+    def mixing_spread(self, archs: list[Architecture]) -> float:
+        """How much the mixing depends on the architecture: the standard deviation across ``archs`` (two or more)
+        of every mixing weight (per expert, and per row for neuron-wise), averaged over entries and matrices."""
+        if self.router is None or len(archs) < 2:
+            return 0.0
+        with torch.no_grad():
+            mixes = [self.mixing(a) for a in archs]
+            return sum(float(torch.stack([m[k] for m in mixes]).std(0).mean()) for k in mixes[0]) / len(mixes[0])
 
     def mixing(self, arch: Architecture) -> dict[str, torch.Tensor] | None:
         """The router's mixing weights for ``arch`` (``None`` for a plain supernet)."""
@@ -397,9 +469,25 @@ class ElasticBert(nn.Module):
         return model.eval()
 
 
-def check_mixture(mixture: str, experts: int, router_hidden: int = 128) -> None:
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_mixture(mixture: str, experts: int, router_hidden: int = 128, *, router_init: float = 0.0,
+                  router_temperature: float = 1.0, expert_init: str = "noise", expert_noise: float = 1e-3) -> None:
     """Raise :class:`InvalidConfig` for a bad Mixture-of-Supernets setting."""
     from hwnas.errors import InvalidConfig
+
+    if not _number(router_init) or not 0 <= router_init <= 100:
+        raise InvalidConfig(f"router_init must be a number from 0 to 100 (0: uniform mixing at the start); got {router_init!r}")
+    if not _number(router_temperature) or not 0.01 <= router_temperature <= 100:
+        raise InvalidConfig(f"router_temperature must be a number from 0.01 to 100; got {router_temperature!r}")
+    if expert_init not in EXPERT_INITS:
+        raise InvalidConfig(f"expert_init must be one of {', '.join(EXPERT_INITS)}; got {expert_init!r}")
+    if not _number(expert_noise) or not 0 <= expert_noise <= 10:
+        raise InvalidConfig(f"expert_noise must be a number from 0 to 10 (times each tensor's std); got {expert_noise!r}")
+    if expert_init == "random" and expert_noise == 0:
+        raise InvalidConfig("expert_init random needs expert_noise > 0 (it is the random start's scale)")
 
     if mixture not in MIXTURES:
         raise InvalidConfig(f"mixture must be one of {', '.join(MIXTURES)}; got {mixture!r}")

@@ -180,11 +180,14 @@ def load_supernet(path: str | Path, *, verify: bool = True) -> Supernet:
     space = SearchSpace.from_dict(meta["space"], where=f"{meta_path} space")
     base = {k: v for k, v in meta["base_config"].items() if k not in ("model_type", "architectures", "transformers_version")}
     config = BertConfig(**base)
+    from hwnas.supernet.elastic import MOS_LEGACY
+
     mix = meta.get("mixture") or {"kind": "none"}
-    try:
+    try:  # a record written before an option existed meant its legacy value
         model = ElasticBert(Architecture.from_dict(meta["max_arch"]), config, mixture=mix.get("kind", "none"),
                             experts=mix.get("experts", 2), router_hidden=mix.get("router_hidden", 128),
-                            mix_attention=bool(mix.get("mix_attention", False)))
+                            mix_attention=bool(mix.get("mix_attention", False)),
+                            **{k: mix.get(k, v) for k, v in MOS_LEGACY.items()})
     except InvalidConfig as exc:
         raise InvalidConfig(f"{meta_path}: bad mixture record: {exc}") from None
     try:

@@ -36,6 +36,7 @@ from hwnas.errors import InvalidConfig, check_int
 from hwnas.outputs import MARKER, check_output_folder, write_marker
 from hwnas.progress import ProgressCallback, StatusCallback
 from hwnas.space import Architecture, SearchSpace, get_space
+from hwnas.supernet.elastic import MOS_DEFAULTS, MOS_LEGACY
 from hwnas.supernet.teacher import teacher_qkv, teacher_summary
 from hwnas.training.checkpoint import save_weights
 from hwnas.training.loop import TrainLoop
@@ -51,10 +52,17 @@ VERSION = 1
 _RESUME_FIELDS = (
     "teacher", "data", "text_column", "batch_size", "seq_len", "lr", "weight_decay", "warmup_steps",
     "random_subnets", "relation_heads", "teacher_layer", "hidden_weight", "heldout", "seed",
-    "train_embeddings", "max_rows", "mixture", "experts", "router_hidden", "mix_attention",
+    "train_embeddings", "max_rows", "mixture", "experts", "router_hidden", "mix_attention", "router_lr_mult",
+    "router_init", "router_temperature", "expert_init", "expert_noise",
 )
+# Fields that mean nothing without a mixture (not compared when both runs are plain).
+_MIXTURE_FIELDS = ("experts", "router_hidden", "mix_attention", "router_lr_mult", "router_init", "router_temperature",
+                   "expert_init", "expert_noise")
 # What a checkpoint written before a field existed meant by it.
-_RESUME_DEFAULTS = {"mixture": "none", "experts": 2, "router_hidden": 128, "mix_attention": False}
+_RESUME_DEFAULTS = {"mixture": "none", "experts": 2, "router_hidden": 128, "mix_attention": False,
+                    "router_lr_mult": 1.0, **MOS_LEGACY}
+#: Default router learning-rate multiplier (chosen with ``bench/bench_mos.py --diagnose``).
+ROUTER_LR_MULT = 1.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,12 @@ class TrainConfig:
         teacher_cache: a folder where the teacher's query/key/value of every batch
             are stored and reused by later runs on the same data, seed and batch
             size (e.g. several supernets or stand-alone students); ``None``: off.
+        mixture, experts, router_hidden, mix_attention: Mixture-of-Supernets
+            (see :class:`~hwnas.supernet.elastic.ElasticBert`).
+        router_lr_mult: the router's learning rate is ``lr`` times this (same schedule).
+        router_init, router_temperature, expert_init, expert_noise: how the router
+            and the extra experts start, and the mixing's softmax temperature (see
+            :mod:`hwnas.supernet.elastic`).
     """
 
     space: Any
@@ -116,6 +130,11 @@ class TrainConfig:
     experts: int = 2
     router_hidden: int = 128
     mix_attention: bool = False
+    router_lr_mult: float = ROUTER_LR_MULT
+    router_init: float = MOS_DEFAULTS["router_init"]
+    router_temperature: float = MOS_DEFAULTS["router_temperature"]
+    expert_init: str = MOS_DEFAULTS["expert_init"]
+    expert_noise: float = MOS_DEFAULTS["expert_noise"]
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "random_subnets", "heldout", "seed"):
@@ -135,7 +154,14 @@ class TrainConfig:
             raise InvalidConfig("out must be a folder path; got an empty string")
         from hwnas.supernet.elastic import check_mixture
 
-        check_mixture(self.mixture, self.experts, self.router_hidden)
+        check_mixture(self.mixture, self.experts, self.router_hidden, router_init=self.router_init,
+                      router_temperature=self.router_temperature, expert_init=self.expert_init,
+                      expert_noise=self.expert_noise)
+        lr_mult = self.router_lr_mult
+        if isinstance(lr_mult, bool) or not isinstance(lr_mult, (int, float)) or not 0 < lr_mult <= 1000 \
+                or lr_mult * self.lr >= 1:
+            raise InvalidConfig(f"router_lr_mult must be a number in (0, 1000] with router_lr_mult x lr below 1; "
+                                f"got {lr_mult!r} (lr {self.lr!r})")
         if not isinstance(self.mix_attention, bool):
             raise InvalidConfig(f"mix_attention must be True or False; got {self.mix_attention!r}")
         object.__setattr__(self, "space", get_space(self.space))
@@ -214,12 +240,13 @@ def _check_resume(stored: dict[str, Any], cfg: TrainConfig) -> None:
             f"({stored.get('space')}), not {cfg.space.name!r}"
         )
     for key in _RESUME_FIELDS:
-        if key in ("experts", "router_hidden", "mix_attention") and now.get("mixture") == "none" \
+        if key in _MIXTURE_FIELDS and now.get("mixture") == "none" \
                 and stored.get("mixture", "none") == "none":
             continue  # meaningless without a mixture
         if stored.get(key, _RESUME_DEFAULTS.get(key)) != now.get(key):
             raise InvalidConfig(
-                f"cannot resume: {key} was {stored.get(key)!r} in the checkpoint but is {now.get(key)!r} now; "
+                f"cannot resume: {key} was {stored.get(key, _RESUME_DEFAULTS.get(key))!r} in the checkpoint but is "
+                f"{now.get(key)!r} now; "
                 "use the same settings or another --out"
             )
     if cfg.steps < stored.get("steps_done", 0):
@@ -292,7 +319,9 @@ class SupernetLoop(TrainLoop):
 
         torch.manual_seed(cfg.seed)
         model = ElasticBert(cfg.space.largest, tcfg, mixture=cfg.mixture, experts=cfg.experts,
-                            router_hidden=cfg.router_hidden, mix_attention=cfg.mix_attention)
+                            router_hidden=cfg.router_hidden, mix_attention=cfg.mix_attention, router_init=cfg.router_init,
+                            router_temperature=cfg.router_temperature, expert_init=cfg.expert_init,
+                            expert_noise=cfg.expert_noise)
         model.reset_parameters(seed=cfg.seed)
         self.init_counts = model.init_from_teacher(teacher.model)
         model.init_experts(cfg.seed)  # every expert starts from the teacher's slice (no-op without a mixture)
@@ -301,13 +330,17 @@ class SupernetLoop(TrainLoop):
         if not cfg.train_embeddings:
             model.word.weight.requires_grad_(False)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        decay = [p for p in self.params if p.dim() > 1]
-        no_decay = [p for p in self.params if p.dim() <= 1]
         self.model = model
-        self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6,
-        )
+        # The router gets its own groups only when its learning rate differs, so that the optimizer state of a
+        # checkpoint written without them (plain, or router_lr_mult 1) still loads.
+        router = {id(p) for p in model.router.parameters()} if model.router is not None and cfg.router_lr_mult != 1 else set()
+        groups = []
+        for mult, members in ((1.0, [p for p in self.params if id(p) not in router]),
+                              (float(cfg.router_lr_mult), [p for p in self.params if id(p) in router])):
+            if members:
+                groups += [{"params": [p for p in members if p.dim() > 1], "weight_decay": cfg.weight_decay, "lr_mult": mult},
+                           {"params": [p for p in members if p.dim() <= 1], "weight_decay": 0.0, "lr_mult": mult}]
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
         self.teacher_cache = self._teacher_cache_dir()
 
     def _teacher_cache_dir(self) -> Path | None:
@@ -416,6 +449,8 @@ class SupernetLoop(TrainLoop):
             self._average_grads()
             values = acc.reduce(torch.tensor(values, dtype=torch.float64), "mean").tolist()
         torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        for group in self.optimizer.param_groups:  # the loop set every group to lr_at(step)
+            group["lr"] = lr_at(step, cfg) * group.get("lr_mult", 1.0)
         self.optimizer.step()
         entry = {"step": step, "lr": lr_at(step, cfg), "largest": values[0], "smallest": values[-1],
                  "mean": float(np.mean(values)), "archs": [a.key for a in archs], "wall_s": self.elapsed()}

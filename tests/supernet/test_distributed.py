@@ -42,7 +42,12 @@ def test_torchrun_two_processes_match_one_process(tmp_path, tiny_teacher, tiny_s
                                router_hidden=8))
     a = load_file(str(tmp_path / "ddp" / "model.safetensors"))
     b = load_file(str(tmp_path / "one" / "model.safetensors"))
-    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a if not k.startswith("router."))
     assert worst < 1e-5, worst
+    # The router's gradient is proportional to the experts' differences (about 1e-3 of the weights at the start),
+    # so summation-order roundoff is a large part of it, and AdamW turns it into steps of up to lr (2e-4) each:
+    # half of one step is the tolerance there (2.3e-5 measured).
+    router = max((float((a[k] - b[k]).abs().max()) for k in a if k.startswith("router.")), default=0.0)
+    assert router < 1e-4, router
     log = [json.loads(x) for x in (tmp_path / "ddp" / "train_log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [0, 1, 2, 3]

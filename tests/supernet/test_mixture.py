@@ -22,9 +22,11 @@ def teacher(tiny_teacher):
     return load_teacher(str(tiny_teacher))
 
 
-def _mos(teacher, space, kind, *, attention=False, scramble=True):
+def _mos(teacher, space, kind, *, attention=False, scramble=True, router_init=None):
     torch.manual_seed(0)
-    m = ElasticBert(space.largest, teacher.config, mixture=kind, experts=3, router_hidden=16, mix_attention=attention)
+    extra = {} if router_init is None else {"router_init": router_init}
+    m = ElasticBert(space.largest, teacher.config, mixture=kind, experts=3, router_hidden=16, mix_attention=attention,
+                    **extra)
     m.init_from_teacher(teacher.model)
     m.init_experts(0)
     if scramble:  # a trained-looking router and diverged experts: every architecture mixes differently
@@ -69,9 +71,10 @@ def test_mixing_depends_on_the_architecture_and_layer_and_neuron_shapes_differ(t
 
 
 def test_training_starts_from_uniform_mixing_near_the_teacher_slice(teacher, tiny_space):
+    """With router_init 0 (the legacy start; the default router starts random, see test_mos_diverge.py)."""
     plain = ElasticBert(tiny_space.largest, teacher.config)
     plain.init_from_teacher(teacher.model)
-    mos = _mos(teacher, tiny_space, "neuron", scramble=False)
+    mos = _mos(teacher, tiny_space, "neuron", scramble=False, router_init=0.0)
     for arch in ARCHS:
         for w in mos.mixing(arch).values():
             assert torch.allclose(w, torch.full_like(w, 1 / 3))
@@ -123,7 +126,8 @@ def test_a_trained_mixture_is_recorded_loaded_scored_and_extracted(mos_dir, caps
 
     out, _ = mos_dir
     meta = json.loads((out / "supernet.json").read_text())
-    assert meta["mixture"] == {"kind": "neuron", "experts": 2, "router_hidden": 8, "mix_attention": False}
+    assert meta["mixture"] == {"kind": "neuron", "experts": 2, "router_hidden": 8, "mix_attention": False,
+                               "router_init": 3.0, "router_temperature": 1.0, "expert_init": "noise", "expert_noise": 0.001}
     sn = load_supernet(out)
     assert sn.model.mixture == "neuron" and sn.model.router is not None
     scores = SupernetEstimator(sn, "loss", cache=False).score(ARCHS)
@@ -157,7 +161,7 @@ def test_resuming_with_another_mixture_is_one_line_and_touches_nothing(mos_dir, 
 @pytest.mark.parametrize("flags,message", [
     (["--experts", "0", "--mixture", "layer"], "experts must be an integer from 1 to 16; got 0"),
     (["--experts", "100000", "--mixture", "neuron"], "experts must be an integer from 1 to 16"),
-    (["--experts", "4"], "--experts and --mix-attention need --mixture layer or --mixture neuron"),
+    (["--experts", "4"], "--experts: --experts, --mix-attention, --router-* and --expert-* need --mixture layer or --mixture neuron"),
     (["--heldout", "0"], "--heldout must be an integer >= 1"),
 ])
 def test_bad_mixture_flags_are_one_line(tmp_path, tiny_teacher, corpus, capsys, flags, message):
