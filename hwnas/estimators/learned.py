@@ -129,8 +129,11 @@ def read_ground_truth(path: str | Path, *, task: str, space: str | None = None) 
     except UnicodeDecodeError:
         raise InvalidData(f"ground-truth table {path} is not UTF-8 text; give the CSV that "
                           "bench/ground_truth/run.py writes") from None
-    reader = csv.DictReader(text.splitlines())
-    header = reader.fieldnames or []
+    try:
+        rows_in = list(csv.DictReader(text.splitlines()))
+        header = list(rows_in[0]) if rows_in else (next(csv.reader(text.splitlines()[:1]), None) or [])
+    except csv.Error as exc:
+        raise InvalidData(f"ground-truth table {path} is not a CSV table ({exc})") from None
     missing = [c for c in _COLUMNS if c not in header]
     if missing:
         raise InvalidData(f"ground-truth table {path} lacks columns {', '.join(missing)}; "
@@ -142,7 +145,7 @@ def read_ground_truth(path: str | Path, *, task: str, space: str | None = None) 
     tasks: set[str] = set()
     spaces: dict[str, set[str]] = defaultdict(set)
     picked: list[tuple[int, dict[str, str]]] = []
-    for line, r in enumerate(reader, start=2):
+    for line, r in enumerate(rows_in, start=2):
         empty = [c for c in _COLUMNS if not (r.get(c) or "").strip()]
         if empty:
             raise InvalidData(f"{path} line {line}: missing {', '.join(empty)} (a row needs {', '.join(_COLUMNS)})")
