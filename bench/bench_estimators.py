@@ -175,10 +175,10 @@ def _learned_on(model, truth, lat_of: dict, reps: int) -> tuple[dict, dict, floa
 def learned_report(table: Path, task: str, space: str, lat_of: dict, reps: int) -> dict:
     """The learned ranker, never scored on a row it was fitted on: leave-one-band-out on ``task``/``space``,
     then fitted on all of them and scored on the table's other spaces (same task) and other tasks (same space)."""
+    import xgboost  # noqa: F401  (imported before the clock starts: its import is not a fit's cost)
+
     from hwnas.errors import InvalidData
     from hwnas.estimators.learned import LearnedRanker, read_ground_truth
-
-    import xgboost  # noqa: F401  (imported before the clock starts: its import is not a fit's cost)
 
     out: dict = {"space": space, "task": task}
     try:

@@ -44,8 +44,20 @@ from hwnas.estimators.base import ESTIMATORS, AccuracyEstimator
 from hwnas.estimators.baselines import encoder_flops
 from hwnas.space import Architecture, SearchSpace, get_space
 
-__all__ = ["FEATURES", "FORMAT", "FORMAT_VERSION", "MIN_BANDS", "MIN_STUDENTS", "GroundTruth", "LearnedRanker",
-           "LearnedEstimator", "arch_features", "read_ground_truth", "load_learned", "fit_learned"]
+__all__ = [
+    "FEATURES",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MIN_BANDS",
+    "MIN_STUDENTS",
+    "GroundTruth",
+    "LearnedEstimator",
+    "LearnedRanker",
+    "arch_features",
+    "fit_learned",
+    "load_learned",
+    "read_ground_truth",
+]
 
 FORMAT = "hwnas-learned-estimator"
 FORMAT_VERSION = 1

@@ -53,7 +53,7 @@ def test_a_bad_table_is_one_line_exit_2_and_the_model_in_out_is_untouched(tiny_t
     bad.write_text("\n".join([*lines, lines[3]]) + "\n")
     for table, task, fragment in [(bad, "sst2", "appears twice"), (tiny_table, "agnews", "no row of task 'agnews'"),
                                   (tmp_path / "absent.csv", "sst2", "does not exist")]:
-        code, stdout, err = run_cli(["estimator", "fit", "--table", table, "--task", task, "--out", out,
+        code, _stdout, err = run_cli(["estimator", "fit", "--table", table, "--task", task, "--out", out,
                                      "--overwrite"], capsys)
         assert code == 2 and fragment in err and err.startswith("hwnas: error: ") and err.count("\n") == 1, err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -13,10 +13,22 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
-from hwnas.errors import InvalidArchitecture, InvalidConfig, InvalidData, PredictorMismatch
+from hwnas.errors import (
+    InvalidArchitecture,
+    InvalidConfig,
+    InvalidData,
+    PredictorMismatch,
+)
 from hwnas.estimators import make_estimator
-from hwnas.estimators.learned import (FEATURES, FORMAT_VERSION, LearnedRanker, arch_features, fit_learned,
-                                      load_learned, read_ground_truth)
+from hwnas.estimators.learned import (
+    FEATURES,
+    FORMAT_VERSION,
+    LearnedRanker,
+    arch_features,
+    fit_learned,
+    load_learned,
+    read_ground_truth,
+)
 from hwnas.space import Architecture, SearchSpace
 from tests.estimators.conftest import synthetic_accuracy, write_synthetic_table
 
