@@ -286,7 +286,8 @@ def noise_ceiling(table: Path, task: str, acc: np.ndarray, mask: np.ndarray, rep
                 "reason": f"no student of task {task} has 3 seeds yet ({two} with 2, {len(seeds)} students with 1 or "
                           "more); the seed repeats are still running or not planned for this task"}
     sd = {f"{sp}:{a}": float(np.std(list(v.values()), ddof=1)) for (sp, a), v in full.items()}
-    pooled = float(np.sqrt(np.mean([x ** 2 for x in sd.values()])))
+    dof = sum(len(v) - 1 for v in full.values())
+    pooled = float(np.sqrt(sum((len(v) - 1) * np.var(list(v.values()), ddof=1) for v in full.values()) / dof))
     rng = np.random.default_rng(seed)
     between, truth_vs = [], []
     for _ in range(reps):
@@ -298,10 +299,21 @@ def noise_ceiling(table: Path, task: str, acc: np.ndarray, mask: np.ndarray, rep
         v = np.array([x for x in v if np.isfinite(x)])
         return {"mean": float(v.mean()), "p2.5": float(np.percentile(v, 2.5)), "p97.5": float(np.percentile(v, 97.5))}
 
-    return {"available": True, "students_with_3_seeds": len(full), "per_student_sd_points": {k: v * 100 for k, v in sd.items()},
+    return {"available": True, "students_with_3_seeds": len(full), "degrees_of_freedom": dof, "per_student_sd_points": {k: v * 100 for k, v in sd.items()},
             "pooled_sd_points": pooled * 100, "simulations": reps,
             "tau_within_band_replicate_vs_replicate": summary(between),
             "tau_within_band_truth_vs_replicate": summary(truth_vs)}
+
+
+def _finite(obj):
+    """``obj`` with NaN (an undefined tau: no pair to compare) written as JSON null."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def main(argv=None) -> int:
@@ -389,7 +401,8 @@ def main(argv=None) -> int:
     if ceiling["available"]:
         rr, tr = ceiling["tau_within_band_replicate_vs_replicate"], ceiling["tau_within_band_truth_vs_replicate"]
         print(f"{'NOISE CEILING (seed sd, simulated)':34s} pooled seed sd {ceiling['pooled_sd_points']:.2f} points over "
-              f"{ceiling['students_with_3_seeds']} students with 3 seeds; {ceiling['simulations']} simulations")
+              f"{ceiling['students_with_3_seeds']} students with 3+ seeds ({ceiling['degrees_of_freedom']} degrees of "
+              f"freedom); {ceiling['simulations']} simulations")
         print(f"{'  replicate vs replicate':34s} {'':8s} {'':15s} {rr['mean']:9.3f} [{rr['p2.5']:6.3f},{rr['p97.5']:6.3f}]")
         print(f"{'  noise-free truth vs replicate':34s} {'':8s} {'':15s} {tr['mean']:9.3f} [{tr['p2.5']:6.3f},{tr['p97.5']:6.3f}]"
               "  <- the best within-band tau an estimator can expect to show")
@@ -397,7 +410,7 @@ def main(argv=None) -> int:
     else:
         print(f"{'NOISE CEILING':34s} not available: {ceiling['reason']}")
     if args.results:
-        Path(args.results).write_text(json.dumps(results, indent=1) + "\n")
+        Path(args.results).write_text(json.dumps(_finite(results), indent=1, allow_nan=False) + "\n")
         print(f"written {args.results}")
     print(f"reproduce: {results['command']}")
     return 0
