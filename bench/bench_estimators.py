@@ -220,7 +220,8 @@ def learned_report(table: Path, task: str, space: str, lat_of: dict, reps: int) 
         _print_row(f"learned LOBO ({space}, {len(held_scores)} folds)", lobo, float(np.mean(score_times)),
                    float(np.mean(fit_times)))
         _print_row("  params, same rows and pairs", base, None)
-        print("  held-out band taus: " + ", ".join(f"{b} {t:.3f}" for b, t in per_band.items()))
+        print(f"  on {lobo['students']} students, {lobo['pairs_within_band']} within-band pairs; held-out band taus: "
+              + ", ".join(f"{b} {t:.3f}" for b, t in per_band.items()))
     else:
         out["leave_one_band_out"] = {"error": f"no band could be held out: {skipped}"}
         print(f"{'learned LOBO':34s} not available: {skipped}")
@@ -259,6 +260,7 @@ def learned_report(table: Path, task: str, space: str, lat_of: dict, reps: int) 
             out[kind][f"{t}/{sp}"] = {**r, "fit_s": full_fit_s, "score_s_per_arch": score_s, "params_same_rows": base}
             _print_row(f"learned {task}/{space} -> {t}/{sp}", r, score_s, full_fit_s)
             _print_row("  params, same rows and pairs", base, None)
+            print(f"  on {r['students']} students, {r['pairs_within_band']} within-band pairs")
     return out
 
 
