@@ -11,7 +11,13 @@ architectures with every estimator, and prints side by side:
   minus that of the estimator's top pick, in points, averaged over bands;
 * cost per architecture (seconds, measured in this run; cached scores excluded);
 * the ground truth's own noise: the spread of accuracy across seeds for the students
-  the table repeats.
+  the table repeats, and from it the *noise ceiling*: by simulation, the within-band
+  tau two independent replicates of the table would show, and the tau between the
+  noise-free truth and one replicate (the best an estimator can expect to show);
+* ``learned`` (an XGBoost ranker fitted on the table itself) only ever on rows it was
+  not fitted on: leave-one-band-out, cross-space (fit on ``--learned-space``, score the
+  table's other spaces) and cross-task (fit on ``--task``, score the other task), each
+  beside the parameter count on exactly the same rows, with its fit and score time.
 
 Usage (the figures in docs/estimators.md came from this)::
 
@@ -19,8 +25,8 @@ Usage (the figures in docs/estimators.md came from this)::
         --data /path/to/shared/data --estimators params,flops,wpca,attn-confidence,task-proxy \\
         --results bench/results/estimators-sst2.json
 
-Add ``--supernet DIR`` for the supernet-* estimators. Benchmarks print figures; they
-never assert.
+Add ``--supernet DIR`` for the supernet-* estimators, ``learned`` to ``--estimators``
+for the learned ranker. Benchmarks print figures; they never assert.
 """
 
 from __future__ import annotations
@@ -123,6 +129,195 @@ def regret(scores: np.ndarray, acc: np.ndarray, bands: list[str]) -> float:
     return float(np.mean(out)) if out else float("nan")
 
 
+def same_band_mask(bands: list[str]) -> np.ndarray:
+    b = np.array(bands, dtype=object)
+    return b[:, None] == b[None, :]
+
+
+def _rank_row(scores: np.ndarray, acc: np.ndarray, mask: np.ndarray, bands: list[str], reps: int,
+              with_all: bool) -> dict:
+    """Figures of one estimator on one set of rows: tau over all pairs (when one model scored them all),
+    tau within bands, their bootstrap CIs, mean regret."""
+    n = len(acc)
+    everyone = np.ones((n, n), dtype=bool)
+    out = {"students": n, "pairs_within_band": int(np.triu(mask, 1).sum()),
+           "tau_all": pair_tau(scores, acc, everyone) if with_all else None,
+           "tau_all_ci95": tau_ci(scores, acc, everyone, reps) if with_all else None,
+           "tau_within_band": pair_tau(scores, acc, mask), "tau_within_band_ci95": tau_ci(scores, acc, mask, reps),
+           "mean_regret_points": regret(scores, acc, bands)}
+    return out
+
+
+def _print_row(label: str, r: dict, cost: float | None, fit_s: float | None = None) -> None:
+    def ci(v):
+        return f"[{v[0]:6.3f},{v[1]:6.3f}]" if v is not None else f"{'':15s}"
+
+    tau_all = f"{r['tau_all']:8.3f}" if r["tau_all"] is not None else f"{'n/a':>8s}"
+    cost_s = f"{cost:8.2g}" if cost is not None else f"{'':8s}"
+    fit = f"{fit_s:8.2f}" if fit_s is not None else ""
+    print(f"{label:34s} {tau_all} {ci(r['tau_all_ci95'])} {r['tau_within_band']:9.3f} {ci(r['tau_within_band_ci95'])} "
+          f"{r['mean_regret_points']:7.2f} {cost_s} {fit}", flush=True)
+
+
+def _learned_on(model, truth, lat_of: dict, reps: int) -> tuple[dict, dict, float]:
+    """Score ``truth``'s students with a fitted ranker, beside the parameter count on the same rows."""
+    archs = truth.archs
+    lat = np.array([lat_of[a.key] for a in archs])
+    mask = band_mask(lat) & same_band_mask(truth.bands)
+    t0 = time.perf_counter()
+    scores = model.predict(archs)
+    score_s = (time.perf_counter() - t0) / len(archs)
+    params = np.array([a.num_parameters() for a in archs], dtype=np.float64)
+    return (_rank_row(scores, truth.accuracy, mask, truth.bands, reps, True),
+            _rank_row(params, truth.accuracy, mask, truth.bands, reps, True), score_s)
+
+
+def learned_report(table: Path, task: str, space: str, lat_of: dict, reps: int) -> dict:
+    """The learned ranker, never scored on a row it was fitted on: leave-one-band-out on ``task``/``space``,
+    then fitted on all of them and scored on the table's other spaces (same task) and other tasks (same space)."""
+    import xgboost  # noqa: F401  (imported before the clock starts: its import is not a fit's cost)
+
+    from hwnas.errors import InvalidData
+    from hwnas.estimators.learned import LearnedRanker, read_ground_truth
+
+    out: dict = {"space": space, "task": task}
+    try:
+        truth = read_ground_truth(table, task=task, space=space)
+    except InvalidData as e:
+        out["error"] = str(e)
+        print(f"{'learned':34s} skipped: {e}")
+        return out
+    # (a) leave one band out: each band scored by a ranker fitted on the other bands only
+    bands = sorted(b for b, k in truth.band_sizes().items() if k >= 2)
+    held_idx, held_scores, fit_times, score_times, per_band, skipped = [], [], [], [], {}, {}
+    for b in bands:
+        held = [i for i, x in enumerate(truth.bands) if x == b]
+        rest = [i for i, x in enumerate(truth.bands) if x != b]
+        t0 = time.perf_counter()
+        try:
+            model = LearnedRanker().fit(truth.subset(rest))
+        except InvalidData as e:
+            skipped[b] = str(e)
+            continue
+        fit_times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        s = model.predict([truth.archs[i] for i in held])
+        score_times.append((time.perf_counter() - t0) / len(held))
+        held_idx += held
+        held_scores.append(s)
+        per_band[b] = pair_tau(s, truth.accuracy[held], np.ones((len(held), len(held)), dtype=bool))
+    if held_idx:
+        sub = truth.subset(held_idx)
+        scores = np.concatenate(held_scores)
+        lat = np.array([lat_of[a.key] for a in sub.archs])
+        mask = band_mask(lat) & same_band_mask(sub.bands)  # pairs of one held-out band: one model scored both
+        params = np.array([a.num_parameters() for a in sub.archs], dtype=np.float64)
+        lobo = _rank_row(scores, sub.accuracy, mask, sub.bands, reps, False)
+        base = _rank_row(params, sub.accuracy, mask, sub.bands, reps, False)
+        out["leave_one_band_out"] = {**lobo, "per_band_tau": per_band, "fit_s_mean": float(np.mean(fit_times)),
+                                     "score_s_per_arch": float(np.mean(score_times)),
+                                     "params_same_rows": base, "skipped_bands": skipped}
+        _print_row(f"learned LOBO ({space}, {len(held_scores)} folds)", lobo, float(np.mean(score_times)),
+                   float(np.mean(fit_times)))
+        _print_row("  params, same rows and pairs", base, None)
+        print(f"  on {lobo['students']} students, {lobo['pairs_within_band']} within-band pairs; held-out band taus: "
+              + ", ".join(f"{b} {t:.3f}" for b, t in per_band.items()))
+    else:
+        out["leave_one_band_out"] = {"error": f"no band could be held out: {skipped}"}
+        print(f"{'learned LOBO':34s} not available: {skipped}")
+    # (b), (c): one ranker on every band of task/space, scored elsewhere
+    try:
+        t0 = time.perf_counter()
+        full = LearnedRanker().fit(truth)
+        full_fit_s = time.perf_counter() - t0
+    except InvalidData as e:
+        print(f"{'learned cross-space/task':34s} not available: {e}")
+        return out
+    import csv
+
+    with table.open(newline="", encoding="utf-8") as f:
+        present = {(r["task"], r["space"]) for r in csv.DictReader(f)}
+    for kind, pairs in (("cross_space", sorted((task, sp) for t, sp in present if t == task and sp != space)),
+                        ("cross_task", sorted((t, space) for t, sp in present if t != task and sp == space))):
+        out[kind] = {}
+        if not pairs:
+            what = "no other space of this task" if kind == "cross_space" else "no other task in this space"
+            print(f"{'learned ' + kind.replace('_', '-'):34s} not available: the table holds {what} yet")
+        for t, sp in pairs:
+            try:
+                other = read_ground_truth(table, task=t, space=sp)
+                pairs_in = {b: k for b, k in other.band_sizes().items() if k >= 2}
+                if not pairs_in:
+                    print(f"{'learned ' + kind.replace('_', '-'):34s} {t}/{sp} not available yet: {len(other.archs)} "
+                          f"students in {len(other.band_sizes())} bands, no band holds two")
+                    out[kind][f"{t}/{sp}"] = {"available": False, "students": len(other.archs)}
+                    continue
+                other_lat = dict(lat_of) if t == task else _latencies(table, t)
+                r, base, score_s = _learned_on(full, other, other_lat, reps)
+            except (InvalidData, KeyError) as e:
+                print(f"{'learned ' + kind.replace('_', '-'):34s} {t}/{sp} not available: {e}")
+                continue
+            out[kind][f"{t}/{sp}"] = {**r, "fit_s": full_fit_s, "score_s_per_arch": score_s, "params_same_rows": base}
+            _print_row(f"learned {task}/{space} -> {t}/{sp}", r, score_s, full_fit_s)
+            _print_row("  params, same rows and pairs", base, None)
+            print(f"  on {r['students']} students, {r['pairs_within_band']} within-band pairs")
+    return out
+
+
+def _latencies(table: Path, task: str) -> dict:
+    archs, _, lat, _, _ = load_truth(table, task)
+    return dict(zip(archs, lat))
+
+
+def noise_ceiling(table: Path, task: str, acc: np.ndarray, mask: np.ndarray, reps: int, seed: int = 0) -> dict:
+    """What the table's own seed noise allows: the within-band tau of two independent replicates, and of the
+    truth against one replicate, by Monte Carlo with the pooled seed sd.
+
+    "Truth" is the table's seed-mean accuracy (one seed for most students), which already holds one draw of
+    the noise, so its spread is slightly wider than the noise-free truth's and the ceiling slightly optimistic.
+    """
+    with table.open(newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("task") == task]
+    seeds: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+    for r in rows:
+        seeds[(r["space"], r["arch"])][int(r["seed"])] = float(r["accuracy"])
+    full = {k: v for k, v in seeds.items() if len(v) >= 3}
+    if not full:
+        two = sum(len(v) == 2 for v in seeds.values())
+        return {"available": False,
+                "reason": f"no student of task {task} has 3 seeds yet ({two} with 2, {len(seeds)} students with 1 or "
+                          "more); the seed repeats are still running or not planned for this task"}
+    sd = {f"{sp}:{a}": float(np.std(list(v.values()), ddof=1)) for (sp, a), v in full.items()}
+    dof = sum(len(v) - 1 for v in full.values())
+    pooled = float(np.sqrt(sum((len(v) - 1) * np.var(list(v.values()), ddof=1) for v in full.values()) / dof))
+    rng = np.random.default_rng(seed)
+    between, truth_vs = [], []
+    for _ in range(reps):
+        a = acc + rng.normal(0, pooled, acc.shape)
+        b = acc + rng.normal(0, pooled, acc.shape)
+        between.append(pair_tau(a, b, mask))
+        truth_vs.append(pair_tau(acc, a, mask))
+    def summary(v):
+        v = np.array([x for x in v if np.isfinite(x)])
+        return {"mean": float(v.mean()), "p2.5": float(np.percentile(v, 2.5)), "p97.5": float(np.percentile(v, 97.5))}
+
+    return {"available": True, "students_with_3_seeds": len(full), "degrees_of_freedom": dof, "per_student_sd_points": {k: v * 100 for k, v in sd.items()},
+            "pooled_sd_points": pooled * 100, "simulations": reps,
+            "tau_within_band_replicate_vs_replicate": summary(between),
+            "tau_within_band_truth_vs_replicate": summary(truth_vs)}
+
+
+def _finite(obj):
+    """``obj`` with NaN (an undefined tau: no pair to compare) written as JSON null."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--table", default="bench/ground_truth/table.csv")
@@ -134,6 +329,8 @@ def main(argv=None) -> int:
     ap.add_argument("--task-proxy-steps", type=int, default=60)
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--learned-space", default="small", help="space the learned ranker is fitted on (its LOBO rows)")
+    ap.add_argument("--noise-sims", type=int, default=2000, help="Monte Carlo replicates of the noise ceiling")
     ap.add_argument("--results", default=None, help="write the figures as JSON here")
     args = ap.parse_args(argv)
 
@@ -160,22 +357,31 @@ def main(argv=None) -> int:
         print("fewer than 4 students: nothing to rank yet")
         return 0
 
+    import hashlib
+
+    table_bytes = Path(args.table).read_bytes()
     results = {"command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]), "task": args.task,
+               "table_sha256": hashlib.sha256(table_bytes).hexdigest(), "table_rows": table_bytes.count(b"\n") - 1,
                "students": n, "pairs_within_band": n_pairs_within, "seed_noise": noise, "estimators": {}}
-    header = f"{'estimator':18s} {'tau all':>8s} {'95% CI':>15s} {'tau band':>9s} {'95% CI':>15s} {'regret':>7s} {'s/arch':>8s}"
+    header = (f"{'estimator':34s} {'tau all':>8s} {'95% CI':>15s} {'tau band':>9s} {'95% CI':>15s} {'regret':>7s} "
+              f"{'s/arch':>8s} {'fit s':>8s}")
     print(header)
     print("-" * len(header))
     for name in [e.strip() for e in args.estimators.split(",") if e.strip()]:
+        if name == "learned":  # fitted on the table itself: scored only on rows it was not fitted on
+            results["learned"] = learned_report(Path(args.table), args.task, args.learned_space, dict(zip(archs, lat)),
+                                                args.bootstrap)
+            continue
         ctx = {"supernet": args.supernet, "teacher": args.teacher, "threads": args.threads}
         if name == "task-proxy":
             if not args.data:
-                print(f"{name:18s} skipped: needs --data")
+                print(f"{name:34s} skipped: needs --data")
                 continue
             ctx |= {"task": str(Path(args.data) / TASK_FILES[args.task]), "steps": args.task_proxy_steps}
         try:
             est = make_estimator(name, **ctx)
         except HwnasError as e:
-            print(f"{name:18s} skipped: {e}")
+            print(f"{name:34s} skipped: {e}")
             continue
         t0 = time.perf_counter()
         scores = est.score(archs)
@@ -190,10 +396,23 @@ def main(argv=None) -> int:
         results["estimators"][name] = {"tau_all": tau_all, "tau_all_ci95": ci_all, "tau_within_band": tau_band,
                                        "tau_within_band_ci95": ci_band, "mean_regret_points": reg,
                                        "cost_s_per_arch": cost, "scores": dict(zip(archs, scores.tolist()))}
-        print(f"{name:18s} {tau_all:8.3f} [{ci_all[0]:6.3f},{ci_all[1]:6.3f}] {tau_band:9.3f} "
-              f"[{ci_band[0]:6.3f},{ci_band[1]:6.3f}] {reg:7.2f} {cost:8.3f}", flush=True)
+        print(f"{name:34s} {tau_all:8.3f} [{ci_all[0]:6.3f},{ci_all[1]:6.3f}] {tau_band:9.3f} "
+              f"[{ci_band[0]:6.3f},{ci_band[1]:6.3f}] {reg:7.2f} {cost:8.2g}", flush=True)
+    ceiling = noise_ceiling(Path(args.table), args.task, acc, within, args.noise_sims)
+    results["noise_ceiling"] = ceiling
+    if ceiling["available"]:
+        rr, tr = ceiling["tau_within_band_replicate_vs_replicate"], ceiling["tau_within_band_truth_vs_replicate"]
+        print(f"{'NOISE CEILING (seed sd, simulated)':34s} pooled seed sd {ceiling['pooled_sd_points']:.2f} points over "
+              f"{ceiling['students_with_3_seeds']} students with 3+ seeds ({ceiling['degrees_of_freedom']} degrees of "
+              f"freedom); {ceiling['simulations']} simulations")
+        print(f"{'  replicate vs replicate':34s} {'':8s} {'':15s} {rr['mean']:9.3f} [{rr['p2.5']:6.3f},{rr['p97.5']:6.3f}]")
+        print(f"{'  noise-free truth vs replicate':34s} {'':8s} {'':15s} {tr['mean']:9.3f} [{tr['p2.5']:6.3f},{tr['p97.5']:6.3f}]"
+              "  <- the best within-band tau an estimator can expect to show")
+        print("  per-student seed sd (points): " + ", ".join(f"{k} {v:.2f}" for k, v in ceiling["per_student_sd_points"].items()))
+    else:
+        print(f"{'NOISE CEILING':34s} not available: {ceiling['reason']}")
     if args.results:
-        Path(args.results).write_text(json.dumps(results, indent=1) + "\n")
+        Path(args.results).write_text(json.dumps(_finite(results), indent=1, allow_nan=False) + "\n")
         print(f"written {args.results}")
     print(f"reproduce: {results['command']}")
     return 0

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "predictor": "hwnas.cli.predictor:predictor", "predict": "hwnas.cli.predictor:predict",
     "supernet": "hwnas.cli.supernet:supernet", "search": "hwnas.cli.search:search",
     "distill": "hwnas.cli.distill:distill", "run": "hwnas.cli.run:run", "report": "hwnas.cli.report:report",
+    "estimator": "hwnas.cli.estimator:estimator",
 }
 
 # (command, first argument) -> "module:attribute": a subcommand routed before the command
@@ -46,6 +47,7 @@ _SHORT_HELP = {
     "distill": "Distill a searched architecture and export it; `distill front DIR` distils a front's top-k in parallel.",
     "run": "The whole pipeline on embedded defaults: profile, fit, train, search, distill.",
     "report": "Build the one-page HTML report of a run folder or of one stage's output.",
+    "estimator": "Fit accuracy estimators on a ground-truth table (`estimator fit`).",
 }
 
 _state = {"debug": False}

@@ -34,8 +34,10 @@ def _number(text: str | None, what: str, *, integer: bool = False):
 @click.option("--supernet", "supernet_path", default=None, type=click.Path(file_okay=False),
               help="Trained supernet folder (the supernet-* estimators need it; others start students from its slices).")
 @click.option("--estimator", default=None,
-              help="Accuracy estimator: params, flops, wpca, attn-confidence, supernet-loss, supernet-probe, task-proxy "
-                   "[default: supernet-loss with --supernet]. See docs/estimators.md.")
+              help="Accuracy estimator: params, flops, wpca, attn-confidence, supernet-loss, supernet-probe, task-proxy, "
+                   "learned [default: supernet-loss with --supernet]. See docs/estimators.md.")
+@click.option("--estimator-path", default=None, type=click.Path(file_okay=False),
+              help="Fitted model folder of --estimator learned (from `hwnas estimator fit`).")
 @click.option("--screen", default=None,
               help="Two fidelities: score every feasible architecture with this cheap estimator first, and spend "
                    "--evaluations evaluations of --estimator on the best-screened ones (strategy 'screen').")
@@ -75,8 +77,8 @@ def _number(text: str | None, what: str, *, integer: bool = False):
 @click.option("--json", "as_json", is_flag=True, help="Print the winner and the Pareto front as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option("--strict", is_flag=True, help="Refuse a host-bound predictor profiled on another host (default: warn).")
-def search(predictor_path, supernet_path, estimator, screen, task_path, teacher, max_latency, out, strategy, evaluations,
-           budget_old, seq_len, batch_size, objective, reward_weight, max_params, max_memory, metric, seed, batch,
+def search(predictor_path, supernet_path, estimator, estimator_path, screen, task_path, teacher, max_latency, out, strategy,
+           evaluations, budget_old, seq_len, batch_size, objective, reward_weight, max_params, max_memory, metric, seed, batch,
            verify_device, quick, cluster, ray_address, ray_resource, resume, overwrite, as_json, quiet, strict) -> None:
     """Search for the most accurate students predicted to run within --max-latency.
 
@@ -117,6 +119,9 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
     for flag, name in (("--estimator", estimator), ("--screen", screen)):
         if name is not None and name not in ESTIMATORS.names():
             raise InvalidConfig(f"{flag}: unknown estimator {name!r}; known: {', '.join(ESTIMATORS.names())}")
+    if estimator_path is not None and "learned" not in (estimator, screen):
+        raise InvalidConfig("--estimator-path is the fitted model of the learned estimator; give --estimator learned "
+                            "(or --screen learned) with it")
     if screen is not None:
         if strategy not in ("bo", "screen"):
             raise InvalidConfig(f"--screen chooses the strategy 'screen'; drop --strategy {strategy}")
@@ -191,7 +196,7 @@ def search(predictor_path, supernet_path, estimator, screen, task_path, teacher,
             f"on space {predictor.space!r}; use a predictor and a supernet of the same space"
         )
 
-    context = {"supernet": supernet, "teacher": teacher, "task": task_path}
+    context = {"supernet": supernet, "teacher": teacher, "task": task_path, "path": estimator_path}
     scorer = make_estimator(estimator, **context)
     scorer.check_space(space)
     strategy_arg = strategy

@@ -70,6 +70,9 @@ FILE_OPTIONS = {
     "run-predictor": "run --max-latency 5ms --quick --predictor {f} --work-dir {out}",
     "run-supernet": "run --max-latency 5ms --quick --supernet {f} --work-dir {out}",
     "report": "report {f} --out {out}/r.html",
+    "estimator-fit-table": "estimator fit --table {f} --task sst2 --out {out}/m",
+    "search-estimator-path": "search --predictor {bundle} --estimator learned --estimator-path {f} --max-latency 5ms "
+                             "--out {out}/s",
 }
 
 #: Options that take a text file anyway, where some "bad" files are acceptable inputs of another kind.
@@ -302,6 +305,12 @@ OPTION_CASES = [
     _c("run-bad-name", "run --max-latency 5ms --name a/b --work-dir {out}"),
     _c("run-bad-strategy", "run --max-latency 5ms --strategy magic --work-dir {out}"),
     _c("report-missing", "report {missing}"),
+    _c("estimator-fit-out-is-table", "estimator fit --table {task} --task sst2 --out {task}"),
+    _c("estimator-fit-not-a-table", "estimator fit --table {task} --task sst2 --out {out}/m", fragment="lacks columns"),
+    _c("search-estimator-path-without-learned", "search --predictor {bundle} --estimator params --estimator-path "
+       "{emptydir} --max-latency 5ms --out {out}/s", fragment="--estimator-path is the fitted model"),
+    _c("search-learned-without-path", "search --predictor {bundle} --estimator learned --max-latency 5ms --out {out}/s",
+       fragment="needs a fitted model"),
     _c("unknown-command", "frobnicate"),
     _c("unknown-option", "space show tiny --frobnicate"),
     _c("space-unknown", "space show nosuchspace"),

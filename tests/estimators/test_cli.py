@@ -1,0 +1,96 @@
+"""``hwnas estimator fit`` and ``hwnas search --estimator learned``: real files, real XGBoost, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hwnas.cli.main import main
+from hwnas.space import get_space
+from tests.estimators.conftest import write_synthetic_table
+
+PROFILE = Path(__file__).resolve().parents[1] / "predictors" / "data" / "cpu-tiny.jsonl"
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+@pytest.fixture(scope="module")
+def tiny_table(tmp_path_factory) -> Path:
+    """A synthetic ground-truth table of the built-in space ``tiny`` (a fixture of the mechanics)."""
+    return write_synthetic_table(tmp_path_factory.mktemp("gt") / "table.csv", get_space("tiny").enumerate(), bands=4,
+                                 space="tiny")
+
+
+def test_fit_writes_the_model_and_refuses_to_overwrite_it(tiny_table, tmp_path, capsys):
+    out = tmp_path / "learned"
+    code, stdout, err = run_cli(["estimator", "fit", "--table", tiny_table, "--task", "sst2", "--out", out], capsys)
+    assert code == 0, err
+    assert "fitted learned estimator on 90 students in 4 bands (task sst2, space tiny)" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["hwnas.json", "manifest.json", "model.json"]
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, _, err = run_cli(["estimator", "fit", "--table", tiny_table, "--task", "sst2", "--out", out], capsys)
+    assert code == 2 and err.count("\n") == 1 and "already holds a learned estimator; pass --overwrite" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    code, stdout, err = run_cli(["estimator", "fit", "--table", tiny_table, "--task", "sst2", "--out", out,
+                                 "--overwrite", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(stdout)["space"]["name"] == "tiny"
+
+
+def test_a_bad_table_is_one_line_exit_2_and_the_model_in_out_is_untouched(tiny_table, tmp_path, capsys):
+    out = tmp_path / "learned"
+    assert run_cli(["estimator", "fit", "--table", tiny_table, "--task", "sst2", "--out", out], capsys)[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    lines = tiny_table.read_text().splitlines()
+    bad = tmp_path / "dup.csv"
+    bad.write_text("\n".join([*lines, lines[3]]) + "\n")
+    for table, task, fragment in [(bad, "sst2", "appears twice"), (tiny_table, "agnews", "no row of task 'agnews'"),
+                                  (tmp_path / "absent.csv", "sst2", "does not exist")]:
+        code, _stdout, err = run_cli(["estimator", "fit", "--table", table, "--task", task, "--out", out,
+                                     "--overwrite"], capsys)
+        assert code == 2 and fragment in err and err.startswith("hwnas: error: ") and err.count("\n") == 1, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.fixture(scope="module")
+def tiny_predictor(tmp_path_factory) -> Path:
+    from hwnas.predictors.bundle import save_bundle
+    from hwnas.predictors.training import fit_predictor, load_measurements
+
+    fitted = fit_predictor(load_measurements(PROFILE), tune_hyperparameters=False,
+                           params={"n_estimators": 10, "max_depth": 2}, n_folds=3)
+    return save_bundle(fitted, tmp_path_factory.mktemp("predictor") / "cpu-tiny.hwnas")
+
+
+def test_search_with_the_learned_estimator(tiny_table, tiny_predictor, tmp_path, capsys):
+    model = tmp_path / "learned"
+    assert run_cli(["estimator", "fit", "--table", tiny_table, "--task", "sst2", "--out", model], capsys)[0] == 0
+    base = ["search", "--predictor", tiny_predictor, "--max-latency", "50ms", "--strategy", "random",
+            "--evaluations", "6", "--quiet", "--json"]
+    code, stdout, err = run_cli([*base, "--estimator", "learned", "--estimator-path", model, "--out",
+                                 tmp_path / "s"], capsys)
+    assert code == 0, err
+    assert json.loads(stdout)["winner"] is not None
+    code, _, err = run_cli([*base, "--estimator", "params", "--estimator-path", model, "--out", tmp_path / "s2"], capsys)
+    assert code == 2 and "--estimator-path is the fitted model of the learned estimator" in err
+    code, _, err = run_cli([*base, "--estimator", "learned", "--out", tmp_path / "s3"], capsys)
+    assert code == 2 and "needs a fitted model: --estimator-path" in err
+
+
+def test_search_refuses_a_model_of_another_space(tiny_predictor, tmp_path, capsys):
+    small = get_space("small")
+    table = write_synthetic_table(tmp_path / "small.csv", small.sample_random(24, seed=0), bands=3, space="small")
+    model = tmp_path / "learned-small"
+    assert run_cli(["estimator", "fit", "--table", table, "--task", "sst2", "--out", model], capsys)[0] == 0
+    code, _, err = run_cli(["search", "--predictor", tiny_predictor, "--max-latency", "50ms", "--strategy", "random",
+                            "--evaluations", "4", "--quiet", "--estimator", "learned", "--estimator-path", model,
+                            "--out", tmp_path / "s"], capsys)
+    assert code == 2 and "fitted on space 'small' but the search is over space 'tiny'" in err, err
+    assert not (tmp_path / "s").exists()
