@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -64,6 +65,31 @@ def _torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+#: Set to 1 to let BoTorch compile its fused qLogNEHVI kernel at run time (see below).
+JIT_ENV = "HWNAS_BOTORCH_JIT"
+
+
+def _no_runtime_compile() -> None:
+    """Keep BoTorch on its pure-PyTorch hypervolume path unless ``HWNAS_BOTORCH_JIT=1``.
+
+    Recent BoTorch releases compile a fused C++ kernel for qLogNEHVI the first time the
+    acquisition is built (``torch.utils.cpp_extension.load`` with ``-march=native``, under a
+    lock file in ``~/.cache/torch_extensions``). That needs a compiler on every host, ties
+    the cached binary to one CPU model, and a process killed while compiling leaves the
+    lock behind: every later search then waits on it forever (this happened here, to the
+    test suite, after one interrupted ``hwnas search``). BoTorch's own fallback computes the
+    same acquisition function in PyTorch, so hwnas uses it by default.
+    """
+    if os.environ.get(JIT_ENV, "") == "1":
+        return
+    try:
+        from botorch.acquisition.multi_objective import logei
+    except ImportError:  # pragma: no cover - BoTorch is a dependency
+        return
+    if hasattr(logei, "_try_load_fused_kernel") and hasattr(logei, "_load_attempted"):
+        logei._load_attempted = True  # as if a load had been tried and failed: BoTorch falls back
 
 
 @register_strategy
@@ -138,6 +164,8 @@ class BayesianOptimization(Strategy):
 
     def _optimise(self, n: int) -> list[int]:
         import torch
+
+        _no_runtime_compile()
         from botorch.acquisition.logei import qLogNoisyExpectedImprovement
         from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
         from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
