@@ -275,7 +275,8 @@ OPTION_CASES = [
        fragment="unknown estimator"),
     _c("search-unknown-strategy", "search --predictor {bundle} --estimator params --strategy magic --max-latency 5ms "
        "--out {out}/s"),
-    _c("search-no-estimator", "search --predictor {bundle} --max-latency 5ms --out {out}/s", fragment="--estimator"),
+    _c("search-screen-unknown", "search --predictor {bundle} --screen nope --max-latency 5ms --out {out}/s",
+       fragment="--screen: unknown estimator"),
     _c("search-metric-disagrees", "search --predictor {bundle} --estimator params --metric loss --max-latency 5ms "
        "--out {out}/s"),
     _c("search-verify-other-device", "search --predictor {bundle} --estimator params --max-latency 5ms --verify "

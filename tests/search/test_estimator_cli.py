@@ -46,13 +46,22 @@ def test_screen_spends_the_expensive_estimator_on_the_best_screened(real_predict
     (["--estimator", "supernet-loss"], "estimator 'supernet-loss' needs --supernet"),
     (["--estimator", "task-proxy"], "estimator 'task-proxy' needs --task"),
     (["--estimator", "params", "--screen", "flops", "--strategy", "evolution"], "--screen chooses the strategy"),
-    ([], "give --estimator"),
 ])
 def test_bad_estimator_choices_are_one_line(real_predictor_path, tmp_path, capsys, args, expected):
     code, _, err = run_cli(["search", "--predictor", real_predictor_path, "--max-latency", "80ms", "--out",
                             tmp_path / "r", *args], capsys)
     one_line_error(code, err, expected)
     assert not (tmp_path / "r").exists()
+
+
+def test_without_an_estimator_or_a_supernet_the_parameter_count_ranks_and_says_so(real_predictor_path, tmp_path,
+                                                                                   capsys):
+    out = tmp_path / "d"
+    code, _, err = run_cli(["search", "--predictor", real_predictor_path, "--max-latency", "80ms", "--strategy",
+                            "random", "--evaluations", "3", "--out", out], capsys)
+    assert code == 0, err
+    assert "estimator: params (the default without --supernet" in err
+    assert json.loads((out / "config.json").read_text())["estimator"] == "params"
 
 
 def test_deprecated_metric_still_works_and_says_so(real_predictor_path, tiny_supernet_path, tmp_path, capsys):
