@@ -8,15 +8,8 @@ import sys
 
 import pytest
 
-from hwnas.cli.main import main
 from hwnas.devices import registry
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
+from tests.cli_run import run_cli
 
 
 def test_help_is_fast_to_import_no_torch():

@@ -5,15 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from hwnas.cli.main import main
 from hwnas.outputs import write_marker
-
-
-def _run(args, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
+from tests.cli_run import run_cli as _run
 
 
 @pytest.mark.parametrize("name, content, recipe, message", [

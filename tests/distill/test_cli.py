@@ -6,15 +6,8 @@ import json
 
 import pytest
 
-from hwnas.cli.main import main
 from hwnas.data import embedded_path
-
-
-def _run(args, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
+from tests.cli_run import run_cli as _run
 
 
 def test_distill_command_writes_student(tiny_teacher, tmp_path, capsys):
@@ -70,7 +63,10 @@ def test_a_winner_file_without_device_or_shape_is_refused_before_training(tmp_pa
 
 
 def test_a_checkpoint_from_before_the_shared_loop_is_one_line_and_exit_2(tiny_teacher, tmp_path, capsys):
-    from tests.training.legacy_checkpoints import old_distill_save_checkpoint, trained_tiny
+    from tests.training.legacy_checkpoints import (
+        old_distill_save_checkpoint,
+        trained_tiny,
+    )
 
     out = tmp_path / "student"
     model, opt = trained_tiny()

@@ -11,22 +11,22 @@ from pathlib import Path
 import pytest
 import torch
 
-from hwnas.cli.main import main
 from hwnas.data import embedded_path
 from hwnas.distill.api import DistillConfig
-from hwnas.distill.losses import DistillLoss, LossConfig, ModelOutputs, ModelShape, kd_logits, layer_map
+from hwnas.distill.losses import (
+    DistillLoss,
+    LossConfig,
+    ModelOutputs,
+    ModelShape,
+    kd_logits,
+    layer_map,
+)
 from hwnas.distill.recipes import RECIPES, apply_recipe, get_recipe, recipe_overrides
 from hwnas.errors import InvalidConfig
 from hwnas.outputs import write_marker
+from tests.cli_run import run_cli as _run
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _run(args, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
 
 
 @pytest.mark.parametrize("name", list(RECIPES))

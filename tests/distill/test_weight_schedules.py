@@ -10,7 +10,6 @@ import math
 import pytest
 import torch
 
-from hwnas.cli.main import main
 from hwnas.data import embedded_path
 from hwnas.distill.api import DistillConfig
 from hwnas.distill.auto import recipe_features, settings_record
@@ -27,15 +26,9 @@ from hwnas.distill.losses import (
 from hwnas.distill.recipes import RECIPES, apply_recipe, candidates, recipe_overrides
 from hwnas.errors import InvalidConfig
 from hwnas.outputs import write_marker
+from tests.cli_run import run_cli as _run
 
 ARCH = "layers=1,hidden=32,heads=2,ffn=64"
-
-
-def _run(args, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
 
 
 # ------------------------------------------------------------------ values

@@ -7,18 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from hwnas.cli.main import main
 from hwnas.space import get_space
+from tests.cli_run import run_cli
 from tests.estimators.conftest import write_synthetic_table
 
 PROFILE = Path(__file__).resolve().parents[1] / "predictors" / "data" / "cpu-tiny.jsonl"
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 @pytest.fixture(scope="module")

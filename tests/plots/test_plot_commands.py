@@ -10,15 +10,9 @@ import numpy as np
 import pytest
 
 from hwnas.cli.main import main
+from tests.cli_run import run_cli
 
 PROFILE = Path(__file__).parents[1] / "predictors" / "data" / "cpu-tiny.jsonl"
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 def assert_png(path: Path, min_w: int = 500, min_h: int = 300) -> None:

@@ -9,13 +9,7 @@ import pandas as pd
 import pytest
 
 from hwnas.cli.main import main
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
+from tests.cli_run import run_cli
 
 
 @pytest.fixture(scope="module")

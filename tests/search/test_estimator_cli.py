@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from hwnas.search.base import create_strategy
+from tests.cli_run import run_cli
 from tests.search.conftest import synthetic_problem
-from tests.search.test_cli import one_line_error, run_cli
+from tests.search.test_cli import one_line_error
 
 
 def test_search_with_a_free_estimator_needs_no_supernet(real_predictor_path, tmp_path, capsys):
