@@ -17,7 +17,21 @@ import pytest
 from hwnas.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
-REAL = sorted((ROOT / "bench" / "results").glob("*.jsonl"))
+
+
+def _is_profile(path: Path) -> bool:
+    """A profile's records carry a schema and a latency; other JSONL files
+    under bench/results (training curves, for one) are not profiles."""
+    with path.open() as fh:
+        first = fh.readline()
+    try:
+        record = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "schema" in record and "latency_ms" in record
+
+
+REAL = sorted(p for p in (ROOT / "bench" / "results").glob("*.jsonl") if _is_profile(p))
 HOLDOUT = ROOT / "bench" / "results" / "cpu-small-holdout.jsonl"
 
 
