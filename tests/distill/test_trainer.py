@@ -43,8 +43,8 @@ def _fixed_loss(student, teacher, loss_config, enc):
 
 
 def test_distillation_lowers_the_loss(setup, tmp_path):
-    folder, enc, teacher = setup
-    student, note = init_student(Architecture(1, 32, 2, 64), 2, init="random", seed=0)
+    _, enc, teacher = setup
+    student, _ = init_student(Architecture(1, 32, 2, 64), 2, init="random", seed=0)
     lc = LossConfig(weights={"logits": 1.0, "attention": 1.0})
     before = _fixed_loss(student, teacher, lc, enc)
     result = train(student, teacher, lc, enc, "classification",
@@ -173,7 +173,7 @@ def test_keep_best_ends_with_the_best_evaluated_weights(setup, tmp_path):
     evaluation is an early one, and keep_best must hand that one back, not the last."""
     from hwnas.distill.trainer import evaluate
 
-    folder, enc, teacher = setup
+    _, enc, _ = setup
     held = {k: v[:48] for k, v in enc.items()}
     flipped = {**held, "labels": 1 - held["labels"]}
     student, _ = init_student(Architecture(1, 32, 2, 64), 2, init="random", seed=1)
