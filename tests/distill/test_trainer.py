@@ -126,6 +126,13 @@ def test_train_config_validation():
         TrainConfig(mixed_precision="fp8")
     with pytest.raises(InvalidConfig, match=r"warmup must be in \[0, 1\)"):
         TrainConfig(warmup=1.0)
+    # an infinite learning rate or weight decay used to pass (only "> 0" / ">= 0" was checked) and so
+    # reached training through DistillConfig and `hwnas distill front --lr inf`
+    for lr in (float("inf"), float("nan"), 0.0, -1e-4):
+        with pytest.raises(InvalidConfig, match="lr must be a finite number > 0"):
+            TrainConfig(lr=lr)
+    with pytest.raises(InvalidConfig, match="weight_decay must be a finite number >= 0"):
+        TrainConfig(weight_decay=float("inf"))
     cfg = TrainConfig(steps=100, lr=1.0, warmup=0.1)
     assert cfg.lr_at(0) == pytest.approx(0.1) and cfg.lr_at(9) == pytest.approx(1.0) and cfg.lr_at(99) == pytest.approx(1 / 90)
 
