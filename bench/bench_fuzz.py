@@ -52,39 +52,42 @@ def run_corpus(ws: dict[str, str], tmp: Path, verbose: bool) -> dict:
 
 
 def run_fuzz(ws: dict[str, str], examples: int, seed: int, verbose: bool) -> dict:
-    from hypothesis import HealthCheck, given, seed as hseed, settings
-
     from tests.adversarial.fuzz import TARGETS
 
-    out = {}
-    for name, (target, strategy) in TARGETS.items():
-        stats = {"cases": 0, "failures": 0, "first": None}
+    return {name: _fuzz_target(name, target, strategy, ws, examples, seed, verbose)
+            for name, (target, strategy) in TARGETS.items()}
 
-        @hseed(seed)
-        @settings(max_examples=examples, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
-        @given(strategy)
-        def check(value):
-            stats["cases"] += 1
-            try:
-                if name == "bundle manifests":
-                    target(Path(ws["bundle"]), value)
-                else:
-                    target(value)
-            except Exception as exc:  # counted, not raised: the bench wants the failure count
-                stats["failures"] += 1
-                if stats["first"] is None:
-                    stats["first"] = f"{type(exc).__name__}: {str(exc)[:200]} on {value!r:.200}"
-                    if verbose:
-                        traceback.print_exc()
 
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # data warnings of the parsers are expected here, not failures
-            check()
-        stats["seconds"] = time.perf_counter() - t0
-        out[name] = stats
-    return out
+def _fuzz_target(name: str, target, strategy, ws: dict[str, str], examples: int, seed: int, verbose: bool) -> dict:
+    """One target's Hypothesis run (its own function, so the test closure binds this target, not a loop variable)."""
+    from hypothesis import HealthCheck, given, seed as hseed, settings
+
+    stats = {"cases": 0, "failures": 0, "first": None}
+
+    @hseed(seed)
+    @settings(max_examples=examples, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def check(value):
+        stats["cases"] += 1
+        try:
+            if name == "bundle manifests":
+                target(Path(ws["bundle"]), value)
+            else:
+                target(value)
+        except Exception as exc:  # noqa: BLE001 (deliberate: counted, not raised: the bench wants the failure count)
+            stats["failures"] += 1
+            if stats["first"] is None:
+                stats["first"] = f"{type(exc).__name__}: {str(exc)[:200]} on {value!r:.200}"
+                if verbose:
+                    traceback.print_exc()
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # data warnings of the parsers are expected here, not failures
+        check()
+    stats["seconds"] = time.perf_counter() - t0
+    return stats
 
 
 def main() -> None:

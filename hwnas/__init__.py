@@ -18,7 +18,7 @@ _LAZY = {
     "load_supernet": "hwnas.supernet",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__"] + list(_LAZY)
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())

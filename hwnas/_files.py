@@ -45,7 +45,9 @@ def read_yaml_or_json(path: Path, error: type[Exception], what: str) -> Any:
 
             return yaml.safe_load(text)
         return json.loads(text)
-    except Exception as exc:  # yaml.YAMLError, json.JSONDecodeError
+    # Deliberately broad: besides YAMLError/JSONDecodeError, PyYAML raises ValueError (bad dates such as 2020-13-01),
+    # RecursionError (deep nesting) and more on untrusted text; every one must become the one-line error.
+    except Exception as exc:  # noqa: BLE001
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise error(f"{what} {path} is not valid {'YAML' if is_yaml else 'JSON'}: {first}") from None
 

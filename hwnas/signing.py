@@ -183,9 +183,11 @@ def check_signature(path: str | Path, comment: bytes, *, trust: list[bytes] | No
         return Signature(False)
     message, sig, raw = found
     _, ed25519 = _crypto()
+    from cryptography.exceptions import InvalidSignature
+
     try:
         ed25519.Ed25519PublicKey.from_public_bytes(raw).verify(sig, message)
-    except Exception:  # InvalidSignature, or a malformed key
+    except (InvalidSignature, ValueError):  # ValueError: a key that is not 32 bytes
         raise BundleError(f"{path}: its ed25519 signature does not verify (the bundle or its signature was altered)") from None
     kid = key_id(raw)
     if trust:

@@ -338,7 +338,7 @@ def available_memory_bytes() -> int | None:
         import psutil
 
         return int(psutil.virtual_memory().available)
-    except Exception:  # psutil missing or unsupported platform
+    except Exception:  # noqa: BLE001 (deliberate probe: psutil missing or unsupported platform)
         return None
 
 
@@ -357,7 +357,7 @@ def check_predictor_runs(path: str | Path, predictor) -> None:
     try:
         small = predictor.log_predict_raw(rows)  # the numpy tree walk for small batches
         large = predictor.log_predict_raw(np.repeat(rows, 20, axis=0))[::20]  # XGBoost's own predict
-    except Exception as exc:  # whatever a damaged model raises
+    except Exception as exc:  # noqa: BLE001 (deliberate: whatever a damaged model raises)
         raise BundleError(f"{path}: the model cannot predict ({type(exc).__name__}: {str(exc)[:80]})") from None
     if not (np.all(np.isfinite(small)) and np.all(np.isfinite(large))):
         raise BundleError(f"{path}: the model predicts non-finite latencies; the bundle is damaged")

@@ -53,7 +53,7 @@ def test_profile_stage_alone_measures_then_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_predictor_stage_alone_fits_and_then_is_done(tmp_path):
-    ctx, _, lines = _context(tmp_path, seq_len=128)
+    ctx, _, _ = _context(tmp_path, seq_len=128)
     stage = PredictorStage(ctx)
     shutil.copy(PROFILE, ctx.folder / "profile.jsonl")
     assert not stage.done() and not ProfileStage(ctx).done()

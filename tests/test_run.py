@@ -64,7 +64,7 @@ def test_student_is_the_winner_from_the_supernet_and_verified(first_run):
 
     from hwnas.space import get_space
 
-    config, summary, _ = first_run
+    config, _, _ = first_run
     winner = json.loads((config.folder / "search" / "winner.json").read_text())
     report = json.loads((config.folder / "student" / "report.json").read_text())
     assert report["arch"] == winner["arch"] and get_space("tiny").validate(report["arch_key"])

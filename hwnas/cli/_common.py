@@ -53,7 +53,7 @@ def console(stderr: bool = False):
 
 
 def fmt_ms(value: float) -> str:
-    if value != value:  # NaN
+    if math.isnan(value):
         return "-"
     if value < 1:
         return f"{value * 1e3:.0f} us"

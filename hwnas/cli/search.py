@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from hwnas.cli._common import console, fmt_ms, fmt_s, parse_latency_ms
@@ -139,7 +141,7 @@ def search(predictor_path, supernet_path, estimator, estimator_path, screen, tas
 
     if objective != "reward" and explicit(click.get_current_context(), "reward_weight"):
         raise InvalidConfig(f"--reward-weight only applies with --objective reward (the objective is {objective})")
-    if reward_weight != reward_weight or reward_weight < 0 or reward_weight == float("inf"):
+    if not (math.isfinite(reward_weight) and reward_weight >= 0):
         raise InvalidConfig(f"--reward-weight must be a finite number >= 0; got {reward_weight}")
     check_seq_len(seq_len, "--seq-len")
     require_int(batch_size, "--batch-size", maximum=1 << 20)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -109,7 +110,7 @@ def train_cmd(teacher, spaces, data, text_column, steps, batch_size, seq_len, se
                                  ("--relation-heads", relation_heads, 1), ("--router-hidden", router_hidden, 1)):
         if value is not None:
             require_int(value, option, minimum=least)
-    if not lr > 0 or lr != lr or lr == float("inf"):
+    if not (math.isfinite(lr) and lr > 0):
         raise InvalidConfig(f"--lr must be a positive finite number; got {lr}")
     len_option = "--max-len"
     if seq_len_old is not None:

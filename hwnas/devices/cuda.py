@@ -74,13 +74,13 @@ def torch_cuda_status() -> tuple[bool, str]:
         return False, f"no NVIDIA GPU found on this host (no NVIDIA driver in /proc/driver/nvidia; torch {version})"
     try:
         import torch
-    except Exception as exc:  # a broken torch install must not crash `hwnas devices`
+    except Exception as exc:  # noqa: BLE001 (deliberate: a broken torch install must not crash `hwnas devices`)
         return False, f"torch failed to import: {type(exc).__name__}: {exc}"
     if torch.version.cuda is None:
         return False, f"torch {torch.__version__} was built without CUDA"
     try:
         count = torch.cuda.device_count()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (deliberate: an availability probe never raises)
         return False, f"torch could not query CUDA devices: {type(exc).__name__}: {exc}"
     if count == 0:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -130,7 +130,7 @@ def _nvml_info(index: int, uuid: str | None) -> dict[str, Any]:
         import pynvml
 
         pynvml.nvmlInit()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (deliberate: NVML is informative only; never fail a fingerprint)
         return {"nvml": f"unavailable: {type(exc).__name__}"}
     out: dict[str, Any] = {}
     try:
@@ -140,7 +140,7 @@ def _nvml_info(index: int, uuid: str | None) -> dict[str, Any]:
             try:
                 value = fn(*args)
                 out[key] = value.decode() if isinstance(value, bytes) else value
-            except Exception:  # a field this GPU or driver does not report
+            except Exception:  # noqa: BLE001, S110 (deliberate: a field this GPU or driver does not report)
                 pass
 
         read("driver", pynvml.nvmlSystemGetDriverVersion)
@@ -154,7 +154,7 @@ def _nvml_info(index: int, uuid: str | None) -> dict[str, Any]:
     finally:
         try:
             pynvml.nvmlShutdown()
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 (deliberate: a failed shutdown leaves nothing to clean up)
             pass
     return out
 

@@ -150,7 +150,7 @@ class ORTCUDADevice(ORTDevice):
             return False, missing
         try:
             import onnxruntime
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (deliberate: a broken install must not crash `hwnas devices`)
             return False, f"onnxruntime failed to import: {type(exc).__name__}: {exc}"
         providers = onnxruntime.get_available_providers()
         if cls.provider not in providers:

@@ -253,7 +253,7 @@ class XLADevice(Device):
         try:
             attributes = xr.global_runtime_device_attributes()
             fp["xla_device_attributes"] = {k: str(v) for k, v in (attributes[0] if attributes else {}).items()}
-        except Exception as exc:  # attributes are informative only; never fail a measurement for them
+        except Exception as exc:  # noqa: BLE001 (deliberate: attributes are informative only; never fail a measurement)
             fp["xla_device_attributes"] = f"unreadable: {type(exc).__name__}"
         fp["xla_flags"] = os.environ.get("XLA_FLAGS", "")
         return fp

@@ -234,7 +234,7 @@ class Recommender:
     :meth:`from_json` keep it as XGBoost's own JSON plus the feature names (no pickle).
     """
 
-    feature_names = [*FEATURES, *RECIPE_FEATURES, *ARCH_FEATURES]
+    feature_names: tuple[str, ...] = (*FEATURES, *RECIPE_FEATURES, *ARCH_FEATURES)  # immutable: shared by every instance
 
     def __init__(self, *, n_estimators: int = 200, max_depth: int = 3, learning_rate: float = 0.05, seed: int = 0) -> None:
         self.n_estimators, self.max_depth, self.learning_rate, self.seed = n_estimators, max_depth, learning_rate, seed
@@ -261,7 +261,7 @@ class Recommender:
 
     def to_json(self) -> str:
         raw = self.model_.get_booster().save_raw(raw_format="json").decode()
-        return json.dumps({"format": "hwnas-autodistiller", "version": 1, "features": self.feature_names,
+        return json.dumps({"format": "hwnas-autodistiller", "version": 1, "features": list(self.feature_names),
                            "target": "kept fraction", "xgboost": json.loads(raw)})
 
     @classmethod
@@ -269,7 +269,7 @@ class Recommender:
         import xgboost as xgb
 
         data = json.loads(text)
-        if data.get("format") != "hwnas-autodistiller" or data.get("features") != cls.feature_names:
+        if data.get("format") != "hwnas-autodistiller" or data.get("features") != list(cls.feature_names):
             raise InvalidConfig("not an AutoDistiller model of this hwnas version (format or feature names differ)")
         self = cls()
         self.model_ = xgb.XGBRegressor()

@@ -19,6 +19,7 @@ of a TSV/CSV file).
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -131,7 +132,7 @@ def _as_label(value: Any) -> Any:
         f = float(s)
     except ValueError:
         return s
-    if f != f:
+    if math.isnan(f):
         return s
     return int(f) if f.is_integer() and "." not in s and "e" not in s.lower() else f
 
@@ -260,7 +261,7 @@ def _load_hf(name: str, *, split: str, text_col: str | None, text_pair_col: str 
             ds = datasets.load_dataset("nyu-mll/glue" if parts[0] == "glue" else parts[0], parts[1], split=split)
         else:
             ds = datasets.load_dataset(name, split=split)
-    except Exception as exc:  # network errors, unknown names: all reported as one line
+    except Exception as exc:  # noqa: BLE001 (deliberate: network errors, unknown names: all reported as one line)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidData(f"{name}: cannot load dataset split {split!r} ({first})") from None
     columns = list(ds.column_names)

@@ -60,7 +60,11 @@ def derive_news_source(source: str | Path, out_dir: str | Path, *, chars: int = 
     if not 0 < dev_share < 1:
         raise InvalidData(f"dev_share must be in (0, 1); got {dev_share!r}")
     csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
-    raw = gzip.open(source, "rb").read() if source.suffix == ".gz" else source.read_bytes()
+    if source.suffix == ".gz":
+        with gzip.open(source, "rb") as fh:
+            raw = fh.read()
+    else:
+        raw = source.read_bytes()
     reader = csv.DictReader(io.StringIO(raw.decode("utf-8", "replace")))
     need = {"article_id", "article_source_link", "title", "text"}
     if not need <= set(reader.fieldnames or []):

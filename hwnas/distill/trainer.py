@@ -95,12 +95,13 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise InvalidConfig(f"{name} must be an integer >= 0; got {v!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise InvalidConfig(f"lr must be > 0; got {self.lr!r}")
+        # `< math.inf` rather than math.isfinite, which raises OverflowError on a huge int
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < math.inf):
+            raise InvalidConfig(f"lr must be a finite number > 0; got {self.lr!r}")
         if not (isinstance(self.warmup, (int, float)) and 0 <= self.warmup < 1):
             raise InvalidConfig(f"warmup must be in [0, 1); got {self.warmup!r}")
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
-            raise InvalidConfig(f"weight_decay must be >= 0; got {self.weight_decay!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < math.inf):
+            raise InvalidConfig(f"weight_decay must be a finite number >= 0; got {self.weight_decay!r}")
         if self.mixed_precision not in MIXED_PRECISION_CHOICES:
             raise InvalidConfig(f"mixed_precision must be one of {', '.join(MIXED_PRECISION_CHOICES)}; got {self.mixed_precision!r}")
 

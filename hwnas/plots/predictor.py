@@ -145,7 +145,7 @@ def bundle_figure(manifest: Mapping[str, Any], *, path: str | Path | None = None
         vals = [100 * float(cv[k]) if k in cv else float("nan") for k, _ in names]
         bars = a1.bar([n for _, n in names], vals, color=[COLORS["blue"], COLORS["green"], COLORS["vermillion"]])
         for b, v in zip(bars, vals):
-            a1.text(b.get_x() + b.get_width() / 2, (v if v == v else 0) + 1.5, "not stored" if v != v else f"{v:.1f}%",
+            a1.text(b.get_x() + b.get_width() / 2, (0 if math.isnan(v) else v) + 1.5, "not stored" if math.isnan(v) else f"{v:.1f}%",
                     ha="center", fontsize=8)
         a1.set_ylim(0, 110)
         a1.set_ylabel("share of measurements (%)")

@@ -20,7 +20,7 @@ _LAZY = {
     "FEATURE_NAMES": "hwnas.predictors.features", "evaluate": "hwnas.predictors.metrics",
 }
 
-__all__ = ["load_predictor", *_LAZY]
+__all__ = ["load_predictor"] + list(_LAZY)
 
 
 def load_predictor(path: Any, *, n_jobs: int = 1):

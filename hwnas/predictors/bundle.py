@@ -165,7 +165,7 @@ def load_bundle(path: str | Path, *, n_jobs: int = 1) -> LatencyPredictor:
         booster = xgb.Booster()
         booster.load_model(bytearray(members[MODEL_MEMBER]))
         booster.set_param({"nthread": int(n_jobs)})
-    except Exception as exc:  # xgb.core.XGBoostError, or worse on bytes altered with recomputed checksums
+    except Exception as exc:  # noqa: BLE001 (deliberate: XGBoostError, or worse on bytes altered with recomputed checksums)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise BundleError(f"{path}: XGBoost cannot read {MODEL_MEMBER} ({first})") from None
     try:

@@ -34,7 +34,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -165,7 +165,7 @@ class LatencyEstimator(RegressorMixin, BaseEstimator, ABC):
     |log ratio|).
     """
 
-    _parameter_constraints: dict[str, list[Any]] = {}
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
 
     @abstractmethod
     def fit(self, X, y) -> LatencyEstimator:
@@ -233,7 +233,7 @@ class CostLeastSquaresRegressor(LatencyEstimator):
         inputs: column names of ``X`` (default: architecture inputs).
     """
 
-    _parameter_constraints = {"terms": [None, "array-like"], "inputs": [None, "array-like"]}
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {"terms": [None, "array-like"], "inputs": [None, "array-like"]}
 
     def __init__(self, terms: Sequence[str] | None = None, inputs: Sequence[str] | None = None) -> None:
         self.terms = terms
@@ -257,7 +257,7 @@ class CostLeastSquaresRegressor(LatencyEstimator):
 class FlopsLinearRegressor(CostLeastSquaresRegressor):
     """Baseline: latency = a + b * total FLOPs (a, b >= 0, relative least squares)."""
 
-    _parameter_constraints = {"inputs": [None, "array-like"]}
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {"inputs": [None, "array-like"]}
 
     def __init__(self, inputs: Sequence[str] | None = None) -> None:
         self.inputs = inputs
@@ -277,7 +277,7 @@ class RandomForestLatencyRegressor(LatencyEstimator):
         seed: random state.
     """
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "n_estimators": [Interval(Integral, 1, None, closed="left")],
         "min_samples_leaf": [Interval(Integral, 1, None, closed="left")],
         "max_features": [Interval(Real, 0, 1, closed="right")], "seed": ["random_state"],
@@ -337,7 +337,7 @@ def _xgb_train(Z: np.ndarray, target: np.ndarray, names: Sequence[str], *, n_est
 class XGBRawRegressor(LatencyEstimator):
     """Baseline: XGBoost on the raw inputs alone, fitted to log latency (no physics)."""
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "n_estimators": [Interval(Integral, 1, None, closed="left")],
         "max_depth": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, 1, closed="right")],
@@ -411,7 +411,7 @@ class PhysicsXGBRegressor(LatencyEstimator):
     rows, ms), ``n_samples_``.
     """
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **XGBRawRegressor._parameter_constraints, "terms": [None, "array-like"], "tree_features": [None, "array-like"],
         "monotone": ["boolean"], "coverage": [None, Interval(Real, 0, 1, closed="neither")],
         "n_folds": [Interval(Integral, 2, None, closed="left")],

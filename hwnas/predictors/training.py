@@ -119,7 +119,7 @@ def load_measurements(path: str | Path, *, target: str | None = None, features: 
             df = pd.read_parquet(path)
         except ImportError:
             raise InvalidData("reading Parquet needs pyarrow: pip install pyarrow") from None
-        except Exception as exc:  # pyarrow.ArrowInvalid and friends
+        except Exception as exc:  # noqa: BLE001 (deliberate: pyarrow.ArrowInvalid and friends; pyarrow is optional)
             raise InvalidData(f"{path} is not a readable Parquet table: {type(exc).__name__}: {exc}") from None
     else:
         raise InvalidData(f"unknown measurement file type {path.suffix!r} ({path}); accepted: .jsonl profiles, .csv, .parquet")

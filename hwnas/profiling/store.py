@@ -75,13 +75,15 @@ def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
             continue
         try:
             record = json.loads(raw)
-            if not isinstance(record, dict):
-                raise ValueError("not a JSON object")
         except (ValueError, RecursionError) as exc:
+            problem: str | None = str(exc)
+        else:
+            problem = None if isinstance(record, dict) else "not a JSON object"
+        if problem is not None:
             if lineno == len(lines) and torn_tail:
                 warnings.warn(f"{path}: ignoring an incomplete last line (an interrupted write)", stacklevel=2)
                 return
-            raise ProfileStoreError(f"{path}, line {lineno}: not a profile record ({exc})") from None
+            raise ProfileStoreError(f"{path}, line {lineno}: not a profile record ({problem})")
         missing = [k for k in REQUIRED_FIELDS if k not in record]
         if missing:
             raise ProfileStoreError(f"{path}, line {lineno}: record lacks {', '.join(missing)}")

@@ -32,8 +32,8 @@ _LAZY = {
 __all__ = [
     "History", "Strategy", "create_strategy", "get_strategy_class", "list_strategies", "register_strategy",
     "unregister_strategy", "OBJECTIVES", "Constraint", "LatencyModel", "SearchProblem", "max_memory_constraint",
-    "max_params_constraint", "scalarised_reward", *_LAZY,
-]
+    "max_params_constraint", "scalarised_reward",
+] + list(_LAZY)
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())

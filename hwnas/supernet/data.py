@@ -107,7 +107,7 @@ def _iter_hf_dataset(name: str, text_column: str | None) -> Iterator[str]:
     ds_name, _, config = name.partition(":")
     try:
         ds = datasets.load_dataset(ds_name, config or None, split="train", streaming=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (deliberate: network errors, unknown names: all reported as one line)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidData(f"cannot load dataset {name!r} (needs a network): {first}") from None
     yield from _column_texts(ds, None, text_column, f"dataset {name}")

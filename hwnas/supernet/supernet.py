@@ -150,6 +150,7 @@ def load_supernet(path: str | Path, *, verify: bool = True) -> Supernet:
         path: the folder (``supernet.json`` + ``model.safetensors`` + tokenizer).
         verify: check the weights' SHA-256 against ``supernet.json``.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
     from transformers import BertConfig
 
@@ -192,7 +193,7 @@ def load_supernet(path: str | Path, *, verify: bool = True) -> Supernet:
         raise InvalidConfig(f"{meta_path}: bad mixture record: {exc}") from None
     try:
         state = load_file(str(weights))
-    except Exception as exc:  # safetensors' own error on a truncated or damaged file
+    except (SafetensorError, OSError) as exc:  # safetensors' own error on a truncated or damaged file
         raise InvalidConfig(f"{weights} is damaged and cannot be read ({type(exc).__name__})") from None
     from hwnas.validate import check_finite_tensors
 

@@ -55,7 +55,7 @@ def load_teacher(spec: str | Path = DEFAULT_TEACHER, *, tokenizer: bool = True) 
         location = str(resolve_teacher(spec))  # quietly: the hub's retry warnings would bury the one-line error
         try:
             config = AutoConfig.from_pretrained(location, **kwargs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (deliberate: a user's folder; any loader failure is one line)
             raise InvalidConfig(f"cannot load teacher config from folder {location}: {_one_line(exc)}") from None
         hidden = getattr(config, "hidden_size", None)
         layers = getattr(config, "num_hidden_layers", None)
@@ -68,13 +68,13 @@ def load_teacher(spec: str | Path = DEFAULT_TEACHER, *, tokenizer: bool = True) 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 model = AutoModel.from_pretrained(location, attn_implementation="eager", **kwargs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (deliberate: as above)
             raise InvalidConfig(f"cannot load teacher weights from {location}: {_one_line(exc)}") from None
         tok = None
         if tokenizer:
             try:
                 tok = AutoTokenizer.from_pretrained(location, **kwargs)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 (deliberate: as above)
                 raise InvalidConfig(f"teacher {name!r} has no usable tokenizer: {_one_line(exc)}") from None
     finally:
         hub_logger.setLevel(hub_level)

@@ -393,7 +393,8 @@ class SupernetLoop(TrainLoop):
                 kept = [ln for ln in log_path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] < self.start]
                 atomic_write_text(log_path, "".join(k + "\n" for k in kept))
         self.accelerator.wait_for_everyone()
-        self.log_fh = open(log_path, "a", encoding="utf-8") if self.main else None
+        # Held open for the whole run (one line per step); train_supernet closes it in its finally.
+        self.log_fh = open(log_path, "a", encoding="utf-8") if self.main else None  # noqa: SIM115
         self.model.train()
 
     def _publish(self, weights: Path, **extra: Any) -> None:
@@ -405,6 +406,7 @@ class SupernetLoop(TrainLoop):
         return lr_at(step, self.cfg)
 
     def _teacher_qkv(self, step: int, ids, mask):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         f = self.teacher_cache / f"step-{step:07d}.safetensors" if self.teacher_cache else None
@@ -412,7 +414,7 @@ class SupernetLoop(TrainLoop):
             try:
                 t = load_file(str(f))
                 return t["q"], t["k"], t["v"]
-            except Exception:  # a torn file from a killed run: recompute
+            except (SafetensorError, OSError, KeyError):  # a torn or foreign file from a killed run: recompute
                 pass
         qkv = teacher_qkv(self.teacher.model, ids, mask, self.cfg.teacher_layer)
         if f is not None:

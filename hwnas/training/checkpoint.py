@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from hwnas._files import atomic_write_bytes, atomic_write_text, fsync_dir, sha256_file
@@ -146,7 +147,7 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     try:
         state = json.loads((path / "state.json").read_text())
         weights = load_file(str(path / "model.safetensors"))
-    except Exception as exc:  # safetensors' own error type, JSON errors, OSError
+    except (SafetensorError, OSError, ValueError) as exc:  # ValueError: JSONDecodeError, UnicodeDecodeError
         raise InvalidConfig(f"checkpoint {path} is damaged ({type(exc).__name__}); delete its folder to start "
                             "again from the previous checkpoint, or train into another --out") from None
     check_finite_tensors(weights, where=f"checkpoint {path}/model.safetensors", error=InvalidConfig)
@@ -160,7 +161,7 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
         try:
             tensors = load_file(str(path / "optimizer.safetensors"))
             meta = json.loads((path / "optimizer.json").read_text())
-        except Exception as exc:  # a truncated optimizer state
+        except (SafetensorError, OSError, ValueError) as exc:  # a truncated optimizer state
             raise InvalidConfig(f"checkpoint {path}: the optimizer state is damaged ({type(exc).__name__}); delete "
                                 "the checkpoint folder to start again, or train into another --out") from None
         check_finite_tensors(tensors, where=f"checkpoint {path}/optimizer.safetensors", error=InvalidConfig)

@@ -84,7 +84,7 @@ def make_accelerator(precision: str = "no", *, cpu: bool | None = None, single_w
         if world_size() > 1:
             raise InvalidConfig(_NEEDS_ACCELERATE) from None
         if precision == "fp16":
-            raise InvalidConfig("mixed_precision='fp16' needs the accelerate package (gradient scaling); use bf16 or no")
+            raise InvalidConfig("mixed_precision='fp16' needs the accelerate package (gradient scaling); use bf16 or no") from None
         return SingleProcess(precision, device)
     return Accelerator(mixed_precision=precision, cpu=cpu)
 

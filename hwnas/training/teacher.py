@@ -67,7 +67,7 @@ def resolve_teacher(spec: str | Path) -> Path:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(text, allow_patterns=_HUB_FILES))
-    except Exception as exc:  # no network, unknown or malformed name, gated model
+    except Exception as exc:  # noqa: BLE001 (deliberate: no network, unknown or malformed name, gated model)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidConfig(f"teacher {text!r} is neither 'default' nor a local folder, and fetching it from the "
                             f"Hugging Face hub failed (needs a network; is the name right?): {first}") from None

@@ -120,14 +120,14 @@ def fuzz_space_file(data: bytes) -> None:
     from hwnas.space import SearchSpace
 
     for suffix in (".yaml", ".json"):
-        _expect(lambda: SearchSpace.from_file(_file(f"space{suffix}", data)))
+        _expect(lambda suffix=suffix: SearchSpace.from_file(_file(f"space{suffix}", data)))
 
 
 def fuzz_arch_file(data: bytes) -> None:
     from hwnas.space import load_architectures
 
     for suffix in (".txt", ".json", ".jsonl"):
-        _expect(lambda: load_architectures(_file(f"archs{suffix}", data)))
+        _expect(lambda suffix=suffix: load_architectures(_file(f"archs{suffix}", data)))
 
 
 def fuzz_profile(text: str) -> None:

@@ -56,7 +56,7 @@ def run_case(case: Case, ws: dict[str, str], case_dir: Path) -> Outcome:
             main(argv)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except BaseException as exc:  # main() must turn everything into an exit code
+        except BaseException as exc:  # noqa: BLE001 (deliberate: main() must turn everything into an exit code)
             code = None
             problem = f"main() raised {type(exc).__name__}: {exc}"
         else:

@@ -237,7 +237,7 @@ def snapshot(*roots: str | Path) -> dict[str, tuple[str, int]]:
     """``{path: (sha256, mode)}`` of every file and ``{path: ("dir", mode)}`` of every folder under ``roots``."""
     out: dict[str, tuple[str, int]] = {}
     for root in roots:
-        for dirpath, dirnames, filenames in os.walk(root):
+        for dirpath, _dirnames, filenames in os.walk(root):
             out[dirpath] = ("dir", os.stat(dirpath).st_mode)
             for f in filenames:
                 p = os.path.join(dirpath, f)

@@ -225,7 +225,7 @@ def test_xla_suite_in_its_own_environment():
     args += ["-k", "xla"]  # every test of this file (its module name matches) and the contract's xla cases
     env = {**os.environ, "PJRT_DEVICE": "CPU", "PYTHONPATH": str(REPO)}
     env.pop("HWNAS_XLA_PYTHON", None)
-    result = subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=env, timeout=850)
+    result = subprocess.run(args, capture_output=True, check=False, text=True, cwd=REPO, env=env, timeout=850)
     tail = result.stdout[-4000:] + result.stderr[-2000:]
     assert result.returncode == 0, tail
     summary = [line for line in result.stdout.splitlines() if " passed" in line]

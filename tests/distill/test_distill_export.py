@@ -36,6 +36,7 @@ def test_report_and_files(distilled):
     config, out, report, stages = distilled
     assert {"teacher", "agnostic", "distill"} <= set(stages)
     on_disk = json.loads((out / "report.json").read_text())
+    assert report == on_disk  # what distill() returns is what it wrote
     assert on_disk["arch_key"] == "layers=1,hidden=32,heads=2,ffn=64"
     for name in ("config.json", "model.safetensors", "model.onnx", "tokenizer.json", "report.json"):
         assert (out / name).is_file(), name
@@ -83,7 +84,7 @@ def test_exported_students_agree_with_the_trained_model(distilled):
 
 
 def test_finished_folder_is_reused_and_other_settings_refused(distilled):
-    config, out, report, _ = distilled
+    config, out, _, _ = distilled
     from dataclasses import replace
 
     again = distill(config, out)

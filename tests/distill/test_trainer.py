@@ -43,8 +43,8 @@ def _fixed_loss(student, teacher, loss_config, enc):
 
 
 def test_distillation_lowers_the_loss(setup, tmp_path):
-    folder, enc, teacher = setup
-    student, note = init_student(Architecture(1, 32, 2, 64), 2, init="random", seed=0)
+    _, enc, teacher = setup
+    student, _ = init_student(Architecture(1, 32, 2, 64), 2, init="random", seed=0)
     lc = LossConfig(weights={"logits": 1.0, "attention": 1.0})
     before = _fixed_loss(student, teacher, lc, enc)
     result = train(student, teacher, lc, enc, "classification",
@@ -126,6 +126,13 @@ def test_train_config_validation():
         TrainConfig(mixed_precision="fp8")
     with pytest.raises(InvalidConfig, match=r"warmup must be in \[0, 1\)"):
         TrainConfig(warmup=1.0)
+    # an infinite learning rate or weight decay used to pass (only "> 0" / ">= 0" was checked) and so
+    # reached training through DistillConfig and `hwnas distill front --lr inf`
+    for lr in (float("inf"), float("nan"), 0.0, -1e-4):
+        with pytest.raises(InvalidConfig, match="lr must be a finite number > 0"):
+            TrainConfig(lr=lr)
+    with pytest.raises(InvalidConfig, match="weight_decay must be a finite number >= 0"):
+        TrainConfig(weight_decay=float("inf"))
     cfg = TrainConfig(steps=100, lr=1.0, warmup=0.1)
     assert cfg.lr_at(0) == pytest.approx(0.1) and cfg.lr_at(9) == pytest.approx(1.0) and cfg.lr_at(99) == pytest.approx(1 / 90)
 
@@ -173,7 +180,7 @@ def test_keep_best_ends_with_the_best_evaluated_weights(setup, tmp_path):
     evaluation is an early one, and keep_best must hand that one back, not the last."""
     from hwnas.distill.trainer import evaluate
 
-    folder, enc, teacher = setup
+    _, enc, _ = setup
     held = {k: v[:48] for k, v in enc.items()}
     flipped = {**held, "labels": 1 - held["labels"]}
     student, _ = init_student(Architecture(1, 32, 2, 64), 2, init="random", seed=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -120,7 +121,7 @@ def test_fit_table_and_transfer(cli_bundle, profile_path, tmp_path, capsys):
 
 
 def test_fit_refuses_a_profile_that_mixes_clocks(profile_path, tmp_path, capsys):
-    lines = [json.loads(line) for line in open(profile_path) if line.strip()]
+    lines = [json.loads(line) for line in Path(profile_path).read_text().splitlines() if line.strip()]
     for i, r in enumerate(lines):
         r["clock"] = "thread_cpu" if i % 2 else "wall"
     mixed = tmp_path / "mixed.jsonl"

@@ -30,7 +30,7 @@ def _hwnas(args, *, block_ray=False, env=None):
     prelude = "import sys; sys.modules['ray'] = None; " if block_ray else ""
     code = prelude + "from hwnas.cli.main import main; main()"
     full_env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, env=full_env)
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, check=False, text=True, timeout=120, env=full_env)
 
 
 def _closed_port() -> int:
@@ -65,7 +65,7 @@ def test_cluster_ray_without_an_address_names_the_option(space_file, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     result = subprocess.run(
         [sys.executable, "-m", "hwnas.cli.main", *_args(space_file, tmp_path / "p.jsonl")],
-        capture_output=True, text=True, timeout=120, env={**env, "RAY_USAGE_STATS_ENABLED": "0"},
+        capture_output=True, check=False, text=True, timeout=120, env={**env, "RAY_USAGE_STATS_ENABLED": "0"},
     )
     assert result.returncode == 2
     assert "--ray-address" in _one_error_line(result) and "RAY_ADDRESS" in result.stderr

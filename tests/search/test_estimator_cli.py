@@ -15,7 +15,7 @@ from tests.search.test_cli import one_line_error
 
 def test_search_with_a_free_estimator_needs_no_supernet(real_predictor_path, tmp_path, capsys):
     out = tmp_path / "run"
-    code, stdout, err = run_cli(["search", "--predictor", real_predictor_path, "--estimator", "params",
+    code, _, err = run_cli(["search", "--predictor", real_predictor_path, "--estimator", "params",
                                  "--max-latency", "80ms", "--strategy", "random", "--evaluations", "5", "--out", out], capsys)
     assert code == 0, err
     config = json.loads((out / "config.json").read_text())

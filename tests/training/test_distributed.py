@@ -22,7 +22,7 @@ def test_torchrun_distillation_matches_one_process(tmp_path):
         pytest.skip("torchrun is not installed next to this Python")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29567", "-m", "tests.training.ddp_distill",
-                           str(tmp_path / "ddp")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                           str(tmp_path / "ddp")], cwd=ROOT, env=env, capture_output=True, check=False, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
     from tests.training.ddp_distill import run
