@@ -260,12 +260,16 @@ def main(argv=None) -> int:
         return 0
     table = Path(args.table)
     table.parent.mkdir(parents=True, exist_ok=True)
-    lock = open(table.with_name(table.name + ".lock"), "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        print(f"error: another ground-truth run holds {lock.name}", file=sys.stderr)
-        return 2
+    with open(table.with_name(table.name + ".lock"), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"error: another ground-truth run holds {lock.name}", file=sys.stderr)
+            return 2
+        return _run(jobs, table, args)  # the lock is held until every student has finished
+
+
+def _run(jobs: list[Job], table: Path, args) -> int:
     rows = read_table(table)
     todo = [j for j in jobs if j.key not in rows]
     print(f"{len(jobs)} students planned, {len(jobs) - len(todo)} in {table}, {len(todo)} to go"
