@@ -286,3 +286,60 @@ def test_a_reused_run_reports_the_cpu_of_all_its_attempts(e2e, tmp_path):
     text = e2e.render(results)
     assert f"CPU {row['cpu_s']:.0f} s over 1 run(s), 1 resumed (CPU summed over their attempts)" in text
     assert "without a recorded CPU time" not in text
+
+
+@pytest.mark.slow
+def test_a_real_distillation_killed_midway_and_resumed_counts_both_attempts(e2e, tmp_path, monkeypatch):
+    """The real thing at toy scale (about 30-50 s on a loaded machine): ``hwnas distill`` through run_distill, its child killed after a
+    few CPU seconds (the run fails, as when the OOM killer strikes), then rerun: the row carries both attempts."""
+    import argparse
+
+    import torch
+    from transformers import AutoTokenizer, BertModel
+
+    from hwnas.data import embedded_path
+    from hwnas.distill.models import resolve_teacher
+    from hwnas.predictors import load_predictor
+    from hwnas.space import Architecture
+
+    teacher = tmp_path / "teacher"
+    tokenizer = AutoTokenizer.from_pretrained(resolve_teacher("default"))
+    torch.manual_seed(0)
+    BertModel(Architecture(2, 128, 2, 256).to_bert_config(vocab_size=tokenizer.vocab_size,
+                                                          max_position_embeddings=128)).save_pretrained(teacher)
+    tokenizer.save_pretrained(teacher)
+    monkeypatch.setenv("HWNAS_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(e2e, "SAMPLE_S", 0.2)
+    out = tmp_path / "out"
+    args = argparse.Namespace(nice=0, predictor=str(TINY), recipe="gt-v1", teacher=str(teacher),
+                              teacher_cache=str(tmp_path / "teachers"), eval=None, eval_limit=None, space="tiny",
+                              task=str(embedded_path("sst2/train.tsv")),
+                              distill_args="--steps 20 --limit 100 --teacher-steps 2 --max-len 24 --batch-size 8 "
+                                           "--no-measure")
+    student = Architecture(1, 128, 2, 256)
+    rec = {"arch": student.as_dict(), "key": student.key, "params": student.num_parameters(), "latency_ms": 1.0,
+           "latency_upper_ms": 1.1}
+    budget = e2e.parse_budgets("5ms")[0]
+    predictor = load_predictor(TINY)
+    folder = e2e.run_folder(out, budget, rec, 0)
+    ledger = e2e.ledger_for(out, out / "logs" / f"distill-{budget.folder}-{folder.name}.log")
+
+    def kill_child():
+        os.kill(_wait_for_cpu(ledger, 3.0, timeout=120)["pid"], signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_child)
+    killer.start()
+    with pytest.raises(RuntimeError, match="hwnas distill exited -9"):
+        e2e.run_distill(args, budget, 5.0, rec, 0, predictor, out, print)
+    killer.join()
+    killed = ledger.attempts()[0]
+    assert killed["status"] == "exited" and killed["exit_code"] == -9 and killed["cpu_s"] >= 3.0
+    row = e2e.run_distill(args, budget, 5.0, rec, 0, predictor, out, print)
+    first, second = ledger.attempts()
+    assert second["status"] == "exited" and second["exit_code"] == 0 and second["exact"]
+    assert row["cpu_attempts"] == 2 and row["cpu_s"] == pytest.approx(first["cpu_s"] + second["cpu_s"])
+    assert row["cpu_s"] >= second["cpu_s"] + 3.0  # the killed attempt's CPU is not lost
+    assert row["steps"] == 20 and 0.0 <= row["accuracy"] <= 1.0 and not row["reused"]
+    again = e2e.run_distill(args, budget, 5.0, rec, 0, predictor, out, print)  # finished: reused, same CPU
+    assert again["reused"] and again["cpu_s"] == row["cpu_s"]
+    print(f"attempts: killed {first['cpu_s']:.1f} CPU s, resumed {second['cpu_s']:.1f} CPU s, run {row['cpu_s']:.1f} CPU s")
