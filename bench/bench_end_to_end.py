@@ -386,7 +386,7 @@ def run_logged(cmd: list[str], log: Path, ledger: CpuLedger | None = None,
                     cpu = _proc_cpu_s(proc.pid)
                     if ledger is not None and cpu is not None:
                         ledger.update(attempts, cpu_s=cpu, wall_s=time.time() - t0)
-            except BaseException as exc:  # SIGTERM (Interrupted), SIGINT (KeyboardInterrupt): stop the child
+            except BaseException as exc:  # noqa: BLE001 (re-raised below)  SIGTERM (Interrupted), SIGINT: stop the child
                 if main_thread:  # a second SIGTERM must not cut the accounting short
                     signal.signal(signal.SIGTERM, signal.SIG_IGN)
                 interrupted = exc
@@ -406,10 +406,10 @@ def run_logged(cmd: list[str], log: Path, ledger: CpuLedger | None = None,
     cpu, wall = usage.ru_utime + usage.ru_stime, time.time() - t0
     if ledger is not None and attempts is not None:
         ledger.update(attempts, cpu_s=cpu, wall_s=wall, status=status, exit_code=proc.returncode, exact=True)
-    if interrupted is not None:
-        if isinstance(interrupted, Interrupted):
-            raise interrupted
-        raise Interrupted(f"stopped by {type(interrupted).__name__}") from interrupted
+    if isinstance(interrupted, KeyboardInterrupt):
+        raise Interrupted("stopped by SIGINT") from interrupted
+    if interrupted is not None:  # Interrupted (SIGTERM), or a failure of the runner itself: the child is stopped
+        raise interrupted
     return proc.returncode, cpu, wall
 
 

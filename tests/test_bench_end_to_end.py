@@ -241,13 +241,14 @@ def test_a_runner_killed_outright_leaves_its_last_sample_and_the_next_attempt_ad
     assert total["exact"] is False  # one figure is a sample (at most SAMPLE_S short)
 
 
-def test_a_stopped_runner_stops_its_child_and_records_its_exact_cpu(e2e, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stopped_runner_stops_its_child_and_records_its_exact_cpu(e2e, tmp_path, sig):
     ledger = e2e.CpuLedger(tmp_path / "cpu" / "run.json")
     runner = _start_runner(tmp_path, ledger.path)
     child = _wait_for_cpu(ledger, 0.4)
-    runner.send_signal(signal.SIGTERM)
+    runner.send_signal(sig)
     out, _ = runner.communicate(timeout=60)
-    assert runner.returncode == 130 and "interrupted: stopped by SIGTERM" in out
+    assert runner.returncode == 130 and f"interrupted: stopped by {sig.name}" in out
     assert _gone(child["pid"])
     (attempt,) = ledger.attempts()
     assert attempt["status"] == "interrupted" and attempt["exact"] and attempt["exit_code"] == -signal.SIGTERM

@@ -109,8 +109,8 @@ BAD = [
     ("bad-latency", _set(4, predicted_ms="0"), "predicted_ms must be a positive number of milliseconds"),
     ("bad-parameters", _set(4, parameters="12.5"), "parameters must be an integer >= 1"),
     ("duplicate", lambda rows: rows + [dict(rows[2])],
-     "line 12: layers=2,hidden=128,heads=2,ffn=256 seed 1 of task 'sst2' (recipe gt-v1, 500 steps) appears twice "
-     "(first on line 4)"),
+     ("line 12: layers=2,hidden=128,heads=2,ffn=256 seed 1 of task 'sst2' (recipe gt-v1, 500 steps) appears twice "
+      "(first on line 4)")),
     ("shape-disagrees", _set(1, heads="8"), "line 3: column heads is '8' but arch"),
     ("not-an-arch", _set(1, arch="layers=3,hidden=128"), "line 3: arch 'layers=3,hidden=128' is not an architecture"),
     ("two-bands", _set(2, band="small-20ms"), "belongs to one band"),
