@@ -94,3 +94,32 @@ def test_main_reports_cross_task_both_ways(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "learned LOBO" in text and "not available" in text
     assert "learned agnews/small -> sst2/small" in text
+
+
+def _bench_mos():
+    if "bench_mos" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("bench_mos", ROOT / "bench/bench_mos.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules["bench_mos"]
+
+
+def test_bench_mos_reads_the_same_students_and_refuses_a_bad_table(tmp_path, capsys):
+    from hwnas.errors import InvalidData
+    from hwnas.estimators.truth import read_ground_truth
+
+    path = write_two_task_table(tmp_path / "t.csv", reverse_second=False)
+    keys, acc, lat = _bench_mos().table_truth(path, "agnews", get_space("small"))
+    gt = read_ground_truth(path, task="agnews", space="small")
+    assert keys == gt.keys and len(keys) == 8 and acc.tolist() == gt.accuracy.tolist()
+    assert lat.tolist() == gt.predicted_ms.tolist()
+    mislabelled = tmp_path / "tiny.csv"  # small students under the space name tiny
+    mislabelled.write_text(path.read_text().replace(",small,", ",tiny,"))
+    with pytest.raises(InvalidData, match="12 students of task 'sst2' in space 'tiny' lie outside that space"):
+        _bench_mos().table_truth(mislabelled, "sst2", get_space("tiny"))
+    broken = tmp_path / "broken.csv"
+    broken.write_text(path.read_text().replace("gt-v1,500,", "gt-v1,five hundred,", 1))
+    assert _bench_mos().main(["--table", str(broken), "--task", "sst2", "--space", "small"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "line 2: steps must be an integer >= 0; got 'five hundred'" in err
