@@ -28,7 +28,11 @@ inflated and would make every budget too loose. ``--teacher-latency raw`` uses t
 Resumable: a search folder whose ``config.json`` says ``done`` is reused, an unfinished one is
 continued (``--resume``); a distillation folder with ``report.json`` is reused, an unfinished one is
 continued (``hwnas distill`` resumes an unfinished ``--out`` with the same settings). The results
-JSON is rewritten atomically after every search and every distillation. One runner at a time:
+JSON is rewritten atomically after every search and every distillation. The CPU time of each search and
+distillation is kept attempt by attempt in ``<out>/cpu/<its log name>.json`` (:class:`CpuLedger`): a run
+whose child failed or was killed, or whose runner was stopped (SIGTERM, Ctrl-C: the child is stopped and
+its exact CPU time recorded, exit 130) or killed outright (the last sample, at most ``SAMPLE_S`` seconds
+old, stands), carries that CPU time into the resumed attempt, and the figures print the sum. One runner at a time:
 ``<out>/.lock`` is held with ``flock``; a second runner stops with one line (exit 2). Bad input
 (an unknown arm or estimator or recipe, a budget that does not parse, a budget under which no
 architecture of the space is feasible) is one line and exit 2 before any training.
@@ -259,20 +263,154 @@ def _die_with_parent() -> None:
         pass
 
 
-def run_logged(cmd: list[str], log: Path) -> tuple[int, float, float]:
-    """Run ``cmd`` with its output in ``log``; ``(exit code, CPU seconds of that child, wall seconds)``."""
+class Interrupted(Exception):
+    """The runner got SIGTERM or SIGINT while a child ran; the child was stopped and its CPU time recorded."""
+
+
+#: Seconds between samples of a running child's CPU time in its ledger (what a SIGKILLed runner can lose at most).
+SAMPLE_S = 10.0
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu_s(pid: int) -> float | None:
+    """CPU seconds of a live child so far: its own user + system time and that of its reaped children, as
+    :func:`os.wait4` reports once it ends (``/proc/PID/stat`` fields 14-17); None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    f = text[text.rindex(")") + 2:].split()  # fields from 3 on; the name in (...) may hold spaces
+    return sum(int(x) for x in f[11:15]) / _TICKS
+
+
+class CpuLedger:
+    """The CPU time of one run (a search or a distillation), attempt by attempt, in a small JSON sidecar.
+
+    A run may take several attempts: a child that fails or is killed, a runner that is stopped or killed,
+    each followed by a resumed attempt that builds on the work before it. Every attempt is one entry
+    ``{"started_utc", "pid", "cpu_s", "wall_s", "status", "exact"}``; the run's CPU time is the sum.
+    While an attempt runs, its entry is rewritten every :data:`SAMPLE_S` seconds with the child's CPU time
+    so far (``status: running``, ``exact: false``); when the child ends, with :func:`os.wait4`'s exact
+    figure (``exited`` and its exit code, or ``interrupted`` when this runner stopped it). An entry still
+    ``running`` when the next attempt starts belonged to a runner that was killed outright (SIGKILL): it
+    becomes ``runner killed`` and keeps its last sample, so at most :data:`SAMPLE_S` CPU seconds of it are
+    lost. Delete the sidecar together with the run's folder to start a run's accounting over.
+    """
+
+    FORMAT = "bench_end_to_end-cpu"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def attempts(self) -> list[dict[str, Any]]:
+        if not self.path.is_file():
+            return []
+        try:
+            data = read_json(self.path)
+        except (OSError, ValueError) as exc:
+            raise BadInput(f"{self.path} is not a CPU ledger ({exc}); move it away to resume without it") from None
+        if not isinstance(data, dict) or data.get("format") != self.FORMAT or not isinstance(data.get("attempts"), list):
+            raise BadInput(f"{self.path} is not a CPU ledger (format {self.FORMAT!r}); move it away to resume without it")
+        return data["attempts"]
+
+    def _write(self, attempts: list[dict[str, Any]]) -> None:
+        atomic_json(self.path, {"format": self.FORMAT, "attempts": attempts})
+
+    def start(self, pid: int) -> list[dict[str, Any]]:
+        """Close attempts left ``running`` by a killed runner and open one for ``pid``; the list to update."""
+        attempts = self.attempts()
+        for a in attempts:
+            if a.get("status") == "running":
+                a["status"] = "runner killed"
+        attempts.append({"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "pid": pid,
+                         "cpu_s": 0.0, "wall_s": 0.0, "status": "running", "exact": False})
+        self._write(attempts)
+        return attempts
+
+    def update(self, attempts: list[dict[str, Any]], **fields: Any) -> None:
+        attempts[-1].update(fields)
+        self._write(attempts)
+
+    def total(self) -> dict[str, Any] | None:
+        """``{"cpu_s", "wall_s", "attempts", "exact"}`` summed over the attempts; None when none was recorded."""
+        attempts = self.attempts()
+        if not attempts:
+            return None
+        return {"cpu_s": sum(float(a.get("cpu_s") or 0.0) for a in attempts),
+                "wall_s": sum(float(a.get("wall_s") or 0.0) for a in attempts), "attempts": len(attempts),
+                "exact": all(a.get("exact") for a in attempts)}
+
+
+def ledger_for(out: Path, log: Path) -> CpuLedger:
+    """The CPU ledger of the run whose log is ``log`` (``<out>/cpu/<log name>.json``)."""
+    return CpuLedger(out / "cpu" / f"{log.stem}.json")
+
+
+def run_logged(cmd: list[str], log: Path, ledger: CpuLedger | None = None,
+               sample_s: float | None = None) -> tuple[int, float, float]:
+    """Run ``cmd`` with its output in ``log``; ``(exit code, CPU seconds of that child, wall seconds)``.
+
+    With ``ledger``, the attempt is recorded there as it runs (:class:`CpuLedger`). SIGTERM or SIGINT to
+    this runner stops the child, records its exact CPU time and raises :class:`Interrupted`. ``sample_s``:
+    seconds between samples of the running child (default :data:`SAMPLE_S`).
+    """
+    import select
+    import threading
+
+    sample_s = SAMPLE_S if sample_s is None else sample_s
     log.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if ledger is not None:
+        ledger.attempts()  # a broken ledger is refused before anything starts
+    attempts: list[dict[str, Any]] | None = None
     t0 = time.time()
-    with log.open("a", encoding="utf-8") as f:
-        f.write(f"\n$ {shlex.join(cmd)}\n")
-        f.flush()
-        proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, text=True,
-                                preexec_fn=_die_with_parent)  # noqa: PLW1509 (this runner starts no threads)
-        # wait4: this child's own CPU time (user + system), its children included once they are reaped
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_utime + usage.ru_stime, time.time() - t0
+
+    def stop(signum, _frame):
+        raise Interrupted(f"stopped by {signal.Signals(signum).name}")
+
+    main_thread = threading.current_thread() is threading.main_thread()  # only there can a handler be set
+    previous = signal.signal(signal.SIGTERM, stop) if main_thread else None
+    try:
+        with log.open("a", encoding="utf-8") as f:
+            f.write(f"\n$ {shlex.join(cmd)}\n")
+            f.flush()
+            proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, text=True,
+                                    preexec_fn=_die_with_parent)  # noqa: PLW1509 (this runner starts no threads)
+            pidfd = os.pidfd_open(proc.pid)
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)  # readable once the child has ended
+            status = "exited"
+            try:
+                attempts = ledger.start(proc.pid) if ledger is not None else None
+                while not poller.poll(sample_s * 1000):
+                    cpu = _proc_cpu_s(proc.pid)
+                    if ledger is not None and cpu is not None:
+                        ledger.update(attempts, cpu_s=cpu, wall_s=time.time() - t0)
+            except BaseException as exc:  # noqa: BLE001 (re-raised below)  SIGTERM (Interrupted), SIGINT: stop the child
+                if main_thread:  # a second SIGTERM must not cut the accounting short
+                    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                interrupted = exc
+                status = "interrupted"
+                proc.terminate()
+                if not poller.poll(30_000):
+                    proc.kill()
+            else:
+                interrupted = None
+            # wait4: this child's own CPU time (user + system), its children included once they are reaped
+            _, wstatus, usage = os.wait4(proc.pid, 0)
+            os.close(pidfd)
+            proc.returncode = os.waitstatus_to_exitcode(wstatus)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    cpu, wall = usage.ru_utime + usage.ru_stime, time.time() - t0
+    if ledger is not None and attempts is not None:
+        ledger.update(attempts, cpu_s=cpu, wall_s=wall, status=status, exit_code=proc.returncode, exact=True)
+    if isinstance(interrupted, KeyboardInterrupt):
+        raise Interrupted("stopped by SIGINT") from interrupted
+    if interrupted is not None:  # Interrupted (SIGTERM), or a failure of the runner itself: the child is stopped
+        raise interrupted
+    return proc.returncode, cpu, wall
 
 
 def tail(log: Path, n: int = 1500) -> str:
@@ -365,7 +503,8 @@ def make_problem(args, predictor, budget_ms: float, label: str):
 def run_search(args, budget: Budget, budget_ms: float, out: Path, on_line) -> dict[str, Any]:
     folder = out / "search" / f"{args.estimator}-{budget.folder}"
     cfg = folder / "config.json"
-    cpu = wall = None
+    log = out / "logs" / f"search-{args.estimator}-{budget.folder}.log"
+    ledger = ledger_for(out, log)
     done = cfg.is_file() and read_json(cfg).get("status") == "done" and (folder / "winner.json").is_file()
     if not done:
         resume = folder.is_dir() and any(folder.iterdir())
@@ -379,10 +518,10 @@ def run_search(args, budget: Budget, budget_ms: float, out: Path, on_line) -> di
         cmd += shlex.split(args.search_args) + (["--resume"] if resume else [])
         on_line(f"[{budget.label}] hwnas search --estimator {args.estimator} --max-latency {budget_ms:.3f}ms"
                 f"{' (resuming)' if resume else ''} ...")
-        log = out / "logs" / f"search-{args.estimator}-{budget.folder}.log"
-        rc, cpu, wall = run_logged(cmd, log)
+        rc, _, _ = run_logged(cmd, log, ledger)
         if rc != 0:
             raise RuntimeError(f"hwnas search exited {rc}:\n{tail(log)}")
+    spent = ledger.total() or {}
     w = read_json(folder / "winner.json")
     from hwnas.space import Architecture
 
@@ -391,7 +530,8 @@ def run_search(args, budget: Budget, budget_ms: float, out: Path, on_line) -> di
             "params": int(w.get("params") or a.num_parameters()), "latency_ms": w.get("latency_ms"),
             "latency_upper_ms": w.get("latency_upper_ms"), "estimator": args.estimator,
             "evaluations": read_json(folder / "front.json").get("evaluations") if (folder / "front.json").is_file() else None,
-            "cpu_s": cpu, "wall_s": wall, "reused": done}
+            "cpu_s": spent.get("cpu_s"), "wall_s": spent.get("wall_s"), "cpu_attempts": spent.get("attempts"),
+            "cpu_exact": spent.get("exact"), "reused": done}
 
 
 def _slug(key: str) -> str:
@@ -422,7 +562,7 @@ def run_distill(args, budget: Budget, budget_ms: float, rec: dict[str, Any], see
     folder = run_folder(out, budget, rec, seed)
     report_file = folder / "report.json"
     log = out / "logs" / f"distill-{budget.folder}-{folder.name}.log"
-    cpu = wall = None
+    ledger = ledger_for(out, log)
     reused = report_file.is_file()
     if not reused:
         cmd = hwnas_cmd(args, "distill", "--arch", str(arch_file(args, budget, budget_ms, rec, predictor, out)),
@@ -438,14 +578,17 @@ def run_distill(args, budget: Budget, budget_ms: float, rec: dict[str, Any], see
         cmd += shlex.split(args.distill_args)
         on_line(f"[{budget.label}] hwnas distill {rec['key']} seed {seed}"
                 f"{' (resuming)' if folder.is_dir() else ''} ...")
-        rc, cpu, wall = run_logged(cmd, log)
+        rc, _, _ = run_logged(cmd, log, ledger)
         if rc != 0 or not report_file.is_file():
             raise RuntimeError(f"hwnas distill exited {rc} (log {log}):\n{tail(log)}")
-    return run_row(read_json(report_file), folder, seed, cpu, wall, reused)
+    return run_row(read_json(report_file), folder, seed, ledger.total(), reused)
 
 
-def run_row(rep: dict[str, Any], folder: Path, seed: int, cpu: float | None, wall: float | None,
+def run_row(rep: dict[str, Any], folder: Path, seed: int, spent: dict[str, Any] | None,
             reused: bool) -> dict[str, Any]:
+    """One run's figures from its ``report.json``; ``spent``: its CPU ledger's total over attempts (None: none
+    recorded, e.g. a run finished before this runner kept ledgers)."""
+    spent = spent or {}
     m = rep.get("measured_latency") or {}
     s_ms = (m.get("student") or {}).get("latency_ms")
     t_ms = (m.get("teacher") or {}).get("latency_ms")
@@ -462,8 +605,9 @@ def run_row(rep: dict[str, Any], folder: Path, seed: int, cpu: float | None, wal
             "within_budget": m.get("within_budget"), "within_budget_normalised": m.get("within_budget_normalised"),
             "recipe": rep.get("recipe"), "steps": _steps(folder),
             "teacher_path": teacher.get("path"), "teacher_reused": teacher.get("reused"),
-            "teacher_steps": ft.get("steps"), "cpu_s": cpu, "wall_s": wall if wall is not None else rep.get("wall_s"),
-            "reused": reused}
+            "teacher_steps": ft.get("steps"), "cpu_s": spent.get("cpu_s"),
+            "wall_s": spent["wall_s"] if spent.get("wall_s") is not None else rep.get("wall_s"),
+            "cpu_attempts": spent.get("attempts"), "cpu_exact": spent.get("exact"), "reused": reused}
 
 
 def _steps(folder: Path) -> int | None:
@@ -569,7 +713,13 @@ def render(results: dict[str, Any]) -> str:
             add(f"                   ratio to the teacher measured in the same rounds {', '.join(f'{x:.3f}' for x in ratio)}"
                 + (f" (speed-up x{1 / statistics.fmean(ratio):.2f})" if ratio else ""))
             shared = sum(1 for r in runs if r.get("shared"))
+            own = [r for r in runs if r.get("cpu_s") is not None and not r.get("shared")]
+            resumed = sum(1 for r in own if (r.get("cpu_attempts") or 1) > 1)
+            sampled = sum(1 for r in own if r.get("cpu_exact") is False)
             add(f"                   CPU {sum(cpu):.0f} s over {len(cpu)} run(s)"
+                + (f", {resumed} resumed (CPU summed over their attempts)" if resumed else "")
+                + (f", {sampled} with CPU sampled before a runner was killed (up to {SAMPLE_S:.0f} s short per kill)"
+                   if sampled else "")
                 + (f", {shared} shared with the other arm (same architecture)" if shared else "")
                 + (f", {len(runs) - len(cpu) - shared} without a recorded CPU time" if len(runs) > len(cpu) + shared else "")
                 + f"; {runs[0].get('steps')} distillation steps")
@@ -666,6 +816,10 @@ def main(argv=None) -> int:
     except RuntimeError as exc:  # a search that failed: what was finished is in the results JSON
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except Interrupted as exc:  # SIGTERM/SIGINT: the child is stopped, its CPU time is in <out>/cpu
+        print(f"interrupted ({exc}): finished runs are in the results JSON, the CPU time of the unfinished one in "
+              f"{Path(args.out or '.') / 'cpu'}; rerun the same command to resume", file=sys.stderr)
+        return 130
 
 
 def _main(args) -> int:
@@ -747,7 +901,7 @@ def _main(args) -> int:
         if "searched" in args.arm_list:
             prev_search = entry.get("search") or {}
             entry["search"] = run_search(args, b, ms, out, say)
-            if entry["search"]["reused"] and prev_search.get("cpu_s") is not None:  # the CPU time of when it ran
+            if entry["search"]["cpu_s"] is None and prev_search.get("cpu_s") is not None:  # recorded before ledgers
                 entry["search"].update(cpu_s=prev_search["cpu_s"], wall_s=prev_search.get("wall_s"))
             s = entry["search"]
             arms["searched"] = {k: s[k] for k in ("arch", "key", "params", "latency_ms", "latency_upper_ms")}
@@ -785,7 +939,7 @@ def _main(args) -> int:
                     continue
                 if not row["reused"]:
                     new_runs += 1
-                elif str(seed) in a["runs"]:  # keep the CPU time recorded when it ran
+                elif row["cpu_s"] is None and str(seed) in a["runs"]:  # recorded when it ran, before ledgers
                     row["cpu_s"] = a["runs"][str(seed)].get("cpu_s")
                 a["runs"][str(seed)] = row
                 done_here[a["key"]] = row

@@ -32,12 +32,10 @@ for the learned ranker. Benchmarks print figures; they never assert.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shlex
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -45,38 +43,27 @@ import numpy as np
 TASK_FILES = {"sst2": "sst2/train.tsv", "agnews": "agnews/train.tsv"}
 
 
-def load_truth(table: Path, task: str) -> tuple[list[str], np.ndarray, np.ndarray, list[str], dict]:
-    """Architectures, mean accuracy over seeds, predicted latency, band, and seed-noise facts."""
-    from hwnas.errors import InvalidData
+def load_truth(table: Path, task: str, recipe: str | None = None, steps: int | None = None):
+    """The validated table and its students of ``task`` in every space (:mod:`hwnas.estimators.truth`).
 
-    if not table.is_file():
-        raise InvalidData(f"ground-truth table {table} does not exist")
-    with table.open(newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("task") == task]
-    need = {"arch", "accuracy", "predicted_ms", "band", "seed"}
-    if rows and not need <= set(rows[0]):
-        raise InvalidData(f"{table} lacks columns {sorted(need - set(rows[0]))}")
-    seen = set()
-    by_arch: dict[str, list[float]] = defaultdict(list)
-    meta: dict[str, tuple[float, str]] = {}
-    for r in rows:
-        key = (r["arch"], r["seed"])
-        if key in seen:
-            raise InvalidData(f"{table}: {r['arch']} seed {r['seed']} appears twice for task {task}")
-        seen.add(key)
-        by_arch[r["arch"]].append(float(r["accuracy"]))
-        meta[r["arch"]] = (float(r["predicted_ms"]), r["band"])
-    archs = sorted(by_arch)
-    acc = np.array([np.mean(by_arch[a]) for a in archs])
-    lat = np.array([meta[a][0] for a in archs])
-    bands = [meta[a][1] for a in archs]
-    repeated = {a: v for a, v in by_arch.items() if len(v) >= 2}
-    noise = {
+    Raises:
+        InvalidData: the table breaks a rule of :func:`hwnas.estimators.truth.read_truth_table`, or holds no
+            row of ``task`` (or mixes recipes there without ``recipe``/``steps``).
+    """
+    from hwnas.estimators.truth import ALL_SPACES, read_truth_table
+
+    tt = read_truth_table(table)
+    return tt, tt.select(task, ALL_SPACES, recipe=recipe, steps=steps)
+
+
+def seed_noise(truth) -> dict:
+    """How much the students the table repeats vary across seeds (points)."""
+    repeated = truth.repeated(2)
+    return {
         "students_repeated": len(repeated),
         "mean_seed_std_points": float(np.mean([np.std(v, ddof=1) * 100 for v in repeated.values()])) if repeated else None,
         "max_seed_range_points": float(max((max(v) - min(v)) * 100 for v in repeated.values())) if repeated else None,
     }
-    return archs, acc, lat, bands, noise
 
 
 def pair_tau(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> float:
@@ -172,17 +159,24 @@ def _learned_on(model, truth, lat_of: dict, reps: int) -> tuple[dict, dict, floa
             _rank_row(params, truth.accuracy, mask, truth.bands, reps, True), score_s)
 
 
-def learned_report(table: Path, task: str, space: str, lat_of: dict, reps: int) -> dict:
+def learned_report(table, task: str, space: str, lat_of: dict, reps: int, recipe: str | None = None,
+                   steps: int | None = None) -> dict:
     """The learned ranker, never scored on a row it was fitted on: leave-one-band-out on ``task``/``space``,
-    then fitted on all of them and scored on the table's other spaces (same task) and other tasks (same space)."""
+    then fitted on all of them and scored on the table's other spaces (same task) and other tasks (same space).
+
+    ``table``: a :class:`hwnas.estimators.truth.TruthTable` (or a path to read one from); ``recipe``/``steps``
+    select the rows of every task (None: the only ones present)."""
     import xgboost  # noqa: F401  (imported before the clock starts: its import is not a fit's cost)
 
     from hwnas.errors import InvalidData
-    from hwnas.estimators.learned import LearnedRanker, read_ground_truth
+    from hwnas.estimators.learned import LearnedRanker
+    from hwnas.estimators.truth import TruthTable, read_truth_table
 
     out: dict = {"space": space, "task": task}
     try:
-        truth = read_ground_truth(table, task=task, space=space)
+        if not isinstance(table, TruthTable):
+            table = read_truth_table(table)
+        truth = table.select(task, space, recipe=recipe, steps=steps)
     except InvalidData as e:
         out["error"] = str(e)
         print(f"{'learned':34s} skipped: {e}")
@@ -233,10 +227,7 @@ def learned_report(table: Path, task: str, space: str, lat_of: dict, reps: int) 
     except InvalidData as e:
         print(f"{'learned cross-space/task':34s} not available: {e}")
         return out
-    import csv
-
-    with table.open(newline="", encoding="utf-8") as f:
-        present = {(r["task"], r["space"]) for r in csv.DictReader(f)}
+    present = table.pairs()
     for kind, pairs in (("cross_space", sorted((task, sp) for t, sp in present if t == task and sp != space)),
                         ("cross_task", sorted((t, space) for t, sp in present if t != task and sp == space))):
         out[kind] = {}
@@ -245,14 +236,14 @@ def learned_report(table: Path, task: str, space: str, lat_of: dict, reps: int) 
             print(f"{'learned ' + kind.replace('_', '-'):34s} not available: the table holds {what} yet")
         for t, sp in pairs:
             try:
-                other = read_ground_truth(table, task=t, space=sp)
+                other = table.select(t, sp, recipe=recipe, steps=steps)
                 pairs_in = {b: k for b, k in other.band_sizes().items() if k >= 2}
                 if not pairs_in:
                     print(f"{'learned ' + kind.replace('_', '-'):34s} {t}/{sp} not available yet: {len(other.archs)} "
                           f"students in {len(other.band_sizes())} bands, no band holds two")
                     out[kind][f"{t}/{sp}"] = {"available": False, "students": len(other.archs)}
                     continue
-                other_lat = dict(lat_of) if t == task else _latencies(table, t)
+                other_lat = dict(lat_of) if t == task else other.latency_of()
                 r, base, score_s = _learned_on(full, other, other_lat, reps)
             except (InvalidData, KeyError) as e:
                 print(f"{'learned ' + kind.replace('_', '-'):34s} {t}/{sp} not available: {e}")
@@ -264,45 +255,34 @@ def learned_report(table: Path, task: str, space: str, lat_of: dict, reps: int) 
     return out
 
 
-def _latencies(table: Path, task: str) -> dict:
-    archs, _, lat, _, _ = load_truth(table, task)
-    return dict(zip(archs, lat))
-
-
-def noise_ceiling(table: Path, task: str, archs: list[str], acc: np.ndarray, mask: np.ndarray, reps: int,
-                  seed: int = 0) -> dict:
+def noise_ceiling(truth, archs: list[str], acc: np.ndarray, mask: np.ndarray, reps: int, seed: int = 0) -> dict:
     """What the table's own seed noise allows: the within-band tau of two independent replicates, and of the
     truth against one replicate, by Monte Carlo.
 
     The noise is not one Gaussian: most students vary by a few tenths of a point across seeds, while some
     small ``tiny`` students either leave the majority-class plateau within the recipe's steps or do not
     (a spread of 20+ points). So each simulated student draws its noise from the observed seed deviations
-    of its own space (each repeated student's deviations from its mean, scaled by sqrt(n/(n-1))); a space
-    without repeats draws from all spaces' deviations. Bands lie inside one space.
+    of its own space (each repeated student's deviations from its mean, scaled by sqrt(n/(n-1)):
+    :meth:`GroundTruth.seed_deviations`); a space without repeats draws from all spaces' deviations.
+    Bands lie inside one space.
 
     "Truth" is the table's seed-mean accuracy (one seed for most students), which already holds one draw of
     the noise, so its spread is slightly wider than the noise-free truth's and the ceiling slightly optimistic.
+    ``truth``: the :class:`hwnas.estimators.truth.GroundTruth` of the task, every space.
     """
-    with table.open(newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("task") == task]
-    seeds: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
-    space_of: dict[str, str] = {}
-    for r in rows:
-        seeds[(r["space"], r["arch"])][int(r["seed"])] = float(r["accuracy"])
-        space_of.setdefault(r["arch"], r["space"])
-    full = {k: v for k, v in seeds.items() if len(v) >= 3}
+    order = truth.in_table_order()
+    full = {(truth.spaces[i], truth.archs[i].key): list(truth.per_seed[truth.archs[i].key].values())
+            for i in order if truth.seeds[i] >= 3}
     if not full:
-        two = sum(len(v) == 2 for v in seeds.values())
+        two = sum(n == 2 for n in truth.seeds)
         return {"available": False,
-                "reason": f"no student of task {task} has 3 seeds yet ({two} with 2, {len(seeds)} students with 1 or "
-                          "more); the seed repeats are still running or not planned for this task"}
-    sd = {f"{sp}:{a}": float(np.std(list(v.values()), ddof=1)) for (sp, a), v in full.items()}
+                "reason": f"no student of task {truth.task} has 3 seeds yet ({two} with 2, {len(truth.archs)} "
+                          "students with 1 or more); the seed repeats are still running or not planned for this task"}
+    space_of = dict(zip(truth.keys, truth.spaces))
+    sd = {f"{sp}:{a}": float(np.std(v, ddof=1)) for (sp, a), v in full.items()}
     dof = sum(len(v) - 1 for v in full.values())
-    pooled = float(np.sqrt(sum((len(v) - 1) * np.var(list(v.values()), ddof=1) for v in full.values()) / dof))
-    deviations: dict[str, list[float]] = defaultdict(list)
-    for (sp, _), v in full.items():
-        x = np.array(list(v.values()))
-        deviations[sp] += list((x - x.mean()) * np.sqrt(len(x) / (len(x) - 1)))
+    pooled = float(np.sqrt(sum((len(v) - 1) * np.var(v, ddof=1) for v in full.values()) / dof))
+    deviations = truth.seed_deviations(3)
     everything = np.array([d for ds in deviations.values() for d in ds])
     pools = [np.array(deviations.get(space_of.get(a, ""), everything)) for a in archs]
     pooled_by_space = {sp: float(np.sqrt(np.mean(np.square(ds)))) * 100 for sp, ds in deviations.items()}
@@ -353,6 +333,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--learned-space", default="small", help="space the learned ranker is fitted on (its LOBO rows)")
     ap.add_argument("--noise-sims", type=int, default=2000, help="Monte Carlo replicates of the noise ceiling")
+    ap.add_argument("--recipe", default=None, help="the table's rows of this recipe (default: its only recipe)")
+    ap.add_argument("--steps", type=int, default=None, help="the table's rows of this step count (default: its only one)")
     ap.add_argument("--results", default=None, help="write the figures as JSON here")
     args = ap.parse_args(argv)
 
@@ -363,10 +345,11 @@ def main(argv=None) -> int:
     from hwnas.estimators import make_estimator
 
     try:
-        archs, acc, lat, bands, noise = load_truth(Path(args.table), args.task)
+        table, truth = load_truth(Path(args.table), args.task, args.recipe, args.steps)
     except HwnasError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    archs, acc, lat, bands, noise = truth.keys, truth.accuracy, truth.predicted_ms, truth.bands, seed_noise(truth)
     n = len(archs)
     within = band_mask(lat)
     n_pairs_within = int(np.triu(within, 1).sum())
@@ -379,11 +362,8 @@ def main(argv=None) -> int:
         print("fewer than 4 students: nothing to rank yet")
         return 0
 
-    import hashlib
-
-    table_bytes = Path(args.table).read_bytes()
     results = {"command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]), "task": args.task,
-               "table_sha256": hashlib.sha256(table_bytes).hexdigest(), "table_rows": table_bytes.count(b"\n") - 1,
+               "table_sha256": table.sha256, "table_rows": len(table.rows), "recipe": truth.recipe, "steps": truth.steps,
                "students": n, "pairs_within_band": n_pairs_within, "seed_noise": noise, "estimators": {}}
     header = (f"{'estimator':34s} {'tau all':>8s} {'95% CI':>15s} {'tau band':>9s} {'95% CI':>15s} {'regret':>7s} "
               f"{'s/arch':>8s} {'fit s':>8s}")
@@ -391,8 +371,8 @@ def main(argv=None) -> int:
     print("-" * len(header))
     for name in [e.strip() for e in args.estimators.split(",") if e.strip()]:
         if name == "learned":  # fitted on the table itself: scored only on rows it was not fitted on
-            results["learned"] = learned_report(Path(args.table), args.task, args.learned_space, dict(zip(archs, lat)),
-                                                args.bootstrap)
+            results["learned"] = learned_report(table, args.task, args.learned_space, dict(zip(archs, lat)),
+                                                args.bootstrap, args.recipe, args.steps)
             continue
         ctx = {"supernet": args.supernet, "teacher": args.teacher, "threads": args.threads}
         if name == "task-proxy":
@@ -420,7 +400,7 @@ def main(argv=None) -> int:
                                        "cost_s_per_arch": cost, "scores": dict(zip(archs, scores.tolist()))}
         print(f"{name:34s} {tau_all:8.3f} [{ci_all[0]:6.3f},{ci_all[1]:6.3f}] {tau_band:9.3f} "
               f"[{ci_band[0]:6.3f},{ci_band[1]:6.3f}] {reg:7.2f} {cost:8.2g}", flush=True)
-    ceiling = noise_ceiling(Path(args.table), args.task, archs, acc, within, args.noise_sims)
+    ceiling = noise_ceiling(truth, archs, acc, within, args.noise_sims)
     results["noise_ceiling"] = ceiling
     if ceiling["available"]:
         rr, tr = ceiling["tau_within_band_replicate_vs_replicate"], ceiling["tau_within_band_truth_vs_replicate"]

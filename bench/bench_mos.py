@@ -76,6 +76,24 @@ def cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def table_truth(table: Path, task: str, space) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The ground truth's students of ``task`` in ``space`` (its rows whose space column names it):
+    architecture keys, seed-mean accuracy, predicted latency (:mod:`hwnas.estimators.truth`).
+
+    Raises:
+        InvalidData: the table is bad, holds no row of that task and space, or one of them lies outside ``space``.
+    """
+    from hwnas.errors import InvalidData
+    from hwnas.estimators.truth import read_ground_truth
+
+    gt = read_ground_truth(table, task=task, space=space.name)
+    outside = [a.key for a in gt.archs if a not in space]
+    if outside:
+        raise InvalidData(f"{table}: {len(outside)} students of task {task!r} in space {space.name!r} lie outside "
+                          f"that space (e.g. {outside[0]}); the table and --space disagree")
+    return gt.keys, gt.accuracy, gt.predicted_ms
+
+
 def mos_options(args) -> dict:
     """The expert-specialisation options given on the command line (the others keep TrainConfig's defaults)."""
     names = ("router_lr_mult", "router_init", "router_temperature", "expert_init", "expert_noise")
@@ -184,15 +202,18 @@ def main(argv=None) -> int:
     probes = {"smallest": space.smallest, "middle": space.enumerate()[len(space) // 2], "largest": space.largest}
     truth = None
     if args.table:
-        from bench_estimators import band_mask, load_truth, pair_tau, tau_ci
+        from bench_estimators import band_mask, pair_tau, tau_ci
 
-        from hwnas.space import Architecture
+        from hwnas.errors import HwnasError
 
-        archs, acc, lat, _bands, _noise = load_truth(Path(args.table), args.task)
-        idx = [i for i, a in enumerate(archs) if Architecture.parse(a) in space]
-        truth = ([archs[i] for i in idx], acc[idx], lat[idx]) if len(idx) >= 4 else None
-        print(f"ground truth: {len(idx)} students of space {space.name}, task {args.task}"
-              + ("" if truth else "; at least 4 are needed for tau"))
+        try:
+            truth = table_truth(Path(args.table), args.task, space)
+        except HwnasError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"ground truth: {len(truth[0])} students of space {space.name}, task {args.task}"
+              + ("" if len(truth[0]) >= 4 else "; at least 4 are needed for tau"))
+        truth = truth if len(truth[0]) >= 4 else None
     # Tokenise once before any timing, so the first supernet does not pay for everyone's data.
     from hwnas.supernet.data import build_token_cache
     from hwnas.supernet.teacher import load_teacher

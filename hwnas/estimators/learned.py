@@ -27,12 +27,10 @@ format, or whose features differ from this hwnas's is refused with one line.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,7 @@ import numpy as np
 from hwnas.errors import InvalidConfig, InvalidData, PredictorMismatch, check_int
 from hwnas.estimators.base import ESTIMATORS, AccuracyEstimator
 from hwnas.estimators.baselines import encoder_flops
+from hwnas.estimators.truth import ALL_SPACES, GroundTruth, read_ground_truth
 from hwnas.space import Architecture, SearchSpace, get_space
 
 __all__ = [
@@ -73,139 +72,12 @@ FEATURES: tuple[str, ...] = ("layers", "hidden", "heads", "ffn", "head_dim", "ff
 MIN_BANDS = 2
 MIN_STUDENTS = 6
 
-_COLUMNS = ("arch", "space", "band", "task", "seed", "accuracy")
-
 
 def arch_features(archs: list[Architecture]) -> np.ndarray:
     """The ``n x len(FEATURES)`` float64 feature matrix of ``archs`` (FLOPs at 128 tokens)."""
     rows = [[a.layers, a.hidden, a.heads, a.ffn, a.head_dim, a.ffn / a.hidden, math.log10(a.num_parameters()),
              math.log10(encoder_flops(a))] for a in archs]
     return np.asarray(rows, dtype=np.float64).reshape(len(archs), len(FEATURES))
-
-
-# ------------------------------------------------------------------ ground truth
-@dataclass(frozen=True)
-class GroundTruth:
-    """The students of one task and space in a ground-truth table, accuracy averaged over seeds.
-
-    Attributes:
-        archs: the distinct students, sorted by key.
-        accuracy: seed-mean accuracy of each (fraction, ``n`` float64).
-        bands: the latency band of each.
-        seeds: how many seeds each student has.
-        task, space: what was selected.
-        table_sha256: content hash of the table file; rows: the table rows selected.
-    """
-
-    archs: list[Architecture]
-    accuracy: np.ndarray
-    bands: list[str]
-    seeds: list[int]
-    task: str
-    space: str
-    table: str
-    table_sha256: str
-    rows: int
-    per_seed: dict[str, list[float]] = field(default_factory=dict, repr=False)
-
-    def band_sizes(self) -> dict[str, int]:
-        out: dict[str, int] = defaultdict(int)
-        for b in self.bands:
-            out[b] += 1
-        return dict(sorted(out.items()))
-
-    def subset(self, keep: list[int] | np.ndarray) -> GroundTruth:
-        """The students at positions ``keep`` (same table, task and space)."""
-        keep = [int(i) for i in keep]
-        return GroundTruth([self.archs[i] for i in keep], self.accuracy[keep], [self.bands[i] for i in keep],
-                           [self.seeds[i] for i in keep], self.task, self.space, self.table, self.table_sha256,
-                           sum(self.seeds[i] for i in keep),
-                           {self.archs[i].key: self.per_seed[self.archs[i].key] for i in keep if self.archs[i].key in self.per_seed})
-
-
-def read_ground_truth(path: str | Path, *, task: str, space: str | None = None) -> GroundTruth:
-    """Read the students of ``task`` (and ``space``; by default the table's only space for that task).
-
-    Raises:
-        InvalidData: the file is missing or not a table, lacks columns, has a row with a
-            missing or malformed value, repeats a (space, task, architecture, seed), puts one
-            student in two bands, or holds no row of ``task``/``space``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidData(f"ground-truth table {path} does not exist; give the CSV that bench/ground_truth/run.py writes")
-    raw = path.read_bytes()
-    digest = hashlib.sha256(raw).hexdigest()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidData(f"ground-truth table {path} is not UTF-8 text; give the CSV that "
-                          "bench/ground_truth/run.py writes") from None
-    try:
-        rows_in = list(csv.DictReader(text.splitlines()))
-        header = list(rows_in[0]) if rows_in else (next(csv.reader(text.splitlines()[:1]), None) or [])
-    except csv.Error as exc:
-        raise InvalidData(f"ground-truth table {path} is not a CSV table ({exc})") from None
-    missing = [c for c in _COLUMNS if c not in header]
-    if missing:
-        raise InvalidData(f"ground-truth table {path} lacks columns {', '.join(missing)}; "
-                          f"it needs {', '.join(_COLUMNS)}")
-    seen: set[tuple[str, str, str, int]] = set()
-    by_arch: dict[str, list[float]] = defaultdict(list)
-    band_of: dict[str, str] = {}
-    arch_of: dict[str, Architecture] = {}
-    tasks: set[str] = set()
-    spaces: dict[str, set[str]] = defaultdict(set)
-    picked: list[tuple[int, dict[str, str]]] = []
-    for line, r in enumerate(rows_in, start=2):
-        empty = [c for c in _COLUMNS if not (r.get(c) or "").strip()]
-        if empty:
-            raise InvalidData(f"{path} line {line}: missing {', '.join(empty)} (a row needs {', '.join(_COLUMNS)})")
-        tasks.add(r["task"])
-        spaces[r["task"]].add(r["space"])
-        if r["task"] == task:
-            picked.append((line, r))
-    if not picked:
-        raise InvalidData(f"{path} holds no row of task {task!r}; tasks in it: {', '.join(sorted(tasks)) or 'none'}")
-    if space is None:
-        if len(spaces[task]) > 1:
-            raise InvalidData(f"{path} holds task {task!r} in several spaces ({', '.join(sorted(spaces[task]))}); "
-                              "choose one with --space")
-        space = next(iter(spaces[task]))
-    if space not in spaces[task]:
-        raise InvalidData(f"{path} holds no row of task {task!r} in space {space!r}; spaces with that task: "
-                          f"{', '.join(sorted(spaces[task]))}")
-    rows = 0
-    for line, r in picked:
-        if r["space"] != space:
-            continue
-        try:
-            arch = Architecture.parse(r["arch"])
-        except (ValueError, TypeError) as exc:
-            raise InvalidData(f"{path} line {line}: arch {r['arch']!r} is not an architecture ({exc})") from None
-        try:
-            seed = int(r["seed"])
-            acc = float(r["accuracy"])
-        except ValueError:
-            raise InvalidData(f"{path} line {line}: seed must be an integer and accuracy a number; got seed "
-                              f"{r['seed']!r}, accuracy {r['accuracy']!r}") from None
-        if not 0.0 <= acc <= 1.0:
-            raise InvalidData(f"{path} line {line}: accuracy must be a fraction in [0, 1]; got {acc}")
-        key = (space, task, arch.key, seed)
-        if key in seen:
-            raise InvalidData(f"{path} line {line}: {arch.key} seed {seed} of task {task!r} in space {space!r} "
-                              "appears twice; each student and seed must appear once")
-        seen.add(key)
-        if band_of.setdefault(arch.key, r["band"]) != r["band"]:
-            raise InvalidData(f"{path} line {line}: {arch.key} is in band {r['band']!r} here and "
-                              f"{band_of[arch.key]!r} on an earlier row; a student belongs to one band")
-        arch_of[arch.key] = arch
-        by_arch[arch.key].append(acc)
-        rows += 1
-    keys = sorted(by_arch)
-    return GroundTruth(archs=[arch_of[k] for k in keys], accuracy=np.array([np.mean(by_arch[k]) for k in keys]),
-                       bands=[band_of[k] for k in keys], seeds=[len(by_arch[k]) for k in keys], task=task, space=space,
-                       table=str(path), table_sha256=digest, rows=rows, per_seed={k: list(by_arch[k]) for k in keys})
 
 
 def _check_fittable(truth: GroundTruth) -> list[int]:
@@ -260,6 +132,9 @@ class LearnedRanker:
 
         keep = _check_fittable(truth)
         if space is None:
+            if truth.space == ALL_SPACES:
+                raise InvalidData(f"{truth.table}: a ranker is fitted on the students of one space, not of every "
+                                  "space at once; select one space")
             space = get_space(truth.space)
         order = sorted(keep, key=lambda i: (truth.bands[i], truth.archs[i].key))  # groups must be contiguous
         bands = [truth.bands[i] for i in order]
@@ -280,6 +155,7 @@ class LearnedRanker:
                        "learning_rate": self.learning_rate, "seed": self.seed},
             "features": list(FEATURES), "space": space.to_dict(), "tasks": [truth.task],
             "table": {"path": truth.table, "sha256": truth.table_sha256, "rows": truth.rows,
+                      "recipe": truth.recipe, "steps": truth.steps,
                       "students": len(keep), "bands": {b: truth.band_sizes()[b] for b in group_ids}},
         }
         return self

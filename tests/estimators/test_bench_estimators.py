@@ -1,0 +1,125 @@
+"""bench/bench_estimators.py's learned ranker across tasks: fitted on one task's rows, scored on another's.
+
+A small real table (architectures of the built-in space ``small``, two tasks, three latency
+bands) and a real XGBoost ranker. The accuracies follow a known relation (a fixture of the
+mechanics, not a measurement), the same on both tasks or reversed on the second, so the
+cross-task figure must follow the second task's accuracies, not the first's.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from hwnas.space import get_space
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bench():
+    """bench/bench_estimators.py as a module (it is a script, not part of the package)."""
+    if "bench_estimators" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("bench_estimators", ROOT / "bench/bench_estimators.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules["bench_estimators"]
+
+
+def relation(a) -> float:
+    """Wider is better, deeper slightly worse (monotone in the features the ranker sees)."""
+    return 0.55 + 0.0008 * a.hidden - 0.01 * a.layers + 0.00003 * a.ffn
+
+
+def write_two_task_table(path: Path, *, reverse_second: bool) -> Path:
+    """12 ``small`` students in 3 bands on sst2 (one seed), the 8 of the first two bands on agnews."""
+    archs = get_space("small").sample_random(12, seed=3)
+    fields = ["arch", "layers", "hidden", "heads", "ffn", "space", "band", "task", "seed", "recipe", "steps",
+              "accuracy", "parameters", "predicted_ms"]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for task in ("sst2", "agnews"):
+            for i, a in enumerate(archs):
+                band = i % 3
+                if task == "agnews" and band == 2:
+                    continue
+                acc = relation(a) if task == "sst2" or not reverse_second else 1.4 - relation(a)
+                w.writerow({"arch": a.key, **a.as_dict(), "space": "small", "band": f"small-b{band}", "task": task,
+                            "seed": 0, "recipe": "gt-v1", "steps": 500, "accuracy": f"{min(max(acc, 0), 1):.5f}",
+                            "parameters": a.num_parameters() + (1000 if task == "sst2" else 2000),
+                            "predicted_ms": f"{10.0 * (band + 1) + 0.01 * i:.3f}"})
+    return path
+
+
+@pytest.mark.parametrize("reverse_second", [False, True])
+def test_cross_task_scores_the_other_tasks_rows(tmp_path, reverse_second):
+    from hwnas.estimators.truth import read_truth_table
+
+    table = read_truth_table(write_two_task_table(tmp_path / "t.csv", reverse_second=reverse_second))
+    be = bench()
+    lat = table.select("sst2", "small").latency_of()
+    out = be.learned_report(table, "sst2", "small", lat, reps=50)
+    assert out["leave_one_band_out"]["students"] == 12 and out["leave_one_band_out"]["tau_within_band"] > 0.5
+    cross = out["cross_task"]["agnews/small"]
+    assert cross["students"] == 8 and cross["pairs_within_band"] == 2 * 6  # two bands of four
+    # fitted on sst2 only; on agnews the relation holds (tau high) or is reversed (tau low): agnews' rows decide
+    if reverse_second:
+        assert cross["tau_within_band"] < -0.5 and cross["params_same_rows"]["tau_within_band"] < 0
+    else:
+        assert cross["tau_within_band"] > 0.5
+    assert cross["fit_s"] > 0 and cross["score_s_per_arch"] > 0
+    assert out["cross_space"] == {}  # one space only
+
+
+def test_main_reports_cross_task_both_ways(tmp_path, capsys):
+    path = write_two_task_table(tmp_path / "t.csv", reverse_second=False)
+    be = bench()
+    res = tmp_path / "r.json"
+    assert be.main(["--table", str(path), "--task", "sst2", "--estimators", "params,learned", "--bootstrap", "50",
+                    "--noise-sims", "20", "--results", str(res)]) == 0
+    text = capsys.readouterr().out
+    assert "ground truth: 12 students of task sst2" in text and "learned sst2/small -> agnews/small" in text
+    figures = json.loads(res.read_text())
+    assert figures["learned"]["cross_task"]["agnews/small"]["students"] == 8
+    assert (figures["recipe"], figures["steps"], figures["table_rows"]) == ("gt-v1", 500, 20)
+    # the other way: agnews' two bands are too few for leave-one-band-out, but enough to fit and score sst2
+    assert be.main(["--table", str(path), "--task", "agnews", "--estimators", "learned", "--bootstrap", "50",
+                    "--noise-sims", "20"]) == 0
+    text = capsys.readouterr().out
+    assert "learned LOBO" in text and "not available" in text
+    assert "learned agnews/small -> sst2/small" in text
+
+
+def _bench_mos():
+    if "bench_mos" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("bench_mos", ROOT / "bench/bench_mos.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules["bench_mos"]
+
+
+def test_bench_mos_reads_the_same_students_and_refuses_a_bad_table(tmp_path, capsys):
+    from hwnas.errors import InvalidData
+    from hwnas.estimators.truth import read_ground_truth
+
+    path = write_two_task_table(tmp_path / "t.csv", reverse_second=False)
+    keys, acc, lat = _bench_mos().table_truth(path, "agnews", get_space("small"))
+    gt = read_ground_truth(path, task="agnews", space="small")
+    assert keys == gt.keys and len(keys) == 8 and acc.tolist() == gt.accuracy.tolist()
+    assert lat.tolist() == gt.predicted_ms.tolist()
+    mislabelled = tmp_path / "tiny.csv"  # small students under the space name tiny
+    mislabelled.write_text(path.read_text().replace(",small,", ",tiny,"))
+    with pytest.raises(InvalidData, match="12 students of task 'sst2' in space 'tiny' lie outside that space"):
+        _bench_mos().table_truth(mislabelled, "sst2", get_space("tiny"))
+    broken = tmp_path / "broken.csv"
+    broken.write_text(path.read_text().replace("gt-v1,500,", "gt-v1,five hundred,", 1))
+    assert _bench_mos().main(["--table", str(broken), "--task", "sst2", "--space", "small"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "line 2: steps must be an integer >= 0; got 'five hundred'" in err
