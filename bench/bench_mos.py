@@ -152,6 +152,98 @@ def diagnose(args, opts: dict) -> list[dict]:
     return rows
 
 
+def _parse_arms(spec: str) -> list[tuple[str, Path]]:
+    arms = []
+    for item in (x.strip() for x in spec.split(",") if x.strip()):
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--rescore takes NAME=CURVE.jsonl items separated by commas, got {item!r}")
+        arms.append((name, Path(path)))
+    if len(arms) < 1:
+        raise ValueError("--rescore names no curve")
+    return arms
+
+
+def rescore(args) -> int:
+    """Score every saved curve point against the table as it is now, so arms trained while the table grew
+    are compared on one ground truth, over the same students, with a paired bootstrap of their differences."""
+    from bench_estimators import band_mask, pair_tau, tau_ci
+
+    from hwnas.errors import HwnasError
+    from hwnas.estimators import make_estimator
+    from hwnas.space import get_space
+
+    try:
+        arms = _parse_arms(args.rescore)
+        if not args.table:
+            raise ValueError("--rescore needs --table")
+        keys, acc, lat = table_truth(Path(args.table), args.task, get_space(args.space))
+        curves = {}
+        for name, path in arms:
+            if not path.is_file():
+                raise ValueError(f"--rescore: no curve file {path}")
+            points = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+            if not points or any("scores" not in p or "step" not in p for p in points):
+                raise ValueError(f"--rescore: {path} holds no curve points with per-student scores")
+            curves[name] = {p["step"]: p for p in points}
+    except (ValueError, HwnasError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    common = [k for k in keys if all(k in p["scores"] for c in curves.values() for p in c.values())]
+    if len(common) < 4:
+        print(f"error: only {len(common)} students of the table are scored in every curve; 4 are needed",
+              file=sys.stderr)
+        return 2
+    idx = [keys.index(k) for k in common]
+    acc, lat = acc[idx], lat[idx]
+    within = band_mask(lat)
+    every = np.ones_like(within)
+    params = np.asarray(make_estimator("params").score(common), dtype=float)
+    rng = np.random.default_rng(0)
+    boots = [rng.integers(0, len(common), len(common)) for _ in range(args.bootstrap)]
+
+    def wtau(scores, i):
+        return pair_tau(scores[i], acc[i], within[np.ix_(i, i)] & (i[:, None] != i[None, :]))
+
+    steps = sorted(set.intersection(*(set(c) for c in curves.values())))
+    base = arms[0][0]
+    out = {"table": str(args.table), "task": args.task, "students": len(common),
+           "pairs_within_band": int(np.triu(within, 1).sum()),
+           "params": {"tau_all": pair_tau(params, acc, every), "tau_within_band": pair_tau(params, acc, within),
+                      "tau_within_band_ci": list(tau_ci(params, acc, within, args.bootstrap))},
+           "steps": {}}
+    print(f"{len(common)} students, {out['pairs_within_band']} within-band pairs; params: tau all "
+          f"{out['params']['tau_all']:.3f}, within bands {out['params']['tau_within_band']:.3f}")
+    print(f"{'step':>5s}  " + "  ".join(f"{n:>22s}" for n, _ in arms) + "   (within-band tau [95% CI]; "
+          + f"minus {base}: paired bootstrap)")
+    for step in steps:
+        row = {}
+        for name, _ in arms:
+            sc = np.array([curves[name][step]["scores"][k] for k in common], dtype=float)
+            row[name] = {"tau_all": pair_tau(sc, acc, every), "tau_within_band": pair_tau(sc, acc, within),
+                         "tau_within_band_ci": list(tau_ci(sc, acc, within, args.bootstrap)),
+                         "train_cpu_s": curves[name][step].get("train_cpu_s")}
+            if name != base:
+                sb = np.array([curves[base][step]["scores"][k] for k in common], dtype=float)
+                diffs = np.array([wtau(sc, i) - wtau(sb, i) for i in boots])
+                diffs = diffs[np.isfinite(diffs)]
+                row[name]["minus_" + base] = row[name]["tau_within_band"] - row[base]["tau_within_band"]
+                row[name]["minus_" + base + "_ci"] = [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]
+        out["steps"][step] = row
+        cells = []
+        for name, _ in arms:
+            r = row[name]
+            cell = f"{r['tau_within_band']:.3f} [{r['tau_within_band_ci'][0]:.2f},{r['tau_within_band_ci'][1]:.2f}]"
+            if name != base:
+                cell += f" {r['minus_' + base]:+.3f} [{r['minus_' + base + '_ci'][0]:+.2f},{r['minus_' + base + '_ci'][1]:+.2f}]"
+            cells.append(cell)
+        print(f"{step:5d}  " + "  ".join(cells), flush=True)
+    if args.results:
+        out["command"] = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+        Path(args.results).write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--space", default="small")
@@ -182,7 +274,13 @@ def main(argv=None) -> int:
     ap.add_argument("--router-temperature", type=float, default=None, help="softmax temperature of the mixing")
     ap.add_argument("--expert-init", choices=["noise", "random"], default=None, help="how extra experts start")
     ap.add_argument("--expert-noise", type=float, default=None, help="extra experts' noise scale (x tensor std)")
+    ap.add_argument("--rescore", default=None, metavar="NAME=CURVE,...",
+                    help="score saved curves (curve.jsonl files, whose points keep every student's score) against "
+                         "--table as it is now, side by side, with a paired bootstrap of each arm's within-band tau "
+                         "minus the first arm's; trains nothing")
     args = ap.parse_args(argv)
+    if args.rescore:
+        return rescore(args)
 
     import torch
 
