@@ -156,8 +156,8 @@ def test_two_real_profile_processes_on_one_file_write_each_record_once(space_fil
     while time.time() < deadline and not (lock.exists() and lock.read_text().strip()):
         assert first.poll() is None, first.stderr.read()
         time.sleep(0.02)
-    second = subprocess.run(args, capture_output=True, check=False, text=True)
-    first_err = first.communicate()[1]
+    second = subprocess.run(args, capture_output=True, check=False, text=True, timeout=300)
+    first_err = first.communicate(timeout=300)[1]
     assert first.returncode == 0, first_err
     records = list(read_records(out))
     keys = [(r["layers"], r["hidden"], r["heads"], r["ffn"]) for r in records]

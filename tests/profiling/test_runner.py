@@ -117,7 +117,7 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(space_file, tmp_path):
     proc.wait()
     partial = [json.loads(line) for line in out.read_text().splitlines() if line.strip().endswith("}")]
     assert 2 <= len(partial) < n
-    resumed = subprocess.run(args + ["--resume"], capture_output=True, check=False, text=True)
+    resumed = subprocess.run(args + ["--resume"], capture_output=True, check=False, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     records = list(read_records(out))
     keys = [(r["layers"], r["hidden"], r["heads"], r["ffn"]) for r in records]
