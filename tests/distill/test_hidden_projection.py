@@ -51,7 +51,7 @@ def test_projection_starts_at_the_units_the_student_was_sliced_from(sliced_pair)
         t_out = forward_outputs(teacher, batch, {"hidden_states"})
         states = s_out.hidden_states[-1]
         projected = loss.components["hidden"].proj(states)
-        total, parts = loss(s_out, t_out, torch.zeros(3, dtype=torch.long))
+        _, parts = loss(s_out, t_out, torch.zeros(3, dtype=torch.long))
     # student unit k maps to teacher unit k, the teacher's other units to 0: before the fix this was a random mix
     assert torch.equal(projected[..., :16], states)
     assert torch.count_nonzero(projected[..., 16:]) == 0
