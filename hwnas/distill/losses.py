@@ -17,7 +17,13 @@ Components (registry :data:`LOSSES`):
     MSE between hidden states of mapped layers (student layer ``i`` of ``Ls``
     learns teacher layer ``round(i * Lt / Ls)``), over real (non-padding)
     tokens; a learned linear projection maps the student's width to the
-    teacher's when they differ (TinyBERT).
+    teacher's when they differ (TinyBERT). It starts ``aligned`` (the
+    zero-padded identity: student unit ``k`` gives teacher unit ``k``), the
+    correspondence a student sliced from the teacher or extracted from a
+    supernet already has; ``hidden_projection: random`` keeps the random start
+    of earlier releases (with it, narrow sliced students stayed at the majority
+    class: the loss pulled their last layer towards a random mix of the
+    teacher's features, away from what their pooler reads).
 ``attention``
     KL divergence between teacher and student attention distributions of
     mapped layers, per query token, over real tokens. With different head
@@ -46,6 +52,7 @@ The loss-weights file (JSON or YAML) looks like::
     mi_temperature: 0.1     # critic temperature of mi_alpha
     relation_heads: null    # value_relation heads (null: the largest R <= the teacher's heads dividing both widths)
     weight_schedule: {}     # per-loss weight schedules over the training steps (empty: constant weights)
+    hidden_projection: aligned  # how the hidden loss's width projection starts: aligned or random
 
 Loss-weight schedules (:class:`WeightSchedule`): a loss's weight may move over training,
 as a function of the fraction of training done ``p = step / (steps - 1)`` (0-based global
@@ -97,6 +104,7 @@ __all__ = [
     "layer_map",
     "LAYER_MAPS",
     "WeightSchedule",
+    "PROJECTION_INITS",
     "WEIGHT_SHAPES",
     "parse_weight_schedules",
     "register_loss",
@@ -300,8 +308,25 @@ def register_loss(cls: type[LossComponent]) -> type[LossComponent]:
     return LOSSES.register(cls.name)(cls)
 
 
-def _projection(src: int, dst: int) -> nn.Module:
-    return nn.Identity() if src == dst else nn.Linear(src, dst)
+#: How the hidden-state projection starts (:attr:`LossConfig.hidden_projection`).
+PROJECTION_INITS = ("aligned", "random")
+
+
+def _projection(src: int, dst: int, init: str = "random") -> nn.Module:
+    """The student-to-teacher width map: the identity for equal widths, else a linear layer.
+
+    ``aligned`` starts it as the zero-padded identity (student unit ``k`` gives teacher unit ``k``,
+    bias 0); ``random`` keeps ``nn.Linear``'s random initialisation.
+    """
+    if src == dst:
+        return nn.Identity()
+    linear = nn.Linear(src, dst)
+    if init == "aligned":
+        with torch.no_grad():
+            linear.weight.zero_()
+            linear.weight[: min(src, dst), : min(src, dst)] = torch.eye(min(src, dst))
+            linear.bias.zero_()
+    return linear
 
 
 @register_loss
@@ -339,7 +364,7 @@ class HiddenLoss(LossComponent):
     def __init__(self, config, student, teacher, kind):
         super().__init__(config, student, teacher, kind)
         self.pairs = layer_map(student.layers, teacher.layers, config.layer_map)
-        self.proj = _projection(student.hidden, teacher.hidden)
+        self.proj = _projection(student.hidden, teacher.hidden, config.hidden_projection)
 
     def forward(self, student, teacher, labels):
         mask = student.attention_mask
@@ -568,6 +593,7 @@ class LossConfig:
     temperature_end: float | None = None
     layer_map: str = "uniform"
     weight_schedule: Mapping[str, WeightSchedule] = field(default_factory=dict)
+    hidden_projection: str = "aligned"
 
     def __post_init__(self) -> None:
         if not isinstance(self.weights, Mapping) or not self.weights:
@@ -596,6 +622,9 @@ class LossConfig:
             raise InvalidConfig(f"temperature_end must be > 0 or null; got {self.temperature_end!r}")
         if self.layer_map not in LAYER_MAPS:
             raise InvalidConfig(f"layer_map must be one of {', '.join(LAYER_MAPS)}; got {self.layer_map!r}")
+        if self.hidden_projection not in PROJECTION_INITS:
+            raise InvalidConfig(f"hidden_projection must be one of {', '.join(PROJECTION_INITS)}; "
+                                f"got {self.hidden_projection!r}")
         self._check_schedule()
 
     def _check_schedule(self) -> None:
@@ -653,7 +682,9 @@ class LossConfig:
         d["weights"] = dict(self.weights)
         d["weight_schedule"] = {name: s.to_dict() for name, s in self.weight_schedule.items()}
         # settings added later stay out at their defaults, so configs and checkpoints written before still match
-        for name, default in (("temperature_end", None), ("layer_map", "uniform"), ("weight_schedule", {})):
+        # (``hidden_projection: aligned`` too: a config without the key starts aligned, the bug fix included)
+        for name, default in (("temperature_end", None), ("layer_map", "uniform"), ("weight_schedule", {}),
+                              ("hidden_projection", "aligned")):
             if d[name] == default:
                 del d[name]
         return d
@@ -663,7 +694,7 @@ class LossConfig:
         if not isinstance(data, Mapping):
             raise InvalidConfig(f"{where}: expected a mapping with 'weights'; got {type(data).__name__}")
         allowed = {"weights", "temperature", "alpha", "mi_temperature", "relation_heads", "temperature_end", "layer_map",
-                   "weight_schedule"}
+                   "weight_schedule", "hidden_projection"}
         unknown = set(data) - allowed
         if unknown:
             raise InvalidConfig(f"{where}: unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
