@@ -12,7 +12,9 @@ recipe will do on a new dataset from the dataset's features. Here:
   between-class to within-class scatter ratio (how separable the labels already are);
 * **recipe features** (:func:`recipe_features`): the loss weights at the first and at the
   last step (they differ under a loss-weight schedule), temperature and its end value, layer mapping, the task-agnostic share of steps, augmentation, learning
-  rate and steps;
+  rate and steps, and whether the hidden loss's projection started aligned (``hidden_aligned``: 1 for a run
+  with the hidden loss and the aligned start, 0 otherwise; runs recorded before the aligned start was the
+  default started random, see :mod:`hwnas.distill.experience`);
 * **student features**: layers, hidden width, FFN width;
 * **the model**: gradient-boosted trees (XGBoost, saved as its own JSON, never
   pickled) predicting the *kept fraction* (student score / teacher score) from all
@@ -39,8 +41,8 @@ import numpy as np
 
 from hwnas.errors import InvalidConfig
 
-__all__ = ["FEATURES", "RECIPE_FEATURES", "ARCH_FEATURES", "dataset_features", "text_features", "task_id",
-           "recipe_features", "settings_record", "Recommendation", "Recommender", "recommend", "MIN_RUNS"]
+__all__ = ["FEATURES", "RECIPE_FEATURES", "MODEL_VERSION", "ARCH_FEATURES", "dataset_features", "text_features",
+           "task_id", "recipe_features", "settings_record", "Recommendation", "Recommender", "recommend", "MIN_RUNS"]
 
 FEATURES = ("log10_examples", "num_labels", "pair", "len_mean", "len_p90", "label_entropy", "majority",
             "emb_cos", "emb_spread", "emb_sep")
@@ -48,9 +50,11 @@ _LOSS_NAMES = ("task", "logits", "hidden", "attention", "value_relation", "mi_al
 RECIPE_FEATURES = ("w_task", "w_logits", "w_hidden", "w_attention", "w_value_relation", "w_mi_alpha",
                    "wend_task", "wend_logits", "wend_hidden", "wend_attention", "wend_value_relation", "wend_mi_alpha",
                    "temperature", "temperature_end", "map_last", "map_top", "agnostic_share", "augment", "augment_mlm", "log10_lr",
-                   "log10_steps")
+                   "log10_steps", "hidden_aligned")
 ARCH_FEATURES = ("layers", "hidden", "ffn")
 MIN_RUNS = 8
+#: Version of :meth:`Recommender.to_json`'s format; 2 added ``hidden_aligned`` to the features.
+MODEL_VERSION = 2
 
 
 # ------------------------------------------------------------------ dataset features
@@ -175,7 +179,11 @@ def recipe_features(settings: Mapping[str, Any]) -> dict[str, float]:
     """:data:`RECIPE_FEATURES` of recipe settings (:func:`settings_record` values, or a LossConfig under ``losses``).
 
     ``w_*`` is each loss's weight at the first step and ``wend_*`` at the last: equal without a loss-weight
-    schedule (every run recorded before schedules existed), so those runs keep their features' meaning."""
+    schedule (every run recorded before schedules existed), so those runs keep their features' meaning.
+
+    ``hidden_aligned`` is 1.0 when the hidden loss has a weight > 0 (at the first or last step) and its projection
+    starts ``aligned``, else 0.0. A missing ``hidden_projection`` means aligned, as in a LossConfig;
+    :func:`hwnas.distill.experience.read_table` fills in ``random`` for the schema-1 records it trained."""
     losses = settings.get("losses") or {}
     if hasattr(losses, "to_dict"):
         losses = losses.to_dict()
@@ -194,7 +202,9 @@ def recipe_features(settings: Mapping[str, Any]) -> dict[str, float]:
             "temperature_end": float(t_end) if t_end is not None else t, "map_last": float(mapping == "last"),
             "map_top": float(mapping == "top"), "agnostic_share": float(settings.get("agnostic_steps") or 0) / steps,
             "augment": augment, "augment_mlm": augment * float(method == "mlm"),
-            "log10_lr": math.log10(float(settings.get("lr") or 1e-4)), "log10_steps": math.log10(steps)}
+            "log10_lr": math.log10(float(settings.get("lr") or 1e-4)), "log10_steps": math.log10(steps),
+            "hidden_aligned": float((w["hidden"] > 0 or w_end["hidden"] > 0)
+                                    and losses.get("hidden_projection", "aligned") == "aligned")}
 
 
 def _vector(features: Mapping[str, Any], settings: Mapping[str, Any], arch: Mapping[str, Any]) -> list[float]:
@@ -261,16 +271,28 @@ class Recommender:
 
     def to_json(self) -> str:
         raw = self.model_.get_booster().save_raw(raw_format="json").decode()
-        return json.dumps({"format": "hwnas-autodistiller", "version": 1, "features": list(self.feature_names),
-                           "target": "kept fraction", "xgboost": json.loads(raw)})
+        return json.dumps({"format": "hwnas-autodistiller", "version": MODEL_VERSION,
+                           "features": list(self.feature_names), "target": "kept fraction", "xgboost": json.loads(raw)})
 
     @classmethod
     def from_json(cls, text: str) -> Recommender:
+        """A model saved by :meth:`to_json`; one :class:`InvalidConfig` line for anything else, including a model
+        saved by another version (other features: refit it from the experience table)."""
         import xgboost as xgb
 
-        data = json.loads(text)
-        if data.get("format") != "hwnas-autodistiller" or data.get("features") != list(cls.feature_names):
-            raise InvalidConfig("not an AutoDistiller model of this hwnas version (format or feature names differ)")
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, TypeError, ValueError):
+            raise InvalidConfig("not an AutoDistiller model (not valid JSON)") from None
+        if not isinstance(data, dict) or data.get("format") != "hwnas-autodistiller" or "xgboost" not in data:
+            raise InvalidConfig("not an AutoDistiller model (no 'format': 'hwnas-autodistiller' with its trees)")
+        version = data.get("version")
+        if version != MODEL_VERSION:
+            raise InvalidConfig(f"an AutoDistiller model of format version {version!r}; this hwnas reads version "
+                                f"{MODEL_VERSION} (other features); refit it from the experience table")
+        if data.get("features") != list(cls.feature_names):
+            raise InvalidConfig("an AutoDistiller model whose feature names differ from this hwnas's; "
+                                "refit it from the experience table")
         self = cls()
         self.model_ = xgb.XGBRegressor()
         self.model_.load_model(bytearray(json.dumps(data["xgboost"]).encode()))

@@ -1,8 +1,8 @@
 """The experience table: one JSON line per finished ``hwnas distill`` run, for the AutoDistiller.
 
-Format (schema version 1), one object per line, UTF-8::
+Format (schema version 2), one object per line, UTF-8::
 
-    {"schema": 1,                       # version of this format; readers refuse a newer one
+    {"schema": 2,                       # version of this format; readers refuse a newer one
      "written": "2026-11-29T18:00:00Z", # when the run finished (UTC)
      "hwnas": "0.1.0",                  # the version that wrote it
      "task": {"id": "3f1c...", "source": "train.tsv", "name": null},   # id: a hash of the data, name: a label
@@ -17,6 +17,17 @@ schedules; a record without it means constant weights, as in every record writte
 before schedules existed, so schedules did not need a new schema number.
 Readers ignore unknown keys, so later versions may add fields without a new schema
 number; a change of meaning bumps ``schema``.
+
+Schema 2 (this one): ``recipe.settings.losses`` always states ``hidden_projection``,
+how the hidden loss's width projection started (``aligned`` or ``random``). In a loss
+config a missing key means ``aligned`` since that became the default, but every run
+recorded under schema 1 that trained the hidden loss (weight > 0) started ``random``,
+without saying so. Readers accept schema 1 and 2 and read such a schema-1 record as
+``random`` (the key is filled in on reading; the record's ``schema`` stays as written),
+so the AutoDistiller tells those runs from aligned ones (``hidden_aligned`` in
+:data:`hwnas.distill.auto.RECIPE_FEATURES`). Runs recorded with the aligned start by a
+build between that fix and schema 2 also say schema 1 without the key, and read as
+``random`` too: no field tells them apart.
 
 Where it lives: ``--experience PATH``, else ``$HWNAS_HOME/experience.jsonl``, else
 ``$XDG_CACHE_HOME/hwnas/experience.jsonl``, else ``~/.cache/hwnas/experience.jsonl``.
@@ -41,10 +52,13 @@ from typing import Any
 
 from hwnas.errors import InvalidData
 
-__all__ = ["SCHEMA_VERSION", "SEED_TABLE", "default_table", "read_table", "append_record", "make_record",
-           "validate_record"]
+__all__ = ["SCHEMA_VERSION", "SCHEMA1_PROJECTION", "SEED_TABLE", "default_table", "read_table", "append_record",
+           "make_record", "validate_record"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: How the hidden loss's projection started in a schema-1 run with the hidden loss (the default before schema 2).
+SCHEMA1_PROJECTION = "random"
+_PROJECTIONS = ("aligned", "random")
 SEED_TABLE = Path(__file__).resolve().parents[1] / "data" / "experience" / "seed.jsonl"
 _REQUIRED = {"recipe": Mapping, "features": Mapping, "arch": Mapping, "result": Mapping, "task": Mapping}
 
@@ -74,7 +88,30 @@ def validate_record(rec: Any, where: str) -> dict[str, Any]:
     kept = rec["result"].get("kept")
     if kept is not None and (isinstance(kept, bool) or not isinstance(kept, (int, float)) or not math.isfinite(kept)):
         raise InvalidData(f"{where}: result.kept must be a finite number; got {kept!r}")
+    losses = _losses(rec)
+    if losses is not None:
+        start = losses.get("hidden_projection")
+        if start is None and schema == 1 and _hidden_weight(losses) > 0:
+            losses["hidden_projection"] = SCHEMA1_PROJECTION  # what trained every schema-1 run with the hidden loss
+        elif start is not None and start not in _PROJECTIONS:
+            raise InvalidData(f"{where}: recipe.settings.losses.hidden_projection must be one of "
+                              f"{', '.join(_PROJECTIONS)}; got {start!r}")
     return rec
+
+
+def _losses(rec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The record's ``recipe.settings.losses`` mapping (the record's own object, to fill in), or None."""
+    settings = rec["recipe"].get("settings")
+    losses = settings.get("losses") if isinstance(settings, Mapping) else None
+    return losses if isinstance(losses, dict) else None
+
+
+def _hidden_weight(losses: Mapping[str, Any]) -> float:
+    """The hidden loss's weight in a loss config as a dict (0 when absent or unreadable; a weight schedule can
+    only name a loss whose weight is > 0, so this is > 0 whenever the hidden loss trained at any step)."""
+    weights = losses.get("weights")
+    w = weights.get("hidden") if isinstance(weights, Mapping) else None
+    return float(w) if isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) else 0.0
 
 
 def read_table(path: str | Path, *, missing_ok: bool = True) -> list[dict[str, Any]]:
@@ -147,16 +184,25 @@ def append_record(path: str | Path, record: Mapping[str, Any]) -> Path:
 def make_record(*, recipe_name: str, settings: Mapping[str, Any], features: Mapping[str, Any], arch: Mapping[str, Any],
                 metric: str, student: float | None, teacher: float | None, steps: int, task_id: str, source: str,
                 task_name: str | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A schema-:data:`SCHEMA_VERSION` record (see the module docstring)."""
+    """A schema-:data:`SCHEMA_VERSION` record (see the module docstring); ``settings["losses"]``, when given,
+    gets ``hidden_projection`` stated (``aligned`` when it lacks the key, as :class:`~hwnas.distill.losses.LossConfig`
+    reads it)."""
     from hwnas import __version__
 
     kept = (student / teacher) if student is not None and teacher else None
+    settings = dict(settings)
+    losses = settings.get("losses")
+    if hasattr(losses, "to_dict"):
+        losses = losses.to_dict()
+    if isinstance(losses, Mapping):
+        # stated even at the default: a loss config without it means aligned, a schema-1 record without it random
+        settings["losses"] = {**losses, "hidden_projection": losses.get("hidden_projection", "aligned")}
     rec = {
         "schema": SCHEMA_VERSION,
         "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "hwnas": __version__,
         "task": {"id": task_id, "source": Path(str(source)).name, "name": task_name},
-        "recipe": {"name": recipe_name, "settings": dict(settings)},
+        "recipe": {"name": recipe_name, "settings": settings},
         "features": dict(features),
         "arch": dict(arch),
         "result": {"metric": metric, "student": student, "teacher": teacher, "kept": kept, "steps": steps},

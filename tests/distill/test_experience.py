@@ -54,14 +54,14 @@ def test_a_torn_last_line_does_not_swallow_the_next_record(tmp_path):
     table.write_text('{"schema": 1, "recipe"')  # a writer killed mid-line
     append_record(table, _record())
     lines = table.read_text().splitlines()
-    assert len(lines) == 2 and json.loads(lines[1])["schema"] == 1
+    assert len(lines) == 2 and json.loads(lines[1])["schema"] == SCHEMA_VERSION
     with pytest.raises(InvalidData, match="exp.jsonl, line 1: not valid JSON"):
         read_table(table)
 
 
 @pytest.mark.parametrize("line, message", [
     ("{not json", "line 2: not valid JSON (a corrupt experience table"),
-    ('{"schema": 7, "recipe": {}}', "line 2: written by a newer hwnas (experience schema 7; this version reads up to 1)"),
+    ('{"schema": 7, "recipe": {}}', "line 2: written by a newer hwnas (experience schema 7; this version reads up to 2)"),
     ('{"schema": 1, "recipe": {}}', "line 2: missing or malformed 'features'"),
     ("[1, 2]", "line 2: not a JSON object"),
 ])
@@ -90,7 +90,7 @@ def test_the_shipped_seed_table_is_readable():
 
 @pytest.mark.parametrize("content, message", [
     ("{broken\n", "line 1: not valid JSON"),
-    ('{"schema": 2, "recipe": {}}\n', "written by a newer hwnas (experience schema 2"),
+    ('{"schema": 3, "recipe": {}}\n', "written by a newer hwnas (experience schema 3"),
 ])
 def test_cli_refuses_a_bad_table_before_training_and_keeps_out(content, message, tmp_path, capsys):
     table = tmp_path / "exp.jsonl"
