@@ -93,3 +93,20 @@ def write_synthetic_table(path: Path, archs, *, bands: int, space: str = "t", ta
                             "seed": seed, "recipe": "synthetic", "steps": 0, "accuracy": f"{accuracy(a):.5f}",
                             "predicted_ms": 1.0 + i % bands})
     return path
+
+
+def load_bench(name: str):
+    """``bench/<name>.py`` as a module (the benchmarks are scripts, not part of the package), loaded once;
+    ``bench/`` goes on the path because the scripts import each other."""
+    import importlib.util
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    if str(root / "bench") not in sys.path:
+        sys.path.insert(0, str(root / "bench"))
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, root / "bench" / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]

@@ -9,26 +9,20 @@ cross-task figure must follow the second task's accuracies, not the first's.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from hwnas.space import get_space
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import load_bench
+
 
 
 def bench():
-    """bench/bench_estimators.py as a module (it is a script, not part of the package)."""
-    if "bench_estimators" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("bench_estimators", ROOT / "bench/bench_estimators.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["bench_estimators"]
+    """bench/bench_estimators.py as a module."""
+    return load_bench("bench_estimators")
 
 
 def relation(a) -> float:
@@ -97,12 +91,7 @@ def test_main_reports_cross_task_both_ways(tmp_path, capsys):
 
 
 def _bench_mos():
-    if "bench_mos" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("bench_mos", ROOT / "bench/bench_mos.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["bench_mos"]
+    return load_bench("bench_mos")
 
 
 def test_bench_mos_reads_the_same_students_and_refuses_a_bad_table(tmp_path, capsys):

@@ -7,28 +7,19 @@ checkpoint, each holding every student's score).
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from hwnas.space import get_space
 
-from .conftest import write_synthetic_table
+from .conftest import load_bench, write_synthetic_table
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def bench_mos():
-    sys.path.insert(0, str(ROOT / "bench"))
-    if "bench_mos" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("bench_mos", ROOT / "bench/bench_mos.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["bench_mos"]
+    return load_bench("bench_mos")
 
 
 def acc_of(a) -> float:
