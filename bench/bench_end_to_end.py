@@ -896,7 +896,7 @@ def _main(args) -> int:
         atomic_json(results_path, results)
 
     # 1. the arms of every budget: searches first (cheap next to the distillations)
-    for (b, ms, problem), entry in zip(plan, results["budgets"]):
+    for (b, ms, problem), entry in zip(plan, results["budgets"], strict=True):
         arms: dict[str, dict[str, Any]] = {}
         if "searched" in args.arm_list:
             prev_search = entry.get("search") or {}
@@ -918,7 +918,7 @@ def _main(args) -> int:
     # 2. the distillations, seed by seed, so a partial run already compares the arms
     new_runs = failed = 0
     for seed in args.seed_list:
-        for (b, ms, _), entry in zip(plan, results["budgets"]):
+        for (b, ms, _), entry in zip(plan, results["budgets"], strict=True):
             done_here: dict[str, dict[str, Any]] = {}
             for name in args.arm_list:
                 a = entry["arms"][name]

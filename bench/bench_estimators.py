@@ -278,7 +278,7 @@ def noise_ceiling(truth, archs: list[str], acc: np.ndarray, mask: np.ndarray, re
         return {"available": False,
                 "reason": f"no student of task {truth.task} has 3 seeds yet ({two} with 2, {len(truth.archs)} "
                           "students with 1 or more); the seed repeats are still running or not planned for this task"}
-    space_of = dict(zip(truth.keys, truth.spaces))
+    space_of = dict(zip(truth.keys, truth.spaces, strict=True))
     sd = {f"{sp}:{a}": float(np.std(v, ddof=1)) for (sp, a), v in full.items()}
     dof = sum(len(v) - 1 for v in full.values())
     pooled = float(np.sqrt(sum((len(v) - 1) * np.var(v, ddof=1) for v in full.values()) / dof))
@@ -371,7 +371,7 @@ def main(argv=None) -> int:
     print("-" * len(header))
     for name in [e.strip() for e in args.estimators.split(",") if e.strip()]:
         if name == "learned":  # fitted on the table itself: scored only on rows it was not fitted on
-            results["learned"] = learned_report(table, args.task, args.learned_space, dict(zip(archs, lat)),
+            results["learned"] = learned_report(table, args.task, args.learned_space, dict(zip(archs, lat, strict=True)),
                                                 args.bootstrap, args.recipe, args.steps)
             continue
         ctx = {"supernet": args.supernet, "teacher": args.teacher, "threads": args.threads}
@@ -397,7 +397,7 @@ def main(argv=None) -> int:
         cost = est.cost_per_arch_s if est.cost_per_arch_s is not None else wall / n
         results["estimators"][name] = {"tau_all": tau_all, "tau_all_ci95": ci_all, "tau_within_band": tau_band,
                                        "tau_within_band_ci95": ci_band, "mean_regret_points": reg,
-                                       "cost_s_per_arch": cost, "scores": dict(zip(archs, scores.tolist()))}
+                                       "cost_s_per_arch": cost, "scores": dict(zip(archs, scores.tolist(), strict=True))}
         print(f"{name:34s} {tau_all:8.3f} [{ci_all[0]:6.3f},{ci_all[1]:6.3f}] {tau_band:9.3f} "
               f"[{ci_band[0]:6.3f},{ci_band[1]:6.3f}] {reg:7.2f} {cost:8.2g}", flush=True)
     ceiling = noise_ceiling(truth, archs, acc, within, args.noise_sims)

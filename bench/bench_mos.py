@@ -346,7 +346,7 @@ def main(argv=None) -> int:
                      "options": options, "expert_distance": sn.model.expert_distance(),
                      "mixing_spread": sn.model.mixing_spread([Architecture.parse(a) for a in truth[0]]),
                      "students": len(truth[0]), "loss": ev.metrics.get("loss"), **taus(np.asarray(scores)),
-                     "scores": dict(zip(truth[0], np.asarray(scores).tolist()))}
+                     "scores": dict(zip(truth[0], np.asarray(scores).tolist(), strict=True))}
             with path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(point) + "\n")
             seen.add(ev.completed)
@@ -384,7 +384,7 @@ def main(argv=None) -> int:
         sn = load_supernet(out)
         n_params = sum(p.numel() for p in sn.model.parameters())
         est = SupernetEstimator(sn, "loss", cache=False, threads=args.threads)
-        after = dict(zip(probes, (-est.score(list(probes.values()))).tolist()))
+        after = dict(zip(probes, (-est.score(list(probes.values()))).tolist(), strict=True))
         row = {"steps": sn.steps_done, "cpu_s_per_step": cpu_per_step, "wall_s_per_step": wall_per_step,
                "parameters": n_params, "train_memory_mb": n_params * 4 * 4 / 2**20, "heldout_loss_after": after,
                "first_loss": sn.meta.get("first_loss"), "options": effective_options(cfg) if kind != "none" else {},
@@ -410,7 +410,7 @@ def main(argv=None) -> int:
     any_sn = load_supernet(Path(args.out) / next(iter(results["supernets"])))
     any_sn.model = start.eval()
     any_sn.meta = {**any_sn.meta, "weights_sha256": "teacher-slices"}
-    before = dict(zip(probes, (-SupernetEstimator(any_sn, "loss", cache=False).score(list(probes.values()))).tolist()))
+    before = dict(zip(probes, (-SupernetEstimator(any_sn, "loss", cache=False).score(list(probes.values()))).tolist(), strict=True))
     results["heldout_loss_before"] = before
     if truth is not None:
         results["before_training"] = taus(np.asarray(SupernetEstimator(any_sn, "loss", cache=False).score(truth[0])))

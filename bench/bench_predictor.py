@@ -60,13 +60,13 @@ def header(title: str, upper: bool = False) -> None:
 
 
 def keyed(meas: Measurements) -> dict[tuple, float]:
-    return {tuple(int(v) for v in row): float(y) for row, y in zip(meas.X, meas.y)}
+    return {tuple(int(v) for v in row): float(y) for row, y in zip(meas.X, meas.y, strict=True)}
 
 
 def align(a: Measurements, b: Measurements) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows measured in both: (inputs, y_a, y_b)."""
     kb = keyed(b)
-    rows = [(row, y, kb[tuple(int(v) for v in row)]) for row, y in zip(a.X, a.y) if tuple(int(v) for v in row) in kb]
+    rows = [(row, y, kb[tuple(int(v) for v in row)]) for row, y in zip(a.X, a.y, strict=True) if tuple(int(v) for v in row) in kb]
     return (np.array([r[0] for r in rows]), np.array([r[1] for r in rows]), np.array([r[2] for r in rows]))
 
 

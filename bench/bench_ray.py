@@ -124,7 +124,7 @@ def main(argv: list[str]) -> None:
                     print(f"      node {ns.short_id}: {ns.records} records, {ns.chunks} chunks, busy {ns.busy_s:.1f} s, "
                           f"reference {ns.median_reference_ms:.3f} ms, ratio to the other node {ratio}")
         for key in ("ray1", "ray2"):
-            ratios = [r / l for r, l in zip(rates[key], rates["local"])]
+            ratios = [r / l for r, l in zip(rates[key], rates["local"], strict=True)]
             print(f"{key} / local throughput per repetition: {', '.join(f'{x:.2f}x' for x in ratios)}")
         print(_load(), flush=True)
 

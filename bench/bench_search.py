@@ -79,7 +79,7 @@ def enumerate_scores(estimator, archs: list[Architecture], cache: Path, chunk: i
         task = progress.add_task("enum", total=len(archs), completed=len(archs) - len(todo))
         for i in range(0, len(todo), chunk):
             part = todo[i: i + chunk]
-            for a, s in zip(part, np.asarray(estimator.score(part), dtype=np.float64).tolist()):
+            for a, s in zip(part, np.asarray(estimator.score(part), dtype=np.float64).tolist(), strict=True):
                 table[a.key] = float(s)
             tmp = cache.with_suffix(".tmp")
             tmp.write_text(json.dumps({"estimator": name, "scores": table}, indent=0))
@@ -108,7 +108,7 @@ def run_one(problem: SearchProblem, table: dict[str, float], name: str, options:
             break
         s = est.score(archs)
         strategy.tell(archs, s)
-        for a, v in zip(archs, s.tolist()):
+        for a, v in zip(archs, s.tolist(), strict=True):
             idx.append(problem.index(a))
             scores.append(v)
             ii = np.asarray(idx)
@@ -151,16 +151,16 @@ def reverify(args, latency, budgets, problem_for, save, command) -> int:
                          batch_size=args.batch_size)
         print(f"budget {budget:g} ms, repeat measurement of {len(records)} winner(s)")
         print("architecture | predicted ms | upper ms | measured ms (p10-p90) | error | within budget | runs")
-        for r, n in zip(records, runs):
+        for r, n in zip(records, runs, strict=True):
             print(f"{r.arch} | {r.predicted_ms:.2f} | {r.upper_ms:.2f} | {r.measured_ms:.2f} "
                   f"({r.p10_ms:.2f}-{r.p90_ms:.2f}) | {r.error * 100:+.1f}% | {'yes' if r.within_budget else 'NO'} | {n}")
-        share = sum(n for r, n in zip(records, runs) if r.within_budget) / sum(runs)
+        share = sum(n for r, n in zip(records, runs, strict=True) if r.within_budget) / sum(runs)
         summary = summarise(records)
         print(f"share of winners within budget: {share * 100:.0f}% of runs, "
               f"{summary['within_budget'] * 100:.0f}% of distinct architectures; mean |error| "
               f"{summary['mean_abs_error'] * 100:.1f}%")
         entry["verify_repeat"] = {"summary": summary, "share_of_runs_within_budget": share, "command": command,
-                                  "architectures": [{**r.to_dict(), "runs": n} for r, n in zip(records, runs)]}
+                                  "architectures": [{**r.to_dict(), "runs": n} for r, n in zip(records, runs, strict=True)]}
         save(results)
     print(f"reproduce: {command}")
     return 0

@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\n== results (supernet small vs stand-alone students)")
     print(f"{'architecture':42s} {'SN -loss':>9s} {'SA loss':>8s} {'SN proxy':>9s} {'SA proxy':>9s}")
-    for a, sl, l, sp, p in zip(archs, est["loss"], sa_loss, est["proxy"], sa_proxy):
+    for a, sl, l, sp, p in zip(archs, est["loss"], sa_loss, est["proxy"], sa_proxy, strict=True):
         print(f"{a.key:42s} {sl:9.4f} {l:8.4f} {sp:9.3f} {p:9.3f}")
     for name in ("tiny", "small"):
         t = state[f"train_{name}"]

@@ -220,7 +220,7 @@ def cmd_quickstart(args) -> None:
     print(f"{'run':>4} {'competitor':>10} {'measured':>9} {'speed':>7} {'normalised':>10} {'raw':>7} {'norm.':>7} "
           f"{'quiet raw':>10} {'quiet norm.':>11} {'agree':>6}")
     agree_raw = agree_norm = 0
-    for (i, busy, v), folder in zip(rows, folders):
+    for (i, busy, v), folder in zip(rows, folders, strict=True):
         q = quiet[folder]
         measured = (v.get("measured_ms") if "measured_ms" in v else v["student"]["latency_ms"])
         normalised = v.get("normalised_ms") if "normalised_ms" in v else v.get("student_normalised_ms")

@@ -188,7 +188,7 @@ def _csv_rows(path: Path, reader: Any, header: list[str], error: type[Exception]
             if len(values) != len(header):
                 raise error(f"{path}, row {lineno}: {len(values)} fields but the header has {len(header)} "
                             f"({', '.join(header)})")
-            yield lineno, dict(zip(header, values))
+            yield lineno, dict(zip(header, values, strict=True))
     except csv.Error as exc:
         raise error(f"{path}, row {reader.line_num}: {exc}") from None
 

@@ -482,7 +482,7 @@ def format_choices(values: Sequence[int]) -> str:
     """A dimension's values for messages: ``128..768 step 64`` for a long even range, else listed."""
     values = list(values)
     if len(values) > 2:
-        steps = {b - a for a, b in zip(values, values[1:])}
+        steps = {b - a for a, b in zip(values, values[1:], strict=False)}
         if len(steps) == 1 and len(values) > 4:
             return f"{values[0]}..{values[-1]} step {steps.pop()}"
     return ", ".join(str(v) for v in values)

@@ -182,7 +182,7 @@ def test_lhs_is_more_even_than_random_on_layers():
     rnd = [spread(sp.sample_random(120, seed=s)) for s in range(8)]
     # 120 points over 12 strata: random sampling spreads about sqrt(10) ~ 3 around 10 per stratum
     assert np.mean(lhs) < 0.5 * np.mean(rnd)
-    assert sum(a < b for a, b in zip(lhs, rnd)) >= 7
+    assert sum(a < b for a, b in zip(lhs, rnd, strict=True)) >= 7
 
 
 def test_sampling_caps_at_space_size_and_rejects_bad_counts():

@@ -354,7 +354,7 @@ def predict(bundle, arch_texts, archs_file, seq_len, batch_size, device_name, ov
     for w in caught[:1]:
         click.echo(f"warning: {w.message}", err=True)
     if as_json:
-        for a, l, u in zip(archs, lat, upper):
+        for a, l, u in zip(archs, lat, upper, strict=True):
             click.echo(json.dumps({"arch": a.as_dict(), "seq_len": seq_len, "batch_size": batch_size,
                                    "device": pred.device, "latency_ms": float(l), "latency_upper_ms": float(u)}))
         return
@@ -364,7 +364,7 @@ def predict(bundle, arch_texts, archs_file, seq_len, batch_size, device_name, ov
     table.add_column("architecture")
     table.add_column("latency", justify="right")
     table.add_column(f"upper ({pred.coverage:.0%})", justify="right")
-    for a, l, u in zip(archs, lat, upper):
+    for a, l, u in zip(archs, lat, upper, strict=True):
         table.add_row(a.key, f"{l:.3f} ms", f"{u:.3f} ms")
     console().print(table)
 

@@ -176,7 +176,9 @@ def _nvidia_smi_info(index: int, uuid: str | None) -> dict[str, Any]:
         return {}
     values = [v.strip() for v in result.stdout.strip().splitlines()[0].split(",")] if result.stdout.strip() else []
     keys = ("driver", "sm_clock_mhz", "mem_clock_mhz", "max_sm_clock_mhz", "max_mem_clock_mhz", "power_limit_w", "persistence_mode")
-    return {k: v for k, v in zip(keys, values) if v and v != "[N/A]"}
+    if len(values) != len(keys):  # an answer of another shape: its fields cannot be matched to the names
+        return {}
+    return {k: v for k, v in zip(keys, values, strict=True) if v and v != "[N/A]"}
 
 
 def gpu_fingerprint(index: int = 0) -> dict[str, Any]:

@@ -95,7 +95,7 @@ def export_for_tensorrt(
         from hwnas.devices.onnxruntime_cuda import to_fp16
 
         onnx_bytes = to_fp16(onnx_bytes)
-    feeds = {name: t.numpy() for name, t in zip(INPUT_NAMES, inputs)}
+    feeds = {name: t.numpy() for name, t in zip(INPUT_NAMES, inputs, strict=True)}
     return onnx_bytes, feeds, reference
 
 

@@ -317,7 +317,7 @@ def measure_interleaved(
         if anchor is not None:
             for i, m in enumerate(results):
                 if i != anchor:
-                    ratios = [x / anchor_ms[r] for x, r in zip(m.samples_ms, m.round_ids) if anchor_ms.get(r)]
+                    ratios = [x / anchor_ms[r] for x, r in zip(m.samples_ms, m.round_ids, strict=True) if anchor_ms.get(r)]
                     m.anchor_ratio = float(np.median(ratios)) if ratios else None
     if on_done:
         for i in range(len(runners)):

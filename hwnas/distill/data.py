@@ -144,7 +144,7 @@ def _finish(texts: list[str], pairs: list[str] | None, raw_labels: list[tuple[in
     if task not in (None, "classification", "regression"):
         raise InvalidData(f"task must be 'classification' or 'regression'; got {task!r}")
     if task == "regression" or (task is None and float in kinds and str not in kinds):
-        for (row, raw), v in zip(raw_labels, values):
+        for (row, raw), v in zip(raw_labels, values, strict=True):
             if isinstance(v, str):
                 raise InvalidData(f"{where}, row {row}: label {raw!r} is not a number (regression needs numeric labels)")
         return TaskData(texts, pairs, [float(v) for v in values], "regression", [], source, columns)
@@ -152,12 +152,12 @@ def _finish(texts: list[str], pairs: list[str] | None, raw_labels: list[tuple[in
     kinds = {type(v) for v in values}
     if str in kinds and int in kinds:
         # a mix of numbers and words is almost always a broken row
-        first_word = next((row, raw) for (row, raw), v in zip(raw_labels, values) if isinstance(v, str))
+        first_word = next((row, raw) for (row, raw), v in zip(raw_labels, values, strict=True) if isinstance(v, str))
         raise InvalidData(
             f"{where}, row {first_word[0]}: label {first_word[1]!r} is not a number, while other labels are numbers"
         )
     if float in kinds:
-        row, raw = next((r, raw) for (r, raw), v in zip(raw_labels, values) if isinstance(v, float))
+        row, raw = next((r, raw) for (r, raw), v in zip(raw_labels, values, strict=True) if isinstance(v, float))
         raise InvalidData(f"{where}, row {row}: label {raw!r} is fractional; classification needs integer or text labels")
     names = sorted(set(values), key=lambda v: (isinstance(v, str), v))
     if len(names) < 2:
@@ -405,7 +405,7 @@ def mlm_replace(sentences: Sequence[str], tokenizer: Any, mlm: Any = None, *, se
     if mlm is None:
         vocab = _vocabulary_words(tokenizer)
         out = []
-        for words, chosen in zip(split, picked):
+        for words, chosen in zip(split, picked, strict=True):
             new = list(words)
             for i in chosen:
                 new[i] = rng.choice(vocab)
@@ -418,9 +418,9 @@ def mlm_replace(sentences: Sequence[str], tokenizer: Any, mlm: Any = None, *, se
         raise InvalidData("augmentation method 'mlm' needs a tokenizer with a mask token")
     candidates = _mlm_candidates(split, picked, tokenizer, mlm, mask, top_k, batch_size, max_len, torch)
     out = []
-    for words, chosen, options in zip(split, picked, candidates):
+    for words, chosen, options in zip(split, picked, candidates, strict=True):
         new = list(words)
-        for i, opts in zip(chosen, options):
+        for i, opts in zip(chosen, options, strict=True):
             allowed = [w for w in opts if w.lower() != words[i].lower()]
             if allowed:
                 new[i] = rng.choice(allowed)
@@ -435,7 +435,7 @@ def _mlm_candidates(split, picked, tokenizer, mlm, mask, top_k, batch_size, max_
     device = next(mlm.parameters()).device
     for start in range(0, len(split), batch_size):
         masked = []
-        for words, chosen in zip(split[start: start + batch_size], picked[start: start + batch_size]):
+        for words, chosen in zip(split[start: start + batch_size], picked[start: start + batch_size], strict=True):
             ws = list(words)
             for i in chosen:
                 ws[i] = mask

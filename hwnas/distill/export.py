@@ -132,7 +132,7 @@ def export_onnx_classifier(model_dir: str | Path, texts: list[str], pairs: list[
     session = ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
     # the padded batch, and each of the first examples alone (a different sequence length each)
     batches = [batch] + [_sample_batch(tokenizer, [t], None if pairs is None else [p], max_len)
-                         for t, p in zip(texts[:3], (pairs or [None] * 3)[:3])]
+                         for t, p in zip(texts[:3], (pairs or [None] * len(texts))[:3], strict=True)]
     diff = 0.0
     for b in batches:
         (onnx_logits,) = session.run(["logits"], {n: b[n].numpy() for n in names})
@@ -222,7 +222,7 @@ def measure_models(models: dict[str, Any], *, seq_len: int = 128, batch_size: in
         builders.append((name, lambda model=model, batch=batch: _ModelRunner(model, batch)))
     measured = measure_runners(device, builders, timing, seed=seed)
     out = {}
-    for name, (_, m) in zip(models, measured):
+    for name, (_, m) in zip(models, measured, strict=True):
         summary = m.summary()
         summary.pop("samples_ms", None)
         out[name] = {**summary, "seq_len": seq_len, "batch_size": batch_size, "threads": threads, "clock": clock}

@@ -82,11 +82,11 @@ class AccuracyEstimator(ABC):
             if values.shape != (len(todo),):
                 raise RuntimeError(f"{self.name}: _score returned shape {values.shape} for {len(todo)} architectures")
             if not np.all(np.isfinite(values)):
-                bad = [a.key for a, v in zip(todo, values) if not np.isfinite(v)]
+                bad = [a.key for a, v in zip(todo, values, strict=True) if not np.isfinite(v)]
                 raise RuntimeError(f"{self.name}: non-finite scores for {bad[:3]}")
             self._spent_s += time.perf_counter() - t0
             self._scored += len(todo)
-            self._memory.update({a.key: float(v) for a, v in zip(todo, values)})
+            self._memory.update({a.key: float(v) for a, v in zip(todo, values, strict=True)})
         return np.array([self._memory[a.key] for a in archs], dtype=np.float64)
 
     @property

@@ -124,7 +124,7 @@ class GroundTruth:
 
     def latency_of(self) -> dict[str, float]:
         """Architecture key -> predicted latency (ms)."""
-        return dict(zip(self.keys, self.predicted_ms.tolist()))
+        return dict(zip(self.keys, self.predicted_ms.tolist(), strict=True))
 
     def subset(self, keep: list[int] | np.ndarray) -> GroundTruth:
         """The students at positions ``keep`` (same table, task and space)."""

@@ -101,7 +101,8 @@ def residuals_figure(measured: Sequence[float], predicted: Sequence[float], X: n
     lim = max(12.0, float(np.max(np.abs(rel))) * 1.1)
     with figure(ncols, nrows, width=11.0, height=2.6 * nrows + 0.6) as (fig, axes):
         flat = np.atleast_1d(axes).ravel()
-        for ax, name in zip(flat, panels):
+        # the grid has more axes than panels: the next one holds the histogram, the rest are hidden
+        for ax, name in zip(flat, panels, strict=False):
             x = y if name == "latency" else X[:, list(inputs).index(name)]
             ax.axhspan(-10, 10, color=COLORS["sky"], alpha=0.18, lw=0)
             ax.axhspan(-5, 5, color=COLORS["sky"], alpha=0.35, lw=0)
@@ -144,7 +145,7 @@ def bundle_figure(manifest: Mapping[str, Any], *, path: str | Path | None = None
         names = [("within_5", "within ±5%"), ("within_10", "within ±10%"), ("upper_coverage", "below upper bound")]
         vals = [100 * float(cv[k]) if k in cv else float("nan") for k, _ in names]
         bars = a1.bar([n for _, n in names], vals, color=[COLORS["blue"], COLORS["green"], COLORS["vermillion"]])
-        for b, v in zip(bars, vals):
+        for b, v in zip(bars, vals, strict=True):
             a1.text(b.get_x() + b.get_width() / 2, (0 if math.isnan(v) else v) + 1.5, "not stored" if math.isnan(v) else f"{v:.1f}%",
                     ha="center", fontsize=8)
         a1.set_ylim(0, 110)

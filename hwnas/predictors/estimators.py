@@ -577,6 +577,6 @@ def tune(estimator: BaseEstimator, X, y, *, grid: Mapping[str, Sequence[Any]] | 
     ok = np.flatnonzero(mean <= mean[best] + se[best])
     chosen = int(min(ok, key=lambda i: (complexity(res["params"][i]), mean[i])))
     final = clone(estimator).set_params(**res["params"][chosen]).fit(X, y)
-    rows = [{"params": dict(p), "mean_log_error": float(m), "se": float(s)} for p, m, s in zip(res["params"], mean, se)]
+    rows = [{"params": dict(p), "mean_log_error": float(m), "se": float(s)} for p, m, s in zip(res["params"], mean, se, strict=True)]
     final.cv_chosen_ = rows[chosen]
     return final, rows

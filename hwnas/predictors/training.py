@@ -271,7 +271,7 @@ def fit_predictor(meas: Measurements, *, seed: int = 0, n_folds: int = 5, covera
         },
         "physics": {
             "terms": list(est.terms_), "intercept": float(est.physics_coef_[0]),
-            "coef": {t: float(c) for t, c in zip(est.terms_, est.physics_coef_[1:])},
+            "coef": {t: float(c) for t, c in zip(est.terms_, est.physics_coef_[1:], strict=True)},
             "fit": "non-negative least squares on relative error",
         },
         "model": {

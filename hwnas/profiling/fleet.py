@@ -505,7 +505,7 @@ class _FleetRun:
             for n in self.nodes
         ]
         results = []
-        for node, ref in zip(self.nodes, refs):
+        for node, ref in zip(self.nodes, refs, strict=True):
             try:
                 results.append(self.ray.get(ref))
             except Exception as exc:  # noqa: BLE001 - a remote failure: report hwnas errors as themselves

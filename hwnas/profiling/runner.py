@@ -197,7 +197,7 @@ def measure_runners(
     finally:
         for r in runners:
             r.close()
-    return list(zip(runners, measurements))
+    return list(zip(runners, measurements, strict=True))
 
 
 def measure_tasks(
@@ -225,7 +225,7 @@ def measure_tasks(
     fingerprint = device.fingerprint()
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     records = []
-    for task, (runner, m) in zip(tasks, measured):
+    for task, (runner, m) in zip(tasks, measured[: len(tasks)], strict=True):  # the reference, if any, is last
         record: dict[str, Any] = {
             "schema": SCHEMA_VERSION, **task.arch.as_dict(), "batch_size": task.shape.batch_size,
             "seq_len": task.shape.seq_len, "device": device.name, "dtype": device.dtype, "threads": device.threads,

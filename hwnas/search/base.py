@@ -167,7 +167,7 @@ class Strategy(ABC):
         for i in indices:
             if self._seen[i]:
                 raise InvalidData(f"{self.problem.candidates[i]} was already told; each architecture is evaluated once")
-        for i, s in zip(indices, values):
+        for i, s in zip(indices, values, strict=True):
             self.history.indices.append(i)
             self.history.scores.append(float(s))
             self._seen[i] = True

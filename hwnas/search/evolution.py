@@ -88,7 +88,7 @@ class Evolution(Strategy):
         self._started = False
 
     def _observe(self, indices: np.ndarray, scores: np.ndarray) -> None:
-        for i, s in zip(indices.tolist(), scores.tolist()):
+        for i, s in zip(indices.tolist(), scores.tolist(), strict=True):
             self._scores[i] = s
             if i not in self._population:  # results told from elsewhere join the population
                 self._population.append(i)

@@ -326,7 +326,7 @@ def run_search(
         strat.tell(archs, scores)
         indices = [problem.index(a) for a in archs]
         new_rows = []
-        for i, s in zip(indices, scores.tolist()):
+        for i, s in zip(indices, scores.tolist(), strict=True):
             tracker.add([i], [s])
             new_rows.append(_row(problem, len(tracker.indices), i, s, tracker))
         rows.extend(new_rows)
@@ -371,7 +371,7 @@ def _build_result(problem, strat, tracker, rows, config, stopped, out_path, wall
         on_front[f[pareto_mask(scores[f], problem.latency_ms[idx[f]])]] = True
     frame = pd.DataFrame(rows, columns=_CSV_COLUMNS)
     frame["on_front"] = on_front
-    front = sorted((_candidate(problem, int(i), float(s)) for i, s in zip(idx[on_front], scores[on_front])),
+    front = sorted((_candidate(problem, int(i), float(s)) for i, s in zip(idx[on_front], scores[on_front], strict=True)),
                    key=lambda c: (c.latency_ms, -c.score))
     winner = None
     if feasible.any():

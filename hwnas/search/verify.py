@@ -201,7 +201,7 @@ def verify(
     if len(roles) != len(archs):
         raise InvalidConfig(f"got {len(roles)} roles for {len(archs)} architectures")
     unique: dict[Architecture, list[str]] = {}
-    for a, r in zip(archs, roles):
+    for a, r in zip(archs, roles, strict=True):
         labels = unique.setdefault(a, [])
         if r and r not in labels:
             labels.append(r)
@@ -220,11 +220,11 @@ def verify(
             for chunk_no, offset in enumerate(range(0, len(todo), interleave))
         )
     out: list[Verification] = []
-    for offset, records in zip(range(0, len(todo), interleave), chunks):
+    for offset, records in zip(range(0, len(todo), interleave), chunks, strict=True):
         chunk = todo[offset: offset + interleave]
         drift = Drift(ref_task.arch.key if ref_task else None, records[0].get("reference_ms") if ref_task else None,
                       ref_then)
-        for k, (a, rec) in enumerate(zip(chunk, records)):
+        for k, (a, rec) in enumerate(zip(chunk, records, strict=True)):
             j = offset + k
             v = Verification(
                 arch=a, predicted_ms=float(predicted[j]), upper_ms=float(upper[j]),
@@ -363,7 +363,7 @@ def measure_student(
         on_status(f"measuring the student on {device} ({threads} thread(s), {dtype}, seq {seq_len}, batch {batch_size}, "
                   f"{timing.clock} clock)")
     measured = dict(zip([b[0] for b in builders],
-                        [m for _, m in measure_runners(dev, builders, timing, seed=seed, anchor=anchor)]))
+                        [m for _, m in measure_runners(dev, builders, timing, seed=seed, anchor=anchor)], strict=True))
     encoder = _summary(measured["student"])
     encoder["measured"] = f"profiled encoder ({arch.key}, random weights) on {device}"
     ratio = (measured["deployed"] if "deployed" in measured else measured["student"]).anchor_ratio

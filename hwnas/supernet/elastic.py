@@ -292,9 +292,9 @@ class ElasticBert(nn.Module):
                 if t is None or t.dim() != param.dim():
                     counts["missing"] += 1
                     continue
-                block = tuple(slice(0, min(a, b)) for a, b in zip(param.shape, t.shape))
+                block = tuple(slice(0, min(a, b)) for a, b in zip(param.shape, t.shape, strict=True))
                 param[block].copy_(t[block].to(param.dtype))
-                counts["copied" if all(b >= a for a, b in zip(param.shape, t.shape)) else "partial"] += 1
+                counts["copied" if all(b >= a for a, b in zip(param.shape, t.shape, strict=True)) else "partial"] += 1
         return counts
 
     @staticmethod

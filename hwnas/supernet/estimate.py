@@ -207,7 +207,7 @@ class SupernetEstimator:
                 values = self._loss(todo) if self.metric == "loss" else self._probe(todo)
             finally:
                 torch.set_num_threads(old_threads)
-            for a, v in zip(todo, values):
+            for a, v in zip(todo, values, strict=True):
                 self._memory[a.key] = float(v)
             self._save_cache()
         return np.array([self._memory[a.key] for a in archs], dtype=np.float64)

@@ -45,7 +45,7 @@ class TeacherTargets:
 def distillation_loss(targets: TeacherTargets, student_qkv, student_hidden=None, *, hidden_weight: float = 0.0) -> torch.Tensor:
     """Sum of the Q-Q, K-K and V-V relation KLs (plus ``hidden_weight`` x the hidden-state relation KL)."""
     mask, r = targets.attention_mask, targets.relation_heads
-    loss = sum(relation_kl(t, relation_log_probs(s, r, mask), mask) for t, s in zip(targets.logp, student_qkv))
+    loss = sum(relation_kl(t, relation_log_probs(s, r, mask), mask) for t, s in zip(targets.logp, student_qkv, strict=True))
     if hidden_weight and targets.hidden_logp is not None and student_hidden is not None:
         loss = loss + hidden_weight * relation_kl(targets.hidden_logp, relation_log_probs(student_hidden, r, mask), mask)
     return loss

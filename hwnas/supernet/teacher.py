@@ -123,7 +123,7 @@ def teacher_qkv(model: Any, input_ids, attention_mask, layer: int = -1):
     mods = find_qkv_modules(model, layer)
     hooks = [
         m.register_forward_hook(lambda _m, _i, out, key=key: captured.__setitem__(key, out.detach()))
-        for key, m in zip(("q", "k", "v"), mods)
+        for key, m in zip(("q", "k", "v"), mods, strict=True)
     ]
     try:
         with torch.no_grad():

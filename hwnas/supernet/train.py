@@ -418,7 +418,7 @@ class SupernetLoop(TrainLoop):
                 pass
         qkv = teacher_qkv(self.teacher.model, ids, mask, self.cfg.teacher_layer)
         if f is not None:
-            save_weights(f, dict(zip("qkv", qkv)))
+            save_weights(f, dict(zip("qkv", qkv, strict=True)))
         return qkv
 
     def train_step(self, step: int) -> dict[str, float]:

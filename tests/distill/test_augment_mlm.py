@@ -42,10 +42,10 @@ def _mlm_folder(folder, tokenizer, favourite: str | None = None):
 
 def _changed_words(original: list[str], copy: list[str]) -> list[tuple[str, str]]:
     out = []
-    for a, b in zip(original, copy):
+    for a, b in zip(original, copy, strict=True):
         wa, wb = a.split(), b.split()
         assert len(wa) == len(wb)  # replacement, never deletion or insertion
-        out += [(x, y) for x, y in zip(wa, wb) if x != y]
+        out += [(x, y) for x, y in zip(wa, wb, strict=True) if x != y]
     return out
 
 

@@ -36,7 +36,7 @@ def test_distill_command_writes_student(tiny_teacher, tmp_path, capsys):
 )
 def test_distill_bad_input_is_one_line_and_exit_2(extra, message, tmp_path, capsys):
     args = {"--arch": "L1-H32-A2-I64", "--task": str(embedded_path("sst2/train.tsv")), "--out": str(tmp_path / "s")}
-    for flag, value in zip(extra[::2], extra[1::2]):
+    for flag, value in zip(extra[::2], extra[1::2], strict=True):
         args[flag] = value
     argv = ["distill", *[x for kv in args.items() for x in kv], "--quiet"]
     code, _, err = _run(argv, capsys)

@@ -92,5 +92,5 @@ def test_augment_keeps_labels_and_changes_text():
     more = augment(data, 2, seed=1, p_delete=0.3, p_swap=0.3)
     assert len(more) == 150 and more.labels == data.labels * 3
     assert more.texts[:50] == data.texts
-    assert sum(a != b for a, b in zip(more.texts[50:100], data.texts)) > 25
+    assert sum(a != b for a, b in zip(more.texts[50:100], data.texts, strict=True)) > 25
     assert augment(data, 2, seed=1, p_delete=0.3, p_swap=0.3).texts == more.texts  # seeded

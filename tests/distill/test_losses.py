@@ -26,7 +26,7 @@ from hwnas.space import Architecture
 
 
 def _kl(p, q):
-    return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q) if pi > 0)
+    return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True) if pi > 0)
 
 
 def _softmax(xs):
@@ -39,7 +39,7 @@ def test_kd_logits_matches_hand_value_and_scales_by_t_squared(temperature):
     student = torch.tensor([[0.0, 0.0], [1.0, -1.0]])
     teacher = torch.tensor([[math.log(3.0), 0.0], [0.0, 2.0]])
     expected = 0.0
-    for s, t in zip(student.tolist(), teacher.tolist()):
+    for s, t in zip(student.tolist(), teacher.tolist(), strict=True):
         expected += _kl(_softmax([x / temperature for x in t]), _softmax([x / temperature for x in s]))
     expected = expected / 2 * temperature**2
     assert kd_logits(student, teacher, temperature).item() == pytest.approx(expected, rel=1e-5)

@@ -83,7 +83,7 @@ def test_resume_after_a_kill_gives_the_same_weights(setup, tmp_path):
     resumed = fresh()
     result = train(resumed, teacher, lc, enc, "classification", cfg, tmp_path / "b")
     assert result.resumed_from == 3
-    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-6), name
     # the learning curve survives the kill: the steps logged before it come back from the checkpoint
     assert [h["step"] for h in result.history] == [h["step"] for h in ref.history] == [1, 8]

@@ -160,7 +160,7 @@ def test_training_uses_the_scheduled_weight_and_a_resume_continues_the_schedule(
                    on_progress=lambda ev: events.append((ev.completed, dict(ev.metrics))))
     assert result.resumed_from == 3 and [c for c, _ in events] == [4, 5, 6, 7, 8]
     _check_weights_used(events, cfg, steps)  # steps 4-8 at their global progress, not restarted at 0
-    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-6), name
     # a checkpoint written under one schedule is not resumed under another
     other = LossConfig(weights={"logits": 1.0, "hidden": 1.0}, weight_schedule={"hidden": "cosine:1->0"})
@@ -187,7 +187,7 @@ def test_a_schedule_changes_what_the_student_learns(setup, tmp_path):
         _check_weights_used(events, cfg, 4)
         students.append(student.state_dict())
     assert all(m["loss"] == pytest.approx(m["logits"], rel=1e-6) for _, m in events)  # the zeroed run
-    diff = max(float((a - b).abs().max()) for a, b in zip(students[0].values(), students[1].values()))
+    diff = max(float((a - b).abs().max()) for a, b in zip(students[0].values(), students[1].values(), strict=True))
     assert diff > 1e-5
 
 

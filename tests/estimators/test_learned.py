@@ -50,7 +50,7 @@ def fitted(tmp_path_factory):
 
 def test_features_are_named_and_computed_in_order():
     a = Architecture(2, 128, 4, 512)
-    row = dict(zip(FEATURES, arch_features([a])[0]))
+    row = dict(zip(FEATURES, arch_features([a])[0], strict=True))
     assert row["layers"] == 2 and row["hidden"] == 128 and row["head_dim"] == 32 and row["ffn_per_hidden"] == 4
     assert row["log10_params"] == pytest.approx(np.log10(a.num_parameters()))
 

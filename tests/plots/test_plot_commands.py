@@ -126,8 +126,8 @@ def test_staircase_hypervolume_matches_the_union_of_rectangles():
         xs = np.unique(np.clip(np.concatenate([lat, [ref_l]]), None, ref_l))
         ys = np.unique(np.clip(np.concatenate([s, [ref_s]]), ref_s, None))
         area = 0.0
-        for x0, x1 in zip(xs[:-1], xs[1:]):
-            for y0, y1 in zip(ys[:-1], ys[1:]):
+        for x0, x1 in zip(xs[:-1], xs[1:], strict=False):
+            for y0, y1 in zip(ys[:-1], ys[1:], strict=False):
                 # the cell is dominated when some point is at least as fast and at least as accurate
                 if np.any((lat <= x0) & (s >= y1)):
                     area += (x1 - x0) * (y1 - y0)

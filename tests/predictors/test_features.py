@@ -21,7 +21,7 @@ def test_every_feature_has_a_real_name():
 def test_hand_computed_values():
     # layers=2, hidden=8, heads=2, ffn=16, seq_len=4, batch_size=3 -> T = 12 tokens
     x = input_array(np.array([[2, 8, 2, 16]]), seq_len=4, batch_size=3)
-    f = dict(zip(FEATURE_NAMES, featurize(x)[0]))
+    f = dict(zip(FEATURE_NAMES, featurize(x)[0], strict=True))
     assert f["tokens"] == 12
     assert f["head_dim"] == 4
     assert f["qkv_flops"] == 6 * 12 * 8 * 8 * 2  # T x H times H x 3H, two layers

@@ -80,7 +80,7 @@ def test_screen_strategy_proposes_each_bands_best_first_slowest_band_first():
     by_latency = feasible[np.argsort(-problem.latency_ms[feasible], kind="stable")]
     bands = np.array_split(by_latency, 3)
     first = strat.ask(3)
-    for arch, band in zip(first, bands):
+    for arch, band in zip(first, bands, strict=True):
         best = max(band, key=lambda i: problem.params[i])
         assert problem.params[problem.index(arch)] == problem.params[best]
     # every feasible architecture is proposed exactly once before the strategy runs dry

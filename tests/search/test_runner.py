@@ -47,7 +47,7 @@ def test_writes_every_output_and_the_winner_is_the_best_feasible(tmp_path, probl
     front = json.loads((out / "front.json").read_text())
     s = np.array([float(r["score"]) for r in feasible])
     lat = np.array([float(r["latency_ms"]) for r in feasible])
-    expected = {(r["layers"], r["hidden"], r["heads"], r["ffn"]) for r, m in zip(feasible, pareto_mask(s, lat)) if m}
+    expected = {(r["layers"], r["hidden"], r["heads"], r["ffn"]) for r, m in zip(feasible, pareto_mask(s, lat), strict=True) if m}
     got = {tuple(str(c["arch"][d]) for d in ("layers", "hidden", "heads", "ffn")) for c in front["front"]}
     assert got == expected
     assert front["hypervolume"] == pytest.approx(result.hypervolume) and result.hypervolume > 0
@@ -55,7 +55,7 @@ def test_writes_every_output_and_the_winner_is_the_best_feasible(tmp_path, probl
     assert config["status"] == "done" and config["strategy"] == "random" and config["budget_ms"] == problem.budget_ms
     # the running columns only improve
     hv = [float(r["hypervolume"]) for r in rows]
-    assert all(b >= a - 1e-12 for a, b in zip(hv, hv[1:]))
+    assert all(b >= a - 1e-12 for a, b in zip(hv, hv[1:], strict=False))
 
 
 def test_an_existing_folder_is_never_overwritten(tmp_path, problem):

@@ -32,7 +32,7 @@ def test_a_checkpoint_restores_weights_optimizer_and_random_state(tmp_path, writ
     assert latest_checkpoint(tmp_path / "checkpoints") == folder
     state = load_checkpoint(folder, fresh, fresh_opt)
     assert state == {"step": 2, "seed": 0, "note": "x"}
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True))
     assert _same_optimizer_state(opt, fresh_opt)
     assert torch.equal(torch.rand(3), expected_draw)  # the random state of the step the checkpoint was written at
 

@@ -38,7 +38,7 @@ def test_linear_warmup_then_decay_to_zero():
     lr = [linear_warmup_decay(s, peak=1.0, warmup_steps=10, total_steps=100) for s in range(100)]
     assert lr[0] == pytest.approx(0.1) and lr[9] == pytest.approx(1.0)
     assert lr[10] == pytest.approx(1.0) and lr[99] == pytest.approx(1 / 90)
-    assert all(a >= b for a, b in zip(lr[9:], lr[10:]))
+    assert all(a >= b for a, b in zip(lr[9:], lr[10:], strict=False))
 
 
 def test_one_rule_for_relation_heads():
