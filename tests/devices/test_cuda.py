@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from hwnas.devices.base import Shape
-from hwnas.devices.cuda import CUDADevice, gpu_fingerprint
+from hwnas.devices.cuda import CUDADevice, _nvidia_smi_info, gpu_fingerprint
 from hwnas.devices.onnxruntime_cuda import BoundORTRunner, ORTCUDADevice, to_fp16
 from hwnas.devices.registry import create_device, get_device_class
 from hwnas.errors import DeviceUnavailable, InvalidConfig
@@ -75,10 +75,35 @@ def test_gpu_fingerprint_leaves_out_what_it_cannot_read():
         assert "gpu_name" not in fp and "compute_capability" not in fp
 
 
+def _fake_nvidia_smi(folder: Path, answer: str) -> None:
+    """An ``nvidia-smi`` on PATH that prints ``answer`` whatever it is asked."""
+    script = folder / "nvidia-smi"
+    script.write_text(f"#!{sys.executable}\nprint({answer!r})\n")
+    script.chmod(0o755)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the fake nvidia-smi is a POSIX script")
+def test_nvidia_smi_facts_named_in_query_order_mocked_smi(tmp_path, monkeypatch):
+    _fake_nvidia_smi(tmp_path, "550.54, 1980, 2619, 1980, 2619, 700.00, [N/A]")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert _nvidia_smi_info(0, None) == {"driver": "550.54", "sm_clock_mhz": "1980", "mem_clock_mhz": "2619",
+                                         "max_sm_clock_mhz": "1980", "max_mem_clock_mhz": "2619",
+                                         "power_limit_w": "700.00"}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the fake nvidia-smi is a POSIX script")
+@pytest.mark.parametrize("answer", ["550.54, 1980, 2619, 700.00", "550.54, 1980, 2619, 1980, 2619, 700.00, Enabled, 1", ""])
+def test_nvidia_smi_answer_of_another_shape_is_left_out_mocked_smi(answer, tmp_path, monkeypatch):
+    # fields that cannot be matched to the names asked for are left out, never paired with the wrong name
+    _fake_nvidia_smi(tmp_path, answer)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert _nvidia_smi_info(0, None) == {}
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"dtype": "int8"}, "dtype 'int8' is not supported by device 'cuda'; supported: fp32, fp16, bf16"),
+        ({"dtype": "int8"}, "dtype 'int8' is not supported by device 'cuda''; supported: fp32, fp16, bf16"),
         ({"device_index": -1}, "device_index must be an integer >= 0; got -1"),
         ({"device_index": "0"}, "device_index must be an integer >= 0; got '0'"),
         ({"cuda_graphs": "yes"}, "cuda_graphs must be True or False; got 'yes'"),

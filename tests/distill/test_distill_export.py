@@ -122,3 +122,18 @@ def test_measure_models_clocks(distilled):
         measure_models({"s": model}, threads=2, clock="thread_cpu")
     with pytest.raises(InvalidConfig, match="clock must be one of wall, thread_cpu"):
         measure_models({"s": model}, clock="cycles")
+
+
+def test_onnx_export_check_with_fewer_than_three_texts(distilled, tmp_path):
+    # the check runs the padded batch and up to three single examples: one or two texts (with or without pairs) is enough
+    import shutil
+
+    from hwnas.distill.export import export_onnx_classifier
+
+    _, out, _, _ = distilled
+    folder = shutil.copytree(out, tmp_path / "copy")
+    single = export_onnx_classifier(folder, ["a fine film", "dull"], max_len=32, filename="two.onnx")
+    paired = export_onnx_classifier(folder, ["a fine film"], ["it was"], max_len=32, filename="pair.onnx")
+    for check in (single, paired):
+        assert check.max_abs_diff <= ONNX_ATOL
+    assert (single.examples, paired.examples) == (2, 1)
