@@ -30,3 +30,18 @@ def tiny_arch():
     from hwnas.space import Architecture
 
     return Architecture(layers=1, hidden=32, heads=2, ffn=64)
+
+
+@pytest.fixture
+def saved_checkpoint(tmp_path):
+    """``(folder, model, optimizer)``: a checkpoint of a tiny module after one AdamW step (so the optimizer has state),
+    written by :func:`hwnas.training.checkpoint.save_checkpoint` with its checksums."""
+    import torch
+
+    from hwnas.training.checkpoint import save_checkpoint
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    return save_checkpoint(tmp_path / "ckpt", 1, model, opt, {"seed": 0}), model, opt

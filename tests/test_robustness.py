@@ -136,16 +136,12 @@ def test_duplicates_are_merged_with_a_count_and_outliers_flagged(tmp_path):
 
 
 # ---------------------------------------------------------------- checkpoints
-def test_checkpoint_checksums_and_finite_tensors(tmp_path):
+def test_checkpoint_checksums_and_finite_tensors(saved_checkpoint):
     import torch
 
-    from hwnas.training.checkpoint import load_checkpoint, save_checkpoint
+    from hwnas.training.checkpoint import load_checkpoint
 
-    model = torch.nn.Linear(3, 2)
-    opt = torch.optim.AdamW(model.parameters())
-    model(torch.ones(1, 3)).sum().backward()
-    opt.step()
-    path = save_checkpoint(tmp_path / "ckpt", 1, model, opt, {"seed": 0})
+    path, model, opt = saved_checkpoint
     assert load_checkpoint(path, model, opt)["step"] == 1
     # a truncated optimizer state
     opt_file = path / "optimizer.safetensors"

@@ -103,7 +103,7 @@ def test_nvidia_smi_answer_of_another_shape_is_left_out_mocked_smi(answer, tmp_p
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"dtype": "int8"}, "dtype 'int8' is not supported by device 'cuda''; supported: fp32, fp16, bf16"),
+        ({"dtype": "int8"}, "dtype 'int8' is not supported by device 'cuda'; supported: fp32, fp16, bf16"),
         ({"device_index": -1}, "device_index must be an integer >= 0; got -1"),
         ({"device_index": "0"}, "device_index must be an integer >= 0; got '0'"),
         ({"cuda_graphs": "yes"}, "cuda_graphs must be True or False; got 'yes'"),
