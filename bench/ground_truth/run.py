@@ -124,13 +124,13 @@ def plan_bands(space_name: str, predictor_path: str, n_bands: int, per_band: int
         base = float(pred[order[int(q * (len(order) - 1))]])
         best = None
         for c in np.linspace(base * 0.9, base * 1.1, 41):
-            inside = [a for a, p in zip(archs, pred) if abs(p / c - 1) <= 0.025]
+            inside = [a for a, p in zip(archs, pred, strict=True) if abs(p / c - 1) <= 0.025]
             score = (len({a.layers for a in inside}), len(inside))
             if best is None or score > best[0]:
                 best = (score, c, inside)
         _, centre, inside = best
         picked = _diverse(inside, per_band)
-        lat = {a.key: float(p) for a, p in zip(archs, pred)}
+        lat = {a.key: float(p) for a, p in zip(archs, pred, strict=True)}
         bands.append((f"{space_name}-{centre:.2f}ms", centre, [(a, lat[a.key]) for a in picked]))
     return bands
 
