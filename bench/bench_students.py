@@ -14,11 +14,15 @@ Stages, each cached under ``--work`` and skipped when rerun (a killed run contin
    ``<work>/teachers``). Its accuracy is scored here, through hwnas's evaluation code, on the same
    evaluation rows and token length as the students (``<work>/<task>/teacher.json``);
 2. the teacher's latency: 1 thread, seq 128, batch 1, the ``thread_cpu`` clock (time the process was
-   descheduled by other load does not count), as bench_distill.py measures it;
-3. per fraction, ``hwnas search --predictor P --space ... --max-latency <teacher/fraction>`` (its default
-   estimator, or ``--estimator``; ``--search-args`` for anything else) into ``<work>/search/<task>/1-<f>``;
-   the search keeps the predictor's calibrated *upper* latency within the budget, in the predictor's
-   units (wall clock at profiling time), so the measured speed-up may differ from the fraction;
+   descheduled by other load does not count), as bench_distill.py measures it, in interleaved rounds with a
+   reference architecture (the largest of ``--space``, inside the predictor's domain);
+3. per fraction, ``hwnas search --predictor P --max-latency <budget>`` (its default estimator, or
+   ``--estimator``; ``--search-args`` for anything else) into ``<work>/search/<task>/1-<f>``. The search
+   keeps the predictor's calibrated *upper* latency within the budget, in the predictor's units (the
+   wall clock of its profiling run, on a quieter machine), so by default (``--budget-basis normalised``)
+   the budget is the teacher's latency in those units divided by the fraction: its measured ratio to the
+   reference times the reference's predicted latency. ``--budget-basis measured`` divides the raw median
+   instead (on a loaded machine that median is inflated, and the budgets with it);
 4. the winners and the teacher measured together in interleaved rounds (same clock and settings;
    ``<work>/<task>/latency.json``): the speed-up printed is this ratio;
 5. every winner distilled per seed by ``hwnas distill`` in a subprocess (``nice``, one thread,
@@ -479,6 +483,10 @@ def render(results: dict[str, Any]) -> str:
                        f"{s['speedup']:>7.2f}x {acc:>25} {_f(s['kept_mean'], '>9.1%')} {_f(s['kept_min'], '>8.1%')} "
                        f"{_f(s['cpu_s_mean'], '>9.0f')}")
         out.append(f"  {t['target']['text']}")
+        search_cpu = [s["search_cpu_s"] for s in t["students"] if s.get("search_cpu_s") is not None]
+        runs_cpu = [s["cpu_s_mean"] * s["n"] for s in t["students"] if s.get("cpu_s_mean") is not None]
+        out.append(f"  CPU time: searches {sum(search_cpu):.0f} s, distillations {sum(runs_cpu):.0f} s "
+                   f"(this and earlier invocations; the teacher's fine-tuning and the latency measurements not counted)")
     return "\n".join(out)
 
 
