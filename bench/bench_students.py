@@ -81,7 +81,6 @@ from bench_end_to_end import (  # noqa: E402
 TASKS = ("sst2", "agnews")
 SEQ_LEN, BATCH_SIZE, THREADS, CLOCK = 128, 1, 1, "thread_cpu"
 KEEP_TARGET, TARGET_FRACTION = 0.97, 4.0
-AGNEWS_HELD_OUT = 999  # hwnas distill's hold-out of the whole file: min(1000, 9,991 // 10)
 #: Settings that give the figures their meaning: a rerun into the same --work must keep them.
 FIXED = ("data", "space", "predictor", "estimator", "search_args", "budget_basis", "recipe", "steps", "batch_size", "lr", "max_len",
          "limit", "eval_rows", "teacher_for")
@@ -191,9 +190,10 @@ def task_files(task: str, args, work: Path) -> tuple[str, str]:
 
         lines = (data / "agnews/train.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
         header, rows = lines[0], lines[1:]
+        held = min(1000, max(1, len(rows) // 10))  # what hwnas distill holds out of the whole file (999 here)
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(train, header + "".join(rows[:-AGNEWS_HELD_OUT]))
-        atomic_write_text(dev, header + "".join(rows[-AGNEWS_HELD_OUT:]))
+        atomic_write_text(train, header + "".join(rows[:-held]))
+        atomic_write_text(dev, header + "".join(rows[-held:]))
     return str(train), str(dev)
 
 
@@ -231,6 +231,9 @@ def teacher_stage(task: str, args, work: Path) -> dict[str, Any]:
     from hwnas.distill.teacher import finetune_teacher, load_task_teacher
     from hwnas.training.teacher import resolve_teacher
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars: noise in a benchmark's log
     torch.set_num_threads(1)
     config = _config(task, args, work)
     train_data, eval_data, note = load_data(config)
@@ -548,13 +551,17 @@ def _main(args, argv) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     from hwnas._lock import writer_lock
+    from hwnas.errors import HwnasError
 
     with writer_lock(work / ".lock", target=work, error=BadInput, hint="wait for it to finish, or use another --work"):
         check_settings(args, work)
         _log(f"command: {command}")
         tasks = []
         for task in args.task_list:
-            teacher = teacher_stage(task, args, work)
+            try:
+                teacher = teacher_stage(task, args, work)
+            except HwnasError as exc:  # e.g. a teacher whose head has another number of classes than the task
+                raise BadInput(f"{task}: {exc}") from None
             base = budget_base_ms(teacher, args.budget_basis)
             _log(f"{task}: teacher latency {teacher['latency']['latency_ms']:.2f} ms measured ({CLOCK}), "
                  f"{teacher['normalised_ms']:.2f} ms in the predictor's units (ratio to the reference "

@@ -159,3 +159,26 @@ def test_bad_input_exit_code_through_a_subprocess(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == "error: --fractions must be distinct numbers > 1 (the budget is teacher latency / " \
                                   "fraction, e.g. 3,4,6); got '0.5'"
+
+
+def test_agnews_holds_out_what_hwnas_holds_out_and_a_teacher_with_other_classes_is_exit_2(bs, teacher, tmp_path,
+                                                                                            capsys):
+    data = _data(tmp_path)
+    (data / "agnews").mkdir()
+    topics = ("World", "Sports", "Business", "Sci/Tech")
+    (data / "agnews/train.tsv").write_text("text\tlabel\n" + "".join(f"news item {i}\t{topics[i % 4]}\n" for i in range(30)),
+                                           encoding="utf-8")
+    args = bs.parse_args(["--data", str(data), "--work", str(tmp_path / "w"), "--predictor", str(PREDICTOR)])
+    train, dev = bs.task_files("agnews", args, tmp_path / "w")
+    train_rows, dev_rows = Path(train).read_text().splitlines(), Path(dev).read_text().splitlines()
+    assert train_rows[0] == dev_rows[0] == "text\tlabel"
+    assert train_rows[1:] == [f"news item {i}\t{topics[i % 4]}" for i in range(27)]  # min(1000, 30 // 10) held out
+    assert dev_rows[1:] == [f"news item {i}\t{topics[i % 4]}" for i in range(27, 30)]
+
+    capsys.readouterr()
+    argv = [a if a != "sst2" else "agnews" for a in _argv(tmp_path, teacher)]
+    argv[argv.index("--teacher-for") + 1] = f"agnews={teacher}"  # a 2-output head for a 4-class task
+    assert bs.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: agnews: teacher") and "but the task has 4 (classes)" in err[0]
+    assert not (tmp_path / "work/results.jsonl").exists()
