@@ -244,6 +244,10 @@ def teacher_stage(task: str, args, work: Path) -> dict[str, Any]:
                                  max_len=config.max_len, on_status=_log,
                                  epochs=None if config.teacher_steps is not None else config.teacher_epochs)
         given = str(tuned.path)
+        fine_tune = {k: tuned.info.get(k) for k in ("train_s", "cpu_s", "epochs", "best_step")}
+        fine_tune["steps"] = (tuned.info.get("train_config") or {}).get("steps")
+    else:
+        fine_tune = None
     tok = AutoTokenizer.from_pretrained(given)
     teacher = load_task_teacher(given, encode(tok, eval_data, config.max_len), train_data.kind, train_data.num_labels)
     own = (teacher.info or {}).get("metrics", {})
@@ -271,7 +275,7 @@ def teacher_stage(task: str, args, work: Path) -> dict[str, Any]:
            "eval_rows": len(eval_data), "eval_source": note, "max_len": config.max_len,
            "train_rows": len(train_data), "teacher_json_metrics": own, "latency": lat, "predicted_ms": predicted,
            "reference": {"arch": ref.key, "latency": both["reference"], "predicted_ms": ref_predicted},
-           "normalised_ms": normalised,
+           "normalised_ms": normalised, "fine_tuned_here": fine_tune,
            "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     atomic_json(path, rec)
     return rec
@@ -480,6 +484,10 @@ def render(results: dict[str, Any]) -> str:
                    f"({te['eval_source']}, {te['max_len']} tokens); latency {t['teacher_latency_ms']:.2f} ms "
                    f"(p10 {_f(t['teacher_latency_p10_ms'], '.2f')}, p90 {_f(t['teacher_latency_p90_ms'], '.2f')}), "
                    f"seq {SEQ_LEN}, batch {BATCH_SIZE}, {THREADS} thread, clock {CLOCK}")
+        if te.get("fine_tuned_here"):
+            ft = te["fine_tuned_here"]
+            out.append(f"  teacher fine-tuned here with hwnas's defaults: {ft.get('steps')} steps, "
+                       f"{_f(ft.get('train_s'), '.0f')} s training, {_f(ft.get('cpu_s'), '.0f')} CPU s (last invocation)")
         out.append(f"{'budget':>7} {'architecture':<17} {'params':>11} {'latency ms':>11} {'speed-up':>8} "
                    f"{'accuracy (mean ± sd, n)':>25} {'kept mean':>9} {'kept min':>8} {'CPU s/run':>9}")
         for s in t["students"]:
