@@ -577,8 +577,8 @@ def _main(args, argv) -> int:
                  f"of the {args.budget_basis} figure, {base:.2f} ms")
             winners = [search_stage(task, f, base / f, args, work) for f in args.fraction_list]
             latency = latency_stage(task, teacher, winners, args, work)
-            for w in winners:
-                for seed in args.seed_list:
+            for seed in args.seed_list:  # seed-major: a partial run already covers every budget once
+                for w in winners:
                     row = distill_stage(task, w, seed, teacher, args, work)
                     _log(f"{task} {_flabel(w['fraction'])} {w['short']} seed {seed}: accuracy {row['accuracy']:.4f} "
                          f"(teacher {row['teacher_accuracy']:.4f}), {_f(row.get('cpu_s'), '.0f')} CPU s"
