@@ -30,8 +30,8 @@ recipe, the news-source task 0.38 to 0.69). The trees then spent their first spl
 dataset features that tell the training tasks apart, and a held-out task inherited the
 recipe ranking of whichever training task fell on its side of those splits: with SST-2
 and the news-source task as experience, AG News was ranked as SST-2 (``default`` first),
-although on the news-source task ``mi-alpha`` kept 0.31 more of the teacher's score than ``default``. Since
-format 3 the task's level is taken out of the target before fitting:
+although on the news-source task ``mi-alpha`` kept 0.31 more of the teacher's score than
+``default``. Since format 3 the task's level is taken out of the target before fitting:
 
 * a **group** is the runs of one task (its id), one student (layers, hidden, heads, FFN) and
   one step count, the runs whose scores are directly comparable;
@@ -48,13 +48,18 @@ format 3 the task's level is taken out of the target before fitting:
   and would teach "this recipe is average". Such runs are left out of the fit (and counted:
   :func:`ranking_rows`);
 * the trees start from 0 (``base_score=0``): where they learnt nothing, a candidate is
-  predicted to be an average recipe, and ``default`` keeps its place (below).
+  predicted to be an average recipe (and a tie with ``default`` keeps ``default``).
 
 The dataset features stay in: a recipe's advantage can depend on the task (the hidden-state
 loss costs much more on the 4- and 9-class tasks than on SST-2), and only they can carry that
 over to a new task. No further shrinkage or re-weighting is added: the trees' own shrinkage
 (learning rate 0.05, L2 on leaf values) is kept as it was, and the hyper-parameters were not
 tuned on the leave-one-task-out benchmark, which has three tasks (tuning there would fit the test).
+
+What this does not change: when the training tasks *rank* the recipes differently, the trees
+can still split on a dataset feature that separates them, and a new task then takes the
+ranking of the task on its side of that split. Only more tasks can tell whether such a
+split carries over.
 
 With too little experience (fewer than ``min_runs`` usable runs, runs on fewer than
 two tasks, only one recipe, or too few runs that have another recipe to be compared with
