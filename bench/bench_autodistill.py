@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_recipe import common_args, fmt_cpu, read_results, run_distill  # noqa: E402
+from bench_recipe import audit_cpu, common_args, fmt_cpu, read_results, run_distill  # noqa: E402
 
 DEFAULT_RECIPES = "default,logits-only,minilm,two-stage,augmented,annealed,mi-alpha"
 
@@ -85,7 +85,8 @@ def main(argv=None) -> int:
     from hwnas.distill.recipes import get_recipe
 
     records = read_table(work / "experience.jsonl")
-    results = read_results(work / "results.jsonl")
+    results = [audit_cpu(r, work / "runs" / r["task"] / f"{r['variant']}-s{r['seed']}")
+               for r in read_results(work / "results.jsonl")]
     id_of = {t: task_id_of(t, args) for t in tasks}
     for rec in records:  # name the records' tasks, for readers of the seed table
         rec["task"]["name"] = next((t for t, i in id_of.items() if i == rec["task"]["id"]), rec["task"].get("name"))
@@ -109,6 +110,7 @@ def main(argv=None) -> int:
     ours = [r for r in results if r["task"] in tasks and r["variant"] in recipes and r["seed"] in seeds]
     cpu = sum(r["cpu_s"] for r in ours if r.get("cpu_s") is not None)
     cpu_unknown = sum(r.get("cpu_s") is None for r in ours)
+    predicted = {}
     for task in tasks:
         own = [r for r in records if r["task"]["id"] == id_of[task]]
         others = [r for r in records if r["task"]["id"] != id_of[task] and r["recipe"]["name"] in recipes]
@@ -123,12 +125,19 @@ def main(argv=None) -> int:
         means = {n: statistics.mean(v) for n in recipes if (v := measured(task, n, "student"))}
         if not means:
             continue
+        predicted[task] = rec
         best = max(means, key=means.get)
         got, default = means.get(rec.recipe, float("nan")), means.get("default", float("nan"))
         print(f"{task:9s} {rec.recipe + ('*' if rec.fallback else ''):13s} {got:<14.4f} {default:<9.4f} "
               f"{best + f' {means[best]:.4f}':24s} {got - default:>+13.4f} {means[best] - got:>10.4f}")
         if rec.fallback:
             print(f"          * {rec.reason}")
+    if any(not rec.fallback for rec in predicted.values()):
+        print("\npredicted advantage of each candidate (kept fraction over an average recipe on the task) "
+              "[its measured runs on the held-out task]:")
+        for task, rec in predicted.items():
+            print(f"{task:9s} " + "  ".join(f"{n} {p:+.3f} [{len(measured(task, n, 'student'))}]"
+                                            for n, p in rec.predicted.items()))
     spread = [statistics.stdev(v) for t in tasks for n in recipes if len(v := measured(t, n, "student")) > 1]
     print(f"\nseed spread (std of accuracy over seeds, mean over task x recipe): "
           f"{statistics.mean(spread):.4f}" if spread else "\nseed spread: one seed per run (unknown; run more --seeds)")

@@ -98,12 +98,12 @@ def run_distill(task: str, label: str, seed: int, recipe: str, extra: list[str],
     work = Path(args.work)
     results = work / "results.jsonl"
     key = {"task": task, "variant": label, "seed": seed}
+    out = work / "runs" / task / f"{label}-s{seed}"
     for row in read_results(results):
         if {k: row.get(k) for k in key} == key:
             row["reused"] = True
-            return row
+            return audit_cpu(row, out)
     train, evalf, eval_rows = task_files(task, args)
-    out = work / "runs" / task / f"{label}-s{seed}"
     teachers = dict(t.split("=", 1) for t in args.teacher_for)
     cmd = ["nice", "-n", str(args.nice), sys.executable, "-m", "hwnas.cli.main", "distill", "--arch", args.arch,
            "--task", train, "--limit", str(args.limit), "--out", str(out), "--recipe", recipe,
@@ -154,6 +154,20 @@ def cpu_fields(cpu_s: float, wall_s: float, report: dict[str, Any], finished_bef
         return {"cpu_s": None, "wall_s": None, "cpu_s_after_resume": round(cpu_s, 1),
                 "cpu_note": f"resumed from step {resumed}; the CPU time before the checkpoint was not recorded"}
     return {"cpu_s": round(cpu_s, 1), "wall_s": round(wall_s, 1)}
+
+
+def audit_cpu(row: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``row`` with its CPU time marked unknown (:func:`cpu_fields`) when the run's report in ``folder`` shows the
+    row was written before that was done: a report whose own wall time exceeds the subprocess's (the row measured
+    only a read-back), or one resumed from a checkpoint. Rows written since :func:`cpu_fields` pass unchanged;
+    ``results.jsonl`` itself is never rewritten."""
+    report_file = folder / "report.json"
+    if row.get("cpu_s") is None or row.get("wall_s") is None or not report_file.is_file():
+        return row
+    report = json.loads(report_file.read_text())
+    finished_before = float(report.get("wall_s") or 0) > float(row["wall_s"]) + 1.0
+    fields = cpu_fields(float(row["cpu_s"]), float(row["wall_s"]), report, finished_before)
+    return row if fields["cpu_s"] is not None else {**row, **fields}
 
 
 def fmt_cpu(row: dict[str, Any]) -> str:

@@ -36,6 +36,23 @@ def test_cpu_of_a_resumed_or_read_back_run_is_unknown_not_wrong(recipe_bench):
     assert recipe_bench.fmt_cpu(read_back) == "CPU unknown" and recipe_bench.fmt_cpu(fresh) == "72 CPU s"
 
 
+def test_rows_written_before_the_fix_are_audited_against_their_reports(recipe_bench, tmp_path):
+    def report(folder, wall_s, resumed_from=0):
+        folder.mkdir(parents=True)
+        (folder / "report.json").write_text(json.dumps({"wall_s": wall_s,
+                                                        "training": {"distill": {"resumed_from": resumed_from}}}))
+        return folder
+
+    read_back = {"task": "sst2", "cpu_s": 5.8, "wall_s": 22.3}  # the report says the run itself took 225 s
+    audited = recipe_bench.audit_cpu(read_back, report(tmp_path / "a", 225.6))
+    assert audited["cpu_s"] is None and "finished before" in audited["cpu_note"] and read_back["cpu_s"] == 5.8
+    genuine = {"task": "sst2", "cpu_s": 72.1, "wall_s": 899.4}
+    assert recipe_bench.audit_cpu(genuine, report(tmp_path / "b", 893.0)) == genuine
+    resumed = recipe_bench.audit_cpu({"cpu_s": 52.1, "wall_s": 202.6}, report(tmp_path / "c", 190.0, 100))
+    assert resumed["cpu_s"] is None and resumed["cpu_s_after_resume"] == 52.1
+    assert recipe_bench.audit_cpu(genuine, tmp_path / "no-such-run") == genuine
+
+
 def test_records_take_the_seed_of_their_row(autodistill_bench):
     def rec(task, recipe, kept):
         return {"task": {"id": "x", "name": task}, "recipe": {"name": recipe}, "result": {"kept": kept}}
