@@ -12,6 +12,11 @@ Resumable: finished runs are read back from ``<work>/results.jsonl``; runs appen
 ``<work>/experience.jsonl``. ``--seed-table PATH`` also writes the experience records (no text,
 only features, settings and results) as the package's shipped seed table.
 
+Only the runs of ``--seeds`` teach the recommender: each experience record is matched to its row of
+``results.jsonl`` (task, recipe and kept fraction; a record has no seed of its own), and records without
+a row (a run whose row was not written yet) are left out and counted. ``--evaluate-only`` starts no run:
+it evaluates on the finished runs in ``--work``, which it only reads (``--seed-table`` aside).
+
     python bench/bench_autodistill.py --data ../shared/data --work bench/out/autodistill \\
         --tasks sst2,agnews,news --steps 200 --lr 3e-4 --limit 2000 --eval-rows 400 --seeds 0
 
@@ -30,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_recipe import common_args, read_results, run_distill  # noqa: E402
+from bench_recipe import audit_cpu, common_args, fmt_cpu, read_results, run_distill  # noqa: E402
 
 DEFAULT_RECIPES = "default,logits-only,minilm,two-stage,augmented,annealed,mi-alpha"
 
@@ -40,14 +45,27 @@ def main(argv=None) -> int:
     common_args(ap)
     ap.add_argument("--recipes", default=DEFAULT_RECIPES, help="candidate recipes, comma-separated")
     ap.add_argument("--seed-table", default=None, help="also write the experience records here (the shipped seed)")
+    ap.add_argument("--evaluate-only", action="store_true",
+                    help="train nothing: evaluate on the finished runs already in --work (read only)")
     args = ap.parse_args(argv)
     tasks, recipes = args.tasks.split(","), args.recipes.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    print("command:", shlex.join([sys.executable, *sys.argv]), flush=True)
+    if args.evaluate_only:
+        for name in ("experience.jsonl", "results.jsonl"):
+            if not (work / name).is_file():
+                print(f"--evaluate-only needs finished runs: no {work / name}", file=sys.stderr)
+                return 2
+        if "news" in tasks and not (work / "news-source" / "dev.tsv").is_file():
+            print(f"--evaluate-only reads the news-source task from {work / 'news-source'}, which is missing",
+                  file=sys.stderr)
+            return 2
+    else:
+        work.mkdir(parents=True, exist_ok=True)
+    print("command:", shlex.join([sys.executable, *(sys.argv if argv is None else ["bench_autodistill.py", *argv])]),
+          flush=True)
     new = 0
-    for task in tasks:
+    for task in tasks if not args.evaluate_only else ():
         for recipe in recipes:
             for seed in seeds:
                 if args.max_runs is not None and new >= args.max_runs:
@@ -59,7 +77,7 @@ def main(argv=None) -> int:
                     continue
                 new += not row.get("reused")
                 print(f"{task} {recipe:12s} seed {seed}: accuracy {row['student']:.4f} (teacher {row['teacher']:.4f}, "
-                      f"kept {row['kept']:.3f}), {row['cpu_s']:.0f} CPU s{' (reused)' if row.get('reused') else ''}",
+                      f"kept {row['kept']:.3f}), {fmt_cpu(row)}{' (reused)' if row.get('reused') else ''}",
                       flush=True)
 
     from hwnas.distill.auto import recommend
@@ -67,7 +85,8 @@ def main(argv=None) -> int:
     from hwnas.distill.recipes import get_recipe
 
     records = read_table(work / "experience.jsonl")
-    results = read_results(work / "results.jsonl")
+    results = [audit_cpu(r, work / "runs" / r["task"] / f"{r['variant']}-s{r['seed']}")
+               for r in read_results(work / "results.jsonl")]
     id_of = {t: task_id_of(t, args) for t in tasks}
     for rec in records:  # name the records' tasks, for readers of the seed table
         rec["task"]["name"] = next((t for t, i in id_of.items() if i == rec["task"]["id"]), rec["task"].get("name"))
@@ -75,6 +94,11 @@ def main(argv=None) -> int:
         Path(args.seed_table).parent.mkdir(parents=True, exist_ok=True)
         Path(args.seed_table).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
         print(f"wrote {len(records)} records to {args.seed_table}")
+    seed_of = record_seeds(records, results)
+    unmatched = sum(s is None for s in seed_of)
+    records = [r for r, s in zip(records, seed_of) if s in seeds]
+    print(f"{len(records)} experience records of seeds {args.seeds} teach the recommender"
+          + (f"; {unmatched} records without a row in results.jsonl left out" if unmatched else ""))
 
     def measured(task: str, recipe: str, key: str) -> list[float]:
         return [r[key] for r in results if r["task"] == task and r["variant"] == recipe and r["seed"] in seeds]
@@ -83,7 +107,10 @@ def main(argv=None) -> int:
           f"{args.limit} training rows, {args.max_len} tokens, seeds {args.seeds}, candidates {', '.join(recipes)}")
     print(f"{'held out':9s} {'recommended':13s} {'its accuracy':14s} {'default':9s} {'best (hindsight)':24s} "
           f"{'rec - default':>13s} {'best - rec':>10s}")
-    cpu = sum(r["cpu_s"] for r in results if r["task"] in tasks and r["variant"] in recipes)
+    ours = [r for r in results if r["task"] in tasks and r["variant"] in recipes and r["seed"] in seeds]
+    cpu = sum(r["cpu_s"] for r in ours if r.get("cpu_s") is not None)
+    cpu_unknown = sum(r.get("cpu_s") is None for r in ours)
+    predicted = {}
     for task in tasks:
         own = [r for r in records if r["task"]["id"] == id_of[task]]
         others = [r for r in records if r["task"]["id"] != id_of[task] and r["recipe"]["name"] in recipes]
@@ -98,17 +125,42 @@ def main(argv=None) -> int:
         means = {n: statistics.mean(v) for n in recipes if (v := measured(task, n, "student"))}
         if not means:
             continue
+        predicted[task] = rec
         best = max(means, key=means.get)
         got, default = means.get(rec.recipe, float("nan")), means.get("default", float("nan"))
         print(f"{task:9s} {rec.recipe + ('*' if rec.fallback else ''):13s} {got:<14.4f} {default:<9.4f} "
               f"{best + f' {means[best]:.4f}':24s} {got - default:>+13.4f} {means[best] - got:>10.4f}")
         if rec.fallback:
             print(f"          * {rec.reason}")
+    if any(not rec.fallback for rec in predicted.values()):
+        print("\npredicted advantage of each candidate (kept fraction over an average recipe on the task) "
+              "[its measured runs on the held-out task]:")
+        for task, rec in predicted.items():
+            print(f"{task:9s} " + "  ".join(f"{n} {p:+.3f} [{len(measured(task, n, 'student'))}]"
+                                            for n, p in rec.predicted.items()))
     spread = [statistics.stdev(v) for t in tasks for n in recipes if len(v := measured(t, n, "student")) > 1]
     print(f"\nseed spread (std of accuracy over seeds, mean over task x recipe): "
           f"{statistics.mean(spread):.4f}" if spread else "\nseed spread: one seed per run (unknown; run more --seeds)")
-    print(f"CPU time of the runs: {cpu:.0f} s")
+    print(f"CPU time of the runs: {cpu:.0f} s" + (f" ({cpu_unknown} runs' CPU time unknown, not counted)"
+                                                   if cpu_unknown else ""))
     return 0
+
+
+def record_seeds(records: list[dict], results: list[dict]) -> list[int | None]:
+    """The seed of each experience record, from the ``results.jsonl`` row of the same task name, recipe and
+    kept fraction (each row used once, in order); ``None`` for a record without such a row. Two runs of one
+    recipe on one task with the same kept fraction differ in nothing the recommender sees, so which of them
+    takes which seed does not matter."""
+    free: dict[tuple, list[int]] = {}
+    for row in results:
+        free.setdefault((row["task"], row["variant"], round(float(row["kept"]), 9)), []).append(row["seed"])
+    out = []
+    for rec in records:
+        kept = rec.get("result", {}).get("kept")
+        key = (rec["task"].get("name"), rec["recipe"]["name"], round(float(kept), 9) if kept is not None else None)
+        seeds = free.get(key)
+        out.append(seeds.pop(0) if seeds else None)
+    return out
 
 
 def task_id_of(task: str, args) -> str:

@@ -98,12 +98,12 @@ def run_distill(task: str, label: str, seed: int, recipe: str, extra: list[str],
     work = Path(args.work)
     results = work / "results.jsonl"
     key = {"task": task, "variant": label, "seed": seed}
+    out = work / "runs" / task / f"{label}-s{seed}"
     for row in read_results(results):
         if {k: row.get(k) for k in key} == key:
             row["reused"] = True
-            return row
+            return audit_cpu(row, out)
     train, evalf, eval_rows = task_files(task, args)
-    out = work / "runs" / task / f"{label}-s{seed}"
     teachers = dict(t.split("=", 1) for t in args.teacher_for)
     cmd = ["nice", "-n", str(args.nice), sys.executable, "-m", "hwnas.cli.main", "distill", "--arch", args.arch,
            "--task", train, "--limit", str(args.limit), "--out", str(out), "--recipe", recipe,
@@ -118,6 +118,9 @@ def run_distill(task: str, label: str, seed: int, recipe: str, extra: list[str],
         cmd += ["--teacher-steps", str(args.teacher_steps)]
     if evalf:
         cmd += ["--eval", evalf, "--eval-limit", str(eval_rows)]
+    # a folder with a report finished before its row was written (the bench killed in between): hwnas distill
+    # returns that report as is, and what the bench measures is the few seconds of reading it back
+    finished_before = (out / "report.json").is_file()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -128,13 +131,48 @@ def run_distill(task: str, label: str, seed: int, recipe: str, extra: list[str],
     rep = json.loads((out / "report.json").read_text())
     row = {**key, "recipe": recipe, "extra": extra, "student": rep["student_score"], "teacher": rep["teacher_score"],
            "kept": rep["retained"], "steps": args.steps, "limit": args.limit, "arch": args.arch,
-           "cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1),
-           "wall_s": round(time.time() - t0, 1), "command": shlex.join(cmd[3:]),
-           "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+           **cpu_fields((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), time.time() - t0,
+                        rep, finished_before),
+           "command": shlex.join(cmd[3:]), "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     results.parent.mkdir(parents=True, exist_ok=True)
     with results.open("a") as fh:
         fh.write(json.dumps(row) + "\n")
     return row
+
+
+def cpu_fields(cpu_s: float, wall_s: float, report: dict[str, Any], finished_before: bool) -> dict[str, Any]:
+    """``cpu_s`` and ``wall_s`` of a row: what the bench measured around the ``hwnas distill`` subprocess, or
+    ``None`` (unknown, with ``cpu_note`` saying why) when that is not the run's training: a folder finished
+    before this call (only the read-back was measured), or a run resumed from a checkpoint (only the part after
+    it was; that part is kept as ``cpu_s_after_resume``). ``hwnas distill`` records no CPU time of its own."""
+    if finished_before:
+        return {"cpu_s": None, "wall_s": None, "cpu_note": "finished before this row was written (the bench was "
+                f"stopped in between); its CPU time was not recorded, {cpu_s:.1f} CPU s were spent reading it back"}
+    resumed = max([int((stage or {}).get("resumed_from") or 0) for stage in (report.get("training") or {}).values()
+                   if isinstance(stage, dict)] or [0])
+    if resumed:
+        return {"cpu_s": None, "wall_s": None, "cpu_s_after_resume": round(cpu_s, 1),
+                "cpu_note": f"resumed from step {resumed}; the CPU time before the checkpoint was not recorded"}
+    return {"cpu_s": round(cpu_s, 1), "wall_s": round(wall_s, 1)}
+
+
+def audit_cpu(row: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``row`` with its CPU time marked unknown (:func:`cpu_fields`) when the run's report in ``folder`` shows the
+    row was written before that was done: a report whose own wall time exceeds the subprocess's (the row measured
+    only a read-back), or one resumed from a checkpoint. Rows written since :func:`cpu_fields` pass unchanged;
+    ``results.jsonl`` itself is never rewritten."""
+    report_file = folder / "report.json"
+    if row.get("cpu_s") is None or row.get("wall_s") is None or not report_file.is_file():
+        return row
+    report = json.loads(report_file.read_text())
+    finished_before = float(report.get("wall_s") or 0) > float(row["wall_s"]) + 1.0
+    fields = cpu_fields(float(row["cpu_s"]), float(row["wall_s"]), report, finished_before)
+    return row if fields["cpu_s"] is not None else {**row, **fields}
+
+
+def fmt_cpu(row: dict[str, Any]) -> str:
+    """``"72 CPU s"``, or ``"CPU unknown"`` for a row whose CPU time was not recorded (:func:`cpu_fields`)."""
+    return "CPU unknown" if row.get("cpu_s") is None else f"{row['cpu_s']:.0f} CPU s"
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
@@ -244,10 +282,10 @@ def main(argv=None) -> int:
                 new += not row.get("reused")
                 rows.setdefault((task, label), []).append(row)
                 print(f"{task} {label:22s} seed {seed}: accuracy {row['student']:.4f} (teacher {row['teacher']:.4f}), "
-                      f"{row['cpu_s']:.0f} CPU s{' (reused)' if row.get('reused') else ''}", flush=True)
+                      f"{fmt_cpu(row)}{' (reused)' if row.get('reused') else ''}", flush=True)
     print(f"\nrecipe ablation against '{args.base}': student {args.arch}, {args.steps} steps, batch {args.batch_size}, "
           f"{args.limit} training rows, {args.max_len} tokens, seeds {args.seeds}")
-    total_cpu = 0.0
+    total_cpu, unknown = 0.0, 0
     for task in args.tasks.split(","):
         base = [r["student"] for r in rows.get((task, "base"), [])]
         print(f"\n{task}: teacher {rows.get((task, 'base'), [{}])[0].get('teacher', float('nan')):.4f}")
@@ -257,14 +295,16 @@ def main(argv=None) -> int:
             if not got:
                 continue
             acc = [r["student"] for r in got]
-            cpu = sum(r["cpu_s"] for r in got)
+            cpu = sum(r["cpu_s"] for r in got if r.get("cpu_s") is not None)
+            unknown += sum(r.get("cpu_s") is None for r in got)
             total_cpu += cpu
             delta = f"{statistics.mean(acc) - statistics.mean(base):+.4f}" if base and label != "base" else ""
             toggled = "" if label == "base" else " (toggled)"
             print(f"{label + toggled:32s} {summarise(acc):28s} {delta:>8s} {cpu:7.0f}")
         if len(base) < 2:
             print("  one seed: differences are within seed noise unless shown otherwise (run more --seeds)")
-    print(f"\nCPU time of the runs (this and earlier invocations): {total_cpu:.0f} s")
+    print(f"\nCPU time of the runs (this and earlier invocations): {total_cpu:.0f} s"
+          + (f" ({unknown} runs' CPU time unknown, not counted)" if unknown else ""))
     return 0
 
 

@@ -9,11 +9,15 @@ import math
 
 import pytest
 
-from hwnas.distill.auto import (FEATURES, Recommender, dataset_features, recommend, settings_record, text_features)
+from hwnas.distill.auto import (FEATURES, Recommender, dataset_features, ranking_rows, recommend, settings_record,
+                                text_features)
 from hwnas.distill.data import TaskData, load_task
 from hwnas.distill.experience import make_record
 from hwnas.distill.recipes import apply_recipe, get_recipe
 from hwnas.distill.tasks import derive_news_source, is_dev_article, news_source_label
+from hwnas.errors import InvalidConfig
+
+ARCH = {"layers": 2, "hidden": 128, "heads": 2, "ffn": 512}
 
 
 def _task(texts, labels):
@@ -65,6 +69,73 @@ def test_the_recommender_learns_which_recipe_keeps_more_and_falls_back_without_e
     assert few.recipe == "default" and few.fallback and "too little experience (3 usable runs" in few.reason
     one_task = recommend(new, arch, _rows("minilm", tasks=("t1",)) * 3)
     assert one_task.fallback and "only one task" in one_task.reason
+
+
+def _run(name: str, task: str, kept: float, feats: float = 1.0, steps: int = 100, arch=None) -> dict:
+    return make_record(recipe_name=name, settings=settings_record(apply_recipe(name, {"steps": steps})),
+                       features={f: feats for f in FEATURES}, arch=arch or ARCH, metric="accuracy",
+                       student=kept * 0.9, teacher=0.9, steps=steps, task_id=task, source=f"{task}.tsv")
+
+
+#: The same ordering on every task (mi-alpha 3 points above logits-only, default 3 below), on tasks whose
+#: difficulty differs wildly (kept 0.30 to 0.95); the best recipe was tried on the hard tasks only.
+_OFFSET = {"mi-alpha": 0.03, "logits-only": 0.0, "default": -0.03}
+_PLAN = ((0.30, ("mi-alpha", "logits-only")), (0.35, ("mi-alpha", "default")),
+         (0.90, ("logits-only", "default")), (0.95, ("logits-only", "default")))
+
+
+def _unbalanced(informative: bool) -> list[dict]:
+    return [_run(name, f"t{k}", level + _OFFSET[name] - 0.002 * seed, feats=float(k) if informative else 1.0)
+            for k, (level, names) in enumerate(_PLAN) for name in names for seed in range(2)]
+
+
+def test_the_recommender_ranks_within_tasks_so_task_difficulty_does_not_leak_into_the_choice():
+    # With the dataset features alike (as SST-2's and the news-source task's size and shape are), a model of the
+    # kept fraction itself (format 2) credits mi-alpha with the hard tasks it was tried on and picks logits-only
+    # (0.354 against 0.715 predicted); the advantage within each task's group does not depend on the task's level.
+    cands = [get_recipe(n) for n in _OFFSET]
+    for informative, new in ((False, 1.0), (True, 1.5), (True, 3.5)):
+        rec = recommend({f: new for f in FEATURES}, ARCH, _unbalanced(informative), overrides={"steps": 100},
+                        candidates=cands)
+        assert rec.recipe == "mi-alpha" and not rec.fallback, (informative, new, rec.predicted)
+        assert rec.predicted["mi-alpha"] > rec.predicted["default"] + 0.02, rec.predicted
+        assert all(abs(v) < 0.1 for v in rec.predicted.values())  # advantages, not kept fractions of 0.3 to 0.95
+        assert "predicted advantage +0.0" in rec.reason and "from 16 runs on 4 tasks" in rec.reason
+
+
+def test_the_target_is_each_runs_advantage_over_the_mean_of_its_groups_recipes():
+    rows = [_run("default", "t1", 0.80), _run("default", "t1", 0.82), _run("default", "t1", 0.84),  # three seeds
+            _run("minilm", "t1", 0.70),
+            _run("minilm", "t1", 0.50, steps=200), _run("default", "t1", 0.40, steps=200),  # another step count
+            _run("minilm", "t2", 0.30), _run("minilm", "t2", 0.32)]  # one recipe only: nothing to rank
+    kept, y, left_out = ranking_rows(rows)
+    assert left_out == 2 and len(kept) == 6 and {r["task"]["id"] for r in kept} == {"t1"}
+    # baseline of t1 at 100 steps: 0.76, the mean of default's mean (0.82) and minilm's (0.70), not the mean of
+    # the four runs (0.79), which would lean towards the recipe run with more seeds
+    assert list(y) == pytest.approx([0.04, 0.06, 0.08, -0.06, 0.05, -0.05])
+    other_student = ranking_rows([_run("default", "t1", 0.8), _run("minilm", "t1", 0.7, arch={**ARCH, "layers": 4})])
+    assert other_student[0] == [] and other_student[2] == 2
+
+
+def test_runs_alone_in_their_group_teach_nothing_and_a_table_of_them_falls_back():
+    rows = _unbalanced(informative=True)
+    alone = [_run(n, f"solo{k}", kept, feats=float(k)) for k, (n, kept) in
+             enumerate((("default", 0.99), ("default", 0.98), ("mi-alpha", 0.05), ("logits-only", 0.6)))]
+    settings = [settings_record(apply_recipe(n, {"steps": 100})) for n in _OFFSET]
+    feats = {f: 2.0 for f in FEATURES}
+    with_alone = Recommender().fit(rows + alone)
+    assert with_alone.left_out_ == 4
+    assert list(with_alone.predict(feats, settings, ARCH)) == list(Recommender().fit(rows).predict(feats, settings, ARCH))
+    with pytest.raises(InvalidConfig, match="none of the 4 runs shares its task, student and step count"):
+        Recommender().fit(alone)
+    many_alone = [_run(n, f"solo{k}", 0.5 + 0.01 * k, feats=float(k)) for k in range(10) for n in ("default",)]
+    few = recommend(feats, ARCH, many_alone + [_run("minilm", "solo0", 0.6)])
+    assert few.fallback and few.recipe == "default" and few.runs == 2
+    assert "too little experience to rank recipes (2 runs share their task, student and steps" in few.reason
+    one_task = recommend(feats, ARCH, many_alone + [_run(n, "solo0", 0.6) for n in ("minilm", "logits-only") * 4])
+    assert one_task.fallback and "compares recipes on only one task" in one_task.reason
+    rec = recommend(feats, ARCH, rows + alone, overrides={"steps": 100})
+    assert not rec.fallback and "4 runs without another recipe in their group left out" in rec.reason
 
 
 def test_the_recommender_round_trips_through_json_without_pickle():

@@ -100,12 +100,16 @@ def test_the_recommender_tells_random_start_runs_from_aligned_ones(tmp_path):
     assert p_aligned > p_random + 0.1  # it learnt the difference from the feature alone
 
 
-def test_a_model_saved_by_the_previous_format_is_refused_in_one_line():
-    rows = [_now("default", t, kept=0.8, feats=float(k)) for k, t in enumerate(("t1", "t2"))]
+def test_a_model_saved_by_a_previous_format_is_refused_in_one_line():
+    rows = [_now(r, t, kept=kept, feats=float(k)) for k, t in enumerate(("t1", "t2"))
+            for r, kept in (("default", 0.8), ("logits-only", 0.7))]
     data = json.loads(Recommender(n_estimators=5).fit(rows).to_json())
     old = dict(data, version=1, features=[f for f in data["features"] if f != "hidden_aligned"])
     assert "hidden_aligned" in RECIPE_FEATURES and len(old["features"]) == len(data["features"]) - 1
-    for text, message in ((json.dumps(old), "format version 1; this hwnas reads version 2"),
+    kept_target = dict(data, version=2, target="kept fraction")  # same features, the absolute target
+    for text, message in ((json.dumps(old), "format version 1; this hwnas reads version 3"),
+                          (json.dumps(kept_target), "format version 2; this hwnas reads version 3 (other features or "
+                                                    "target); refit it from the experience table"),
                           ("{not json", "not an AutoDistiller model (not valid JSON)"),
                           ("[1]", "not an AutoDistiller model")):
         with pytest.raises(InvalidConfig) as info:

@@ -1,0 +1,98 @@
+"""bench_autodistill.py and the run helper it shares with bench_recipe.py: the CPU time of a run finished before
+its row was written or resumed from a checkpoint is unknown, not the seconds of reading it back; experience
+records get their seeds from results.jsonl; ``--evaluate-only`` trains nothing and writes nothing into --work
+(real ``hwnas distill`` subprocesses on a tiny teacher)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+
+import pytest
+
+from hwnas.data import embedded_path
+from tests.estimators.conftest import load_bench
+
+
+@pytest.fixture(scope="module")
+def recipe_bench():
+    return load_bench("bench_recipe")
+
+
+@pytest.fixture(scope="module")
+def autodistill_bench():
+    return load_bench("bench_autodistill")
+
+
+def test_cpu_of_a_resumed_or_read_back_run_is_unknown_not_wrong(recipe_bench):
+    fresh = recipe_bench.cpu_fields(71.96, 180.04, {"training": {"distill": {"resumed_from": 0}}}, False)
+    assert fresh == {"cpu_s": 72.0, "wall_s": 180.0}
+    read_back = recipe_bench.cpu_fields(5.8, 22.3, {"training": {"distill": {"resumed_from": 0}}}, True)
+    assert read_back["cpu_s"] is None and read_back["wall_s"] is None and "finished before" in read_back["cpu_note"]
+    resumed = recipe_bench.cpu_fields(52.1, 202.6, {"training": {"agnostic": {"resumed_from": 0},
+                                                                 "distill": {"resumed_from": 100}}}, False)
+    assert resumed["cpu_s"] is None and resumed["cpu_s_after_resume"] == 52.1 and "step 100" in resumed["cpu_note"]
+    assert recipe_bench.fmt_cpu(read_back) == "CPU unknown" and recipe_bench.fmt_cpu(fresh) == "72 CPU s"
+
+
+def test_rows_written_before_the_fix_are_audited_against_their_reports(recipe_bench, tmp_path):
+    def report(folder, wall_s, resumed_from=0):
+        folder.mkdir(parents=True)
+        (folder / "report.json").write_text(json.dumps({"wall_s": wall_s,
+                                                        "training": {"distill": {"resumed_from": resumed_from}}}))
+        return folder
+
+    read_back = {"task": "sst2", "cpu_s": 5.8, "wall_s": 22.3}  # the report says the run itself took 225 s
+    audited = recipe_bench.audit_cpu(read_back, report(tmp_path / "a", 225.6))
+    assert audited["cpu_s"] is None and "finished before" in audited["cpu_note"] and read_back["cpu_s"] == 5.8
+    genuine = {"task": "sst2", "cpu_s": 72.1, "wall_s": 899.4}
+    assert recipe_bench.audit_cpu(genuine, report(tmp_path / "b", 893.0)) == genuine
+    resumed = recipe_bench.audit_cpu({"cpu_s": 52.1, "wall_s": 202.6}, report(tmp_path / "c", 190.0, 100))
+    assert resumed["cpu_s"] is None and resumed["cpu_s_after_resume"] == 52.1
+    assert recipe_bench.audit_cpu(genuine, tmp_path / "no-such-run") == genuine
+
+
+def test_records_take_the_seed_of_their_row(autodistill_bench):
+    def rec(task, recipe, kept):
+        return {"task": {"id": "x", "name": task}, "recipe": {"name": recipe}, "result": {"kept": kept}}
+
+    results = [{"task": "sst2", "variant": "default", "seed": 0, "kept": 0.8625336967063791},
+               {"task": "sst2", "variant": "default", "seed": 1, "kept": 0.85},
+               {"task": "sst2", "variant": "minilm", "seed": 0, "kept": 0.85},
+               {"task": "news", "variant": "default", "seed": 0, "kept": 0.85}]
+    records = [rec("sst2", "default", 0.85), rec("sst2", "default", 0.8625336967063791), rec("news", "default", 0.85),
+               rec("sst2", "default", 0.85), rec("agnews", "default", 0.5)]
+    # the third sst2 default record has no row left (written before the row: a run in progress), nor agnews's
+    assert autodistill_bench.record_seeds(records, results) == [1, 0, 0, None, None]
+
+
+@pytest.mark.slow
+def test_a_run_finished_before_its_row_gets_unknown_cpu_and_evaluate_only_writes_nothing(
+        tiny_teacher, tmp_path, recipe_bench, autodistill_bench, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(embedded_path("sst2/train.tsv").parent, data / "sst2")
+    work = tmp_path / "work"
+    ap = argparse.ArgumentParser()
+    recipe_bench.common_args(ap)
+    typed = ["--data", str(data), "--work", str(work), "--arch", "L1-H32-A2-I64", "--steps", "3", "--batch-size", "8",
+             "--max-len", "24", "--limit", "60", "--eval-rows", "40", "--teacher-for", f"sst2={tiny_teacher}"]
+    args = ap.parse_args(typed)
+    first = recipe_bench.run_distill("sst2", "logits-only", 0, "logits-only", [], args)
+    assert first["cpu_s"] > 0 and "cpu_note" not in first
+    results = work / "results.jsonl"
+    results.write_text("")  # the bench killed after hwnas distill finished, before the row was written
+    again = recipe_bench.run_distill("sst2", "logits-only", 0, "logits-only", [], args)
+    assert again["cpu_s"] is None and "finished before this row was written" in again["cpu_note"]
+    assert again["student"] == first["student"]
+    assert json.loads(results.read_text())["cpu_s"] is None
+
+    before = {p: p.stat().st_mtime_ns for p in work.rglob("*")}
+    code = autodistill_bench.main([*typed, "--tasks", "sst2", "--recipes", "logits-only,minilm", "--evaluate-only"])
+    out = capsys.readouterr().out
+    assert code == 0 and {p: p.stat().st_mtime_ns for p in work.rglob("*")} == before  # nothing new or rewritten
+    assert "sst2      default*" in out and "1 experience records of seeds 0" in out  # one run: the fallback
+    assert "(1 runs' CPU time unknown, not counted)" in out
+    assert not (work / "runs" / "sst2" / "minilm-s0").exists()  # the missing recipe was not trained
+    assert autodistill_bench.main([*typed[:2], "--work", str(tmp_path / "none"), "--evaluate-only"]) == 2
+    assert "--evaluate-only needs finished runs" in capsys.readouterr().err
