@@ -96,7 +96,7 @@ def main(argv=None) -> int:
         print(f"wrote {len(records)} records to {args.seed_table}")
     seed_of = record_seeds(records, results)
     unmatched = sum(s is None for s in seed_of)
-    records = [r for r, s in zip(records, seed_of) if s in seeds]
+    records = [r for r, s in zip(records, seed_of, strict=True) if s in seeds]
     print(f"{len(records)} experience records of seeds {args.seeds} teach the recommender"
           + (f"; {unmatched} records without a row in results.jsonl left out" if unmatched else ""))
 

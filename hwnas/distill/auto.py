@@ -427,7 +427,7 @@ def recommend(features: Mapping[str, Any], arch: Mapping[str, Any], rows: Sequen
     model = Recommender(seed=seed).fit(ranked)
     cand_settings = [settings_record(apply_recipe(c, overrides or {})) for c in cands]
     pred = model.predict(features, cand_settings, arch)
-    scores = {c.name: float(p) for c, p in zip(cands, pred)}
+    scores = {c.name: float(p) for c, p in zip(cands, pred, strict=True)}
     best = max(scores, key=lambda k: (scores[k], k == "default"))
     if "default" in scores and scores[best] - scores["default"] <= 1e-6:
         best = "default"  # no predicted gain: keep the default
