@@ -140,16 +140,26 @@ def run_distill(task: str, label: str, seed: int, recipe: str, extra: list[str],
     return row
 
 
+def _resumed(report: dict[str, Any]) -> int:
+    """The latest step a stage of this run resumed from (0: none resumed)."""
+    return max([int((stage or {}).get("resumed_from") or 0) for stage in (report.get("training") or {}).values()
+                if isinstance(stage, dict)] or [0])
+
+
 def cpu_fields(cpu_s: float, wall_s: float, report: dict[str, Any], finished_before: bool) -> dict[str, Any]:
     """``cpu_s`` and ``wall_s`` of a row: what the bench measured around the ``hwnas distill`` subprocess, or
     ``None`` (unknown, with ``cpu_note`` saying why) when that is not the run's training: a folder finished
     before this call (only the read-back was measured), or a run resumed from a checkpoint (only the part after
-    it was; that part is kept as ``cpu_s_after_resume``). ``hwnas distill`` records no CPU time of its own."""
+    it was; that part is kept as ``cpu_s_after_resume``). In both cases a report that carries the run's own CPU
+    ledger (``cpu_s`` over ``cpu_attempts`` attempts; ``hwnas distill`` writes it since the ledger exists) gives
+    the figure instead, from its process clock (without the interpreter's start-up, which the bench's figure has)."""
+    if (finished_before or _resumed(report)) and isinstance(report.get("cpu_s"), (int, float)):
+        return {"cpu_s": round(float(report["cpu_s"]), 1), "wall_s": None, "cpu_attempts": report.get("cpu_attempts"),
+                "cpu_note": "from the run's own CPU ledger (report.json), all its attempts"}
     if finished_before:
         return {"cpu_s": None, "wall_s": None, "cpu_note": "finished before this row was written (the bench was "
                 f"stopped in between); its CPU time was not recorded, {cpu_s:.1f} CPU s were spent reading it back"}
-    resumed = max([int((stage or {}).get("resumed_from") or 0) for stage in (report.get("training") or {}).values()
-                   if isinstance(stage, dict)] or [0])
+    resumed = _resumed(report)
     if resumed:
         return {"cpu_s": None, "wall_s": None, "cpu_s_after_resume": round(cpu_s, 1),
                 "cpu_note": f"resumed from step {resumed}; the CPU time before the checkpoint was not recorded"}
@@ -167,7 +177,7 @@ def audit_cpu(row: dict[str, Any], folder: Path) -> dict[str, Any]:
     report = json.loads(report_file.read_text())
     finished_before = float(report.get("wall_s") or 0) > float(row["wall_s"]) + 1.0
     fields = cpu_fields(float(row["cpu_s"]), float(row["wall_s"]), report, finished_before)
-    return row if fields["cpu_s"] is not None else {**row, **fields}
+    return {**row, **fields} if "cpu_note" in fields else row
 
 
 def fmt_cpu(row: dict[str, Any]) -> str:

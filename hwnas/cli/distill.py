@@ -103,7 +103,11 @@ def print_report(report: dict[str, Any], out: str) -> None:
     table.add_row("exports", f"save_pretrained (max diff {ex['huggingface']['max_abs_diff']:.1e}); "
                   f"model.onnx (max diff {ex['onnx']['max_abs_diff']:.1e} <= {ex['onnx']['atol']:.0e})")
     table.add_row("written", f"{out}/ ({', '.join(report['files'])})")
-    table.add_row("took", fmt_s(report["wall_s"]))
+    took = fmt_s(report["wall_s"])
+    if report.get("cpu_s") is not None:  # reports written before the CPU ledger have none
+        attempts = report.get("cpu_attempts") or 1
+        took += f" ({fmt_s(report['cpu_s'])} CPU" + (f" over {attempts} attempts)" if attempts > 1 else ")")
+    table.add_row("took", took)
     console().print(table)
 
 

@@ -31,12 +31,61 @@ from hwnas.progress import ProgressCallback, StatusCallback
 from hwnas.space import Architecture, load_architectures
 from hwnas.training.teacher import resolve_teacher
 
-__all__ = ["DistillConfig", "distill", "resolve_arch", "REPORT_FILE", "DEFAULT_LOSSES", "teacher_train_config",
+__all__ = ["DistillConfig", "CpuLedger", "distill", "resolve_arch", "REPORT_FILE", "DEFAULT_LOSSES", "teacher_train_config",
            "teacher_steps_for", "teacher_eval_every", "TEACHER_EVAL_EVERY"]
 
 REPORT_FILE = "report.json"
 CONFIG_FILE = "distill_config.json"
+CPU_FILE = "cpu.json"
 DEFAULT_LOSSES = {"logits": 1.0, "hidden": 1.0, "attention": 1.0}
+
+
+class CpuLedger:
+    """CPU time of the process, attempt by attempt, in ``<out>/cpu.json``, so that a distillation killed and
+    resumed reports what all its attempts cost.
+
+    Each attempt's entry is rewritten at every checkpoint and at the end; an attempt killed between checkpoints
+    therefore counts up to its last checkpoint (the steps after it are redone, and counted, by the next attempt),
+    so the total is a slight underestimate of the CPU actually spent. The clock is :func:`time.process_time`:
+    every thread of this process, not its children; with several processes (torchrun) only the main one's.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.before: list[dict[str, Any]] = []
+        if self.path.is_file():
+            try:
+                data = json.loads(self.path.read_text())
+                self.before = [a for a in data.get("attempts", []) if isinstance(a, dict)
+                               and isinstance(a.get("cpu_s"), (int, float))]
+            except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+                self.before = []  # a damaged ledger loses the earlier attempts' figures, never the run
+        self.started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self._t0 = time.process_time()
+
+    def attempts(self, finished: bool = False) -> list[dict[str, Any]]:
+        now = {"started_utc": self.started, "cpu_s": round(time.process_time() - self._t0, 3), "finished": finished}
+        return [*self.before, now]
+
+    def update(self, finished: bool = False) -> float:
+        """Write the ledger; return the CPU seconds of all attempts so far."""
+        attempts = self.attempts(finished)
+        atomic_write_text(self.path, json.dumps({"clock": "process_time", "attempts": attempts}, indent=1) + "\n")
+        return float(sum(a["cpu_s"] for a in attempts))
+
+
+def _with_ledger(on_progress: ProgressCallback | None, ledger: CpuLedger | None) -> ProgressCallback | None:
+    """``on_progress``, also writing ``ledger`` at every checkpoint event."""
+    if ledger is None:
+        return on_progress
+
+    def progress(event) -> None:
+        if event.checkpoint:
+            ledger.update()
+        if on_progress is not None:
+            on_progress(event)
+
+    return progress
 
 
 @dataclass(frozen=True)
@@ -347,6 +396,8 @@ def distill(
         return finished
     for folder in (out, out / "agnostic"):  # before hours of teacher fine-tuning, not after
         refuse_legacy_checkpoint(folder)
+    ledger = CpuLedger(out / CPU_FILE) if main else None
+    on_progress = _with_ledger(on_progress, ledger)
     _status(on_status, "loading task data")
     train_data, eval_data, eval_note = load_data(config)
     teacher = _task_teacher(config, out, train_data, eval_data, on_status, on_progress)
@@ -375,6 +426,8 @@ def distill(
     report = _export_and_report(config, out, arch, search_info, student, tokenizer, teacher, train_data, eval_data,
                                 eval_note, init_note, result, history, p, target, on_status)
     report["wall_s"] = time.perf_counter() - t_start
+    report["cpu_s"] = ledger.update(finished=True)
+    report["cpu_attempts"] = len(ledger.attempts())
     atomic_write_text(report_file, json.dumps(report, indent=2, default=str) + "\n")
     barrier()
     return report
@@ -422,6 +475,7 @@ def _open_folder(config: DistillConfig, out: Path, overwrite: bool, main: bool, 
                     "choose another --out, or pass --overwrite to replace it"
                 )
             report_file.unlink(missing_ok=True)
+            (out / CPU_FILE).unlink(missing_ok=True)
             clear_checkpoint(out)
             clear_checkpoint(out / "agnostic")
         elif report_file.is_file():

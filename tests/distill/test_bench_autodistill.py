@@ -53,6 +53,23 @@ def test_rows_written_before_the_fix_are_audited_against_their_reports(recipe_be
     assert recipe_bench.audit_cpu(genuine, tmp_path / "no-such-run") == genuine
 
 
+def test_a_report_with_its_own_cpu_ledger_gives_the_figure_of_every_attempt(recipe_bench, tmp_path):
+    ledger = {"cpu_s": 431.25, "cpu_attempts": 2, "training": {"distill": {"resumed_from": 300}}}
+    resumed = recipe_bench.cpu_fields(52.1, 202.6, ledger, False)
+    assert resumed["cpu_s"] == 431.2 and resumed["cpu_attempts"] == 2 and "ledger" in resumed["cpu_note"]
+    read_back = recipe_bench.cpu_fields(5.8, 22.3, {**ledger, "cpu_attempts": 1,
+                                                    "training": {"distill": {"resumed_from": 0}}}, True)
+    assert read_back["cpu_s"] == 431.2 and recipe_bench.fmt_cpu(read_back) == "431 CPU s"
+    # a fresh, uninterrupted run keeps the bench's own measure (it includes the interpreter's start-up)
+    assert recipe_bench.cpu_fields(71.96, 180.04, {**ledger, "training": {"distill": {"resumed_from": 0}}},
+                                   False) == {"cpu_s": 72.0, "wall_s": 180.0}
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "report.json").write_text(json.dumps({**ledger, "wall_s": 900.0}))
+    audited = recipe_bench.audit_cpu({"task": "sst2", "cpu_s": 5.8, "wall_s": 22.3}, folder)
+    assert audited["cpu_s"] == 431.2 and audited["cpu_attempts"] == 2
+
+
 def test_records_take_the_seed_of_their_row(autodistill_bench):
     def rec(task, recipe, kept):
         return {"task": {"id": "x", "name": task}, "recipe": {"name": recipe}, "result": {"kept": kept}}
