@@ -339,9 +339,12 @@ def latency_stage(task: str, teacher: dict[str, Any], winners: list[dict[str, An
     archs = sorted({w["arch"] for w in winners})
     if path.is_file():
         rec = read_json(path)
-        if rec.get("archs") == archs and rec.get("teacher") == teacher["path"]:
+        if rec.get("archs") == archs and rec.get("teacher") == teacher["path"] and not args.remeasure:
             _log(f"{task}: reusing the interleaved latency measurement {path}")
             return rec
+        # kept beside the new one, never overwritten: the speed-ups printed before came from it
+        stamp = str(rec.get("measured_utc", "earlier")).replace(":", "")
+        path.replace(path.with_name(f"latency-{stamp}.json"))
     import torch
     from transformers import AutoModelForSequenceClassification
 
@@ -531,6 +534,11 @@ def parse_args(argv):
     ap.add_argument("--eval-rows", type=int, default=2000, help="evaluation rows per task (first N)")
     ap.add_argument("--nice", type=int, default=10)
     ap.add_argument("--results", default="bench/results/bench_students.json")
+    ap.add_argument("--report-only", action="store_true",
+                    help="start no distillation: print and write the figures of the runs already finished")
+    ap.add_argument("--remeasure", action="store_true",
+                    help="measure the teacher and the winners again (the earlier measurement is kept as "
+                         "<task>/latency-<time>.json), e.g. on a quieter machine")
     return ap.parse_args(argv)
 
 
@@ -577,7 +585,7 @@ def _main(args, argv) -> int:
                  f"of the {args.budget_basis} figure, {base:.2f} ms")
             winners = [search_stage(task, f, base / f, args, work) for f in args.fraction_list]
             latency = latency_stage(task, teacher, winners, args, work)
-            for seed in args.seed_list:  # seed-major: a partial run already covers every budget once
+            for seed in ([] if args.report_only else args.seed_list):  # seed-major: a partial run covers every budget once
                 for w in winners:
                     row = distill_stage(task, w, seed, teacher, args, work)
                     _log(f"{task} {_flabel(w['fraction'])} {w['short']} seed {seed}: accuracy {row['accuracy']:.4f} "

@@ -123,6 +123,14 @@ def test_rerun_reuses_every_finished_stage_and_refuses_other_settings(bs, teache
     assert saved["tasks"][0]["students"][0]["n"] == 2 and saved["tasks"][0]["teacher_latency_ms"] == 64.0
     assert len((work / "results.jsonl").read_text().splitlines()) == 2  # no line appended twice
 
+    # --report-only: a seed not run yet is not started, the finished ones are reported
+    argv = _argv(tmp_path, teacher, "--report-only")
+    argv[argv.index("--seeds") + 1] = "0,1,2"
+    assert bs.main(argv) == 0
+    assert not (work / "runs").exists() and not (work / "logs").exists()
+    assert json.loads((tmp_path / "out.json").read_text())["tasks"][0]["students"][0]["n"] == 2
+    capsys.readouterr()
+
     assert bs.main(_argv(tmp_path, teacher, "--recipe", "minilm")) == 2  # other settings, same --work
     assert "changed: recipe" in capsys.readouterr().err
     with open(work / ".lock", "a+") as held:  # another runner holds the work folder
@@ -182,3 +190,23 @@ def test_agnews_holds_out_what_hwnas_holds_out_and_a_teacher_with_other_classes_
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: agnews: teacher") and "but the task has 4 (classes)" in err[0]
     assert not (tmp_path / "work/results.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_remeasure_keeps_the_earlier_measurement_beside_the_new_one(bs, teacher, tmp_path, capsys):
+    # the shipped teacher: the tiny test teacher has too few positions for the bench's sequence of 128
+    from hwnas.training.teacher import resolve_teacher
+
+    teacher = Path(resolve_teacher("default"))
+    work = tmp_path / "work"
+    tdir = work / "sst2"
+    tdir.mkdir(parents=True)
+    lat = {**_latency(64.0, 16.0), "teacher": str(teacher.resolve()), "measured_utc": "2026-11-30T04:00:00Z"}
+    (tdir / "latency.json").write_text(json.dumps(lat))
+    winners = [{"arch": ARCH}]
+    args = bs.parse_args(_argv(tmp_path, teacher, "--remeasure"))
+    rec = bs.latency_stage("sst2", {"path": str(teacher.resolve())}, winners, args, work)
+    kept = json.loads((tdir / "latency-2026-11-30T040000Z.json").read_text())
+    assert kept["models"]["teacher"]["latency_ms"] == 64.0  # the earlier figures, untouched
+    assert rec == json.loads((tdir / "latency.json").read_text())
+    assert rec["models"]["teacher"]["latency_ms"] != 64.0 and rec["models"][ARCH]["latency_ms"] > 0
