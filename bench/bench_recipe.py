@@ -199,6 +199,32 @@ def summarise(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f} ({len(values)} seeds)"
 
 
+def paired(base: list[dict[str, Any]], variant: list[dict[str, Any]]) -> dict[str, Any]:
+    """A variant against the base, seed by seed: the differences of the seeds both ran, their mean and standard
+    deviation, the standard error of the mean, and whether the mean lies beyond two standard errors (``clear``;
+    ``None`` with fewer than two paired seeds, where seed noise cannot be told apart)."""
+    b = {r["seed"]: r["student"] for r in base}
+    diffs = [r["student"] - b[r["seed"]] for r in sorted(variant, key=lambda r: r["seed"]) if r["seed"] in b]
+    if not diffs:
+        return {"n": 0, "diffs": [], "mean": None, "sd": None, "se": None, "clear": None}
+    mean = statistics.mean(diffs)
+    if len(diffs) < 2:
+        return {"n": 1, "diffs": diffs, "mean": mean, "sd": None, "se": None, "clear": None}
+    sd = statistics.stdev(diffs)
+    se = sd / len(diffs) ** 0.5
+    return {"n": len(diffs), "diffs": diffs, "mean": mean, "sd": sd, "se": se, "clear": abs(mean) > 2 * se}
+
+
+def fmt_paired(p: dict[str, Any]) -> str:
+    """``"+0.0150 ± 0.0100 (3 seeds) clear"``: the paired difference's mean ± its sd over seeds."""
+    if p["n"] == 0:
+        return "-"
+    if p["n"] == 1:
+        return f"{p['mean']:+.4f} (1 seed)"
+    verdict = "beyond 2 se" if p["clear"] else "within noise"
+    return f"{p['mean']:+.4f} ± {p['sd']:.4f} ({p['n']} seeds, {verdict})"
+
+
 # ------------------------------------------------------------------ the ablation
 def variants(base: str, steps: int) -> list[tuple[str, dict[str, Any]]]:
     """``(label, {"losses": LossConfig dict, "agnostic_steps", "augment", "augment_method"})`` per toggled component."""
@@ -299,7 +325,7 @@ def main(argv=None) -> int:
     for task in args.tasks.split(","):
         base = [r["student"] for r in rows.get((task, "base"), [])]
         print(f"\n{task}: teacher {rows.get((task, 'base'), [{}])[0].get('teacher', float('nan')):.4f}")
-        print(f"{'variant':32s} {'accuracy':28s} {'vs base':>8s} {'CPU s':>7s}")
+        print(f"{'variant':32s} {'accuracy':28s} {'vs base, paired by seed (mean ± sd)':44s} {'CPU s':>7s}")
         for label, _ in variants(args.base, args.steps):
             got = rows.get((task, label), [])
             if not got:
@@ -308,9 +334,9 @@ def main(argv=None) -> int:
             cpu = sum(r["cpu_s"] for r in got if r.get("cpu_s") is not None)
             unknown += sum(r.get("cpu_s") is None for r in got)
             total_cpu += cpu
-            delta = f"{statistics.mean(acc) - statistics.mean(base):+.4f}" if base and label != "base" else ""
+            delta = fmt_paired(paired(rows.get((task, "base"), []), got)) if base and label != "base" else ""
             toggled = "" if label == "base" else " (toggled)"
-            print(f"{label + toggled:32s} {summarise(acc):28s} {delta:>8s} {cpu:7.0f}")
+            print(f"{label + toggled:32s} {summarise(acc):28s} {delta:44s} {cpu:7.0f}")
         if len(base) < 2:
             print("  one seed: differences are within seed noise unless shown otherwise (run more --seeds)")
     print(f"\nCPU time of the runs (this and earlier invocations): {total_cpu:.0f} s"

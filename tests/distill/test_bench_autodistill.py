@@ -121,3 +121,20 @@ def test_a_run_finished_before_its_row_gets_its_ledger_cpu_or_unknown_and_evalua
     assert not (work / "runs" / "sst2" / "minilm-s0").exists()  # the missing recipe was not trained
     assert autodistill_bench.main([*typed[:2], "--work", str(tmp_path / "none"), "--evaluate-only"]) == 2
     assert "--evaluate-only needs finished runs" in capsys.readouterr().err
+
+
+def test_the_ablation_pairs_each_variant_with_the_base_seed_by_seed(recipe_bench):
+    base = [{"seed": 0, "student": 0.80}, {"seed": 1, "student": 0.70}, {"seed": 2, "student": 0.75}]
+    # a constant gain of 2 points on every seed is clear although the seeds themselves spread by 5 points
+    gain = [{"seed": s, "student": b["student"] + 0.02} for s, b in enumerate(base)]
+    p = recipe_bench.paired(base, gain)
+    assert p["n"] == 3 and p["mean"] == pytest.approx(0.02) and p["sd"] == pytest.approx(0.0, abs=1e-12)
+    assert p["clear"] is True and "beyond 2 se" in recipe_bench.fmt_paired(p)
+    # the same mean gain from one lucky seed is within noise
+    lucky = [{"seed": 0, "student": 0.86}, {"seed": 1, "student": 0.70}, {"seed": 2, "student": 0.75}]
+    q = recipe_bench.paired(base, lucky)
+    assert q["mean"] == pytest.approx(0.02) and q["clear"] is False and "within noise" in recipe_bench.fmt_paired(q)
+    # seeds the base did not run are not paired; one pair gives a difference but no verdict
+    one = recipe_bench.paired(base, [{"seed": 0, "student": 0.81}, {"seed": 7, "student": 0.99}])
+    assert one["n"] == 1 and one["clear"] is None and recipe_bench.fmt_paired(one) == "+0.0100 (1 seed)"
+    assert recipe_bench.fmt_paired(recipe_bench.paired(base, [])) == "-"
