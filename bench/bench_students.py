@@ -386,8 +386,18 @@ def distill_stage(task: str, winner: dict[str, Any], seed: int, teacher: dict[st
     """One ``hwnas distill`` of a winner (read back from results.jsonl when finished); its result row."""
     results = work / "results.jsonl"
     fraction, arch = winner["fraction"], winner["arch"]
-    row = find_row(read_rows(results), task, fraction, arch, seed)
+    rows = read_rows(results)
+    row = find_row(rows, task, fraction, arch, seed)
     if row is not None:
+        return {**row, "reused": True}
+    # two budgets that picked the same student share its runs: the run is the same (architecture, seed and
+    # settings), so it is recorded again under this budget rather than distilled twice
+    twin = next((r for r in rows if (r["task"], r["arch"], r["seed"]) == (task, arch, seed)), None)
+    if twin is not None:
+        row = {**twin, "fraction": fraction, "same_run_as_fraction": twin["fraction"],
+               "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        with results.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
         return {**row, "reused": True}
     train, dev = task_files(task, args, work)
     out = work / "runs" / task / f"1-{fraction:g}" / f"{winner['short']}-s{seed}"

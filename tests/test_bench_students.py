@@ -210,3 +210,20 @@ def test_remeasure_keeps_the_earlier_measurement_beside_the_new_one(bs, teacher,
     assert kept["models"]["teacher"]["latency_ms"] == 64.0  # the earlier figures, untouched
     assert rec == json.loads((tdir / "latency.json").read_text())
     assert rec["models"]["teacher"]["latency_ms"] != 64.0 and rec["models"][ARCH]["latency_ms"] > 0
+
+
+def test_two_budgets_that_pick_the_same_student_share_its_runs(bs, teacher, tmp_path):
+    """1/4 and 1/6 picking one architecture: the 1/6 row is the 1/4 run recorded again, nothing distilled twice."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "results.jsonl").write_text(json.dumps(_row(0, 0.90)) + "\n")
+    args = bs.parse_args(_argv(tmp_path, teacher))
+    row = bs.distill_stage("sst2", _winner(6.0), 0, _teacher(str(teacher)), args, work)
+    assert row["fraction"] == 6.0 and row["same_run_as_fraction"] == 4.0 and row["accuracy"] == 0.90
+    assert not (work / "runs").exists() and not (work / "logs").exists()  # no hwnas distill started
+    lines = [json.loads(x) for x in (work / "results.jsonl").read_text().splitlines()]
+    assert [r["fraction"] for r in lines] == [4.0, 6.0]
+    again = bs.distill_stage("sst2", _winner(6.0), 0, _teacher(str(teacher)), args, work)  # read back, not re-added
+    assert again["reused"] and len((work / "results.jsonl").read_text().splitlines()) == 2
+    t = bs.summarise_task("sst2", _teacher(), _latency(64.0, 16.0), [_winner(4.0), _winner(6.0)], lines)
+    assert [s["n"] for s in t["students"]] == [1, 1]
