@@ -24,7 +24,9 @@ with ``--teacher-for TASK=FOLDER``.
 Tasks (``--data`` is the folder of ../shared/data/README.md):
 
 * ``sst2``: the first ``--limit`` rows of sst2/train.tsv; scored on the first ``--eval-rows`` of sst2/dev.tsv;
-* ``agnews``: the first ``--limit`` rows of agnews/train.tsv, the last 10% of them held out;
+* ``agnews``: the first ``--limit`` rows of agnews/train.tsv, the last 10% of them held out; with
+  ``--agnews-eval tail``, scored instead on the first ``--eval-rows`` of the file's last 10% (the rows a teacher
+  fine-tuned by ``hwnas distill`` on the whole file holds out, so such a teacher is not scored on its own training rows);
 * ``news``: the news articles' source (:func:`hwnas.distill.tasks.derive_news_source`, written to
   ``<work>/news-source``), the first ``--limit`` training rows, scored on the first ``--eval-rows`` of its dev split.
 
@@ -63,6 +65,9 @@ def task_files(name: str, args) -> tuple[str, str | None, int | None]:
     if name == "sst2":
         return str(data / "sst2/train.tsv"), str(data / "sst2/dev.tsv"), args.eval_rows
     if name == "agnews":
+        if getattr(args, "agnews_eval", "holdout") == "tail":
+            folder = agnews_split(data / "agnews/train.tsv", Path(args.work) / "agnews-split")
+            return str(folder / "train.tsv"), str(folder / "dev.tsv"), args.eval_rows
         return str(data / "agnews/train.tsv"), None, None
     if name == "news":
         from hwnas.distill.tasks import derive_news_source
@@ -74,10 +79,31 @@ def task_files(name: str, args) -> tuple[str, str | None, int | None]:
     raise SystemExit(f"unknown task {name!r}; tasks: sst2, agnews, news")
 
 
+def agnews_split(source: Path, folder: Path) -> Path:
+    """``folder/train.tsv`` and ``folder/dev.tsv``: the AG News file cut where ``hwnas distill`` cuts it when it is
+    given no evaluation file (the last ``min(1000, n // 10)`` rows held out), so that a teacher fine-tuned on the
+    whole file never sees the rows its students are scored on. Written once, atomically; returns ``folder``."""
+    if (folder / "dev.tsv").is_file():
+        return folder
+    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+    header, rows = lines[0], [x for x in lines[1:] if x.strip()]
+    n_eval = min(1000, max(1, len(rows) // 10))
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, part in (("train.tsv", rows[:-n_eval]), ("dev.tsv", rows[-n_eval:])):
+        tmp = folder / f".{name}.tmp"
+        tmp.write_text(header + "".join(part), encoding="utf-8")
+        tmp.replace(folder / name)
+    return folder
+
+
 def common_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--data", required=True, help="folder holding sst2/, agnews/ and news/ (../shared/data)")
     ap.add_argument("--work", required=True, help="output folder (runs, results.jsonl, experience.jsonl)")
     ap.add_argument("--tasks", default="sst2", help="comma-separated: sst2, agnews, news")
+    ap.add_argument("--agnews-eval", choices=("holdout", "tail"), default="holdout",
+                    help="AG News scoring rows: 'holdout' (the last 10%% of the --limit training rows, as hwnas "
+                         "distill holds out) or 'tail' (the last 10%% of the whole file, the rows a teacher "
+                         "fine-tuned on the whole file by hwnas distill held out; the first --eval-rows of them)")
     ap.add_argument("--arch", default="layers=2,hidden=128,heads=2,ffn=512", help="the student of every run")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--lr", type=float, default=None, help="typed over every recipe's learning rate when given")

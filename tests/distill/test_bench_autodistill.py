@@ -138,3 +138,29 @@ def test_the_ablation_pairs_each_variant_with_the_base_seed_by_seed(recipe_bench
     one = recipe_bench.paired(base, [{"seed": 0, "student": 0.81}, {"seed": 7, "student": 0.99}])
     assert one["n"] == 1 and one["clear"] is None and recipe_bench.fmt_paired(one) == "+0.0100 (1 seed)"
     assert recipe_bench.fmt_paired(recipe_bench.paired(base, [])) == "-"
+
+
+def test_agnews_tail_split_holds_out_exactly_what_hwnas_distill_holds_out(recipe_bench, tmp_path):
+    """--agnews-eval tail: the students' scoring rows are the rows hwnas distill holds out of the whole file (where a
+    teacher fine-tuned on that file was evaluated), so the teacher never scores rows it trained on."""
+    from hwnas.distill.api import DistillConfig, load_data
+
+    labels = ["World", "Sports", "Business", "Sci/Tech"]
+    src = tmp_path / "data/agnews/train.tsv"
+    src.parent.mkdir(parents=True)
+    src.write_text("text\tlabel\n" + "".join(f"story number {i} about things\t{labels[i % 4]}\n" for i in range(37)))
+    args = argparse.Namespace(data=str(tmp_path / "data"), work=str(tmp_path / "work"), eval_rows=3,
+                              agnews_eval="tail")
+    train, dev, rows = recipe_bench.task_files("agnews", args)
+    assert rows == 3 and dev.endswith("agnews-split/dev.tsv")
+    whole_train, whole_eval, _ = load_data(DistillConfig(arch="layers=1,hidden=32,heads=2,ffn=64", task=str(src),
+                                                         measure=False))
+    split_train = load_data(DistillConfig(arch="layers=1,hidden=32,heads=2,ffn=64", task=train, eval=dev,
+                                          measure=False))
+    assert split_train[0].texts == whole_train.texts and split_train[1].texts == whole_eval.texts
+    assert len(whole_eval.texts) == 3 and not set(whole_eval.texts) & set(whole_train.texts)
+    before = (tmp_path / "work/agnews-split/train.tsv").stat().st_mtime_ns
+    recipe_bench.task_files("agnews", args)  # written once, then reused
+    assert (tmp_path / "work/agnews-split/train.tsv").stat().st_mtime_ns == before
+    args.agnews_eval = "holdout"  # the old behaviour: the file itself, hwnas holds out the tail of --limit rows
+    assert recipe_bench.task_files("agnews", args) == (str(src), None, None)
