@@ -66,8 +66,10 @@ def task_files(name: str, args) -> tuple[str, str | None, int | None]:
         return str(data / "sst2/train.tsv"), str(data / "sst2/dev.tsv"), args.eval_rows
     if name == "agnews":
         if getattr(args, "agnews_eval", "holdout") == "tail":
-            folder = agnews_split(data / "agnews/train.tsv", Path(args.work) / "agnews-split")
-            return str(folder / "train.tsv"), str(folder / "dev.tsv"), args.eval_rows
+            from hwnas.distill.tasks import split_held_out
+
+            train, dev = split_held_out(data / "agnews/train.tsv", Path(args.work) / "agnews-split")
+            return str(train), str(dev), args.eval_rows
         return str(data / "agnews/train.tsv"), None, None
     if name == "news":
         from hwnas.distill.tasks import derive_news_source
@@ -77,23 +79,6 @@ def task_files(name: str, args) -> tuple[str, str | None, int | None]:
             derive_news_source(data / "news/news_articles.csv.gz", folder)
         return str(folder / "train.tsv"), str(folder / "dev.tsv"), args.eval_rows
     raise SystemExit(f"unknown task {name!r}; tasks: sst2, agnews, news")
-
-
-def agnews_split(source: Path, folder: Path) -> Path:
-    """``folder/train.tsv`` and ``folder/dev.tsv``: the AG News file cut where ``hwnas distill`` cuts it when it is
-    given no evaluation file (the last ``min(1000, n // 10)`` rows held out), so that a teacher fine-tuned on the
-    whole file never sees the rows its students are scored on. Written once, atomically; returns ``folder``."""
-    if (folder / "dev.tsv").is_file():
-        return folder
-    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
-    header, rows = lines[0], [x for x in lines[1:] if x.strip()]
-    n_eval = min(1000, max(1, len(rows) // 10))
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, part in (("train.tsv", rows[:-n_eval]), ("dev.tsv", rows[-n_eval:])):
-        tmp = folder / f".{name}.tmp"
-        tmp.write_text(header + "".join(part), encoding="utf-8")
-        tmp.replace(folder / name)
-    return folder
 
 
 def common_args(ap: argparse.ArgumentParser) -> None:

@@ -183,17 +183,9 @@ def task_files(task: str, args, work: Path) -> tuple[str, str]:
     data = Path(args.data)
     if task == "sst2":
         return str(data / "sst2/train.tsv"), str(data / "sst2/dev.tsv")
-    folder = work / "agnews"
-    train, dev = folder / "train.tsv", folder / "dev.tsv"
-    if not dev.is_file():
-        from hwnas._files import atomic_write_text
+    from hwnas.distill.tasks import split_held_out
 
-        lines = (data / "agnews/train.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
-        header, rows = lines[0], lines[1:]
-        held = min(1000, max(1, len(rows) // 10))  # what hwnas distill holds out of the whole file (999 here)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(train, header + "".join(rows[:-held]))
-        atomic_write_text(dev, header + "".join(rows[-held:]))
+    train, dev = split_held_out(data / "agnews/train.tsv", work / "agnews")  # the rows hwnas holds out (999 here)
     return str(train), str(dev)
 
 

@@ -348,7 +348,9 @@ def load_data(config: DistillConfig) -> tuple[TaskData, TaskData, str]:
 
 
 def _split_evaluation(data: TaskData, seed: int) -> tuple[TaskData, TaskData]:
-    n_eval = min(1000, max(1, len(data) // 10))
+    from hwnas.distill.tasks import held_out_count
+
+    n_eval = held_out_count(len(data))
     if len(data) - n_eval < 2:
         raise InvalidConfig(f"{data.source}: {len(data)} examples are too few to hold some out for evaluation; give eval data")
     return data.subset(range(len(data) - n_eval)), data.subset(range(len(data) - n_eval, len(data)))

@@ -27,7 +27,35 @@ from urllib.parse import urlparse
 
 from hwnas.errors import InvalidData
 
-__all__ = ["derive_news_source", "news_source_label", "is_dev_article"]
+__all__ = ["derive_news_source", "news_source_label", "is_dev_article", "held_out_count", "split_held_out"]
+
+
+def held_out_count(n: int) -> int:
+    """How many of ``n`` examples ``hwnas distill`` holds out for evaluation when it is given no evaluation file
+    (the last ones): a tenth, at least 1 and at most 1,000."""
+    return min(1000, max(1, n // 10))
+
+
+def split_held_out(source: str | Path, folder: str | Path) -> tuple[Path, Path]:
+    """Write ``folder/train.tsv`` and ``folder/dev.tsv``: a one-row-per-line table (header kept in both) cut where
+    ``hwnas distill`` cuts it when it is given no evaluation file (:func:`held_out_count`). A teacher fine-tuned on
+    the whole file was evaluated on exactly ``dev.tsv``, so students scored there are not scored on rows their
+    teacher trained on. Written once (atomically) and reused; returns the two paths."""
+    from hwnas._files import atomic_write_text
+
+    folder = Path(folder)
+    train, dev = folder / "train.tsv", folder / "dev.tsv"
+    if dev.is_file() and train.is_file():
+        return train, dev
+    lines = Path(source).read_text(encoding="utf-8").splitlines(keepends=True)
+    if len(lines) < 3:
+        raise InvalidData(f"{source}: a header and at least two rows are needed to hold some out")
+    header, rows = lines[0], [x for x in lines[1:] if x.strip()]
+    held = held_out_count(len(rows))
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(train, header + "".join(rows[:-held]))
+    atomic_write_text(dev, header + "".join(rows[-held:]))
+    return train, dev
 
 
 def news_source_label(link: str) -> str:

@@ -14,8 +14,8 @@ from hwnas.distill.auto import (FEATURES, Recommender, dataset_features, ranking
 from hwnas.distill.data import TaskData, load_task
 from hwnas.distill.experience import make_record
 from hwnas.distill.recipes import apply_recipe, get_recipe
-from hwnas.distill.tasks import derive_news_source, is_dev_article, news_source_label
-from hwnas.errors import InvalidConfig
+from hwnas.distill.tasks import derive_news_source, is_dev_article, news_source_label, split_held_out
+from hwnas.errors import InvalidConfig, InvalidData
 
 ARCH = {"layers": 2, "hidden": 128, "heads": 2, "ffn": 512}
 
@@ -192,3 +192,17 @@ def test_cli_recipe_auto_recommends_runs_and_records_the_choice(tiny_teacher, tm
     assert f"AutoDistiller: recipe {chosen['recipe']}" in err and chosen["runs"] >= len(_rows("logits-only"))
     assert json.loads((out / "report.json").read_text())["recipe"]["name"] == chosen["recipe"]
     assert len(read_table(table)) == len(_rows("logits-only")) + 1  # this run was appended
+
+
+def test_split_held_out_cuts_where_distill_holds_out_and_refuses_a_file_too_short(tmp_path):
+    src = tmp_path / "t.tsv"
+    src.write_text("text\tlabel\n" + "".join(f"row {i}\t{i % 2}\n" for i in range(25)))
+    train, dev = split_held_out(src, tmp_path / "split")
+    assert train.read_text().splitlines()[0] == dev.read_text().splitlines()[0] == "text\tlabel"
+    assert [x.split("\t")[0] for x in dev.read_text().splitlines()[1:]] == ["row 23", "row 24"]  # 25 // 10 = 2
+    assert len(train.read_text().splitlines()) == 1 + 23
+    short = tmp_path / "short.tsv"
+    short.write_text("text\tlabel\nonly one\t0\n")
+    with pytest.raises(InvalidData, match="at least two rows"):
+        split_held_out(short, tmp_path / "nope")
+    assert not (tmp_path / "nope").exists()
