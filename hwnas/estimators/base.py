@@ -40,6 +40,7 @@ class AccuracyEstimator(ABC):
         requires: what the estimator needs besides architectures, a subset of
             ``{"supernet", "teacher", "task"}`` (for messages and for the search CLI).
         description: one line for ``hwnas estimators`` and the docs.
+        comparable_within: ``None``, or the latency tolerance inside which scores compare (see below).
 
     Attributes:
         cost_per_arch_s: mean seconds per architecture over the architectures this
@@ -49,6 +50,10 @@ class AccuracyEstimator(ABC):
     name: ClassVar[str] = "?"
     requires: ClassVar[frozenset[str]] = frozenset()
     description: ClassVar[str] = ""
+    #: ``None``: scores compare across the whole space. A fraction ``w``: scores compare only between
+    #: architectures whose predicted latencies differ by at most ``w`` (a ranker fitted within latency bands);
+    #: the search then picks its winner in the band at the top of the budget (:func:`hwnas.search.runner.run_search`).
+    comparable_within: ClassVar[float | None] = None
 
     def __init__(self) -> None:
         self._memory: dict[str, float] = {}

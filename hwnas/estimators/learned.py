@@ -10,8 +10,12 @@ same, from architecture features only (:data:`FEATURES`). Scoring a new
 architecture costs a few microseconds.
 
 Scores are comparable inside a band (that is what the ranker was fitted on);
-across bands they carry no promise, which is also all the search needs when it
-compares students under one latency budget.
+across bands they carry no promise. A budget admits every architecture below
+it, many bands at once, so the search does not take the best score over all of
+them (that once picked a 7.2 ms student under an 11.3 ms budget): the estimator
+declares ``comparable_within = 0.05`` and the search picks its winner among the
+feasible architectures within 5% of the slowest feasible one, the band at the
+top of the budget, scoring every one of them (:func:`hwnas.search.runner.run_search`).
 
 The fitted model is a folder::
 
@@ -67,6 +71,10 @@ KIND = "estimator"
 #: Architecture features, in the model's column order. Counts are log10 so that trees split on ratios.
 FEATURES: tuple[str, ...] = ("layers", "hidden", "heads", "ffn", "head_dim", "ffn_per_hidden", "log10_params",
                              "log10_flops")
+
+#: The ranker learnt orders inside latency bands: students whose predicted latencies differ by at most this
+#: fraction (the ground-truth table's bands). Its scores compare only there (see ``comparable_within``).
+BAND_TOLERANCE = 0.05
 
 #: A fit needs at least this many bands holding at least two students each, and this many students in them.
 MIN_BANDS = 2
@@ -310,6 +318,7 @@ class LearnedEstimator(AccuracyEstimator):
 
     name = "learned"
     description = "XGBoost pairwise ranker fitted on a ground-truth table (--estimator-path); ~free"
+    comparable_within = BAND_TOLERANCE
 
     def __init__(self, *, path: str | Path | None = None) -> None:
         super().__init__()

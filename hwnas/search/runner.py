@@ -341,9 +341,30 @@ def run_search(
                                  tracker.hypervolume, archs[-1]))
     if len(tracker.indices) < evaluations and strat.exhausted:
         stopped = "exhausted"
+    band = top_band(problem, getattr(evaluate, "comparable_within", None))
+    if band is not None:
+        # scores that compare only inside a latency band: the winner comes from the band at the top of the budget,
+        # every member of which is scored (beyond --evaluations if need be; such estimators are cheap)
+        config["winner_band"] = {"within": float(evaluate.comparable_within),
+                                 "min_latency_ms": float(problem.latency_ms[band].min()) if len(band) else None,
+                                 "architectures": int(len(band))}
+        missing = [int(i) for i in band if int(i) not in set(tracker.indices)]
+        if missing:
+            archs = [problem.candidates[i] for i in missing]
+            scores = np.asarray(scorer(archs), dtype=np.float64).reshape(-1)
+            if scores.shape != (len(archs),):
+                raise InvalidData(f"the estimator returned {scores.shape[0]} scores for {len(archs)} architectures")
+            new_rows = []
+            for i, sc in zip(missing, scores.tolist(), strict=True):
+                tracker.add([i], [sc])
+                new_rows.append(_row(problem, len(tracker.indices), i, sc, tracker))
+            rows.extend(new_rows)
+            if csv_path is not None:
+                with csv_path.open("a", newline="", encoding="utf-8") as fh:
+                    csv.DictWriter(fh, fieldnames=_CSV_COLUMNS).writerows(new_rows)
     wall_s = time.perf_counter() - start
 
-    result = _build_result(problem, strat, tracker, rows, config, stopped, out_path, wall_s)
+    result = _build_result(problem, strat, tracker, rows, config, stopped, out_path, wall_s, band)
     if out_path is not None:
         config.update(status="done", finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                       evaluations_done=len(rows), stopped=stopped, wall_s=wall_s,
@@ -359,7 +380,20 @@ def _row(problem: SearchProblem, n: int, i: int, score: float, tracker: _Tracker
             "best_feasible_score": tracker.best_feasible_score, "hypervolume": tracker.hypervolume}
 
 
-def _build_result(problem, strat, tracker, rows, config, stopped, out_path, wall_s) -> SearchResult:
+def top_band(problem: SearchProblem, within: float | None) -> np.ndarray | None:
+    """The feasible architectures whose predicted latency is within ``within`` of the slowest feasible one
+    (``l * (1 + within) >= max``): the band at the top of the budget. ``None`` when ``within`` is ``None``."""
+    if within is None:
+        return None
+    feasible = np.flatnonzero(problem.feasible)
+    if not len(feasible):
+        return feasible
+    lat = problem.latency_ms[feasible]
+    return feasible[lat * (1.0 + float(within)) >= lat.max()]
+
+
+def _build_result(problem, strat, tracker, rows, config, stopped, out_path, wall_s,
+                  band: np.ndarray | None = None) -> SearchResult:
     import pandas as pd
 
     idx = np.asarray(tracker.indices, dtype=np.int64)
@@ -376,6 +410,8 @@ def _build_result(problem, strat, tracker, rows, config, stopped, out_path, wall
     winner = None
     if feasible.any():
         f = np.flatnonzero(feasible)
+        if band is not None and len(band):
+            f = f[np.isin(idx[f], band)]
         value = problem.rank_value(idx[f], scores[f])
         best = f[np.lexsort((problem.latency_ms[idx[f]], -value))[0]]
         winner = _candidate(problem, int(idx[best]), float(scores[best]))

@@ -65,12 +65,38 @@ def tiny_predictor(tmp_path_factory) -> Path:
 def test_search_with_the_learned_estimator(tiny_table, tiny_predictor, tmp_path, capsys):
     model = tmp_path / "learned"
     assert run_cli(["estimator", "fit", "--table", tiny_table, "--task", "sst2", "--out", model], capsys)[0] == 0
-    base = ["search", "--predictor", tiny_predictor, "--max-latency", "50ms", "--strategy", "random",
+    base = ["search", "--predictor", tiny_predictor, "--max-latency", "100ms", "--strategy", "random",
             "--evaluations", "6", "--quiet", "--json"]
     code, stdout, err = run_cli([*base, "--estimator", "learned", "--estimator-path", model, "--out",
                                  tmp_path / "s"], capsys)
     assert code == 0, err
-    assert json.loads(stdout)["winner"] is not None
+    winner = json.loads(stdout)["winner"]
+    assert winner is not None
+    # the ranker's scores compare only within 5% of predicted latency: the winner is the best of the band at the
+    # top of the budget, and every architecture of that band was scored (beyond --evaluations 6 if need be)
+    import csv
+
+    import numpy as np
+
+    from hwnas.estimators.learned import load_learned
+    from hwnas.predictors.bundle import load_bundle
+    from hwnas.search.problem import SearchProblem
+
+    problem = SearchProblem(space="tiny", latency=load_bundle(tiny_predictor), budget_ms=100.0)
+    feasible = np.flatnonzero(problem.feasible)
+    top = problem.latency_ms[feasible].max()
+    band = {problem.candidates[i].key for i in feasible if problem.latency_ms[i] * 1.05 >= top}
+    assert 1 < len(band) < len(feasible)  # a real restriction on this problem
+    with (tmp_path / "s/evaluated.csv").open() as fh:
+        scored = {f"layers={r['layers']},hidden={r['hidden']},heads={r['heads']},ffn={r['ffn']}" for r in csv.DictReader(fh)}
+    assert band <= scored
+    ranker = load_learned(model)
+    best = max(band, key=lambda k: float(ranker.predict([problem.candidates[problem.index(k)]])[0]))
+    win_key = ",".join(f"{k}={winner['arch'][k]}" for k in ("layers", "hidden", "heads", "ffn"))
+    assert win_key == best
+    config = json.loads((tmp_path / "s/config.json").read_text())
+    assert config["winner_band"] == {"within": 0.05, "min_latency_ms": pytest.approx(min(
+        problem.latency_ms[problem.index(k)] for k in band)), "architectures": len(band)}
     code, _, err = run_cli([*base, "--estimator", "params", "--estimator-path", model, "--out", tmp_path / "s2"], capsys)
     assert code == 2 and "--estimator-path is the fitted model of the learned estimator" in err
     code, _, err = run_cli([*base, "--estimator", "learned", "--out", tmp_path / "s3"], capsys)
