@@ -28,7 +28,9 @@ Tasks (``--data`` is the folder of ../shared/data/README.md):
   ``--agnews-eval tail``, scored instead on the first ``--eval-rows`` of the file's last 10% (the rows a teacher
   fine-tuned by ``hwnas distill`` on the whole file holds out, so such a teacher is not scored on its own training rows);
 * ``news``: the news articles' source (:func:`hwnas.distill.tasks.derive_news_source`, written to
-  ``<work>/news-source``), the first ``--limit`` training rows, scored on the first ``--eval-rows`` of its dev split.
+  ``<work>/news-source``), the first ``--limit`` training rows, scored on the first ``--eval-rows`` of its dev split;
+* ``news-titles``: the same outlets and split from the title and subtitle alone (short texts, ``<work>/news-titles``),
+  a fourth task for the experience table: many labels like ``news``, short inputs like ``sst2``.
 
     python bench/bench_recipe.py --data ../shared/data --work bench/out/recipe --tasks sst2 \\
         --arch layers=2,hidden=128,heads=2,ffn=512 --steps 200 --lr 3e-4 --limit 2000 --eval-rows 400 --seeds 0
@@ -71,20 +73,20 @@ def task_files(name: str, args) -> tuple[str, str | None, int | None]:
             train, dev = split_held_out(data / "agnews/train.tsv", Path(args.work) / "agnews-split")
             return str(train), str(dev), args.eval_rows
         return str(data / "agnews/train.tsv"), None, None
-    if name == "news":
+    if name in ("news", "news-titles"):
         from hwnas.distill.tasks import derive_news_source
 
-        folder = Path(args.work) / "news-source"
+        folder = Path(args.work) / ("news-source" if name == "news" else "news-titles")
         if not (folder / "dev.tsv").is_file():
-            derive_news_source(data / "news/news_articles.csv.gz", folder)
+            derive_news_source(data / "news/news_articles.csv.gz", folder, chars=600 if name == "news" else 0)
         return str(folder / "train.tsv"), str(folder / "dev.tsv"), args.eval_rows
-    raise SystemExit(f"unknown task {name!r}; tasks: sst2, agnews, news")
+    raise SystemExit(f"unknown task {name!r}; tasks: sst2, agnews, news, news-titles")
 
 
 def common_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--data", required=True, help="folder holding sst2/, agnews/ and news/ (../shared/data)")
     ap.add_argument("--work", required=True, help="output folder (runs, results.jsonl, experience.jsonl)")
-    ap.add_argument("--tasks", default="sst2", help="comma-separated: sst2, agnews, news")
+    ap.add_argument("--tasks", default="sst2", help="comma-separated: sst2, agnews, news, news-titles")
     ap.add_argument("--agnews-eval", choices=("holdout", "tail"), default="holdout",
                     help="AG News scoring rows: 'holdout' (the last 10%% of the --limit training rows, as hwnas "
                          "distill holds out) or 'tail' (the last 10%% of the whole file, the rows a teacher "
