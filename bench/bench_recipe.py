@@ -153,6 +153,15 @@ def run_distill(task: str, label: str, seed: int, recipe: str, extra: list[str],
     return row
 
 
+def finished_row(work: Path, task: str, label: str, seed: int) -> dict[str, Any] | None:
+    """The ``results.jsonl`` row of a finished run (CPU audited, :func:`audit_cpu`), or ``None``; starts nothing."""
+    key = {"task": task, "variant": label, "seed": seed}
+    for row in read_results(work / "results.jsonl"):
+        if {k: row.get(k) for k in key} == key:
+            return audit_cpu({**row, "reused": True}, work / "runs" / task / f"{label}-s{seed}")
+    return None
+
+
 def _resumed(report: dict[str, Any]) -> int:
     """The latest step a stage of this run resumed from (0: none resumed)."""
     return max([int((stage or {}).get("resumed_from") or 0) for stage in (report.get("training") or {}).values()
@@ -308,6 +317,8 @@ def main(argv=None) -> int:
     common_args(ap)
     ap.add_argument("--base", default="default", help="the recipe every component is toggled against")
     ap.add_argument("--components", default=",".join(COMPONENTS), help="comma-separated subset to run")
+    ap.add_argument("--report-only", action="store_true",
+                    help="start no run: print the figures of the runs already finished in --work")
     args = ap.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -323,6 +334,11 @@ def main(argv=None) -> int:
             for seed in seeds:
                 if args.max_runs is not None and new >= args.max_runs:
                     break
+                if args.report_only:
+                    row = finished_row(work, task, label, seed)
+                    if row is not None:
+                        rows.setdefault((task, label), []).append(row)
+                    continue
                 try:
                     row = run_distill(task, label, seed, args.base, variant_args(work, label, v), args)
                 except RuntimeError as exc:

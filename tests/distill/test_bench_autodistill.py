@@ -164,3 +164,21 @@ def test_agnews_tail_split_holds_out_exactly_what_hwnas_distill_holds_out(recipe
     assert (tmp_path / "work/agnews-split/train.tsv").stat().st_mtime_ns == before
     args.agnews_eval = "holdout"  # the old behaviour: the file itself, hwnas holds out the tail of --limit rows
     assert recipe_bench.task_files("agnews", args) == (str(src), None, None)
+
+
+def test_recipe_report_only_prints_finished_runs_and_starts_none(recipe_bench, tmp_path, capsys):
+    work = tmp_path / "work"
+    work.mkdir()
+    rows = [{"task": "sst2", "variant": v, "seed": s, "student": acc, "teacher": 0.92, "kept": acc / 0.92,
+             "cpu_s": 70.0, "wall_s": 80.0}
+            for v, s, acc in (("base", 0, 0.80), ("base", 1, 0.78), ("hidden", 0, 0.81), ("hidden", 1, 0.79))]
+    (work / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    before = (work / "results.jsonl").read_text()
+    code = recipe_bench.main(["--data", str(tmp_path / "no-data"), "--work", str(work), "--tasks", "sst2",
+                              "--seeds", "0,1,2", "--components", "hidden,attention", "--report-only"])
+    out = capsys.readouterr().out
+    assert code == 0 and not (work / "runs").exists() and (work / "results.jsonl").read_text() == before
+    assert "0.7900 ± 0.0141 (2 seeds)" in out  # base over its two finished seeds
+    hidden = next(line for line in out.splitlines() if line.startswith("hidden (toggled)"))
+    assert "+0.0100 ± 0.0000 (2 seeds, beyond 2 se)" in hidden
+    assert "attention" not in out.split("vs base")[1]  # no finished run: no line
