@@ -315,16 +315,14 @@ def run_search(
         on_start(max(0, evaluations - len(done_before)), len(done_before))
     start = time.perf_counter()
     stopped = "budget"
-    while len(tracker.indices) < evaluations:
-        archs = strat.ask(min(batch, evaluations - len(tracker.indices)))
-        if not archs:
-            stopped = "exhausted"
-            break
+    def score(archs: list[Architecture]) -> np.ndarray:
         scores = np.asarray(scorer(list(archs)), dtype=np.float64).reshape(-1)
         if scores.shape != (len(archs),):
             raise InvalidData(f"the estimator returned {scores.shape[0]} scores for {len(archs)} architectures")
-        strat.tell(archs, scores)
-        indices = [problem.index(a) for a in archs]
+        return scores
+
+    def record(indices: list[int], scores: np.ndarray) -> None:
+        """Add evaluated architectures to the tracker, the rows and evaluated.csv (appended and fsynced)."""
         new_rows = []
         for i, s in zip(indices, scores.tolist(), strict=True):
             tracker.add([i], [s])
@@ -336,6 +334,15 @@ def run_search(
                 writer.writerows(new_rows)
                 fh.flush()
                 os.fsync(fh.fileno())
+
+    while len(tracker.indices) < evaluations:
+        archs = strat.ask(min(batch, evaluations - len(tracker.indices)))
+        if not archs:
+            stopped = "exhausted"
+            break
+        scores = score(archs)
+        strat.tell(archs, scores)
+        record([problem.index(a) for a in archs], scores)
         if on_progress:
             on_progress(Progress(len(tracker.indices), evaluations, tracker.best_feasible_score,
                                  tracker.hypervolume, archs[-1]))
@@ -348,20 +355,10 @@ def run_search(
         config["winner_band"] = {"within": float(evaluate.comparable_within),
                                  "min_latency_ms": float(problem.latency_ms[band].min()) if len(band) else None,
                                  "architectures": int(len(band))}
-        missing = [int(i) for i in band if int(i) not in set(tracker.indices)]
+        done = set(tracker.indices)
+        missing = [int(i) for i in band if int(i) not in done]
         if missing:
-            archs = [problem.candidates[i] for i in missing]
-            scores = np.asarray(scorer(archs), dtype=np.float64).reshape(-1)
-            if scores.shape != (len(archs),):
-                raise InvalidData(f"the estimator returned {scores.shape[0]} scores for {len(archs)} architectures")
-            new_rows = []
-            for i, sc in zip(missing, scores.tolist(), strict=True):
-                tracker.add([i], [sc])
-                new_rows.append(_row(problem, len(tracker.indices), i, sc, tracker))
-            rows.extend(new_rows)
-            if csv_path is not None:
-                with csv_path.open("a", newline="", encoding="utf-8") as fh:
-                    csv.DictWriter(fh, fieldnames=_CSV_COLUMNS).writerows(new_rows)
+            record(missing, score([problem.candidates[i] for i in missing]))
     wall_s = time.perf_counter() - start
 
     result = _build_result(problem, strat, tracker, rows, config, stopped, out_path, wall_s, band)
