@@ -112,10 +112,9 @@ def run_distill(task: str, label: str, seed: int, recipe: str, extra: list[str],
     results = work / "results.jsonl"
     key = {"task": task, "variant": label, "seed": seed}
     out = work / "runs" / task / f"{label}-s{seed}"
-    for row in read_results(results):
-        if {k: row.get(k) for k in key} == key:
-            row["reused"] = True
-            return audit_cpu(row, out)
+    done = finished_row(work, task, label, seed)
+    if done is not None:
+        return done
     train, evalf, eval_rows = task_files(task, args)
     teachers = dict(t.split("=", 1) for t in args.teacher_for)
     cmd = ["nice", "-n", str(args.nice), sys.executable, "-m", "hwnas.cli.main", "distill", "--arch", args.arch,

@@ -25,6 +25,7 @@ from typing import Any
 from hwnas._files import atomic_write_text
 from hwnas.distill.data import TaskData, augment, encode, load_task
 from hwnas.distill.losses import LossConfig
+from hwnas.distill.tasks import held_out_count
 from hwnas.errors import InvalidConfig
 from hwnas.outputs import check_output_folder, write_marker
 from hwnas.progress import ProgressCallback, StatusCallback
@@ -348,8 +349,6 @@ def load_data(config: DistillConfig) -> tuple[TaskData, TaskData, str]:
 
 
 def _split_evaluation(data: TaskData, seed: int) -> tuple[TaskData, TaskData]:
-    from hwnas.distill.tasks import held_out_count
-
     n_eval = held_out_count(len(data))
     if len(data) - n_eval < 2:
         raise InvalidConfig(f"{data.source}: {len(data)} examples are too few to hold some out for evaluation; give eval data")

@@ -48,9 +48,9 @@ def split_held_out(source: str | Path, folder: str | Path) -> tuple[Path, Path]:
     if dev.is_file() and train.is_file():
         return train, dev
     lines = Path(source).read_text(encoding="utf-8").splitlines(keepends=True)
-    if len(lines) < 3:
+    header, rows = (lines[0] if lines else ""), [x for x in lines[1:] if x.strip()]
+    if len(rows) < 2:
         raise InvalidData(f"{source}: a header and at least two rows are needed to hold some out")
-    header, rows = lines[0], [x for x in lines[1:] if x.strip()]
     held = held_out_count(len(rows))
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(train, header + "".join(rows[:-held]))

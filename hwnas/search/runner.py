@@ -348,11 +348,12 @@ def run_search(
                                  tracker.hypervolume, archs[-1]))
     if len(tracker.indices) < evaluations and strat.exhausted:
         stopped = "exhausted"
-    band = top_band(problem, getattr(evaluate, "comparable_within", None))
+    within = getattr(evaluate, "comparable_within", None)
+    band = top_band(problem, within)
     if band is not None:
         # scores that compare only inside a latency band: the winner comes from the band at the top of the budget,
         # every member of which is scored (beyond --evaluations if need be; such estimators are cheap)
-        config["winner_band"] = {"within": float(evaluate.comparable_within),
+        config["winner_band"] = {"within": float(within),
                                  "min_latency_ms": float(problem.latency_ms[band].min()) if len(band) else None,
                                  "architectures": int(len(band))}
         done = set(tracker.indices)
