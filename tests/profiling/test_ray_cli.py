@@ -16,15 +16,6 @@ import pytest
 from hwnas.devices.timing import TimingConfig
 from hwnas.profiling import ProfileConfig, profile
 
-MINI_SPACE = {"name": "mini", "layers": [1, 2], "hidden": [32, 64], "heads": [2, 4], "ffn": [64, 128]}
-
-
-@pytest.fixture
-def space_file(tmp_path):
-    path = tmp_path / "mini.json"
-    path.write_text(json.dumps(MINI_SPACE))
-    return str(path)
-
 
 def _hwnas(args, *, block_ray=False, env=None):
     prelude = "import sys; sys.modules['ray'] = None; " if block_ray else ""

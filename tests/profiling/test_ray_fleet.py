@@ -21,7 +21,7 @@ ray = pytest.importorskip("ray")
 
 from hwnas.devices.timing import TimingConfig  # noqa: E402
 from hwnas.errors import ClusterError, ProfileStoreError  # noqa: E402
-from hwnas.profiling import ProfileConfig, plan_tasks, read_records  # noqa: E402
+from hwnas.profiling import plan_tasks, read_records  # noqa: E402
 from hwnas.profiling.fleet import (  # noqa: E402
     FINGERPRINT_TEST_HOOK,
     FleetConfig,
@@ -30,10 +30,10 @@ from hwnas.profiling.fleet import (  # noqa: E402
     reference_architecture,
 )
 from tests._ray import local_cluster  # noqa: E402
+from tests.profiling.mini import mini_config  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-MINI_SPACE = {"name": "mini", "layers": [1, 2], "hidden": [32, 64], "heads": [2, 4], "ffn": [64, 128]}
 RESOURCE = "hwnas-device-cpu"
 
 
@@ -43,18 +43,8 @@ def cluster():
         yield c
 
 
-@pytest.fixture
-def space_file(tmp_path):
-    path = tmp_path / "mini.json"
-    path.write_text(json.dumps(MINI_SPACE))
-    return str(path)
-
-
 def _config(space_file, **kw):
-    base = dict(device="cpu", space=space_file, samples=8, seq_lens=(8,), batch_sizes=(1,), interleave=2,
-                timing=TimingConfig.quick())
-    base.update(kw)
-    return ProfileConfig(**base)
+    return mini_config(space_file, **{"samples": 8, **kw})
 
 
 def _keys(records):
@@ -150,12 +140,13 @@ def test_driver_killed_then_resumed_loses_and_repeats_nothing(cluster, space_fil
            "--space", space_file, "--samples", "8", "--seq-len", "8", "--interleave", "2", "--quick", "--out", str(out)]
     driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # generous: a loaded 2-core machine starts Ray workers slowly
         while time.monotonic() < deadline and driver.poll() is None:
             if out.exists() and out.read_bytes().count(b"\n") >= 1:
                 break
             time.sleep(0.05)
         assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
+        assert out.exists(), "the driver wrote no record within 300 s"
         driver.send_signal(signal.SIGKILL)
         driver.wait(30)
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,25 +11,11 @@ import pytest
 
 from hwnas.devices.timing import TimingConfig, measure_interleaved
 from hwnas.errors import InvalidConfig, ProfileStoreError
-from hwnas.profiling import ProfileConfig, fit_reference, profile, read_records, reference_architecture
+from hwnas.profiling import fit_reference, profile, read_records, reference_architecture
 from hwnas.profiling.store import ProfileStore
 from hwnas.space import Architecture, SearchSpace, get_space
-
-MINI_SPACE = {"name": "mini", "layers": [1, 2], "hidden": [32, 64], "heads": [2, 4], "ffn": [64, 128]}
-
-
-@pytest.fixture
-def space_file(tmp_path):
-    path = tmp_path / "mini.json"
-    path.write_text(json.dumps(MINI_SPACE))
-    return str(path)
-
-
-def _config(space_file, **kw):
-    base = dict(device="cpu", space=space_file, samples=4, seq_lens=(8,), batch_sizes=(1,), interleave=2,
-                timing=TimingConfig.quick())
-    base.update(kw)
-    return ProfileConfig(**base)
+from tests.profiling.mini import MINI_SPACE
+from tests.profiling.mini import mini_config as _config
 
 
 def test_reference_is_the_middle_of_every_dimension():

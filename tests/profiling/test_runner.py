@@ -9,26 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from hwnas.devices.timing import TimingConfig
 from hwnas.errors import InvalidConfig, ProfileStoreError
-from hwnas.profiling import ProfileConfig, plan_tasks, profile, read_records
+from hwnas.profiling import plan_tasks, profile, read_records
 from hwnas.space import SearchSpace
-
-MINI_SPACE = {"name": "mini", "layers": [1, 2], "hidden": [32, 64], "heads": [2, 4], "ffn": [64, 128]}
-
-
-@pytest.fixture
-def space_file(tmp_path):
-    path = tmp_path / "mini.json"
-    path.write_text(json.dumps(MINI_SPACE))
-    return str(path)
-
-
-def _config(space_file, **kw):
-    base = dict(device="cpu", space=space_file, samples=4, seq_lens=(8,), batch_sizes=(1,), interleave=2,
-                timing=TimingConfig.quick())
-    base.update(kw)
-    return ProfileConfig(**base)
+from tests.profiling.mini import MINI_SPACE, mini_config as _config
 
 
 def test_plan_is_deterministic_and_crosses_shapes(space_file):
