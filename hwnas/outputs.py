@@ -31,7 +31,7 @@ from typing import Any
 from hwnas.errors import InvalidConfig
 
 __all__ = ["MARKER", "KINDS", "read_marker", "write_marker", "check_output_folder", "claim_output_folder",
-           "remove_if_unfinished", "replace_owned_folder", "writer_guard", "folder_lock", "staged_folder",
+           "remove_if_unfinished", "replace_owned_folder", "writer_guard", "one_writer", "folder_lock", "staged_folder",
            "check_search_out", "check_output_file", "check_not_input", "is_bundle", "same_content"]
 
 MARKER = "hwnas.json"
@@ -204,8 +204,9 @@ def replace_owned_folder(folder: str | Path, *, kind: str, option: str = "--out"
 def folder_lock(folder: str | Path, *, hint: str = "wait for it to finish, or give another --out"):
     """The one-writer lock of an output folder, ``<folder>.lock`` beside it (:func:`hwnas._lock.writer_lock`).
 
-    ``supernet train``, ``hwnas run``'s supernet stage and ``supernet extract`` take
-    it, so two processes never write one folder; the second is refused naming the first.
+    ``supernet train``, ``hwnas run``'s supernet stage, ``supernet extract``, ``hwnas distill`` and
+    ``hwnas search`` take it (:func:`one_writer`), so two processes never write one folder; the
+    second is refused naming the first.
     """
     from hwnas._lock import writer_lock
 
@@ -271,13 +272,31 @@ def writer_guard(folder: str | Path, *, kind: str, main: bool = True, replace: b
     with ExitStack() as stack:
         if main:
             stack.enter_context(remove_if_unfinished(folder))  # entered first: also removes new parent folders
-            try:
-                folder.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise InvalidConfig(f"--out {folder}: cannot create {folder.parent}: {exc.strerror}") from None
-            stack.enter_context(folder_lock(folder, hint=hint))
+            stack.enter_context(one_writer(folder, hint=hint))
             if replace:
                 replace_owned_folder(folder, kind=kind)
+        yield
+
+
+@contextmanager
+def one_writer(folder: str | Path | None, *, main: bool = True,
+               hint: str = "wait for it to finish, or give another --out") -> Iterator[None]:
+    """Hold ``folder``'s one-writer lock (:func:`folder_lock`) for the block, creating its parent folder first.
+
+    ``hwnas distill`` and ``hwnas search`` (and ``hwnas run``'s stages that call them) write
+    their output folders under it, like ``supernet train``: a second run on the same folder is
+    refused with one line naming the first, instead of writing checkpoints beside it. Nothing is
+    locked for ``folder=None`` or outside the main process of a data-parallel launch.
+    """
+    if folder is None or not main:
+        yield
+        return
+    folder = Path(folder).absolute()
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidConfig(f"--out {folder}: cannot create {folder.parent}: {exc.strerror}") from None
+    with folder_lock(folder, hint=hint):
         yield
 
 

@@ -372,7 +372,9 @@ def distill(
 
     A finished folder with the same settings is returned as is; a folder
     written with other settings is refused unless ``overwrite``. An unfinished
-    one is resumed.
+    one is resumed. One process at a time writes ``out``: its lock,
+    ``<out>.lock`` beside it, refuses a second run on the same folder
+    (:class:`~hwnas.errors.InvalidConfig` naming the holder).
 
     Args:
         on_status: short lines naming the stage.
@@ -380,12 +382,19 @@ def distill(
             stage ``"teacher"``, ``"agnostic"`` or ``"distill"``, the loss parts as metrics, and
             ``checkpoint=True`` on steps that wrote a checkpoint.
     """
-    from hwnas.distill.trainer import TrainConfig, refuse_legacy_checkpoint, train
+    from hwnas.outputs import one_writer
     from hwnas.training.processes import process_state
 
     main, barrier = process_state()
+    with one_writer(out, main=main):  # one process writes a student folder; a second is refused naming the first
+        return _distill(config, Path(out), main, barrier, on_status, on_progress, overwrite)
+
+
+def _distill(config: DistillConfig, out: Path, main: bool, barrier, on_status: StatusCallback | None,
+             on_progress: ProgressCallback | None, overwrite: bool) -> dict[str, Any]:
+    from hwnas.distill.trainer import TrainConfig, refuse_legacy_checkpoint, train
+
     t_start = time.perf_counter()
-    out = Path(out)
     arch, search_info = resolve_arch(config.arch)
     p, target = _latency_setup(config, search_info)
     if not overwrite:  # the precise reason first (--overwrite clears such a checkpoint when the settings changed)

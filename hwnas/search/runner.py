@@ -257,9 +257,26 @@ def run_search(
             feasible score evaluated (the reference latency is always the budget).
         on_start: called once with ``(evaluations to do, evaluations already done)``.
         on_progress: called after every batch with a :class:`Progress`.
+
+    With ``out``, one process at a time writes it: its lock, ``<out>.lock`` beside
+    it, refuses a second search on the same folder (:class:`InvalidConfig` naming the holder).
     """
+    from hwnas.outputs import one_writer
+
     for label, value in (("evaluations", evaluations), ("batch", batch)):
         check_int(label, value)
+    with one_writer(out):
+        return _run_search(problem, evaluate, strategy=strategy, evaluations=evaluations, batch=batch, seed=seed,
+                           strategy_options=strategy_options, out=out, resume=resume, describe=describe,
+                           reference_score=reference_score, on_start=on_start, on_progress=on_progress)
+
+
+def _run_search(
+    problem: SearchProblem, evaluate: Any, *, strategy: str | Strategy, evaluations: int, batch: int, seed: int,
+    strategy_options: Mapping[str, Any] | None, out: str | Path | None, resume: bool,
+    describe: Mapping[str, Any] | None, reference_score: float | None,
+    on_start: Callable[[int, int], None] | None, on_progress: Callable[[Progress], None] | None,
+) -> SearchResult:
     scorer = _as_scorer(evaluate)
     if isinstance(strategy, Strategy):
         strat = strategy
