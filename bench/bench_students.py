@@ -86,6 +86,9 @@ FIXED = ("data", "space", "predictor", "estimator", "search_args", "budget_basis
          "limit", "eval_rows", "teacher_for")
 
 
+#: Where the figures go when ``--results`` is not given (relative to the working directory).
+DEFAULT_RESULTS = "bench/results/bench_students.json"
+
 def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -535,9 +538,12 @@ def parse_args(argv):
     ap.add_argument("--limit", type=int, default=None, help="training rows per task [default: all]")
     ap.add_argument("--eval-rows", type=int, default=2000, help="evaluation rows per task (first N)")
     ap.add_argument("--nice", type=int, default=10)
-    ap.add_argument("--results", default="bench/results/bench_students.json")
+    ap.add_argument("--results", default=None,
+                    help=f"where the figures are written as JSON [default: {DEFAULT_RESULTS}; with --report-only, "
+                         "nowhere unless given]")
     ap.add_argument("--report-only", action="store_true",
-                    help="start no distillation: print and write the figures of the runs already finished")
+                    help="start no distillation: print the figures of the runs already finished (and write them "
+                         "to --results when it is given)")
     ap.add_argument("--remeasure", action="store_true",
                     help="measure the teacher and the winners again (the earlier measurement is kept as "
                          "<task>/latency-<time>.json), e.g. on a quieter machine")
@@ -597,9 +603,11 @@ def _main(args, argv) -> int:
         results = {"command": command, "recipe": args.recipe, "steps": args.steps, "seeds": args.seed_list,
                    "fractions": args.fraction_list, "predictor": args.predictor, "space": args.space,
                    "settings": read_json(work / "settings.json"), "tasks": tasks}
-        atomic_json(Path(args.results), results)
+        results_path = args.results or (None if args.report_only else DEFAULT_RESULTS)
+        if results_path is not None:  # a look at the figures never overwrites a results file nobody named
+            atomic_json(Path(results_path), results)
     print(render(results))
-    print(f"\nresults: {args.results}; runs: {work / 'results.jsonl'}")
+    print(f"\nresults: {results_path or 'not written (--report-only without --results)'}; runs: {work / 'results.jsonl'}")
     print(f"reproduce: {command}")
     return 0
 

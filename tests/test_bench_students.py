@@ -99,7 +99,7 @@ def _argv(tmp_path: Path, teacher: Path, *extra: str) -> list[str]:
             "--steps", "5", "--limit", "20", "--eval-rows", "10", "--results", str(tmp_path / "out.json"), *extra]
 
 
-def test_rerun_reuses_every_finished_stage_and_refuses_other_settings(bs, teacher, tmp_path, capsys):
+def test_rerun_reuses_every_finished_stage_and_refuses_other_settings(bs, teacher, tmp_path, capsys, monkeypatch):
     capsys.readouterr()
     work = tmp_path / "work"
     tdir = work / "sst2"
@@ -129,7 +129,12 @@ def test_rerun_reuses_every_finished_stage_and_refuses_other_settings(bs, teache
     assert bs.main(argv) == 0
     assert not (work / "runs").exists() and not (work / "logs").exists()
     assert json.loads((tmp_path / "out.json").read_text())["tasks"][0]["students"][0]["n"] == 2
-    capsys.readouterr()
+    # without --results a look at the figures writes no results file (not even the default one)
+    argv = argv[:argv.index("--results")] + argv[argv.index("--results") + 2:]
+    monkeypatch.chdir(tmp_path)
+    assert bs.main(argv) == 0
+    assert "not written (--report-only without --results)" in capsys.readouterr().out
+    assert not (tmp_path / "bench").exists()
 
     assert bs.main(_argv(tmp_path, teacher, "--recipe", "minilm")) == 2  # other settings, same --work
     assert "changed: recipe" in capsys.readouterr().err
