@@ -89,6 +89,7 @@ FIXED = ("data", "space", "predictor", "estimator", "search_args", "budget_basis
 #: Where the figures go when ``--results`` is not given (relative to the working directory).
 DEFAULT_RESULTS = "bench/results/bench_students.json"
 
+
 def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 

@@ -27,7 +27,7 @@ from hwnas.distill.data import TaskData, augment, encode, load_task
 from hwnas.distill.losses import LossConfig
 from hwnas.distill.tasks import held_out_count
 from hwnas.errors import InvalidConfig
-from hwnas.outputs import check_output_folder, write_marker
+from hwnas.outputs import check_output_folder, one_writer, write_marker
 from hwnas.progress import ProgressCallback, StatusCallback
 from hwnas.space import Architecture, load_architectures
 from hwnas.training.teacher import resolve_teacher
@@ -382,7 +382,6 @@ def distill(
             stage ``"teacher"``, ``"agnostic"`` or ``"distill"``, the loss parts as metrics, and
             ``checkpoint=True`` on steps that wrote a checkpoint.
     """
-    from hwnas.outputs import one_writer
     from hwnas.training.processes import process_state
 
     main, barrier = process_state()

@@ -38,7 +38,7 @@ import numpy as np
 
 from hwnas._files import atomic_write_text
 from hwnas.errors import InvalidConfig, InvalidData, check_int
-from hwnas.outputs import MARKER, check_output_folder, write_marker
+from hwnas.outputs import MARKER, check_output_folder, one_writer, write_marker
 from hwnas.search.base import Strategy, create_strategy
 from hwnas.search.pareto import hypervolume_2d, pareto_mask
 from hwnas.search.problem import LatencyModel, SearchProblem, max_memory_constraint, max_params_constraint
@@ -261,8 +261,6 @@ def run_search(
     With ``out``, one process at a time writes it: its lock, ``<out>.lock`` beside
     it, refuses a second search on the same folder (:class:`InvalidConfig` naming the holder).
     """
-    from hwnas.outputs import one_writer
-
     for label, value in (("evaluations", evaluations), ("batch", batch)):
         check_int(label, value)
     with one_writer(out):
