@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_recipe import audit_cpu, common_args, fmt_cpu, read_results, run_distill  # noqa: E402
+from bench_recipe import audit_cpu, carry_ledger, common_args, fmt_cpu, read_results, run_distill  # noqa: E402
 
 DEFAULT_RECIPES = "default,logits-only,minilm,two-stage,augmented,annealed,mi-alpha"
 
@@ -64,6 +64,8 @@ def main(argv=None) -> int:
         work.mkdir(parents=True, exist_ok=True)
     print("command:", shlex.join([sys.executable, *(sys.argv if argv is None else ["bench_autodistill.py", *argv])]),
           flush=True)
+    if not args.evaluate_only:
+        carry_ledger(args)
     new = 0
     for task in tasks if not args.evaluate_only else ():
         for recipe in recipes:

@@ -16,7 +16,10 @@ the base has it, on when it does not):
 Every run is ``hwnas distill`` in a subprocess (``nice -n 10``, one thread), into
 ``<work>/runs/<task>/<variant>-s<seed>``; its result is one line of ``<work>/results.jsonl``.
 The bench is resumable: finished runs are read back, an unfinished one resumes from its
-checkpoint. Every run also appends to the experience table ``<work>/experience.jsonl``
+checkpoint. ``--work`` lives under ``bench/out/`` (not committed): with ``--ledger FILE`` every
+finished run is also kept in a committed JSONL file, and a fresh machine takes those runs back
+instead of running them again when its teachers (``--teacher-for``) have the very same weights
+(``bench/_ledger.py``); ``--report-only`` also prints the ledger's runs. Every run also appends to the experience table ``<work>/experience.jsonl``
 (the AutoDistiller's training data). The task teacher of each task is fine-tuned once
 (``--teacher-steps``, seed 0) and cached in ``<work>/teachers``, or given ready-made
 with ``--teacher-for TASK=FOLDER``.
@@ -54,6 +57,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import _ledger  # noqa: E402
 COMPONENTS = ("logits", "hidden", "attention", "value_relation", "mi_alpha", "two-stage", "augment-edit",
               "augment-mlm", "temperature-schedule", "layer-map", "weight-schedule")
 #: The intermediate-layer losses the weight-schedule arm decays.
@@ -104,6 +110,10 @@ def common_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--seeds", default="0", help="comma-separated student seeds")
     ap.add_argument("--nice", type=int, default=10)
     ap.add_argument("--max-runs", type=int, default=None, help="stop after this many new runs (resume later)")
+    ap.add_argument("--ledger", default=None, metavar="FILE",
+                    help="a committed copy of the finished runs (JSONL): every finished run is also written there, "
+                         "and on a fresh --work the runs there whose teacher has the same weights are taken instead "
+                         "of run again (bench/_ledger.py)")
 
 
 def run_distill(task: str, label: str, seed: int, recipe: str, extra: list[str], args) -> dict[str, Any]:
@@ -133,6 +143,7 @@ def run_distill(task: str, label: str, seed: int, recipe: str, extra: list[str],
     # a folder with a report finished before its row was written (the bench killed in between): hwnas distill
     # returns that report as is, and what the bench measures is the few seconds of reading it back
     finished_before = (out / "report.json").is_file()
+    seen = len(_ledger.read_jsonl(work / "experience.jsonl"))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -141,15 +152,49 @@ def run_distill(task: str, label: str, seed: int, recipe: str, extra: list[str],
     if proc.returncode != 0:
         raise RuntimeError(f"{task} {label} seed {seed}: exit {proc.returncode}: {proc.stderr.strip()[-1500:]}")
     rep = json.loads((out / "report.json").read_text())
+    experience = _ledger.read_jsonl(work / "experience.jsonl")[seen:]  # the records this run appended
     row = {**key, "recipe": recipe, "extra": extra, "student": rep["student_score"], "teacher": rep["teacher_score"],
            "kept": rep["retained"], "steps": args.steps, "limit": args.limit, "arch": args.arch,
+           "teacher_sha256": _ledger.weights_sha256((rep.get("teacher") or {}).get("path")), "experience": experience,
            **cpu_fields((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), time.time() - t0,
                         rep, finished_before),
            "command": shlex.join(cmd[3:]), "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    results.parent.mkdir(parents=True, exist_ok=True)
-    with results.open("a") as fh:
-        fh.write(json.dumps(row) + "\n")
+    _ledger.append_jsonl(results, row)
+    _ledger.record(getattr(args, "ledger", None), row, row_key)
     return row
+
+
+def row_key(row: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """A run's identity in results.jsonl and in a ledger: task, variant (or recipe) and seed."""
+    return row.get("task"), row.get("variant"), row.get("seed")
+
+
+def ledger_row(ledger: str | None, key: tuple[Any, Any, Any]) -> dict[str, Any] | None:
+    """The ledger's row of a run (``None``: no ledger, or not in it); for figures only, whatever its teacher."""
+    if ledger is None:
+        return None
+    return next((r for r in _ledger.read_jsonl(ledger) if row_key(r) == key), None)
+
+
+def carry_ledger(args) -> None:
+    """Before any run: take ``--ledger``'s finished runs into ``--work`` when their teacher (``--teacher-for``) has
+    the same weights here, with the experience records they embed, and copy ``--work``'s runs that the ledger
+    lacks into it (:mod:`_ledger`). Without ``--teacher-for`` a task's teacher is fine-tuned by its first run, so
+    nothing of that task is carried."""
+    if getattr(args, "ledger", None) is None:
+        return
+    work = Path(args.work)
+    teachers = dict(t.split("=", 1) for t in args.teacher_for)
+    shas = {task: _ledger.weights_sha256(folder) for task, folder in teachers.items()}
+
+    def restore(row: dict[str, Any]) -> None:
+        for rec in row.get("experience") or []:
+            _ledger.append_jsonl(work / "experience.jsonl", rec)
+
+    counts = _ledger.carry_in(args.ledger, work / "results.jsonl", row_key, shas, on_carry=restore)
+    line = _ledger.say(counts, args.ledger)
+    if line:
+        print(line, flush=True)
 
 
 def finished_row(work: Path, task: str, label: str, seed: int) -> dict[str, Any] | None:
@@ -324,6 +369,8 @@ def main(argv=None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     wanted = {"base", *args.components.split(",")}
     print("command:", shlex.join([sys.executable, *sys.argv]) if argv is None else argv, flush=True)
+    if not args.report_only:
+        carry_ledger(args)
     new = 0
     rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for task in args.tasks.split(","):
@@ -333,8 +380,8 @@ def main(argv=None) -> int:
             for seed in seeds:
                 if args.max_runs is not None and new >= args.max_runs:
                     break
-                if args.report_only:
-                    row = finished_row(work, task, label, seed)
+                if args.report_only:  # the work folder's runs, else the ledger's (e.g. on a fresh machine)
+                    row = finished_row(work, task, label, seed) or ledger_row(args.ledger, (task, label, seed))
                     if row is not None:
                         rows.setdefault((task, label), []).append(row)
                     continue

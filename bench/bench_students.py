@@ -29,6 +29,10 @@ Stages, each cached under ``--work`` and skipped when rerun (a killed run contin
    ``--no-measure``), its CPU time kept attempt by attempt (bench_end_to_end.py's CPU ledger, in
    ``<work>/cpu``); each finished run is one line of ``<work>/results.jsonl``.
 
+``--ledger FILE`` also keeps every finished run in a committed JSONL file: ``--work`` (under ``bench/out/``)
+is gone on a fresh machine, which then takes the ledger's runs back instead of distilling them again when its
+teacher has the very same weights (``bench/_ledger.py``).
+
 One runner per ``--work`` (``<work>/.lock``); the settings that give the figures their meaning are kept
 in ``<work>/settings.json`` and a rerun with other settings is refused (use another ``--work``).
 
@@ -74,6 +78,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _ledger  # noqa: E402
 from bench_end_to_end import (  # noqa: E402
     BadInput, CpuLedger, Interrupted, atomic_json, hwnas_cmd, parse_seeds, read_json, run_logged, tail,
 )
@@ -392,8 +397,8 @@ def distill_stage(task: str, winner: dict[str, Any], seed: int, teacher: dict[st
     if twin is not None:
         row = {**twin, "fraction": fraction, "same_run_as_fraction": twin["fraction"],
                "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        with results.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row) + "\n")
+        _ledger.append_jsonl(results, row)
+        _ledger.record(args.ledger, row, row_key)
         return {**row, "reused": True}
     train, dev = task_files(task, args, work)
     out = work / "runs" / task / f"1-{fraction:g}" / f"{winner['short']}-s{seed}"
@@ -422,10 +427,16 @@ def distill_stage(task: str, winner: dict[str, Any], seed: int, teacher: dict[st
            "steps": _steps(out),
            "cpu_s": spent.get("cpu_s"), "wall_s": spent.get("wall_s"), "cpu_attempts": spent.get("attempts"),
            "cpu_exact": spent.get("exact"), "folder": str(out), "command": shlex.join(cmd[3:]),
+           "teacher_sha256": _ledger.weights_sha256(teacher["path"]),
            "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    with results.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row) + "\n")
+    _ledger.append_jsonl(results, row)
+    _ledger.record(args.ledger, row, row_key)
     return row
+
+
+def row_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A run's identity in results.jsonl and in a ledger: task, budget, architecture and seed."""
+    return row.get("task"), row.get("fraction"), row.get("arch"), row.get("seed")
 
 
 def _steps(folder: Path) -> int | None:
@@ -545,6 +556,10 @@ def parse_args(argv):
     ap.add_argument("--report-only", action="store_true",
                     help="start no distillation: print the figures of the runs already finished (and write them "
                          "to --results when it is given)")
+    ap.add_argument("--ledger", default=None, metavar="FILE",
+                    help="a committed copy of the finished runs (JSONL): every finished run is also written there, "
+                         "and on a fresh --work the runs there whose teacher has the same weights are taken instead "
+                         "of run again (bench/_ledger.py)")
     ap.add_argument("--remeasure", action="store_true",
                     help="measure the teacher and the winners again (the earlier measurement is kept as "
                          "<task>/latency-<time>.json), e.g. on a quieter machine")
@@ -592,6 +607,11 @@ def _main(args, argv) -> int:
                  f"{teacher['normalised_ms']:.2f} ms in the predictor's units (ratio to the reference "
                  f"{teacher['reference']['arch']}), {teacher['predicted_ms']:.2f} ms predicted; budgets are fractions "
                  f"of the {args.budget_basis} figure, {base:.2f} ms")
+            if not args.report_only:  # runs finished on another machine with this very teacher
+                line = _ledger.say(_ledger.carry_in(args.ledger, work / "results.jsonl", row_key,
+                                                    {task: _ledger.weights_sha256(teacher["path"])}), args.ledger)
+                if line:
+                    _log(f"{task}: {line}")
             winners = [search_stage(task, f, base / f, args, work) for f in args.fraction_list]
             latency = latency_stage(task, teacher, winners, args, work)
             for seed in ([] if args.report_only else args.seed_list):  # seed-major: a partial run covers every budget once

@@ -232,3 +232,28 @@ def test_two_budgets_that_pick_the_same_student_share_its_runs(bs, teacher, tmp_
     assert again["reused"] and len((work / "results.jsonl").read_text().splitlines()) == 2
     t = bs.summarise_task("sst2", _teacher(), _latency(64.0, 16.0), [_winner(4.0), _winner(6.0)], lines)
     assert [s["n"] for s in t["students"]] == [1, 1]
+
+
+def test_a_ledger_keeps_finished_runs_for_a_fresh_work_folder_with_the_same_teacher(bs, teacher, tmp_path):
+    """--ledger: a finished row is copied into the committed file, and a fresh --work whose teacher has the very same
+    weights takes it back instead of distilling again; another teacher's weights take nothing."""
+    sha = bs._ledger.weights_sha256(teacher)
+    assert sha is not None
+    ledger = tmp_path / "committed" / "students.jsonl"
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "results.jsonl").write_text(json.dumps({**_row(0, 0.90), "teacher_sha256": sha}) + "\n")
+    args = bs.parse_args(_argv(tmp_path, teacher, "--ledger", str(ledger)))
+    bs.distill_stage("sst2", _winner(6.0), 0, _teacher(str(teacher)), args, work)  # the 1/4 run, recorded for 1/6
+    assert [(r["fraction"], r["teacher_sha256"]) for r in bs._ledger.read_jsonl(ledger)] == [(6.0, sha)]
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    counts = bs._ledger.carry_in(ledger, fresh / "results.jsonl", bs.row_key, {"sst2": sha})
+    assert counts["carried"] == 1
+    row = bs.distill_stage("sst2", _winner(6.0), 0, _teacher(str(teacher)), args, fresh)
+    assert row["reused"] and row["accuracy"] == 0.90 and not (fresh / "runs").exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    counts = bs._ledger.carry_in(ledger, other / "results.jsonl", bs.row_key, {"sst2": "0" * 64})
+    assert counts == {"carried": 0, "other_teacher": 1, "recorded": 0}
+    assert bs._ledger.read_jsonl(other / "results.jsonl") == []
