@@ -122,6 +122,7 @@ def finetune_teacher(
     """
     import time
 
+    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     base = Path(base)
@@ -142,11 +143,16 @@ def finetune_teacher(
         partial.mkdir(parents=True, exist_ok=True)
     barrier()
     problem = "regression" if train_data.kind == "regression" else "single_label_classification"
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=train_data.num_labels, problem_type=problem,
-        id2label={i: n for i, n in enumerate(train_data.label_names)} if train_data.label_names else None,
-        label2id={n: i for i, n in enumerate(train_data.label_names)} if train_data.label_names else None,
-    )
+    # The new head's random start is drawn from the teacher's own seed, not from whatever the process drew
+    # before (a student built, data shuffled): the fine-tuned weights are then a function of the cache key,
+    # as the key claims, and a teacher fine-tuned again elsewhere with the same key comes out the same.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base, num_labels=train_data.num_labels, problem_type=problem,
+            id2label={i: n for i, n in enumerate(train_data.label_names)} if train_data.label_names else None,
+            label2id={n: i for i, n in enumerate(train_data.label_names)} if train_data.label_names else None,
+        )
     if on_status:
         length = f"{epochs} epoch{'s' if epochs != 1 else ''}, {config.steps} steps" if epochs else f"{config.steps} steps"
         evals = f", evaluated every {config.eval_every} steps, best kept" if config.eval_every else ""
