@@ -29,6 +29,12 @@ its last checkpoint, because ``hwnas distill`` resumes an unfinished folder)::
         --predictor-tiny bench/ground_truth/cpu-tiny.hwnas \\
         --work bench/out/ground_truth --table bench/ground_truth/table.csv
 
+Every student of a task learns from one teacher, fine-tuned by the task's first student and cached
+in ``<work>/teachers``. On a fresh machine that cache is gone, and a teacher fine-tuned again may
+not be the same one (before 30 Nov 2026 its head's start depended on the process); a student whose
+teacher scores otherwise than the table's teacher on the evaluation rows is therefore not added:
+the run says so and exits 2 (``teacher_mismatch``).
+
 ``--plan-only`` prints the plan (bands, shapes, predicted latency) and exits.
 One runner at a time (the table is guarded by a lock file next to it); ``--workers 2`` runs
 two students at once inside it, each a one-thread process.
@@ -238,6 +244,20 @@ def run_job(job: Job, args) -> dict:
     }
 
 
+def teacher_mismatch(rows: dict, row: dict) -> str | None:
+    """Why a finished student may not join the table, or ``None``: the table's students of a task all learnt
+    from one teacher (seed repeats vary the student only), and a teacher fine-tuned again (a fresh machine, the
+    old cache gone) may not be that one. Teachers are compared by their score on the task's evaluation rows."""
+    before = {r["teacher_accuracy"] for r in rows.values() if r["task"] == row["task"] and r.get("teacher_accuracy")}
+    if not before or row.get("teacher_accuracy") in before:
+        return None
+    return (f"{row['task']}: this run's teacher scored {row['teacher_accuracy']} on the evaluation rows, the table's "
+            f"{row['task']} students learnt from a teacher that scored {', '.join(sorted(before))}: the cached teacher "
+            f"in {{work}}/teachers is another one (fine-tuned again?), so its students would not be comparable with "
+            f"the table's. The student was not added; restore the table's teacher into {{work}}/teachers, or start a "
+            f"new table (--table) for this teacher")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True, help="folder holding sst2/ and agnews/")
@@ -280,7 +300,7 @@ def _run(jobs: list[Job], table: Path, args) -> int:
     # the table's only writer. A task's teacher is fine-tuned (then cached) by its first student, so
     # no second student of a task starts until one of that task has finished.
     taught = {r["task"] for r in rows.values()}
-    pending, running, started = list(todo), {}, 0
+    pending, running, started, refused = list(todo), {}, 0, False
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
         while pending or running:
             while len(running) < args.workers and pending and (args.max_jobs is None or started < args.max_jobs):
@@ -301,13 +321,21 @@ def _run(jobs: list[Job], table: Path, args) -> int:
                 except RuntimeError as e:  # one broken student must not stop the table
                     print(f"FAILED {e}", flush=True)
                     continue
+                problem = teacher_mismatch(rows, row)
+                if problem:
+                    print(f"error: {problem.format(work=args.work)} (student {j.arch} seed {j.seed}, accuracy "
+                          f"{row['accuracy']}, kept in {Path(args.work) / 'students' / j.folder})", file=sys.stderr,
+                          flush=True)
+                    pending.clear()  # nothing more starts; students already running finish and are checked too
+                    refused = True
+                    continue
                 rows[j.key] = row
                 write_table(table, rows)
                 taught.add(j.task)
                 print(f"[{len(rows)}/{len(jobs)}] {j.task} {j.arch} seed {j.seed}: accuracy {row['accuracy']} "
                       f"(teacher {row['teacher_accuracy']}), predicted {row['predicted_ms']} ms, "
                       f"{time.time() - t0:.0f} s", flush=True)
-    return 0
+    return 2 if refused else 0
 
 
 if __name__ == "__main__":
