@@ -252,9 +252,8 @@ def fmt_cpu(row: dict[str, Any]) -> str:
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The rows of a results.jsonl ([] when missing; a torn last line skipped with a warning)."""
+    return _ledger.read_jsonl(path)
 
 
 def summarise(values: list[float]) -> str:

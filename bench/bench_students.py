@@ -372,9 +372,8 @@ def latency_stage(task: str, teacher: dict[str, Any], winners: list[dict[str, An
 
 # ------------------------------------------------------------------ distillation
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """The rows of a results.jsonl ([] when missing; a torn last line skipped with a warning)."""
+    return _ledger.read_jsonl(path)
 
 
 def find_row(rows: list[dict[str, Any]], task: str, fraction: float, arch: str, seed: int) -> dict[str, Any] | None:
