@@ -3,9 +3,7 @@ override a recipe, and the run records its recipe; plus the layer mappings and t
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +23,7 @@ from hwnas.distill.recipes import RECIPES, apply_recipe, get_recipe, recipe_over
 from hwnas.errors import InvalidConfig
 from hwnas.outputs import write_marker
 from tests.cli_run import run_cli as _run
+from tests.estimators.conftest import load_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,13 +38,7 @@ def test_every_named_recipe_makes_a_valid_config_that_records_it(name):
 
 
 def test_gt_v1_is_the_ground_truth_table_recipe():
-    spec = importlib.util.spec_from_file_location("gt_run", ROOT / "bench/ground_truth/run.py")
-    gt = importlib.util.module_from_spec(spec)
-    sys.modules["gt_run"] = gt  # its dataclasses look their module up
-    try:
-        spec.loader.exec_module(gt)
-    finally:
-        del sys.modules["gt_run"]
+    gt = load_bench("gt_run", "ground_truth/run.py")
     assert gt.RECIPE_ID == "gt-v1"
     kw = apply_recipe("gt-v1", {})
     for key, value in gt.RECIPE.items():

@@ -95,9 +95,9 @@ def write_synthetic_table(path: Path, archs, *, bands: int, space: str = "t", ta
     return path
 
 
-def load_bench(name: str):
-    """``bench/<name>.py`` as a module (the benchmarks are scripts, not part of the package), loaded once;
-    ``bench/`` goes on the path because the scripts import each other."""
+def load_bench(name: str, path: str | None = None):
+    """``bench/<name>.py`` (or ``bench/<path>``, as module ``name``) as a module (the benchmarks are scripts, not part
+    of the package), loaded once; ``bench/`` goes on the path because the scripts import each other."""
     import importlib.util
     import sys
 
@@ -105,7 +105,7 @@ def load_bench(name: str):
     if str(root / "bench") not in sys.path:
         sys.path.insert(0, str(root / "bench"))
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, root / "bench" / f"{name}.py")
+        spec = importlib.util.spec_from_file_location(name, root / "bench" / (path or f"{name}.py"))
         mod = importlib.util.module_from_spec(spec)
         sys.modules[name] = mod
         spec.loader.exec_module(mod)

@@ -3,25 +3,18 @@ a fresh machine) is refused, checked on the committed table's own rows."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.estimators.conftest import load_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def gt():
-    spec = importlib.util.spec_from_file_location("gt_run", ROOT / "bench/ground_truth/run.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gt_run"] = module  # its dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules["gt_run"]
-    return module
+    return load_bench("gt_run", "ground_truth/run.py")
 
 
 def test_a_student_of_another_teacher_is_refused_and_the_same_teacher_passes(gt):
