@@ -4,7 +4,6 @@ override a recipe, and the run records its recipe; plus the layer mappings and t
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,8 +23,6 @@ from hwnas.errors import InvalidConfig
 from hwnas.outputs import write_marker
 from tests.cli_run import run_cli as _run
 from tests.estimators.conftest import load_bench
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", list(RECIPES))
