@@ -66,6 +66,18 @@ def seed_noise(truth) -> dict:
     }
 
 
+def space_masks(spaces: list[str], mask: np.ndarray) -> dict[str, np.ndarray]:
+    """``mask`` restricted to pairs of one space, per space that has such a pair (bands lie inside one space, but
+    the spaces' seed noise differs a lot, so each gets its own figures)."""
+    sp = np.array(spaces)
+    out = {}
+    for name in sorted(set(spaces)):
+        m = mask & (sp[:, None] == name) & (sp[None, :] == name)
+        if np.triu(m, 1).any():
+            out[name] = m
+    return out
+
+
 def pair_tau(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> float:
     """Kendall tau-b over the pairs ``(i, j)``, ``i < j``, where ``mask[i, j]``."""
     dx = np.sign(x[:, None] - x[None, :])
@@ -279,6 +291,7 @@ def noise_ceiling(truth, archs: list[str], acc: np.ndarray, mask: np.ndarray, re
                 "reason": f"no student of task {truth.task} has 3 seeds yet ({two} with 2, {len(truth.archs)} "
                           "students with 1 or more); the seed repeats are still running or not planned for this task"}
     space_of = dict(zip(truth.keys, truth.spaces, strict=True))
+    by_space = space_masks([space_of.get(a, "") for a in archs], mask)
     sd = {f"{sp}:{a}": float(np.std(v, ddof=1)) for (sp, a), v in full.items()}
     dof = sum(len(v) - 1 for v in full.values())
     pooled = float(np.sqrt(sum((len(v) - 1) * np.var(v, ddof=1) for v in full.values()) / dof))
@@ -292,10 +305,13 @@ def noise_ceiling(truth, archs: list[str], acc: np.ndarray, mask: np.ndarray, re
         return np.array([pool[rng.integers(len(pool))] for pool in pools])
 
     between, truth_vs = [], []
+    truth_vs_space: dict[str, list[float]] = {name: [] for name in by_space}
     for _ in range(reps):
         a, b = acc + draw(), acc + draw()
         between.append(pair_tau(a, b, mask))
         truth_vs.append(pair_tau(acc, a, mask))
+        for name, m in by_space.items():
+            truth_vs_space[name].append(pair_tau(acc, a, m))
 
     def summary(v):
         v = np.array([x for x in v if np.isfinite(x)])
@@ -306,7 +322,10 @@ def noise_ceiling(truth, archs: list[str], acc: np.ndarray, mask: np.ndarray, re
             "rms_deviation_points_by_space": pooled_by_space, "noise_model": "observed seed deviations per space",
             "simulations": reps,
             "tau_within_band_replicate_vs_replicate": summary(between),
-            "tau_within_band_truth_vs_replicate": summary(truth_vs)}
+            "tau_within_band_truth_vs_replicate": summary(truth_vs),
+            "tau_within_band_truth_vs_replicate_by_space": {
+                name: {**summary(v), "pairs": int(np.triu(by_space[name], 1).sum())}
+                for name, v in truth_vs_space.items()}}
 
 
 def _finite(obj):
@@ -394,12 +413,16 @@ def main(argv=None) -> int:
         ci_all = tau_ci(scores, acc, everyone, args.bootstrap)
         ci_band = tau_ci(scores, acc, within, args.bootstrap)
         reg = regret(scores, acc, bands)
+        per_space = {name: pair_tau(scores, acc, m) for name, m in space_masks(truth.spaces, within).items()}
         cost = est.cost_per_arch_s if est.cost_per_arch_s is not None else wall / n
         results["estimators"][name] = {"tau_all": tau_all, "tau_all_ci95": ci_all, "tau_within_band": tau_band,
-                                       "tau_within_band_ci95": ci_band, "mean_regret_points": reg,
+                                       "tau_within_band_ci95": ci_band, "tau_within_band_by_space": per_space,
+                                       "mean_regret_points": reg,
                                        "cost_s_per_arch": cost, "scores": dict(zip(archs, scores.tolist(), strict=True))}
         print(f"{name:34s} {tau_all:8.3f} [{ci_all[0]:6.3f},{ci_all[1]:6.3f}] {tau_band:9.3f} "
               f"[{ci_band[0]:6.3f},{ci_band[1]:6.3f}] {reg:7.2f} {cost:8.2g}", flush=True)
+        if len(per_space) > 1:
+            print("  within bands by space: " + ", ".join(f"{k} {v:.3f}" for k, v in per_space.items()))
     ceiling = noise_ceiling(truth, archs, acc, within, args.noise_sims)
     results["noise_ceiling"] = ceiling
     if ceiling["available"]:
@@ -412,6 +435,9 @@ def main(argv=None) -> int:
         print(f"{'  replicate vs replicate':34s} {'':8s} {'':15s} {rr['mean']:9.3f} [{rr['p2.5']:6.3f},{rr['p97.5']:6.3f}]")
         print(f"{'  noise-free truth vs replicate':34s} {'':8s} {'':15s} {tr['mean']:9.3f} [{tr['p2.5']:6.3f},{tr['p97.5']:6.3f}]"
               "  <- the best within-band tau an estimator can expect to show")
+        for name, v in ceiling["tau_within_band_truth_vs_replicate_by_space"].items():
+            print(f"{'  ' + name + ' bands only':34s} {'':8s} {'':15s} {v['mean']:9.3f} [{v['p2.5']:6.3f},"
+                  f"{v['p97.5']:6.3f}]  ({v['pairs']} pairs)")
         print("  per-student seed sd (points): " + ", ".join(f"{k} {v:.2f}" for k, v in ceiling["per_student_sd_points"].items()))
     else:
         print(f"{'NOISE CEILING':34s} not available: {ceiling['reason']}")

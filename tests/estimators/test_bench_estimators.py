@@ -112,3 +112,30 @@ def test_bench_mos_reads_the_same_students_and_refuses_a_bad_table(tmp_path, cap
     assert _bench_mos().main(["--table", str(broken), "--task", "sst2", "--space", "small"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "line 2: steps must be an integer >= 0; got 'five hundred'" in err
+
+
+def test_space_masks_keep_only_pairs_inside_one_space():
+    import numpy as np
+
+    be = bench()
+    within = np.ones((5, 5), dtype=bool)
+    within[2, 3] = within[3, 2] = False  # the two tiny students lie in different bands
+    masks = be.space_masks(["small", "small", "tiny", "tiny", "solo"], within)
+    assert sorted(masks) == ["small"]  # tiny has no within-band pair left, solo has no pair at all
+    assert masks["small"][0, 1] and not masks["small"][0, 2] and not masks["small"][0, 4]
+
+
+def test_the_committed_table_gets_a_noise_ceiling_per_space(tmp_path, capsys):
+    """On the real ground truth the two spaces' seed noise differs by an order of magnitude, so the ceiling of
+    each space's bands is printed beside the pooled one, with its own pair count."""
+    root = Path(__file__).resolve().parents[2]
+    res = tmp_path / "r.json"
+    assert bench().main(["--table", str(root / "bench/ground_truth/table.csv"), "--task", "sst2", "--estimators",
+                         "params", "--bootstrap", "20", "--noise-sims", "50", "--results", str(res)]) == 0
+    out = capsys.readouterr().out
+    figures = json.loads(res.read_text())
+    by_space = figures["noise_ceiling"]["tau_within_band_truth_vs_replicate_by_space"]
+    params = figures["estimators"]["params"]["tau_within_band_by_space"]
+    assert set(by_space) == set(params) == {"small", "tiny"}
+    assert by_space["small"]["pairs"] + by_space["tiny"]["pairs"] == figures["pairs_within_band"]
+    assert "small bands only" in out and "within bands by space: small" in out
