@@ -66,6 +66,16 @@ def seed_noise(truth) -> dict:
     }
 
 
+def _two_counts(text: str) -> tuple[int, int]:
+    """``"2000,500"`` -> ``(2000, 500)``; anything else is argparse's one-line error (exit 2)."""
+    import argparse
+
+    parts = text.split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected two positive integers TRAIN,EVAL; got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
 def space_masks(spaces: list[str], mask: np.ndarray) -> dict[str, np.ndarray]:
     """``mask`` restricted to pairs of one space, per space that has such a pair (bands lie inside one space, but
     the spaces' seed noise differs a lot, so each gets its own figures)."""
@@ -348,6 +358,10 @@ def main(argv=None) -> int:
     ap.add_argument("--supernet", default=None)
     ap.add_argument("--teacher", default="default")
     ap.add_argument("--task-proxy-steps", type=int, default=60)
+    ap.add_argument("--task-proxy-batch-size", type=int, default=16)
+    ap.add_argument("--task-proxy-rows", default=(2000, 500), type=_two_counts, metavar="TRAIN,EVAL",
+                    help="task-proxy's training rows and held-out rows (the first TRAIN rows of the task file train, "
+                         "the next EVAL score)")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--learned-space", default="small", help="space the learned ranker is fitted on (its LOBO rows)")
@@ -398,7 +412,9 @@ def main(argv=None) -> int:
             if not args.data:
                 print(f"{name:34s} skipped: needs --data")
                 continue
-            ctx |= {"task": str(Path(args.data) / TASK_FILES[args.task]), "steps": args.task_proxy_steps}
+            train_rows, eval_rows = args.task_proxy_rows
+            ctx |= {"task": str(Path(args.data) / TASK_FILES[args.task]), "steps": args.task_proxy_steps,
+                    "batch_size": args.task_proxy_batch_size, "train_rows": train_rows, "eval_rows": eval_rows}
         try:
             est = make_estimator(name, **ctx)
         except HwnasError as e:
