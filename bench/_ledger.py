@@ -119,9 +119,10 @@ def carry_in(ledger: str | Path | None, results: str | Path, key: Callable[[Mapp
     counts = {"carried": 0, "other_teacher": 0, "recorded": 0}
     if ledger is None:
         return counts
-    local = read_jsonl(results)
+    local, kept = read_jsonl(results), read_jsonl(ledger)
     have = {key(r) for r in local}
-    for row in read_jsonl(ledger):
+    in_ledger = {key(r) for r in kept}
+    for row in kept:
         if key(row) in have:
             continue
         sha = teacher_sha.get(row.get("task"))
@@ -133,7 +134,6 @@ def carry_in(ledger: str | Path | None, results: str | Path, key: Callable[[Mapp
         counts["carried"] += 1
         if on_carry is not None:
             on_carry(row)
-    in_ledger = {key(r) for r in read_jsonl(ledger)}
     for row in local:
         if key(row) not in in_ledger and row.get("teacher_sha256"):
             append_jsonl(ledger, {k: v for k, v in row.items() if k not in LOCAL_FIELDS})

@@ -19,8 +19,8 @@ The bench is resumable: finished runs are read back, an unfinished one resumes f
 checkpoint. ``--work`` lives under ``bench/out/`` (not committed): with ``--ledger FILE`` every
 finished run is also kept in a committed JSONL file, and a fresh machine takes those runs back
 instead of running them again when its teachers (``--teacher-for``) have the very same weights
-(``bench/_ledger.py``); ``--report-only`` also prints the ledger's runs. Every run also appends to the experience table ``<work>/experience.jsonl``
-(the AutoDistiller's training data). The task teacher of each task is fine-tuned once
+(``bench/_ledger.py``); ``--report-only`` also prints the ledger's runs. Every run also appends
+to the experience table ``<work>/experience.jsonl`` (the AutoDistiller's training data). The task teacher of each task is fine-tuned once
 (``--teacher-steps``, seed 0) and cached in ``<work>/teachers``, or given ready-made
 with ``--teacher-for TASK=FOLDER``.
 
@@ -160,7 +160,7 @@ def run_distill(task: str, label: str, seed: int, recipe: str, extra: list[str],
                         rep, finished_before),
            "command": shlex.join(cmd[3:]), "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     _ledger.append_jsonl(results, row)
-    _ledger.record(getattr(args, "ledger", None), row, row_key)
+    _ledger.record(args.ledger, row, row_key)
     return row
 
 
@@ -181,7 +181,7 @@ def carry_ledger(args) -> None:
     the same weights here, with the experience records they embed, and copy ``--work``'s runs that the ledger
     lacks into it (:mod:`_ledger`). Without ``--teacher-for`` a task's teacher is fine-tuned by its first run, so
     nothing of that task is carried."""
-    if getattr(args, "ledger", None) is None:
+    if args.ledger is None:
         return
     work = Path(args.work)
     teachers = dict(t.split("=", 1) for t in args.teacher_for)
