@@ -41,6 +41,8 @@ from pathlib import Path
 import numpy as np
 
 TASK_FILES = {"sst2": "sst2/train.tsv", "agnews": "agnews/train.tsv"}
+#: A separate file the distill proxy can score on (rows the ground truth does not use: see --distill-proxy-eval).
+EVAL_FILES = {"sst2": "sst2/dev.tsv"}
 
 
 def load_truth(table: Path, task: str, recipe: str | None = None, steps: int | None = None):
@@ -338,6 +340,32 @@ def noise_ceiling(truth, archs: list[str], acc: np.ndarray, mask: np.ndarray, re
                 for name, v in truth_vs_space.items()}}
 
 
+def report_estimator(name: str, scores: np.ndarray, acc: np.ndarray, within: np.ndarray, bands, spaces, cost: float,
+                     bootstrap: int, archs) -> dict:
+    """One estimator's figures (and its printed line): tau over all students and within bands, with bootstrap
+    intervals, tau within bands per space, the mean regret per band and the cost per architecture."""
+    n = len(scores)
+    everyone = np.ones((n, n), dtype=bool)
+    tau_all, tau_band = pair_tau(scores, acc, everyone), pair_tau(scores, acc, within)
+    ci_all, ci_band = tau_ci(scores, acc, everyone, bootstrap), tau_ci(scores, acc, within, bootstrap)
+    reg = regret(scores, acc, bands)
+    per_space = {k: pair_tau(scores, acc, m) for k, m in space_masks(spaces, within).items()}
+    print(f"{name:34s} {tau_all:8.3f} [{ci_all[0]:6.3f},{ci_all[1]:6.3f}] {tau_band:9.3f} "
+          f"[{ci_band[0]:6.3f},{ci_band[1]:6.3f}] {reg:7.2f} {cost:8.2g}", flush=True)
+    if len(per_space) > 1:
+        print("  within bands by space: " + ", ".join(f"{k} {v:.3f}" for k, v in per_space.items()))
+    return {"tau_all": tau_all, "tau_all_ci95": ci_all, "tau_within_band": tau_band, "tau_within_band_ci95": ci_band,
+            "tau_within_band_by_space": per_space, "mean_regret_points": reg, "cost_s_per_arch": cost,
+            "scores": dict(zip(archs, np.asarray(scores).tolist(), strict=True))}
+
+
+def recipe_losses(recipe_id: str) -> str | None:
+    """The losses file of the ground truth's recipe (``bench/ground_truth/losses-<recipe>.json``, as the runner's
+    ``RECIPE`` names it), or ``None`` (hwnas distill's default losses) when there is none."""
+    path = Path(__file__).with_name("ground_truth") / f"losses-{recipe_id}.json"
+    return str(path) if path.is_file() else None
+
+
 def _finite(obj):
     """``obj`` with NaN (an undefined tau: no pair to compare) written as JSON null."""
     if isinstance(obj, float):
@@ -362,6 +390,14 @@ def main(argv=None) -> int:
     ap.add_argument("--task-proxy-rows", default=(2000, 500), type=_two_counts, metavar="TRAIN,EVAL",
                     help="task-proxy's training rows and held-out rows (the first TRAIN rows of the task file train, "
                          "the next EVAL score)")
+    ap.add_argument("--distill-proxy-steps", type=int, default=100)
+    ap.add_argument("--distill-proxy-losses", default=None,
+                    help="the proxy's losses (default: the table's recipe file when it names one, else hwnas distill's)")
+    ap.add_argument("--distill-proxy-eval", default=(2000, 2000), type=_two_counts, metavar="OFFSET,ROWS",
+                    help="with a separate evaluation file for the task (sst2/dev.tsv), score on its rows "
+                         "OFFSET..OFFSET+ROWS (the ground truth scores SST-2 on the first 2,000); without one, the "
+                         "last ROWS rows of the task file are held out")
+    ap.add_argument("--distill-proxy-cache", default=None, help="JSON file for the proxy's runs (default: ~/.cache)")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--learned-space", default="small", help="space the learned ranker is fitted on (its LOBO rows)")
@@ -376,6 +412,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     from hwnas.errors import HwnasError
     from hwnas.estimators import make_estimator
+    from hwnas.estimators.distill_proxy import METRICS
 
     try:
         table, truth = load_truth(Path(args.table), args.task, args.recipe, args.steps)
@@ -408,37 +445,46 @@ def main(argv=None) -> int:
                                                 args.bootstrap, args.recipe, args.steps)
             continue
         ctx = {"supernet": args.supernet, "teacher": args.teacher, "threads": args.threads}
+        if name in ("task-proxy", "distill-proxy") and not args.data:
+            print(f"{name:34s} skipped: needs --data")
+            continue
         if name == "task-proxy":
-            if not args.data:
-                print(f"{name:34s} skipped: needs --data")
-                continue
             train_rows, eval_rows = args.task_proxy_rows
             ctx |= {"task": str(Path(args.data) / TASK_FILES[args.task]), "steps": args.task_proxy_steps,
                     "batch_size": args.task_proxy_batch_size, "train_rows": train_rows, "eval_rows": eval_rows}
+        if name == "distill-proxy":
+            offset, rows = args.distill_proxy_eval
+            ctx |= {"task": str(Path(args.data) / TASK_FILES[args.task]), "steps": args.distill_proxy_steps,
+                    "losses": args.distill_proxy_losses or recipe_losses(truth.recipe), "eval_rows": rows,
+                    "cache": args.distill_proxy_cache}
+            if args.task in EVAL_FILES:
+                ctx |= {"eval_task": str(Path(args.data) / EVAL_FILES[args.task]), "eval_offset": offset}
         try:
             est = make_estimator(name, **ctx)
         except HwnasError as e:
             print(f"{name:34s} skipped: {e}")
             continue
         t0 = time.perf_counter()
+        if name == "distill-proxy":  # minutes per student: one line each, `small` first (where the goal is measured)
+            for i in sorted(range(n), key=lambda i: (truth.spaces[i] != "small", i)):
+                est.score([archs[i]])
+                print(f"  {name} {i + 1}/{n} {archs[i]}: {est.metrics([archs[i]])[0]}", flush=True)
         scores = est.score(archs)
         wall = time.perf_counter() - t0
-        everyone = np.ones((n, n), dtype=bool)
-        tau_all = pair_tau(scores, acc, everyone)
-        tau_band = pair_tau(scores, acc, within)
-        ci_all = tau_ci(scores, acc, everyone, args.bootstrap)
-        ci_band = tau_ci(scores, acc, within, args.bootstrap)
-        reg = regret(scores, acc, bands)
-        per_space = {name: pair_tau(scores, acc, m) for name, m in space_masks(truth.spaces, within).items()}
         cost = est.cost_per_arch_s if est.cost_per_arch_s is not None else wall / n
-        results["estimators"][name] = {"tau_all": tau_all, "tau_all_ci95": ci_all, "tau_within_band": tau_band,
-                                       "tau_within_band_ci95": ci_band, "tau_within_band_by_space": per_space,
-                                       "mean_regret_points": reg,
-                                       "cost_s_per_arch": cost, "scores": dict(zip(archs, scores.tolist(), strict=True))}
-        print(f"{name:34s} {tau_all:8.3f} [{ci_all[0]:6.3f},{ci_all[1]:6.3f}] {tau_band:9.3f} "
-              f"[{ci_band[0]:6.3f},{ci_band[1]:6.3f}] {reg:7.2f} {cost:8.2g}", flush=True)
-        if len(per_space) > 1:
-            print("  within bands by space: " + ", ".join(f"{k} {v:.3f}" for k, v in per_space.items()))
+        variants = {name: scores}
+        if name == "distill-proxy":  # one run records every metric: each is reported, at the same cost
+            recs = est.metrics(archs)
+            variants = {f"{name}:{m}": np.array([r[m] for r in recs]) for m in METRICS}
+            cost = float(np.mean([r["cpu_s"] for r in recs]))  # CPU seconds of the runs, cached ones too
+        for label, sc in variants.items():
+            results["estimators"][label] = report_estimator(label, sc, acc, within, bands, truth.spaces, cost,
+                                                            args.bootstrap, archs)
+            if name == "distill-proxy":
+                results["estimators"][label] |= {"steps": args.distill_proxy_steps, "losses": ctx["losses"],
+                                                 "eval": ctx.get("eval_task", "last rows of the task file"),
+                                                 "eval_offset": ctx.get("eval_offset"), "eval_rows": ctx["eval_rows"],
+                                                 "teacher": args.teacher}
     ceiling = noise_ceiling(truth, archs, acc, within, args.noise_sims)
     results["noise_ceiling"] = ceiling
     if ceiling["available"]:

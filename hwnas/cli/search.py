@@ -37,16 +37,17 @@ def _number(text: str | None, what: str, *, integer: bool = False):
               help="Trained supernet folder (the supernet-* estimators need it; others start students from its slices).")
 @click.option("--estimator", default=None,
               help="Accuracy estimator: params, flops, wpca, attn-confidence, supernet-loss, supernet-probe, task-proxy, "
-                   "learned [default: supernet-loss with --supernet, else params]. See docs/estimators.md.")
+                   "distill-proxy, learned [default: supernet-loss with --supernet, else params]. See docs/estimators.md.")
 @click.option("--estimator-path", default=None, type=click.Path(file_okay=False),
               help="Fitted model folder of --estimator learned (from `hwnas estimator fit`).")
 @click.option("--screen", default=None,
               help="Two fidelities: score every feasible architecture with this cheap estimator first, and spend "
                    "--evaluations evaluations of --estimator on the best-screened ones (strategy 'screen').")
 @click.option("--task", "task_path", default=None, type=click.Path(dir_okay=False),
-              help="Labelled task file for task-proxy (as hwnas distill --task).")
+              help="Labelled task file for task-proxy and distill-proxy (as hwnas distill --task).")
 @click.option("--teacher", default="default", show_default=True,
-              help="Teacher whose slices the zero-cost and task proxies start from when there is no --supernet.")
+              help="Teacher whose slices the zero-cost and task proxies start from when there is no --supernet; "
+                   "distill-proxy needs one fine-tuned on the task (a teacher folder hwnas distill caches).")
 @click.option("--max-latency", required=True, help="Latency budget with a unit: 5ms, 800us, 0.005s (a bare number is ms).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (never overwritten; see --resume).")
 @click.option("--strategy", default="bo", show_default=True, help="Search strategy: bo, evolution or random.")

@@ -10,6 +10,7 @@ name                  what it computes                                        ne
 ``supernet-loss``     minus the held-out distillation loss in the supernet     supernet
 ``supernet-probe``    linear probe on the supernet's sub-network              supernet
 ``task-proxy``        a few fine-tuning steps, held-out accuracy (KD-NAS)     task
+``distill-proxy``     the distillation recipe for a few steps, held-out     task, fine-tuned teacher
 ``learned``           XGBoost ranker fitted on a ground-truth table            a fitted model (path)
 ====================  =====================================================  ==================
 
@@ -20,6 +21,7 @@ what is at hand; ``ESTIMATORS.names()`` lists them; all follow
 
 from hwnas.estimators.base import ESTIMATORS, AccuracyEstimator, as_architectures, make_estimator
 from hwnas.estimators import baselines as _baselines  # noqa: F401  (registers)
+from hwnas.estimators import distill_proxy as _distill_proxy  # noqa: F401
 from hwnas.estimators import learned as _learned  # noqa: F401
 from hwnas.estimators import supernet as _supernet  # noqa: F401
 from hwnas.estimators import task_proxy as _task_proxy  # noqa: F401

@@ -36,6 +36,19 @@ def est_task(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def est_task_teacher(tmp_path_factory, est_teacher, est_task) -> Path:
+    """The tiny teacher really fine-tuned on ``est_task`` (a few steps) by hwnas's own teacher fine-tuning."""
+    from hwnas.distill.data import load_task
+    from hwnas.distill.teacher import finetune_teacher
+    from hwnas.distill.trainer import TrainConfig
+
+    data = load_task(est_task)
+    tc = TrainConfig(steps=4, batch_size=8, lr=1e-3, max_len=16, checkpoint_every=0)
+    return Path(finetune_teacher(est_teacher, data, None, tc, tmp_path_factory.mktemp("est-task-teacher"),
+                                 max_len=16).path)
+
+
+@pytest.fixture(scope="session")
 def est_supernet(tmp_path_factory, est_teacher, est_space) -> Path:
     from hwnas.supernet.train import TrainConfig, train_supernet
 
@@ -47,7 +60,7 @@ def est_supernet(tmp_path_factory, est_teacher, est_space) -> Path:
     return out
 
 
-def context(name: str, est_teacher, est_task, est_supernet, tmp_path) -> dict:
+def context(name: str, est_teacher, est_task, est_supernet, tmp_path, task_teacher=None, supernet_start=False) -> dict:
     """What each registered estimator needs, cheap settings for the expensive ones."""
     ctx: dict = {"teacher": str(est_teacher), "task": str(est_task)}
     if name.startswith("supernet-"):
@@ -55,6 +68,11 @@ def context(name: str, est_teacher, est_task, est_supernet, tmp_path) -> dict:
         ctx["cache"] = False
     if name == "supernet-probe":
         ctx |= {"proxy_train": str(est_task), "proxy_eval": str(est_task), "proxy_train_rows": 32, "proxy_eval_rows": 16}
+    if name == "distill-proxy":
+        ctx |= {"teacher": str(task_teacher), "steps": 2, "batch_size": 4, "eval_rows": 16, "max_len": 16,
+                "cache": str(tmp_path / "distill-proxy.json")}
+        if est_supernet is not None and supernet_start:
+            ctx["supernet"] = str(est_supernet)
     if name == "task-proxy":
         ctx |= {"steps": 2, "batch_size": 4, "train_rows": 48, "eval_rows": 16, "max_len": 16,
                 "cache": str(tmp_path / "task-proxy.json")}

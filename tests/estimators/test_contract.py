@@ -14,14 +14,14 @@ ARCHS = [Architecture(1, 32, 2, 64), Architecture(2, 48, 4, 96), Architecture(2,
 
 
 @pytest.fixture(params=ESTIMATORS.names())
-def built(request, est_teacher, est_task, est_supernet, tmp_path):
+def built(request, est_teacher, est_task, est_supernet, est_task_teacher, tmp_path):
     name = request.param
-    return name, make_estimator(name, **context(name, est_teacher, est_task, est_supernet, tmp_path))
+    return name, make_estimator(name, **context(name, est_teacher, est_task, est_supernet, tmp_path, est_task_teacher))
 
 
 def test_registry_holds_the_documented_estimators():
     assert {"params", "flops", "wpca", "attn-confidence", "supernet-loss", "supernet-probe",
-            "task-proxy"} <= set(ESTIMATORS.names())
+            "task-proxy", "distill-proxy"} <= set(ESTIMATORS.names())
 
 
 def test_scores_are_finite_one_per_architecture_and_order_preserving(built):
@@ -46,9 +46,10 @@ def test_cost_is_recorded_and_cache_hits_do_not_count(built):
     assert est.cost_per_arch_s == first
 
 
-def test_a_fresh_instance_gives_the_same_scores(built, est_teacher, est_task, est_supernet, tmp_path):
+def test_a_fresh_instance_gives_the_same_scores(built, est_teacher, est_task, est_supernet, est_task_teacher, tmp_path):
     name, est = built
-    again = make_estimator(name, **context(name, est_teacher, est_task, est_supernet, tmp_path / "other"))
+    again = make_estimator(name, **context(name, est_teacher, est_task, est_supernet, tmp_path / "other",
+                                           est_task_teacher))
     np.testing.assert_allclose(again.score(ARCHS), est.score(ARCHS), rtol=1e-6, atol=1e-9)
 
 
@@ -65,7 +66,8 @@ def test_unknown_estimator_is_one_line_naming_the_known_ones():
         make_estimator("nope")
 
 
-@pytest.mark.parametrize("name,flag", [("supernet-loss", "--supernet"), ("task-proxy", "--task")])
+@pytest.mark.parametrize("name,flag", [("supernet-loss", "--supernet"), ("task-proxy", "--task"),
+                                       ("distill-proxy", "--task, --teacher")])
 def test_missing_context_names_the_flag(name, flag):
     with pytest.raises(InvalidConfig, match=f"needs {flag}"):
         make_estimator(name)

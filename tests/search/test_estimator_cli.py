@@ -46,12 +46,22 @@ def test_screen_spends_the_expensive_estimator_on_the_best_screened(real_predict
     (["--estimator", "nope"], "--estimator: unknown estimator 'nope'; known: params"),
     (["--estimator", "supernet-loss"], "estimator 'supernet-loss' needs --supernet"),
     (["--estimator", "task-proxy"], "estimator 'task-proxy' needs --task"),
+    (["--estimator", "distill-proxy"], "estimator 'distill-proxy' needs --task"),
     (["--estimator", "params", "--screen", "flops", "--strategy", "evolution"], "--screen chooses the strategy"),
 ])
 def test_bad_estimator_choices_are_one_line(real_predictor_path, tmp_path, capsys, args, expected):
     code, _, err = run_cli(["search", "--predictor", real_predictor_path, "--max-latency", "80ms", "--out",
                             tmp_path / "r", *args], capsys)
     one_line_error(code, err, expected)
+    assert not (tmp_path / "r").exists()
+
+
+def test_distill_proxy_without_a_task_teacher_is_one_line(real_predictor_path, tmp_path, capsys):
+    task = tmp_path / "task.tsv"
+    task.write_text("sentence\tlabel\n" + "".join(f"row {i}\t{i % 2}\n" for i in range(20)), encoding="utf-8")
+    code, _, err = run_cli(["search", "--predictor", real_predictor_path, "--max-latency", "80ms", "--estimator",
+                            "distill-proxy", "--task", task, "--out", tmp_path / "r"], capsys)
+    one_line_error(code, err, "distill-proxy needs a teacher fine-tuned on the task (--teacher FOLDER")
     assert not (tmp_path / "r").exists()
 
 

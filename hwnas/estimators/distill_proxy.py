@@ -1,0 +1,273 @@
+"""The distillation recipe itself, shortened: distill each student for a few steps and score it.
+
+``task-proxy`` fine-tunes a student on the labels alone. The students a search
+ranks will be *distilled* (logits, hidden states, attention from a fine-tuned
+teacher), so ``distill-proxy`` runs that: the student starts where ``hwnas
+distill`` starts it (teacher slices or the supernet's slice), is distilled with
+the given losses by the same training loop (:func:`hwnas.distill.trainer.train`)
+for ``steps`` steps instead of hundreds or thousands, and is scored on held-out
+rows it never trained on. One run records several scores; ``metric`` chooses
+which one :meth:`score` returns:
+
+- ``accuracy``: accuracy on the held-out rows;
+- ``agreement``: how often the student's prediction equals the teacher's (needs no labels);
+- ``kd``: minus the mean KL divergence from the teacher's to the student's
+  predicted distribution (temperature 1), a continuous score with less sampling
+  noise than a count of right answers.
+
+All three are cached on disk per architecture, keyed by everything that changes
+them (teacher weights, data files, losses, settings), so switching the metric,
+or asking again, costs nothing.
+
+Cost: the recipe's cost per step times ``steps``, plus one pass over the held-out
+rows; ``bench/bench_estimators.py`` prints the measured figure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas._files import sha256_file
+from hwnas.errors import InvalidConfig, InvalidData, check_int
+from hwnas.estimators._encoders import EncoderSource
+from hwnas.estimators.base import ESTIMATORS, AccuracyEstimator
+from hwnas.space import Architecture
+
+__all__ = ["DistillProxy", "METRICS"]
+
+#: What a run records; :meth:`DistillProxy.score` returns one of them (higher is better for all).
+METRICS = ("accuracy", "agreement", "kd")
+
+
+def _loss_config(losses: Any):
+    from hwnas.distill.api import DEFAULT_LOSSES
+    from hwnas.distill.losses import LossConfig
+
+    if losses is None:
+        return LossConfig(weights=dict(DEFAULT_LOSSES))
+    if isinstance(losses, LossConfig):
+        return losses
+    if isinstance(losses, dict):
+        return LossConfig.from_dict(losses)
+    return LossConfig.parse(str(losses))
+
+
+@ESTIMATORS.register("distill-proxy")
+class DistillProxy(AccuracyEstimator):
+    """A few steps of the distillation recipe, scored on held-out rows (higher is better).
+
+    Args:
+        task: a labelled ``.tsv``/``.csv``/``.jsonl`` file (as ``hwnas distill --task``).
+        teacher: a teacher already fine-tuned on the task (a folder whose classification head has
+            the task's number of labels, such as the teachers ``hwnas distill`` caches).
+        supernet: start students from the supernet's slices instead of the teacher's.
+        eval_task: a separate file to score on; without it the last ``eval_rows`` rows of ``task``
+            are held out and the students train on the rest.
+        eval_offset, eval_rows: score on rows ``eval_offset .. eval_offset + eval_rows`` of ``eval_task``
+            (``eval_offset`` only applies with ``eval_task``); ``eval_rows=None``: 2,000, or without
+            ``eval_task`` the smaller of 2,000 and a fifth of the task file.
+        train_rows: train on the first ``train_rows`` training rows only (``None``: all of them).
+        losses: a :class:`~hwnas.distill.losses.LossConfig`, its dict, a JSON file, or
+            ``"logits=1,hidden=1"`` (default: ``hwnas distill``'s).
+        steps, batch_size, lr, max_len, seed: the short distillation (6% warm-up, linear decay,
+            as ``hwnas distill``).
+        metric: ``accuracy``, ``agreement`` or ``kd`` (see the module docstring).
+        cache: a JSON file for the scores; ``None``: ``~/.cache/hwnas/distill-proxy/<signature>.json``;
+            ``False``: memory only.
+        threads: torch intra-op threads while training (``None``: unchanged).
+    """
+
+    name = "distill-proxy"
+    requires = frozenset({"task", "teacher"})
+    description = "a few steps of the distillation recipe from a fine-tuned teacher, scored on held-out rows; ~10-60 s"
+
+    def __init__(self, *, task: str | Path, teacher: str | Path, supernet: Any = None,
+                 eval_task: str | Path | None = None, eval_offset: int = 0, eval_rows: int | None = None,
+                 train_rows: int | None = None, losses: Any = None, steps: int = 100, batch_size: int = 32,
+                 lr: float = 1e-4, max_len: int = 64, seed: int = 0, metric: str = "accuracy",
+                 cache: str | Path | bool | None = None, threads: int | None = None, **_: Any) -> None:
+        super().__init__()
+        for n, v in (("steps", steps), ("batch_size", batch_size), ("max_len", max_len)):
+            check_int(n, v)
+        check_int("eval_rows", eval_rows, none_ok=True)
+        check_int("eval_offset", eval_offset, minimum=0)
+        if train_rows is not None:
+            check_int("train_rows", train_rows)
+        if not isinstance(lr, (int, float)) or not 0 < lr < 1:
+            raise InvalidConfig(f"lr must be a number in (0, 1); got {lr!r}")
+        if metric not in METRICS:
+            raise InvalidConfig(f"distill-proxy metric must be one of {', '.join(METRICS)}; got {metric!r}")
+        if teacher in (None, "", "default"):
+            raise InvalidConfig("distill-proxy needs a teacher fine-tuned on the task (--teacher FOLDER, e.g. one of "
+                                "the teachers hwnas distill caches); the default teacher has no task head")
+        from hwnas.distill.data import load_task
+
+        path = Path(task)
+        if not path.is_file():
+            raise InvalidData(f"task file {path} does not exist")
+        teacher_dir = Path(teacher)
+        if not (teacher_dir / "config.json").is_file():
+            raise InvalidConfig(f"teacher {teacher_dir} is not a model folder (no config.json)")
+        data = load_task(path)
+        if data.kind != "classification":
+            raise InvalidConfig(f"distill-proxy scores classification tasks; {path} looks like {data.kind}")
+        cfg = json.loads((teacher_dir / "config.json").read_text(encoding="utf-8"))
+        heads = [a for a in cfg.get("architectures") or [] if a.endswith("ForSequenceClassification")]
+        labels = len(cfg.get("id2label") or {}) or cfg.get("num_labels", 2)
+        if not heads or labels != data.num_labels:
+            raise InvalidConfig(f"teacher {teacher_dir} is not fine-tuned on this task (it needs a sequence-"
+                                f"classification head with {data.num_labels} labels; it has "
+                                f"{labels if heads else 'none'}); give the task teacher hwnas distill caches")
+        if eval_rows is None:  # 2,000 rows, or a fifth of a small task file
+            eval_rows = 2000 if eval_task is not None else max(1, min(2000, len(data) // 5))
+        if eval_task is not None:
+            epath = Path(eval_task)
+            if not epath.is_file():
+                raise InvalidData(f"evaluation file {epath} does not exist")
+            held_all = load_task(epath, limit=eval_offset + eval_rows)
+            if len(held_all) < eval_offset + eval_rows:
+                raise InvalidData(f"evaluation file {epath} has {len(held_all)} rows; distill-proxy needs eval_offset "
+                                  f"+ eval_rows = {eval_offset + eval_rows}")
+            held = held_all.subset(range(eval_offset, eval_offset + eval_rows))
+            train = data
+            data_sig = [sha256_file(path), sha256_file(epath)]
+        else:
+            if len(data) <= eval_rows:
+                raise InvalidData(f"task file {path} has {len(data)} rows; holding out eval_rows = {eval_rows} "
+                                  "leaves none to train on (give --eval-task or fewer eval rows)")
+            train = data.subset(range(len(data) - eval_rows))
+            held = data.subset(range(len(data) - eval_rows, len(data)))
+            data_sig = [sha256_file(path)]
+        if train_rows is not None:
+            train = train.subset(range(min(train_rows, len(train))))
+        if len(set(held.labels)) < 2:
+            raise InvalidData("the held-out rows hold one class only; give a shuffled task file")
+        self.train, self.held, self.num_labels = train, held, data.num_labels
+        self.loss_config = _loss_config(losses)
+        self.teacher_dir = teacher_dir
+        weights = teacher_dir / "model.safetensors"
+        self.source = EncoderSource(supernet=supernet, teacher=teacher_dir)
+        self.steps, self.batch_size, self.lr, self.max_len, self.seed = steps, batch_size, float(lr), max_len, seed
+        self.metric, self.threads = metric, threads
+        sn_sig = self.source.signature if self.source.supernet is not None else "teacher-slices"
+        settings = {"teacher": sha256_file(weights) if weights.is_file() else str(teacher_dir.resolve()),
+                    "init": sn_sig, "data": data_sig, "eval_offset": eval_offset if eval_task is not None else None,
+                    "eval_rows": eval_rows, "train_rows": train_rows, "losses": self.loss_config.to_dict(),
+                    "steps": steps, "batch_size": batch_size, "lr": self.lr, "max_len": max_len, "seed": seed}
+        self.signature = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        if cache is False:
+            self.cache_path = None
+        elif cache is None or cache is True:
+            self.cache_path = Path.home() / ".cache" / "hwnas" / "distill-proxy" / f"{self.signature}.json"
+        else:
+            self.cache_path = Path(cache)
+        self._disk = self._read_cache()
+        self._ready: Any = None
+        self.label = f"distill-proxy[{metric}, {steps} steps]"
+
+    # ------------------------------------------------------------ space
+    def validate(self, arch: Architecture) -> Architecture:
+        return self.source.validate(arch)
+
+    def check_space(self, space) -> None:
+        self.validate(space.largest)
+
+    # ------------------------------------------------------------ cache
+    def _read_cache(self) -> dict[str, dict[str, float]]:
+        if self.cache_path is None or not self.cache_path.is_file():
+            return {}
+        try:
+            data = json.loads(self.cache_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return {}  # an unreadable cache only costs time
+        if not isinstance(data, dict) or data.get("signature") != self.signature:
+            return {}
+        out = {}
+        for key, rec in data.get("runs", {}).items():
+            if isinstance(rec, dict) and all(isinstance(rec.get(m), (int, float)) and np.isfinite(rec[m])
+                                             for m in METRICS):
+                out[key] = {k: float(v) for k, v in rec.items() if isinstance(v, (int, float))}
+        return out
+
+    def _write_cache(self) -> None:
+        if self.cache_path is None:
+            return
+        from hwnas._files import atomic_write_text
+
+        merged = self._read_cache() | self._disk  # another process may have added runs
+        try:
+            atomic_write_text(self.cache_path, json.dumps({"estimator": self.name, "signature": self.signature,
+                                                           "runs": merged}, indent=1))
+        except OSError:
+            pass  # a read-only cache folder: keep scores in memory
+
+    def metrics(self, archs) -> list[dict[str, float]]:
+        """Every recorded metric (and the run's seconds) of each architecture, running those not yet cached."""
+        from hwnas.space import as_architectures
+
+        archs = [self.validate(a) for a in as_architectures(archs)]
+        self.score(archs)
+        return [dict(self._disk[a.key]) for a in archs]
+
+    # ------------------------------------------------------------ scoring
+    def _score(self, archs: list[Architecture]) -> np.ndarray:
+        out = []
+        for arch in archs:
+            if arch.key not in self._disk:
+                self._disk[arch.key] = self._run(arch)
+                self._write_cache()
+            out.append(self._disk[arch.key][self.metric])
+        return np.array(out, dtype=np.float64)
+
+    def _prepare(self):
+        if self._ready is None:
+            import torch
+
+            from hwnas.distill.data import encode
+            from hwnas.distill.teacher import load_task_teacher
+            from hwnas.distill.trainer import predict_logits
+
+            teacher = load_task_teacher(self.teacher_dir, None, "classification", self.num_labels)
+            tok = teacher.tokenizer
+            train_enc, held_enc = encode(tok, self.train, self.max_len), encode(tok, self.held, self.max_len)
+            teacher_logits = predict_logits(teacher.model, held_enc)
+            self._ready = (teacher, train_enc, held_enc, torch.log_softmax(teacher_logits, -1), self.source.supernet)
+        return self._ready
+
+    def _run(self, arch: Architecture) -> dict[str, float]:
+        import time
+
+        import torch
+
+        from hwnas.distill.models import init_student
+        from hwnas.distill.trainer import TrainConfig, predict_logits, train
+
+        teacher, train_enc, held_enc, teacher_logp, supernet = self._prepare()
+        old_threads = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        t0 = time.process_time()
+        try:
+            student, _ = init_student(arch, self.num_labels, init="supernet" if supernet is not None else "teacher",
+                                      teacher_path=self.teacher_dir, supernet=supernet,
+                                      problem_type="single_label_classification", seed=self.seed)
+            tc = TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, max_len=self.max_len,
+                             seed=self.seed, checkpoint_every=0)
+            with tempfile.TemporaryDirectory(prefix="hwnas-distill-proxy-") as tmp:
+                train(student, teacher.model, self.loss_config, train_enc, "classification", tc, tmp, resume=False,
+                      meta={"arch": arch.key})
+            logits = predict_logits(student, held_enc)
+        finally:
+            torch.set_num_threads(old_threads)
+        logp = torch.log_softmax(logits, -1)
+        kl = float((teacher_logp.exp() * (teacher_logp - logp)).sum(-1).mean())
+        pred = logits.argmax(-1)
+        return {"accuracy": float((pred == held_enc["labels"]).float().mean()),
+                "agreement": float((pred == teacher_logp.argmax(-1)).float().mean()),
+                "kd": -kl, "cpu_s": time.process_time() - t0}

@@ -1,0 +1,106 @@
+"""distill-proxy: a few steps of the distillation recipe from a fine-tuned teacher (real tiny models)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hwnas.errors import InvalidConfig, InvalidData
+from hwnas.estimators import make_estimator
+from hwnas.estimators.distill_proxy import METRICS
+from hwnas.space import Architecture
+
+ARCHS = [Architecture(1, 32, 2, 64), Architecture(2, 48, 4, 96)]
+CHEAP = {"steps": 3, "batch_size": 4, "max_len": 16}
+
+
+def _make(est_task, teacher, tmp_path, **kw):
+    return make_estimator("distill-proxy", task=str(est_task), teacher=str(teacher),
+                          cache=str(tmp_path / "runs.json"), **(CHEAP | kw))
+
+
+def test_one_run_records_every_metric_and_they_are_in_range(est_task, est_task_teacher, tmp_path):
+    est = _make(est_task, est_task_teacher, tmp_path)
+    recs = est.metrics(ARCHS)
+    for rec in recs:
+        assert set(METRICS) <= set(rec)
+        assert 0 <= rec["accuracy"] <= 1 and 0 <= rec["agreement"] <= 1
+        assert rec["kd"] <= 0  # minus a KL divergence
+        assert rec["cpu_s"] > 0
+    np.testing.assert_array_equal(est.score(ARCHS), [r["accuracy"] for r in recs])
+    saved = json.loads((tmp_path / "runs.json").read_text())
+    assert saved["signature"] == est.signature and set(saved["runs"]) == {a.key for a in ARCHS}
+
+
+def test_another_metric_reads_the_same_runs_without_training(est_task, est_task_teacher, tmp_path, monkeypatch):
+    first = _make(est_task, est_task_teacher, tmp_path)
+    recs = first.metrics(ARCHS)
+    from hwnas.estimators.distill_proxy import DistillProxy
+
+    def no_training(self, arch):
+        raise AssertionError(f"{arch.key} was trained again")
+
+    monkeypatch.setattr(DistillProxy, "_run", no_training)
+    for metric in METRICS:
+        again = _make(est_task, est_task_teacher, tmp_path, metric=metric)
+        np.testing.assert_array_equal(again.score(ARCHS), [r[metric] for r in recs])
+
+
+def test_other_settings_are_another_cache_entry(est_task, est_task_teacher, tmp_path):
+    a = _make(est_task, est_task_teacher, tmp_path)
+    b = _make(est_task, est_task_teacher, tmp_path, steps=4)
+    c = _make(est_task, est_task_teacher, tmp_path, losses="logits=1")
+    assert len({a.signature, b.signature, c.signature}) == 3
+    assert a.label == "distill-proxy[accuracy, 3 steps]"
+
+
+def test_the_same_settings_give_the_same_scores_from_scratch(est_task, est_task_teacher, tmp_path):
+    one = _make(est_task, est_task_teacher, tmp_path / "a", metric="kd")
+    two = _make(est_task, est_task_teacher, tmp_path / "b", metric="kd")
+    np.testing.assert_allclose(one.score(ARCHS), two.score(ARCHS), rtol=1e-6)
+
+
+def test_students_can_start_from_a_supernet(est_task, est_task_teacher, est_supernet, tmp_path):
+    from_teacher = _make(est_task, est_task_teacher, tmp_path / "t", metric="kd")
+    from_supernet = _make(est_task, est_task_teacher, tmp_path / "s", metric="kd", supernet=str(est_supernet))
+    assert from_teacher.signature != from_supernet.signature
+    scores = from_supernet.score(ARCHS)
+    assert np.all(np.isfinite(scores)) and not np.allclose(scores, from_teacher.score(ARCHS))
+
+
+def test_a_separate_evaluation_file_scores_its_rows(est_task, est_task_teacher, tmp_path):
+    est = _make(est_task, est_task_teacher, tmp_path, eval_task=str(est_task), eval_offset=8, eval_rows=40)
+    assert len(est.held) == 40 and len(est.train) == 96  # the whole task file trains
+    assert est.held.texts == est.train.texts[8:48]
+    with pytest.raises(InvalidData, match=r"has 96 rows; distill-proxy needs eval_offset \+ eval_rows = 208"):
+        _make(est_task, est_task_teacher, tmp_path, eval_task=str(est_task), eval_offset=8, eval_rows=200)
+
+
+def test_without_an_evaluation_file_the_last_rows_are_held_out(est_task, est_task_teacher, tmp_path):
+    est = _make(est_task, est_task_teacher, tmp_path)
+    from hwnas.distill.data import load_task
+
+    rows = load_task(est_task).texts
+    assert len(est.held) == 96 // 5 and est.held.texts == rows[-(96 // 5):] and est.train.texts == rows[:-(96 // 5)]
+    with pytest.raises(InvalidData, match="leaves none to train on"):
+        _make(est_task, est_task_teacher, tmp_path, eval_rows=96)
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"metric": "f1"}, r"metric must be one of accuracy, agreement, kd; got 'f1'"),
+    ({"steps": 0}, r"steps must be an integer >= 1; got 0"),
+    ({"eval_offset": -1}, r"eval_offset must be an integer >= 0"),
+    ({"losses": "logits=1,nope=2"}, r"unknown loss"),
+])
+def test_bad_settings_are_one_line(est_task, est_task_teacher, tmp_path, kw, match):
+    with pytest.raises(InvalidConfig, match=match):
+        _make(est_task, est_task_teacher, tmp_path, **kw)
+
+
+def test_a_teacher_without_the_task_head_is_refused(est_task, est_teacher, tmp_path):
+    with pytest.raises(InvalidConfig, match=r"is not fine-tuned on this task .*2 labels; it has none"):
+        _make(est_task, est_teacher, tmp_path)
+    with pytest.raises(InvalidConfig, match="needs a teacher fine-tuned on the task"):
+        make_estimator("distill-proxy", task=str(est_task), teacher="default")
