@@ -45,8 +45,9 @@ TASK_FILES = {"sst2": "sst2/train.tsv", "agnews": "agnews/train.tsv"}
 EVAL_FILES = {"sst2": "sst2/dev.tsv"}
 
 
-def load_truth(table: Path, task: str, recipe: str | None = None, steps: int | None = None):
-    """The validated table and its students of ``task`` in every space (:mod:`hwnas.estimators.truth`).
+def load_truth(table: Path, task: str, recipe: str | None = None, steps: int | None = None, space: str | None = None):
+    """The validated table and its students of ``task`` in every space, or in ``space``
+    (:mod:`hwnas.estimators.truth`).
 
     Raises:
         InvalidData: the table breaks a rule of :func:`hwnas.estimators.truth.read_truth_table`, or holds no
@@ -55,7 +56,7 @@ def load_truth(table: Path, task: str, recipe: str | None = None, steps: int | N
     from hwnas.estimators.truth import ALL_SPACES, read_truth_table
 
     tt = read_truth_table(table)
-    return tt, tt.select(task, ALL_SPACES, recipe=recipe, steps=steps)
+    return tt, tt.select(task, space or ALL_SPACES, recipe=recipe, steps=steps)
 
 
 def seed_noise(truth) -> dict:
@@ -391,6 +392,9 @@ def main(argv=None) -> int:
                     help="task-proxy's training rows and held-out rows (the first TRAIN rows of the task file train, "
                          "the next EVAL score)")
     ap.add_argument("--distill-proxy-steps", type=int, default=100)
+    ap.add_argument("--distill-proxy-schedule-steps", type=int, default=None,
+                    help="stop after --distill-proxy-steps of a distillation this long (default: a whole schedule of "
+                         "--distill-proxy-steps); the ground truth's step count makes the proxy its first steps")
     ap.add_argument("--distill-proxy-losses", default=None,
                     help="the proxy's losses (default: the table's recipe file when it names one, else hwnas distill's)")
     ap.add_argument("--distill-proxy-eval", default=(2000, 2000), type=_two_counts, metavar="OFFSET,ROWS",
@@ -402,6 +406,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--learned-space", default="small", help="space the learned ranker is fitted on (its LOBO rows)")
     ap.add_argument("--noise-sims", type=int, default=2000, help="Monte Carlo replicates of the noise ceiling")
+    ap.add_argument("--space", default=None, help="only the students of this space (default: every space)")
     ap.add_argument("--recipe", default=None, help="the table's rows of this recipe (default: its only recipe)")
     ap.add_argument("--steps", type=int, default=None, help="the table's rows of this step count (default: its only one)")
     ap.add_argument("--results", default=None, help="write the figures as JSON here")
@@ -415,7 +420,7 @@ def main(argv=None) -> int:
     from hwnas.estimators.distill_proxy import METRICS
 
     try:
-        table, truth = load_truth(Path(args.table), args.task, args.recipe, args.steps)
+        table, truth = load_truth(Path(args.table), args.task, args.recipe, args.steps, args.space)
     except HwnasError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -455,6 +460,7 @@ def main(argv=None) -> int:
         if name == "distill-proxy":
             offset, rows = args.distill_proxy_eval
             ctx |= {"task": str(Path(args.data) / TASK_FILES[args.task]), "steps": args.distill_proxy_steps,
+                    "schedule_steps": args.distill_proxy_schedule_steps,
                     "losses": args.distill_proxy_losses or recipe_losses(truth.recipe), "eval_rows": rows,
                     "cache": args.distill_proxy_cache}
             if args.task in EVAL_FILES:
@@ -481,7 +487,9 @@ def main(argv=None) -> int:
             results["estimators"][label] = report_estimator(label, sc, acc, within, bands, truth.spaces, cost,
                                                             args.bootstrap, archs)
             if name == "distill-proxy":
-                results["estimators"][label] |= {"steps": args.distill_proxy_steps, "losses": ctx["losses"],
+                results["estimators"][label] |= {"steps": args.distill_proxy_steps,
+                                                 "schedule_steps": args.distill_proxy_schedule_steps,
+                                                 "losses": ctx["losses"],
                                                  "eval": ctx.get("eval_task", "last rows of the task file"),
                                                  "eval_offset": ctx.get("eval_offset"), "eval_rows": ctx["eval_rows"],
                                                  "teacher": args.teacher}

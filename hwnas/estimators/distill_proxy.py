@@ -77,6 +77,9 @@ class DistillProxy(AccuracyEstimator):
             ``"logits=1,hidden=1"`` (default: ``hwnas distill``'s).
         steps, batch_size, lr, max_len, seed: the short distillation (6% warm-up, linear decay,
             as ``hwnas distill``).
+        schedule_steps: run the learning-rate (and loss-weight) schedule of a ``schedule_steps``-step
+            distillation and stop after ``steps`` of it: the first ``steps`` steps of the full run, same
+            batches, same rates (``None``: a whole ``steps``-step schedule, compressed).
         metric: ``accuracy``, ``agreement`` or ``kd`` (see the module docstring).
         cache: a JSON file for the scores; ``None``: ``~/.cache/hwnas/distill-proxy/<signature>.json``;
             ``False``: memory only.
@@ -90,12 +93,16 @@ class DistillProxy(AccuracyEstimator):
     def __init__(self, *, task: str | Path, teacher: str | Path, supernet: Any = None,
                  eval_task: str | Path | None = None, eval_offset: int = 0, eval_rows: int | None = None,
                  train_rows: int | None = None, losses: Any = None, steps: int = 100, batch_size: int = 32,
-                 lr: float = 1e-4, max_len: int = 64, seed: int = 0, metric: str = "accuracy",
+                 lr: float = 1e-4, max_len: int = 64, seed: int = 0, schedule_steps: int | None = None,
+                 metric: str = "accuracy",
                  cache: str | Path | bool | None = None, threads: int | None = None, **_: Any) -> None:
         super().__init__()
         for n, v in (("steps", steps), ("batch_size", batch_size), ("max_len", max_len)):
             check_int(n, v)
         check_int("eval_rows", eval_rows, none_ok=True)
+        check_int("schedule_steps", schedule_steps, none_ok=True)
+        if schedule_steps is not None and schedule_steps < steps:
+            raise InvalidConfig(f"schedule_steps must be at least steps ({steps}); got {schedule_steps}")
         check_int("eval_offset", eval_offset, minimum=0)
         if train_rows is not None:
             check_int("train_rows", train_rows)
@@ -154,12 +161,14 @@ class DistillProxy(AccuracyEstimator):
         weights = teacher_dir / "model.safetensors"
         self.source = EncoderSource(supernet=supernet, teacher=teacher_dir)
         self.steps, self.batch_size, self.lr, self.max_len, self.seed = steps, batch_size, float(lr), max_len, seed
+        self.schedule_steps = schedule_steps if schedule_steps is not None and schedule_steps > steps else None
         self.metric, self.threads = metric, threads
         sn_sig = self.source.signature if self.source.supernet is not None else "teacher-slices"
         settings = {"teacher": sha256_file(weights) if weights.is_file() else str(teacher_dir.resolve()),
                     "init": sn_sig, "data": data_sig, "eval_offset": eval_offset if eval_task is not None else None,
                     "eval_rows": eval_rows, "train_rows": train_rows, "losses": self.loss_config.to_dict(),
-                    "steps": steps, "batch_size": batch_size, "lr": self.lr, "max_len": max_len, "seed": seed}
+                    "steps": steps, **({"schedule_steps": self.schedule_steps} if self.schedule_steps else {}),
+                    "batch_size": batch_size, "lr": self.lr, "max_len": max_len, "seed": seed}
         self.signature = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
         if cache is False:
             self.cache_path = None
@@ -169,7 +178,8 @@ class DistillProxy(AccuracyEstimator):
             self.cache_path = Path(cache)
         self._disk = self._read_cache()
         self._ready: Any = None
-        self.label = f"distill-proxy[{metric}, {steps} steps]"
+        self.label = (f"distill-proxy[{metric}, {steps} steps"
+                      + (f" of {self.schedule_steps}" if self.schedule_steps else "") + "]")
 
     # ------------------------------------------------------------ space
     def validate(self, arch: Architecture) -> Architecture:
@@ -246,7 +256,7 @@ class DistillProxy(AccuracyEstimator):
         import torch
 
         from hwnas.distill.models import init_student
-        from hwnas.distill.trainer import TrainConfig, predict_logits, train
+        from hwnas.distill.trainer import DistillLoop, TrainConfig, predict_logits
 
         teacher, train_enc, held_enc, teacher_logp, supernet = self._prepare()
         old_threads = torch.get_num_threads()
@@ -257,11 +267,16 @@ class DistillProxy(AccuracyEstimator):
             student, _ = init_student(arch, self.num_labels, init="supernet" if supernet is not None else "teacher",
                                       teacher_path=self.teacher_dir, supernet=supernet,
                                       problem_type="single_label_classification", seed=self.seed)
-            tc = TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, max_len=self.max_len,
-                             seed=self.seed, checkpoint_every=0)
+            tc = TrainConfig(steps=self.schedule_steps or self.steps, batch_size=self.batch_size, lr=self.lr,
+                             max_len=self.max_len, seed=self.seed, checkpoint_every=0)
             with tempfile.TemporaryDirectory(prefix="hwnas-distill-proxy-") as tmp:
-                train(student, teacher.model, self.loss_config, train_enc, "classification", tc, tmp, resume=False,
-                      meta={"arch": arch.key})
+                loop = DistillLoop(student, teacher.model, self.loss_config, train_enc, "classification", tc, tmp,
+                                   eval_encoded=None, stage="distill-proxy", on_progress=None, on_evaluation=None,
+                                   meta={"arch": arch.key})
+                loop.prepare()
+                loop.steps = self.steps  # the schedule is the whole run's (tc.steps); stop after the first steps
+                loop.run()
+                loop.finish()
             logits = predict_logits(student, held_enc)
         finally:
             torch.set_num_threads(old_threads)

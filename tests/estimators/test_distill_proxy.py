@@ -104,3 +104,43 @@ def test_a_teacher_without_the_task_head_is_refused(est_task, est_teacher, tmp_p
         _make(est_task, est_teacher, tmp_path)
     with pytest.raises(InvalidConfig, match="needs a teacher fine-tuned on the task"):
         make_estimator("distill-proxy", task=str(est_task), teacher="default")
+
+
+def test_schedule_steps_runs_the_first_steps_of_the_longer_distillation(est_task, est_task_teacher, tmp_path):
+    """steps=2 of schedule_steps=4 is the state after step 2 of a real 4-step `train()` (same batches and rates)."""
+    import copy
+
+    import torch
+
+    from hwnas.distill.data import encode
+    from hwnas.distill.models import init_student
+    from hwnas.distill.teacher import load_task_teacher
+    from hwnas.distill.trainer import TrainConfig, predict_logits, train
+
+    arch = ARCHS[1]
+    proxy = _make(est_task, est_task_teacher, tmp_path / "p", steps=2, schedule_steps=4, metric="kd")
+    assert proxy.label == "distill-proxy[kd, 2 steps of 4]"
+    got = proxy.score([arch])[0]
+
+    teacher = load_task_teacher(est_task_teacher, None, "classification", 2)
+    student, _ = init_student(arch, 2, init="teacher", teacher_path=est_task_teacher,
+                              problem_type="single_label_classification", seed=0)
+    seen = {}
+
+    def at_step(event):
+        if event.completed == 2:
+            seen["state"] = copy.deepcopy(student.state_dict())
+
+    tc = TrainConfig(steps=4, batch_size=4, lr=1e-4, max_len=16, seed=0, checkpoint_every=0)
+    train(student, teacher.model, proxy.loss_config, encode(teacher.tokenizer, proxy.train, 16), "classification", tc,
+          tmp_path / "full", on_progress=at_step, meta={"arch": arch.key})
+    student.load_state_dict(seen["state"])
+    held = encode(teacher.tokenizer, proxy.held, 16)
+    t_logp = torch.log_softmax(predict_logits(teacher.model, held), -1)
+    s_logp = torch.log_softmax(predict_logits(student, held), -1)
+    expected = -float((t_logp.exp() * (t_logp - s_logp)).sum(-1).mean())
+    assert got == pytest.approx(expected, rel=1e-5)
+    # a compressed 2-step schedule is another run
+    assert _make(est_task, est_task_teacher, tmp_path / "c", steps=2, metric="kd").score([arch])[0] != pytest.approx(got)
+    with pytest.raises(InvalidConfig, match=r"schedule_steps must be at least steps \(3\); got 2"):
+        _make(est_task, est_task_teacher, tmp_path, schedule_steps=2)
