@@ -399,7 +399,7 @@ def main(argv=None) -> int:
     for task in args.tasks.split(","):
         base = [r["student"] for r in rows.get((task, "base"), [])]
         print(f"\n{task}: teacher {rows.get((task, 'base'), [{}])[0].get('teacher', float('nan')):.4f}")
-        print(f"{'variant':32s} {'accuracy':28s} {'vs base, paired by seed (mean ± sd)':44s} {'CPU s':>7s}")
+        print(f"{'variant':32s} {'accuracy':28s} {'vs base, paired by seed (mean ± sd)':44s} {'CPU s, seeds summed':>19s}")
         for label, _ in variants(args.base, args.steps):
             got = rows.get((task, label), [])
             if not got:
@@ -410,7 +410,7 @@ def main(argv=None) -> int:
             total_cpu += cpu
             delta = fmt_paired(paired(rows.get((task, "base"), []), got)) if base and label != "base" else ""
             toggled = "" if label == "base" else " (toggled)"
-            print(f"{label + toggled:32s} {summarise(acc):28s} {delta:44s} {cpu:7.0f}")
+            print(f"{label + toggled:32s} {summarise(acc):28s} {delta:44s} {cpu:19.0f}")
         if len(base) < 2:
             print("  one seed: differences are within seed noise unless shown otherwise (run more --seeds)")
     print(f"\nCPU time of the runs (this and earlier invocations): {total_cpu:.0f} s"
