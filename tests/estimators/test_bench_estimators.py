@@ -139,3 +139,43 @@ def test_the_committed_table_gets_a_noise_ceiling_per_space(tmp_path, capsys):
     assert set(by_space) == set(params) == {"small", "tiny"}
     assert by_space["small"]["pairs"] + by_space["tiny"]["pairs"] == figures["pairs_within_band"]
     assert "small bands only" in out and "within bands by space: small" in out
+
+
+def test_space_keeps_one_spaces_students(tmp_path, capsys):
+    root = Path(__file__).resolve().parents[2]
+    res = tmp_path / "r.json"
+    assert bench().main(["--table", str(root / "bench/ground_truth/table.csv"), "--task", "sst2", "--space", "small",
+                         "--estimators", "params", "--bootstrap", "20", "--noise-sims", "50", "--results",
+                         str(res)]) == 0
+    figures = json.loads(res.read_text())
+    assert figures["students"] == 32 and set(figures["estimators"]["params"]["tau_within_band_by_space"]) == {"small"}
+
+
+def test_distill_proxy_reports_every_metric_of_one_run(tmp_path, capsys, est_task, est_task_teacher, est_space):
+    """The proxy runs once per student (real tiny teacher and students) and each metric is a row of its own."""
+    from .conftest import write_synthetic_table
+
+    data = tmp_path / "data"
+    (data / "sst2").mkdir(parents=True)
+    rows = est_task.read_text(encoding="utf-8")
+    (data / "sst2/train.tsv").write_text(rows, encoding="utf-8")
+    (data / "sst2/dev.tsv").write_text(rows, encoding="utf-8")
+    table = write_synthetic_table(tmp_path / "gt.csv", est_space.enumerate()[:9], bands=3)
+    res, cache = tmp_path / "r.json", tmp_path / "runs.json"
+    argv = ["--table", str(table), "--task", "sst2", "--data", str(data), "--estimators", "distill-proxy",
+            "--teacher", str(est_task_teacher), "--distill-proxy-steps", "2", "--distill-proxy-eval", "10,40",
+            "--distill-proxy-cache", str(cache), "--bootstrap", "20", "--results", str(res)]
+    assert bench().main(argv) == 0
+    out = capsys.readouterr().out
+    figures = json.loads(res.read_text())["estimators"]
+    assert set(figures) == {"distill-proxy:accuracy", "distill-proxy:agreement", "distill-proxy:kd"}
+    for label, rec in figures.items():
+        assert label in out and rec["steps"] == 2 and rec["eval_offset"] == 10 and rec["eval_rows"] == 40
+        assert rec["cost_s_per_arch"] > 0 and len(rec["scores"]) == 9
+    runs = json.loads(cache.read_text())["runs"]
+    assert len(runs) == 9
+    kd = figures["distill-proxy:kd"]["scores"]
+    assert all(kd[k] == pytest.approx(v["kd"]) for k, v in runs.items())
+    # a second invocation gives the same figures (read back from the cache file)
+    assert bench().main(argv) == 0
+    assert json.loads(res.read_text())["estimators"]["distill-proxy:kd"]["scores"] == kd
