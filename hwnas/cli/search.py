@@ -30,6 +30,50 @@ def _number(text: str | None, what: str, *, integer: bool = False):
     return value
 
 
+#: Settings that have flags of their own (--supernet, --teacher, --task, --estimator-path).
+_CONTEXT_KEYS = frozenset({"supernet", "teacher", "task", "path"})
+
+
+def _option_value(text: str):
+    """``"200"`` -> 200, ``"1e-4"`` -> 0.0001, ``"true"``/``"false"`` -> bool, anything else the string."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_estimator_options(name: str, items) -> dict:
+    """``KEY=VALUE`` items as keyword arguments of estimator ``name``; a malformed item or a key the estimator
+    does not take is one line naming what it takes."""
+    import inspect
+
+    from hwnas.errors import InvalidConfig
+    from hwnas.estimators import ESTIMATORS
+
+    accepted_set: set[str] = set()
+    for cls in ESTIMATORS.get(name).__mro__:  # a subclass's **kwargs reach its parents' settings
+        if "__init__" in vars(cls) and cls is not object:
+            accepted_set |= {k for k, p in inspect.signature(cls.__init__).parameters.items()
+                             if p.kind is inspect.Parameter.KEYWORD_ONLY and k not in _CONTEXT_KEYS}
+    accepted = sorted(accepted_set)
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InvalidConfig(f"--estimator-option expects KEY=VALUE; got {item!r}")
+        if key not in accepted:
+            what = f"its options: {', '.join(accepted)}" if accepted else "it takes none"
+            raise InvalidConfig(f"--estimator-option: estimator {name!r} has no option {key!r}; {what}")
+        out[key] = _option_value(value)
+    return out
+
+
 @click.command()
 @click.option("--predictor", "predictor_path", required=True, type=click.Path(dir_okay=False),
               help="Latency predictor bundle (.hwnas) of the target device.")
@@ -40,6 +84,9 @@ def _number(text: str | None, what: str, *, integer: bool = False):
                    "distill-proxy, learned [default: supernet-loss with --supernet, else params]. See docs/estimators.md.")
 @click.option("--estimator-path", default=None, type=click.Path(file_okay=False),
               help="Fitted model folder of --estimator learned (from `hwnas estimator fit`).")
+@click.option("--estimator-option", "estimator_options", multiple=True, metavar="KEY=VALUE",
+              help="A setting of --estimator (repeatable), e.g. --estimator-option steps=200 for the task and distill "
+                   "proxies; see docs/estimators.md for each estimator's settings.")
 @click.option("--screen", default=None,
               help="Two fidelities: score every feasible architecture with this cheap estimator first, and spend "
                    "--evaluations evaluations of --estimator on the best-screened ones (strategy 'screen').")
@@ -80,7 +127,7 @@ def _number(text: str | None, what: str, *, integer: bool = False):
 @click.option("--json", "as_json", is_flag=True, help="Print the winner and the Pareto front as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option("--strict", is_flag=True, help="Refuse a host-bound predictor profiled on another host (default: warn).")
-def search(predictor_path, supernet_path, estimator, estimator_path, screen, task_path, teacher, max_latency, out, strategy,
+def search(predictor_path, supernet_path, estimator, estimator_path, estimator_options, screen, task_path, teacher, max_latency, out, strategy,
            evaluations, budget_old, seq_len, batch_size, objective, reward_weight, max_params, max_memory, metric, seed, batch,
            verify_device, quick, cluster, ray_address, ray_resource, resume, overwrite, as_json, quiet, strict) -> None:
     """Search for the most accurate students predicted to run within --max-latency.
@@ -205,7 +252,8 @@ def search(predictor_path, supernet_path, estimator, estimator_path, screen, tas
         )
 
     context = {"supernet": supernet, "teacher": teacher, "task": task_path, "path": estimator_path}
-    scorer = make_estimator(estimator, **context)
+    options = parse_estimator_options(estimator, estimator_options)
+    scorer = make_estimator(estimator, **context, **options)
     scorer.check_space(space)
     strategy_arg = strategy
     if screen is not None:
@@ -219,7 +267,8 @@ def search(predictor_path, supernet_path, estimator, estimator_path, screen, tas
                     reward_weight=reward_weight, max_params=max_params_n, max_memory_mb=max_memory_mb, batch=batch,
                     out=out, resume=resume,
                     describe={**predictor_info, "supernet": supernet_path and str(supernet_path),
-                              "device": predictor.device, "screen": screen, "task": task_path})
+                              "device": predictor.device, "screen": screen, "task": task_path,
+                              **({"estimator_options": options} if options else {})})
     from hwnas.outputs import remove_if_unfinished
 
     with remove_if_unfinished(out):  # a search that fails before its first evaluation leaves no folder behind

@@ -123,3 +123,34 @@ def test_an_estimator_that_cannot_serve_the_space_is_one_line(real_predictor_pat
                             "--max-latency", "80ms", "--out", tmp_path / "r"], capsys)
     one_line_error(code, err, "is larger than the teacher")
     assert not (tmp_path / "r").exists()
+
+
+def test_estimator_options_reach_the_estimator_and_are_recorded(real_predictor_path, tiny_supernet_path, tmp_path,
+                                                                 capsys):
+    out = tmp_path / "o"
+    code, _, err = run_cli(["search", "--predictor", real_predictor_path, "--supernet", tiny_supernet_path,
+                            "--estimator", "attn-confidence", "--estimator-option", "rows=8",
+                            "--estimator-option", "max_len=16", "--max-latency", "80ms", "--strategy", "random",
+                            "--evaluations", "2", "--out", out], capsys)
+    assert code == 0, err
+    assert json.loads((out / "config.json").read_text())["estimator_options"] == {"rows": 8, "max_len": 16}
+    # the option really changed the estimator: rows=1 is below what it accepts
+    code, _, err = run_cli(["search", "--predictor", real_predictor_path, "--supernet", tiny_supernet_path,
+                            "--estimator", "attn-confidence", "--estimator-option", "rows=1", "--max-latency", "80ms",
+                            "--out", tmp_path / "bad"], capsys)
+    one_line_error(code, err, "rows must be an integer >= 2; got 1")
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--estimator", "params", "--estimator-option", "steps=3"],
+     "--estimator-option: estimator 'params' has no option 'steps'; it takes none"),
+    (["--estimator", "task-proxy", "--estimator-option", "stpes=3"],
+     "estimator 'task-proxy' has no option 'stpes'; its options: batch_size, cache, eval_rows, lr, max_len, seed, "
+     "steps, threads, train_rows"),
+    (["--estimator", "params", "--estimator-option", "steps"], "--estimator-option expects KEY=VALUE; got 'steps'"),
+])
+def test_bad_estimator_options_are_one_line(real_predictor_path, tmp_path, capsys, args, expected):
+    code, _, err = run_cli(["search", "--predictor", real_predictor_path, "--max-latency", "80ms", "--out",
+                            tmp_path / "r", *args], capsys)
+    one_line_error(code, err, expected)
+    assert not (tmp_path / "r").exists()
