@@ -513,7 +513,7 @@ def run_search(args, budget: Budget, budget_ms: float, out: Path, on_line) -> di
                         "--seq-len", str(SEQ_LEN), "--batch-size", str(BATCH_SIZE), "--seed", str(args.search_seed))
         if args.supernet:
             cmd += ["--supernet", args.supernet]
-        if args.estimator == "task-proxy" and "--task" not in args.search_args:
+        if args.estimator in ("task-proxy", "distill-proxy") and "--task" not in args.search_args:
             cmd += ["--task", args.task]
         cmd += shlex.split(args.search_args) + (["--resume"] if resume else [])
         on_line(f"[{budget.label}] hwnas search --estimator {args.estimator} --max-latency {budget_ms:.3f}ms"
