@@ -7,7 +7,36 @@ import click
 
 @click.group("estimator")
 def estimator() -> None:
-    """Fit accuracy estimators on a ground-truth table of distilled students (see docs/estimators.md)."""
+    """List the accuracy estimators; fit those that learn from a ground-truth table (see docs/estimators.md)."""
+
+
+@estimator.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
+def list_estimators(as_json: bool) -> None:
+    """The registered accuracy estimators: what each needs, what it computes, and the settings
+    `hwnas search --estimator-option KEY=VALUE` can give it (with their defaults)."""
+    import inspect
+
+    from hwnas.estimators import ESTIMATORS
+    from hwnas.estimators.base import estimator_options
+
+    rows = []
+    for name in ESTIMATORS.names():
+        cls = ESTIMATORS.get(name)
+        opts = {k: (None if v is inspect.Parameter.empty else v) for k, v in estimator_options(name).items()}
+        rows.append({"name": name, "needs": sorted(cls.requires), "description": cls.description,
+                     "options": {k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
+                                 for k, v in opts.items()}})
+    if as_json:
+        import json
+
+        click.echo(json.dumps(rows, indent=1))
+        return
+    for r in rows:
+        needs = ", ".join(f"--{n}" for n in r["needs"]) or "nothing"
+        click.echo(f"{r['name']:16s} needs {needs}: {r['description']}")
+        if r["options"]:
+            click.echo(" " * 17 + "options: " + ", ".join(f"{k}={v}" for k, v in r["options"].items()))
 
 
 @estimator.command("fit")

@@ -30,10 +30,6 @@ def _number(text: str | None, what: str, *, integer: bool = False):
     return value
 
 
-#: Settings that have flags of their own (--supernet, --teacher, --task, --estimator-path).
-_CONTEXT_KEYS = frozenset({"supernet", "teacher", "task", "path"})
-
-
 def _option_value(text: str):
     """``"200"`` -> 200, ``"1e-4"`` -> 0.0001, ``"true"``/``"false"`` -> bool, anything else the string."""
     low = text.strip().lower()
@@ -50,17 +46,10 @@ def _option_value(text: str):
 def parse_estimator_options(name: str, items) -> dict:
     """``KEY=VALUE`` items as keyword arguments of estimator ``name``; a malformed item or a key the estimator
     does not take is one line naming what it takes."""
-    import inspect
-
     from hwnas.errors import InvalidConfig
-    from hwnas.estimators import ESTIMATORS
+    from hwnas.estimators.base import estimator_options
 
-    accepted_set: set[str] = set()
-    for cls in ESTIMATORS.get(name).__mro__:  # a subclass's **kwargs reach its parents' settings
-        if "__init__" in vars(cls) and cls is not object:
-            accepted_set |= {k for k, p in inspect.signature(cls.__init__).parameters.items()
-                             if p.kind is inspect.Parameter.KEYWORD_ONLY and k not in _CONTEXT_KEYS}
-    accepted = sorted(accepted_set)
+    accepted = list(estimator_options(name))
     out = {}
     for item in items:
         key, sep, value = item.partition("=")

@@ -111,6 +111,25 @@ class AccuracyEstimator(ABC):
         return f"{type(self).__name__}(name={self.name!r}, cached={len(self._memory)})"
 
 
+#: What the search passes every estimator through flags of its own (--supernet, --teacher, --task, --estimator-path).
+CONTEXT_KEYS = frozenset({"supernet", "teacher", "task", "path"})
+
+
+def estimator_options(name: str) -> dict[str, Any]:
+    """The settings estimator ``name`` takes besides the context (:data:`CONTEXT_KEYS`), with their defaults
+    (``inspect.Parameter.empty`` where there is none): the keyword-only arguments of its class's ``__init__``
+    and of its parents' that a ``**kwargs`` hands on."""
+    import inspect
+
+    out: dict[str, Any] = {}
+    for cls in ESTIMATORS.get(name).__mro__:
+        if "__init__" in vars(cls) and cls is not object:
+            for key, p in inspect.signature(cls.__init__).parameters.items():
+                if p.kind is inspect.Parameter.KEYWORD_ONLY and key not in CONTEXT_KEYS:
+                    out.setdefault(key, p.default)
+    return dict(sorted(out.items()))
+
+
 def make_estimator(name: str, **context: Any) -> AccuracyEstimator:
     """Build the estimator registered as ``name`` from what is at hand.
 

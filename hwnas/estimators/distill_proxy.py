@@ -88,7 +88,8 @@ class DistillProxy(AccuracyEstimator):
 
     name = "distill-proxy"
     requires = frozenset({"task", "teacher"})
-    description = "a few steps of the distillation recipe from a fine-tuned teacher, scored on held-out rows; ~10-60 s"
+    description = ("a few steps of the distillation recipe from a fine-tuned teacher, scored on held-out rows; "
+                   "~1 min per small student at 100-200 steps")
 
     def __init__(self, *, task: str | Path, teacher: str | Path, supernet: Any = None,
                  eval_task: str | Path | None = None, eval_offset: int = 0, eval_rows: int | None = None,

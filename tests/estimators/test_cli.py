@@ -113,3 +113,19 @@ def test_search_refuses_a_model_of_another_space(tiny_predictor, tmp_path, capsy
                             "--out", tmp_path / "s"], capsys)
     assert code == 2 and "fitted on space 'small' but the search is over space 'tiny'" in err, err
     assert not (tmp_path / "s").exists()
+
+
+def test_estimator_list_names_every_estimator_with_its_needs_and_options(capsys):
+    from hwnas.estimators import ESTIMATORS
+
+    code, stdout, err = run_cli(["estimator", "list", "--json"], capsys)
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(stdout)}
+    assert set(rows) == set(ESTIMATORS.names())
+    assert rows["distill-proxy"]["needs"] == ["task", "teacher"]
+    assert rows["distill-proxy"]["options"]["steps"] == 100 and rows["task-proxy"]["options"]["steps"] == 60
+    assert rows["params"]["options"] == {}
+    # a parent's settings reached through **kwargs are listed too
+    assert {"rows", "max_len", "eta"} <= set(rows["wpca"]["options"])
+    code, stdout, _ = run_cli(["estimator", "list"], capsys)
+    assert code == 0 and "distill-proxy    needs --task, --teacher" in stdout and "steps=100" in stdout
