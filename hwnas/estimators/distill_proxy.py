@@ -35,6 +35,7 @@ import numpy as np
 
 from hwnas._files import sha256_file
 from hwnas.errors import InvalidConfig, InvalidData, check_int
+from hwnas.estimators._cache import DiskResults
 from hwnas.estimators._encoders import EncoderSource
 from hwnas.estimators.base import ESTIMATORS, AccuracyEstimator
 from hwnas.space import Architecture
@@ -43,6 +44,14 @@ __all__ = ["DistillProxy", "METRICS"]
 
 #: What a run records; :meth:`DistillProxy.score` returns one of them (higher is better for all).
 METRICS = ("accuracy", "agreement", "kd")
+
+
+def _clean_run(rec: Any) -> dict[str, float] | None:
+    """A cached run with every metric finite, its numbers as floats; anything else is dropped."""
+    if not isinstance(rec, dict) or not all(isinstance(rec.get(m), (int, float)) and np.isfinite(rec[m])
+                                            for m in METRICS):
+        return None
+    return {k: float(v) for k, v in rec.items() if isinstance(v, (int, float))}
 
 
 def _loss_config(losses: Any):
@@ -171,13 +180,9 @@ class DistillProxy(AccuracyEstimator):
                     "steps": steps, **({"schedule_steps": self.schedule_steps} if self.schedule_steps else {}),
                     "batch_size": batch_size, "lr": self.lr, "max_len": max_len, "seed": seed}
         self.signature = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        if cache is False:
-            self.cache_path = None
-        elif cache is None or cache is True:
-            self.cache_path = Path.home() / ".cache" / "hwnas" / "distill-proxy" / f"{self.signature}.json"
-        else:
-            self.cache_path = Path(cache)
-        self._disk = self._read_cache()
+        self._cache = DiskResults(cache, name=self.name, signature=self.signature, field="runs", clean=_clean_run)
+        self.cache_path = self._cache.path
+        self._disk = self._cache.read()
         self._ready: Any = None
         self.label = (f"distill-proxy[{metric}, {steps} steps"
                       + (f" of {self.schedule_steps}" if self.schedule_steps else "") + "]")
@@ -188,35 +193,6 @@ class DistillProxy(AccuracyEstimator):
 
     def check_space(self, space) -> None:
         self.validate(space.largest)
-
-    # ------------------------------------------------------------ cache
-    def _read_cache(self) -> dict[str, dict[str, float]]:
-        if self.cache_path is None or not self.cache_path.is_file():
-            return {}
-        try:
-            data = json.loads(self.cache_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            return {}  # an unreadable cache only costs time
-        if not isinstance(data, dict) or data.get("signature") != self.signature:
-            return {}
-        out = {}
-        for key, rec in data.get("runs", {}).items():
-            if isinstance(rec, dict) and all(isinstance(rec.get(m), (int, float)) and np.isfinite(rec[m])
-                                             for m in METRICS):
-                out[key] = {k: float(v) for k, v in rec.items() if isinstance(v, (int, float))}
-        return out
-
-    def _write_cache(self) -> None:
-        if self.cache_path is None:
-            return
-        from hwnas._files import atomic_write_text
-
-        merged = self._read_cache() | self._disk  # another process may have added runs
-        try:
-            atomic_write_text(self.cache_path, json.dumps({"estimator": self.name, "signature": self.signature,
-                                                           "runs": merged}, indent=1))
-        except OSError:
-            pass  # a read-only cache folder: keep scores in memory
 
     def metrics(self, archs) -> list[dict[str, float]]:
         """Every recorded metric (and the run's seconds) of each architecture, running those not yet cached."""
@@ -232,7 +208,7 @@ class DistillProxy(AccuracyEstimator):
         for arch in archs:
             if arch.key not in self._disk:
                 self._disk[arch.key] = self._run(arch)
-                self._write_cache()
+                self._cache.write(self._disk)
             out.append(self._disk[arch.key][self.metric])
         return np.array(out, dtype=np.float64)
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from hwnas._files import sha256_file
 from hwnas.errors import InvalidConfig, InvalidData, check_int
+from hwnas.estimators._cache import DiskResults
 from hwnas.estimators._encoders import EncoderSource
 from hwnas.estimators.base import ESTIMATORS, AccuracyEstimator
 from hwnas.space import Architecture
@@ -82,13 +83,10 @@ class FewStepTask(AccuracyEstimator):
         settings = {"source": self.source.signature, "data": sha256_file(path), "steps": steps, "batch_size": batch_size,
                     "lr": self.lr, "train_rows": train_rows, "eval_rows": eval_rows, "max_len": max_len, "seed": seed}
         self.signature = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-        if cache is False:
-            self.cache_path = None
-        elif cache is None or cache is True:
-            self.cache_path = Path.home() / ".cache" / "hwnas" / "task-proxy" / f"{self.signature}.json"
-        else:
-            self.cache_path = Path(cache)
-        self._disk = self._read_cache()
+        self._cache = DiskResults(cache, name=self.name, signature=self.signature, field="scores",
+                                  clean=lambda v: float(v) if isinstance(v, (int, float)) and np.isfinite(v) else None)
+        self.cache_path = self._cache.path
+        self._disk = self._cache.read()
         self._encoded: Any = None
 
     def validate(self, arch: Architecture) -> Architecture:
@@ -97,38 +95,13 @@ class FewStepTask(AccuracyEstimator):
     def check_space(self, space) -> None:
         self.validate(space.largest)
 
-    # ------------------------------------------------------------ cache
-    def _read_cache(self) -> dict[str, float]:
-        if self.cache_path is None or not self.cache_path.is_file():
-            return {}
-        try:
-            data = json.loads(self.cache_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            return {}  # an unreadable cache only costs time
-        if not isinstance(data, dict) or data.get("signature") != self.signature:
-            return {}
-        scores = data.get("scores", {})
-        return {k: float(v) for k, v in scores.items() if isinstance(v, (int, float)) and np.isfinite(v)}
-
-    def _write_cache(self) -> None:
-        if self.cache_path is None:
-            return
-        from hwnas._files import atomic_write_text
-
-        merged = self._read_cache() | self._disk  # another process may have added scores
-        try:
-            atomic_write_text(self.cache_path, json.dumps({"estimator": self.name, "signature": self.signature,
-                                                           "scores": merged}, indent=1))
-        except OSError:
-            pass  # a read-only cache folder: keep scores in memory
-
     # ------------------------------------------------------------ scoring
     def _score(self, archs: list[Architecture]) -> np.ndarray:
         out = []
         for arch in archs:
             if arch.key not in self._disk:
                 self._disk[arch.key] = self._train_and_score(arch)
-                self._write_cache()
+                self._cache.write(self._disk)
             out.append(self._disk[arch.key])
         return np.array(out, dtype=np.float64)
 
