@@ -474,7 +474,9 @@ def main(argv=None) -> int:
         if name == "distill-proxy":  # minutes per student: one line each, `small` first (where the goal is measured)
             for i in sorted(range(n), key=lambda i: (truth.spaces[i] != "small", i)):
                 est.score([archs[i]])
-                print(f"  {name} {i + 1}/{n} {archs[i]}: {est.metrics([archs[i]])[0]}", flush=True)
+                rec = est.metrics([archs[i]])[0]
+                print(f"  {name} {i + 1}/{n} {archs[i]}: " + ", ".join(f"{m} {rec[m]:.4f}" for m in METRICS)
+                      + f" ({rec['cpu_s']:.0f} CPU s; truth {acc[i]:.4f})", flush=True)
         scores = est.score(archs)
         wall = time.perf_counter() - t0
         cost = est.cost_per_arch_s if est.cost_per_arch_s is not None else wall / n
