@@ -79,6 +79,17 @@ def _two_counts(text: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
+def _offset_rows(text: str) -> tuple[int, int]:
+    """``"2000,2000"`` -> ``(2000, 2000)``: a first row >= 0 and a row count >= 1; anything else is argparse's
+    one-line error (exit 2)."""
+    import argparse
+
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2 or not all(p.isdigit() for p in parts) or int(parts[1]) < 1:
+        raise argparse.ArgumentTypeError(f"expected OFFSET,ROWS (an integer >= 0 and one >= 1); got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
 def space_masks(spaces: list[str], mask: np.ndarray) -> dict[str, np.ndarray]:
     """``mask`` restricted to pairs of one space, per space that has such a pair (bands lie inside one space, but
     the spaces' seed noise differs a lot, so each gets its own figures)."""
@@ -397,7 +408,7 @@ def main(argv=None) -> int:
                          "--distill-proxy-steps); the ground truth's step count makes the proxy its first steps")
     ap.add_argument("--distill-proxy-losses", default=None,
                     help="the proxy's losses (default: the table's recipe file when it names one, else hwnas distill's)")
-    ap.add_argument("--distill-proxy-eval", default=(2000, 2000), type=_two_counts, metavar="OFFSET,ROWS",
+    ap.add_argument("--distill-proxy-eval", default=(2000, 2000), type=_offset_rows, metavar="OFFSET,ROWS",
                     help="with a separate evaluation file for the task (sst2/dev.tsv), score on its rows "
                          "OFFSET..OFFSET+ROWS (the ground truth scores SST-2 on the first 2,000); without one, the "
                          "last ROWS rows of the task file are held out")

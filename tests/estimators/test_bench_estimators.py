@@ -179,3 +179,16 @@ def test_distill_proxy_reports_every_metric_of_one_run(tmp_path, capsys, est_tas
     # a second invocation gives the same figures (read back from the cache file)
     assert bench().main(argv) == 0
     assert json.loads(res.read_text())["estimators"]["distill-proxy:kd"]["scores"] == kd
+
+
+@pytest.mark.parametrize("text,ok", [("0,2000", (0, 2000)), ("2000,2000", (2000, 2000)), ("5,0", None),
+                                     ("-1,3", None), ("3", None)])
+def test_distill_proxy_eval_takes_a_first_row_from_zero(text, ok, capsys):
+    import argparse
+
+    be = bench()
+    if ok is not None:
+        assert be._offset_rows(text) == ok
+    else:
+        with pytest.raises(argparse.ArgumentTypeError, match="expected OFFSET,ROWS"):
+            be._offset_rows(text)
