@@ -413,6 +413,9 @@ def main(argv=None) -> int:
                          "OFFSET..OFFSET+ROWS (the ground truth scores SST-2 on the first 2,000); without one, the "
                          "last ROWS rows of the task file are held out")
     ap.add_argument("--distill-proxy-cache", default=None, help="JSON file for the proxy's runs (default: ~/.cache)")
+    ap.add_argument("--only-cached", action="store_true",
+                    help="judge only the students whose distill-proxy run is already cached (the figures of a partial "
+                         "run, without training)")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--learned-space", default="small", help="space the learned ranker is fitted on (its LOBO rows)")
@@ -435,6 +438,15 @@ def main(argv=None) -> int:
     except HwnasError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.only_cached:
+        cache = Path(args.distill_proxy_cache or "")
+        if not args.distill_proxy_cache or not cache.is_file():
+            print("error: --only-cached needs --distill-proxy-cache FILE, an existing results file", file=sys.stderr)
+            return 2
+        done = set(json.loads(cache.read_text(encoding="utf-8")).get("runs", {}))
+        keep = [i for i, k in enumerate(truth.keys) if k in done]
+        print(f"--only-cached: {len(keep)} of {len(truth.keys)} students have a run in {cache}")
+        truth = truth.subset(keep)
     archs, acc, lat, bands, noise = truth.keys, truth.accuracy, truth.predicted_ms, truth.bands, seed_noise(truth)
     n = len(archs)
     within = band_mask(lat)
@@ -481,6 +493,9 @@ def main(argv=None) -> int:
         except HwnasError as e:
             print(f"{name:34s} skipped: {e}")
             continue
+        if name == "distill-proxy" and args.only_cached and not set(archs) <= est.cached:
+            print(f"error: --only-cached: {cache} holds runs of other settings than these", file=sys.stderr)
+            return 2
         t0 = time.perf_counter()
         if name == "distill-proxy":  # minutes per student: one line each, `small` first (where the goal is measured)
             for i in sorted(range(n), key=lambda i: (truth.spaces[i] != "small", i)):

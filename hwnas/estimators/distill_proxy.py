@@ -194,6 +194,11 @@ class DistillProxy(AccuracyEstimator):
     def check_space(self, space) -> None:
         self.validate(space.largest)
 
+    @property
+    def cached(self) -> set[str]:
+        """Keys of the architectures whose run is cached (in memory or in the results file)."""
+        return set(self._disk)
+
     def metrics(self, archs) -> list[dict[str, float]]:
         """Every recorded metric (and the run's seconds) of each architecture, running those not yet cached."""
         from hwnas.space import as_architectures

@@ -179,6 +179,16 @@ def test_distill_proxy_reports_every_metric_of_one_run(tmp_path, capsys, est_tas
     # a second invocation gives the same figures (read back from the cache file)
     assert bench().main(argv) == 0
     assert json.loads(res.read_text())["estimators"]["distill-proxy:kd"]["scores"] == kd
+    # a partial run: only the students with a cached run are judged, nothing is trained
+    saved = json.loads(cache.read_text())
+    saved["runs"] = dict(list(saved["runs"].items())[:6])
+    cache.write_text(json.dumps(saved))
+    assert bench().main([*argv, "--only-cached"]) == 0
+    assert "--only-cached: 6 of 9 students have a run" in capsys.readouterr().out
+    assert json.loads(res.read_text())["students"] == 6
+    # runs of other settings are not passed off as these
+    assert bench().main([*argv, "--only-cached", "--distill-proxy-steps", "3"]) == 2
+    assert "holds runs of other settings" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text,ok", [("0,2000", (0, 2000)), ("2000,2000", (2000, 2000)), ("5,0", None),
