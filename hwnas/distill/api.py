@@ -502,13 +502,11 @@ def _task_teacher(config: DistillConfig, out: Path, train_data: TaskData, eval_d
     """The teacher given, when its head already fits the task; else the cached or newly fine-tuned task teacher."""
     from transformers import AutoConfig
 
-    from hwnas.distill.teacher import finetune_teacher, load_task_teacher
+    from hwnas.distill.teacher import finetune_teacher, load_task_teacher, task_head_labels
 
     base = resolve_teacher(config.teacher)
     base_cfg = AutoConfig.from_pretrained(base)
-    finetuned = bool(getattr(base_cfg, "architectures", None)) and any(
-        a.endswith("ForSequenceClassification") for a in base_cfg.architectures) and base_cfg.num_labels == train_data.num_labels
-    if finetuned:
+    if task_head_labels(base_cfg) == train_data.num_labels:
         from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(base)

@@ -251,15 +251,14 @@ def _prepare_teacher(plain: dict[str, Any]) -> dict[str, Any]:
 
     from hwnas.distill.api import load_data, teacher_train_config
     from hwnas.distill.models import resolve_teacher
-    from hwnas.distill.teacher import finetune_teacher
+    from hwnas.distill.teacher import finetune_teacher, task_head_labels
 
     _check_visible(plain)
     config = _config_from_plain(plain)
     train_data, eval_data, _ = load_data(config)
     base = resolve_teacher(config.teacher)
     base_cfg = AutoConfig.from_pretrained(base)
-    if any(a.endswith("ForSequenceClassification") for a in (getattr(base_cfg, "architectures", None) or [])) \
-            and base_cfg.num_labels == train_data.num_labels:
+    if task_head_labels(base_cfg) == train_data.num_labels:
         return {"path": str(base), "fine_tuned": False, "reused": True}  # already a task teacher: used as is
     teacher = finetune_teacher(base, train_data, eval_data, teacher_train_config(config), config.cache_dir,
                                max_len=config.max_len)

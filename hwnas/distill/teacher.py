@@ -24,7 +24,7 @@ from hwnas.distill.trainer import TrainConfig, clear_checkpoint, evaluate, proce
 from hwnas.errors import InvalidConfig
 from hwnas.progress import ProgressCallback
 
-__all__ = ["TaskTeacher", "finetune_teacher", "load_task_teacher", "teacher_key", "FULL_TEACHER_RESULT",
+__all__ = ["TaskTeacher", "finetune_teacher", "load_task_teacher", "task_head_labels", "teacher_key", "FULL_TEACHER_RESULT",
            "full_teacher_note"]
 
 TEACHER_FILE = "teacher.json"
@@ -84,6 +84,14 @@ def _load(path: Path, data_kind: str, num_labels: int):
             f"({'classes' if data_kind == 'classification' else 'regression output'})"
         )
     return model.eval(), AutoTokenizer.from_pretrained(path)
+
+
+def task_head_labels(config: Any) -> int | None:
+    """The number of labels of a model config whose architecture has a sequence-classification head (a teacher
+    already fine-tuned for a task, used as is), else ``None`` (a base encoder, to be fine-tuned first)."""
+    if any(a.endswith("ForSequenceClassification") for a in (getattr(config, "architectures", None) or [])):
+        return int(config.num_labels)
+    return None
 
 
 def load_task_teacher(path: str | Path, eval_encoded: dict[str, Any] | None, kind: str, num_labels: int,

@@ -134,13 +134,16 @@ class DistillProxy(AccuracyEstimator):
         data = load_task(path)
         if data.kind != "classification":
             raise InvalidConfig(f"distill-proxy scores classification tasks; {path} looks like {data.kind}")
-        cfg = json.loads((teacher_dir / "config.json").read_text(encoding="utf-8"))
-        heads = [a for a in cfg.get("architectures") or [] if a.endswith("ForSequenceClassification")]
-        labels = len(cfg.get("id2label") or {}) or cfg.get("num_labels", 2)
-        if not heads or labels != data.num_labels:
+        from transformers import AutoConfig
+
+        from hwnas.distill.teacher import task_head_labels
+
+        labels = task_head_labels(AutoConfig.from_pretrained(teacher_dir))
+        if labels != data.num_labels:
             raise InvalidConfig(f"teacher {teacher_dir} is not fine-tuned on this task (it needs a sequence-"
                                 f"classification head with {data.num_labels} labels; it has "
-                                f"{labels if heads else 'none'}); give the task teacher hwnas distill caches")
+                                f"{labels if labels is not None else 'none'}); give the task teacher hwnas distill "
+                                "caches")
         if eval_rows is None:  # 2,000 rows, or a fifth of a small task file
             eval_rows = 2000 if eval_task is not None else max(1, min(2000, len(data) // 5))
         if eval_task is not None:
