@@ -107,7 +107,8 @@ def main(argv=None) -> int:
 
     print(f"\nAutoDistiller, leave one task out: student {args.arch}, {args.steps} steps, batch {args.batch_size}, "
           f"{args.limit} training rows, {args.max_len} tokens, seeds {args.seeds}, candidates {', '.join(recipes)}")
-    print(f"{'held out':9s} {'recommended':13s} {'its accuracy':14s} {'default':9s} {'best (hindsight)':24s} "
+    w = max(9, *(len(t) for t in tasks))
+    print(f"{'held out':{w}s} {'recommended':13s} {'its accuracy':14s} {'default':9s} {'best (hindsight)':24s} "
           f"{'rec - default':>13s} {'best - rec':>10s}")
     ours = [r for r in results if r["task"] in tasks and r["variant"] in recipes and r["seed"] in seeds]
     cpu = sum(r["cpu_s"] for r in ours if r.get("cpu_s") is not None)
@@ -117,7 +118,7 @@ def main(argv=None) -> int:
         own = [r for r in records if r["task"]["id"] == id_of[task]]
         others = [r for r in records if r["task"]["id"] != id_of[task] and r["recipe"]["name"] in recipes]
         if not own:
-            print(f"{task:9s} no runs yet")
+            print(f"{task:{w}s} no runs yet")
             continue
         arch = own[0]["arch"]
         typed = {"steps": args.steps, "batch_size": args.batch_size, "max_len": args.max_len,
@@ -130,15 +131,15 @@ def main(argv=None) -> int:
         predicted[task] = rec
         best = max(means, key=means.get)
         got, default = means.get(rec.recipe, float("nan")), means.get("default", float("nan"))
-        print(f"{task:9s} {rec.recipe + ('*' if rec.fallback else ''):13s} {got:<14.4f} {default:<9.4f} "
+        print(f"{task:{w}s} {rec.recipe + ('*' if rec.fallback else ''):13s} {got:<14.4f} {default:<9.4f} "
               f"{best + f' {means[best]:.4f}':24s} {got - default:>+13.4f} {means[best] - got:>10.4f}")
         if rec.fallback:
-            print(f"          * {rec.reason}")
+            print(f"{'':{w}s}  * {rec.reason}")
     if any(not rec.fallback for rec in predicted.values()):
         print("\npredicted advantage of each candidate (kept fraction over an average recipe on the task) "
               "[its measured runs on the held-out task]:")
         for task, rec in predicted.items():
-            print(f"{task:9s} " + "  ".join(f"{n} {p:+.3f} [{len(measured(task, n, 'student'))}]"
+            print(f"{task:{w}s} " + "  ".join(f"{n} {p:+.3f} [{len(measured(task, n, 'student'))}]"
                                             for n, p in rec.predicted.items()))
     spread = [statistics.stdev(v) for t in tasks for n in recipes if len(v := measured(t, n, "student")) > 1]
     print(f"\nseed spread (std of accuracy over seeds, mean over task x recipe): "

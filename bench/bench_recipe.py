@@ -21,7 +21,7 @@ finished run is also kept in a committed JSONL file, and a fresh machine takes t
 instead of running them again when its teachers (``--teacher-for``) have the very same weights
 (``bench/_ledger.py``); ``--report-only`` also prints the ledger's runs. Every run also appends
 to the experience table ``<work>/experience.jsonl`` (the AutoDistiller's training data). The task teacher of each task is fine-tuned once
-(``--teacher-steps``, seed 0) and cached in ``<work>/teachers``, or given ready-made
+(``--teacher-steps``, or ``--teacher-epochs``; seed 0) and cached in ``<work>/teachers``, or given ready-made
 with ``--teacher-for TASK=FOLDER``.
 
 Tasks (``--data`` is the folder of ../shared/data/README.md):
@@ -34,6 +34,11 @@ Tasks (``--data`` is the folder of ../shared/data/README.md):
   ``<work>/news-source``), the first ``--limit`` training rows, scored on the first ``--eval-rows`` of its dev split;
 * ``news-titles``: the same outlets and split from the title and subtitle alone (short texts, ``<work>/news-titles``),
   a fourth task for the experience table: many labels like ``news``, short inputs like ``sst2``.
+* ``agnews-biz-tech`` and ``agnews-world-sports``: two AG News topics each (Business against Sci/Tech, which
+  are easily confused; World against Sports, which are not), cut by
+  :func:`hwnas.distill.tasks.derive_label_subset` into ``<work>/<task>`` (a fifth of the rows, by a hash of their
+  text, to dev); scored on the first ``--eval-rows`` of its dev split. They share AG News' text, so with AG News
+  held out the recommender has seen its corpus, though not its label set.
 
     python bench/bench_recipe.py --data ../shared/data --work bench/out/recipe --tasks sst2 \\
         --arch layers=2,hidden=128,heads=2,ffn=512 --steps 200 --lr 3e-4 --limit 2000 --eval-rows 400 --seeds 0
@@ -67,6 +72,11 @@ INTERMEDIATE = ("hidden", "attention", "value_relation", "mi_alpha")
 
 
 # ------------------------------------------------------------------ tasks and runs (shared with bench_autodistill)
+#: Two-topic tasks cut from AG News (hwnas.distill.tasks.derive_label_subset): a confusable pair and an easy one.
+PAIR_TASKS = {"agnews-biz-tech": ("Business", "Sci/Tech"), "agnews-world-sports": ("World", "Sports")}
+TASKS = ("sst2", "agnews", "news", "news-titles", *PAIR_TASKS)
+
+
 def task_files(name: str, args) -> tuple[str, str | None, int | None]:
     """``(train file, eval file or None, eval rows or None)`` of a task."""
     data = Path(args.data)
@@ -86,13 +96,19 @@ def task_files(name: str, args) -> tuple[str, str | None, int | None]:
         if not (folder / "dev.tsv").is_file():
             derive_news_source(data / "news/news_articles.csv.gz", folder, chars=600 if name == "news" else 0)
         return str(folder / "train.tsv"), str(folder / "dev.tsv"), args.eval_rows
-    raise SystemExit(f"unknown task {name!r}; tasks: sst2, agnews, news, news-titles")
+    if name in PAIR_TASKS:
+        from hwnas.distill.tasks import derive_label_subset
+
+        folder = Path(args.work) / name
+        derive_label_subset(data / "agnews/train.tsv", folder, PAIR_TASKS[name])
+        return str(folder / "train.tsv"), str(folder / "dev.tsv"), args.eval_rows
+    raise SystemExit(f"unknown task {name!r}; tasks: {', '.join(TASKS)}")
 
 
 def common_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--data", required=True, help="folder holding sst2/, agnews/ and news/ (../shared/data)")
     ap.add_argument("--work", required=True, help="output folder (runs, results.jsonl, experience.jsonl)")
-    ap.add_argument("--tasks", default="sst2", help="comma-separated: sst2, agnews, news, news-titles")
+    ap.add_argument("--tasks", default="sst2", help=f"comma-separated: {', '.join(TASKS)}")
     ap.add_argument("--agnews-eval", choices=("holdout", "tail"), default="holdout",
                     help="AG News scoring rows: 'holdout' (the last 10%% of the --limit training rows, as hwnas "
                          "distill holds out) or 'tail' (the last 10%% of the whole file, the rows a teacher "
@@ -105,6 +121,9 @@ def common_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--limit", type=int, default=2000, help="training rows per task")
     ap.add_argument("--eval-rows", type=int, default=400)
     ap.add_argument("--teacher-steps", type=int, default=150, help="fine-tuning steps of each task's teacher")
+    ap.add_argument("--teacher-epochs", type=int, default=None,
+                    help="fine-tune each task's teacher for this many epochs over its --limit rows (best checkpoint "
+                         "kept, hwnas distill's --teacher-epochs) instead of --teacher-steps")
     ap.add_argument("--teacher-for", action="append", default=[], metavar="TASK=FOLDER",
                     help="a ready fine-tuned teacher for a task (repeatable)")
     ap.add_argument("--seeds", default="0", help="comma-separated student seeds")
@@ -136,6 +155,8 @@ def run_distill(task: str, label: str, seed: int, recipe: str, extra: list[str],
         cmd += ["--lr", str(args.lr)]
     if task in teachers:
         cmd += ["--teacher", teachers[task]]
+    elif getattr(args, "teacher_epochs", None):
+        cmd += ["--teacher-epochs", str(args.teacher_epochs)]
     else:
         cmd += ["--teacher-steps", str(args.teacher_steps)]
     if evalf:

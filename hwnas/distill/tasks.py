@@ -11,6 +11,11 @@ evaluation file when the first 8 hex digits of ``sha256(article_id)``, read as a
 integer, are below ``dev_share`` of 2**32. Outlets with fewer than ``min_per_class``
 articles in the whole table are dropped. The files are ``text<TAB>label`` TSVs with
 a header, the format ``hwnas distill --task`` reads.
+
+:func:`derive_label_subset` makes a smaller task out of a labelled one: the rows of a few of
+its classes (two AG News topics, say), split the same way by ``sha256`` of the row's text.
+Benchmarks that learn across tasks (the AutoDistiller's leave-one-task-out) use it to get
+tasks that share a corpus but differ in label count and difficulty.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from urllib.parse import urlparse
 
 from hwnas.errors import InvalidData
 
-__all__ = ["derive_news_source", "news_source_label", "is_dev_article", "held_out_count", "split_held_out"]
+__all__ = ["derive_news_source", "derive_label_subset", "news_source_label", "is_dev_article", "held_out_count", "split_held_out"]
 
 
 def held_out_count(n: int) -> int:
@@ -66,8 +71,11 @@ def news_source_label(link: str) -> str:
 
 def is_dev_article(article_id: str, dev_share: float) -> bool:
     """Whether the article goes to the evaluation split (see the module docstring)."""
-    h = int(hashlib.sha256(str(article_id).strip().encode()).hexdigest()[:8], 16)
-    return h < dev_share * 2 ** 32
+    return _in_dev(str(article_id).strip(), dev_share)
+
+
+def _in_dev(key: str, dev_share: float) -> bool:
+    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) < dev_share * 2 ** 32
 
 
 def _clean(text: str) -> str:
@@ -120,3 +128,50 @@ def derive_news_source(source: str | Path, out_dir: str | Path, *, chars: int = 
                 fh.write(f"{text}\t{label}\n")
     return {"train": len(split["train"]), "dev": len(split["dev"]), "labels": sorted(keep),
             "dropped": {k: v for k, v in counts.items() if k not in keep}}
+
+
+def derive_label_subset(source: str | Path, out_dir: str | Path, labels: list[str] | tuple[str, ...], *,
+                        dev_share: float = 0.2) -> dict[str, Any]:
+    """Write ``out_dir/train.tsv`` and ``out_dir/dev.tsv`` holding only the rows of ``labels`` of a
+    ``text<TAB>label`` TSV with a header (rows whose text hashes below ``dev_share`` go to ``dev.tsv``,
+    see the module docstring; a text seen twice is kept once). Written atomically and reused when both
+    files exist. Returns the counts per split and label.
+
+    Raises:
+        InvalidData: a missing file, a file without ``text`` and ``label`` columns, fewer than two labels
+            asked for, or a label the file does not have (the message lists the file's labels).
+    """
+    from hwnas._files import atomic_write_text
+
+    source, out_dir = Path(source), Path(out_dir)
+    train_p, dev_p = out_dir / "train.tsv", out_dir / "dev.tsv"
+    if not source.is_file():
+        raise InvalidData(f"{source}: no such file (give a text<TAB>label .tsv with a header)")
+    if not 0 < dev_share < 1:
+        raise InvalidData(f"dev_share must be in (0, 1); got {dev_share!r}")
+    want = [str(x) for x in labels]
+    if len(set(want)) < 2:
+        raise InvalidData(f"a task needs at least two labels; got {', '.join(want) or 'none'}")
+    with open(source, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader, [])
+        if "text" not in header or "label" not in header:
+            raise InvalidData(f"{source}: needs a header with 'text' and 'label' columns; has {', '.join(header)}")
+        ti, li = header.index("text"), header.index("label")
+        rows = [(_clean(r[ti]), r[li].strip()) for r in reader if len(r) > max(ti, li)]
+    have = sorted({label for _, label in rows})
+    unknown = [x for x in want if x not in have]
+    if unknown:
+        raise InvalidData(f"{source}: no label {', '.join(map(repr, unknown))}; its labels are {', '.join(have)}")
+    split: dict[str, list[tuple[str, str]]] = {"train": [], "dev": []}
+    seen: set[str] = set()
+    for text, label in rows:
+        if label in want and text and text not in seen:
+            seen.add(text)
+            split["dev" if _in_dev(text, dev_share) else "train"].append((text, label))
+    counts = {name: dict(sorted(Counter(label for _, label in items).items())) for name, items in split.items()}
+    if not (train_p.is_file() and dev_p.is_file()):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path, name in ((train_p, "train"), (dev_p, "dev")):
+            atomic_write_text(path, "text\tlabel\n" + "".join(f"{t}\t{lab}\n" for t, lab in split[name]))
+    return counts

@@ -14,7 +14,13 @@ from hwnas.distill.auto import (FEATURES, Recommender, dataset_features, ranking
 from hwnas.distill.data import TaskData, load_task
 from hwnas.distill.experience import make_record
 from hwnas.distill.recipes import apply_recipe, get_recipe
-from hwnas.distill.tasks import derive_news_source, is_dev_article, news_source_label, split_held_out
+from hwnas.distill.tasks import (
+    derive_label_subset,
+    derive_news_source,
+    is_dev_article,
+    news_source_label,
+    split_held_out,
+)
 from hwnas.errors import InvalidConfig, InvalidData
 
 ARCH = {"layers": 2, "hidden": 128, "heads": 2, "ffn": 512}
@@ -169,6 +175,31 @@ def test_news_source_task_is_derived_deterministically(tmp_path):
     derive_news_source(src, tmp_path / "task", min_per_class=5)
     assert (tmp_path / "task/train.tsv").read_bytes() == first
     assert news_source_label("http://www.abcnews.go.com/x") == "abcnews.go.com"
+
+
+def test_label_subset_keeps_the_asked_classes_and_splits_by_text(tmp_path):
+    src = tmp_path / "topics.tsv"
+    labels = ["World", "Sports", "Business", "Sci/Tech"]
+    rows = [(f"story number {i} about {labels[i % 4].lower()}", labels[i % 4]) for i in range(200)]
+    rows.append(rows[1])  # a text seen twice is kept once
+    src.write_text("text\tlabel\n" + "".join(f"{t}\t{lab}\n" for t, lab in rows), encoding="utf-8")
+    counts = derive_label_subset(src, tmp_path / "ws", ["World", "Sports"])
+    train = load_task(tmp_path / "ws/train.tsv")
+    dev = load_task(tmp_path / "ws/dev.tsv", label_names=train.label_names)
+    assert train.label_names == ["Sports", "World"] and len(train) + len(dev) == 100
+    assert set(train.texts).isdisjoint(dev.texts)
+    assert sum(counts["dev"].values()) == len(dev) == sum(
+        is_dev_article(t, 0.2) for t, lab in rows[:200] if lab in ("World", "Sports"))
+    first = (tmp_path / "ws/dev.tsv").read_bytes()
+    src.write_text("text\tlabel\n" + "".join(f"{t}\t{lab}\n" for t, lab in reversed(rows)), encoding="utf-8")
+    derive_label_subset(src, tmp_path / "ws2", ["World", "Sports"])  # the split does not depend on row order
+    assert sorted(load_task(tmp_path / "ws2/dev.tsv").texts) == sorted(dev.texts)
+    assert (tmp_path / "ws/dev.tsv").read_bytes() == first
+    with pytest.raises(InvalidData, match="no label 'Sprts'; its labels are Business, Sci/Tech, Sports, World"):
+        derive_label_subset(src, tmp_path / "bad", ["World", "Sprts"])
+    with pytest.raises(InvalidData, match="at least two labels"):
+        derive_label_subset(src, tmp_path / "bad", ["World", "World"])
+    assert not (tmp_path / "bad").exists()
 
 
 def test_cli_recipe_auto_recommends_runs_and_records_the_choice(tiny_teacher, tmp_path, capsys):
