@@ -18,7 +18,7 @@ def list_estimators(as_json: bool) -> None:
     import inspect
 
     from hwnas.estimators import ESTIMATORS
-    from hwnas.estimators.base import estimator_options
+    from hwnas.estimators.base import REQUIREMENT_FLAGS, estimator_options
 
     rows = []
     for name in ESTIMATORS.names():
@@ -33,7 +33,7 @@ def list_estimators(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=1))
         return
     for r in rows:
-        needs = ", ".join(f"--{n}" for n in r["needs"]) or "nothing"
+        needs = ", ".join(REQUIREMENT_FLAGS.get(n, f"--{n}") for n in r["needs"]) or "nothing"
         click.echo(f"{r['name']:16s} needs {needs}: {r['description']}")
         if r["options"]:
             click.echo(" " * 17 + "options: " + ", ".join(f"{k}={v}" for k, v in r["options"].items()))

@@ -28,6 +28,9 @@ from hwnas.space import Architecture, SearchSpace, as_architectures
 
 __all__ = ["AccuracyEstimator", "ESTIMATORS", "as_architectures"]
 
+#: The command-line flag that gives each requirement (``requires``) to ``hwnas search``.
+REQUIREMENT_FLAGS = {"supernet": "--supernet", "teacher": "--teacher", "task": "--task", "path": "--estimator-path"}
+
 #: Every accuracy estimator, by name (entry-point group ``hwnas.estimators``).
 ESTIMATORS: Registry[type[AccuracyEstimator]] = Registry("accuracy estimator", entry_point_group="hwnas.estimators")
 
@@ -38,7 +41,8 @@ class AccuracyEstimator(ABC):
     Class attributes:
         name: the registry name.
         requires: what the estimator needs besides architectures, a subset of
-            ``{"supernet", "teacher", "task"}`` (for messages and for the search CLI).
+            ``{"supernet", "teacher", "task", "path"}`` (for messages and for the search CLI,
+            whose flags :data:`REQUIREMENT_FLAGS` names).
         description: one line for ``hwnas estimators`` and the docs.
         comparable_within: ``None``, or the latency tolerance inside which scores compare (see below).
 
@@ -54,6 +58,8 @@ class AccuracyEstimator(ABC):
     #: architectures whose predicted latencies differ by at most ``w`` (a ranker fitted within latency bands);
     #: the search then picks its winner in the band at the top of the budget (:func:`hwnas.search.runner.run_search`).
     comparable_within: ClassVar[float | None] = None
+    #: The line :func:`make_estimator` gives when a requirement is missing (default: "estimator NAME needs FLAGS").
+    missing_message: ClassVar[str] = ""
 
     def __init__(self) -> None:
         self._memory: dict[str, float] = {}
@@ -143,8 +149,8 @@ def make_estimator(name: str, **context: Any) -> AccuracyEstimator:
     cls = ESTIMATORS.get(name)
     missing = [r for r in sorted(cls.requires) if context.get(r) in (None, "")]
     if missing:
-        flags = ", ".join(f"--{m}" for m in missing)
-        raise InvalidConfig(f"estimator {name!r} needs {flags}")
+        flags = ", ".join(REQUIREMENT_FLAGS.get(m, f"--{m}") for m in missing)
+        raise InvalidConfig(cls.missing_message or f"estimator {name!r} needs {flags}")
     params = inspect.signature(cls.__init__).parameters
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     kwargs = {k: v for k, v in context.items() if v is not None and (accepts_any or k in params)}

@@ -317,14 +317,16 @@ class LearnedEstimator(AccuracyEstimator):
     """Scores with a ranker fitted by ``hwnas estimator fit`` on a ground-truth table (``path``: its folder)."""
 
     name = "learned"
+    requires = frozenset({"path"})
+    missing_message = ("estimator 'learned' needs a fitted model: --estimator-path DIR "
+                       "(fit one with `hwnas estimator fit --table CSV --task TASK --out DIR`)")
     description = "XGBoost pairwise ranker fitted on a ground-truth table (--estimator-path); ~free"
     comparable_within = BAND_TOLERANCE
 
     def __init__(self, *, path: str | Path | None = None) -> None:
         super().__init__()
         if path is None or str(path) == "":
-            raise InvalidConfig("estimator 'learned' needs a fitted model: --estimator-path DIR "
-                                "(fit one with `hwnas estimator fit --table CSV --task TASK --out DIR`)")
+            raise InvalidConfig(self.missing_message)
         self.ranker = load_learned(path)
         self.space = self.ranker.space
         m = self.ranker.manifest_

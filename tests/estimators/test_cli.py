@@ -129,3 +129,4 @@ def test_estimator_list_names_every_estimator_with_its_needs_and_options(capsys)
     assert {"rows", "max_len", "eta"} <= set(rows["wpca"]["options"])
     code, stdout, _ = run_cli(["estimator", "list"], capsys)
     assert code == 0 and "distill-proxy    needs --task, --teacher" in stdout and "steps=100" in stdout
+    assert "learned          needs --estimator-path:" in stdout and rows["learned"]["needs"] == ["path"]
