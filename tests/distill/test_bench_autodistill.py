@@ -166,6 +166,22 @@ def test_agnews_tail_split_holds_out_exactly_what_hwnas_distill_holds_out(recipe
     assert recipe_bench.task_files("agnews", args) == (str(src), None, None)
 
 
+def test_two_topic_tasks_are_cut_from_agnews_into_the_work_folder(recipe_bench, tmp_path):
+    from hwnas.distill.data import load_task
+
+    labels = ["World", "Sports", "Business", "Sci/Tech"]
+    src = tmp_path / "data/agnews/train.tsv"
+    src.parent.mkdir(parents=True)
+    src.write_text("text\tlabel\n" + "".join(f"story number {i} about things\t{labels[i % 4]}\n" for i in range(80)))
+    args = argparse.Namespace(data=str(tmp_path / "data"), work=str(tmp_path / "work"), eval_rows=5)
+    train, dev, rows = recipe_bench.task_files("agnews-biz-tech", args)
+    assert rows == 5 and dev == str(tmp_path / "work/agnews-biz-tech/dev.tsv")
+    both = load_task(train).labels + load_task(dev).labels
+    assert load_task(train).label_names == ["Business", "Sci/Tech"] and len(both) == 40
+    with pytest.raises(SystemExit, match="agnews-world-sports"):
+        recipe_bench.task_files("agnews-sports", args)
+
+
 def test_recipe_report_only_prints_finished_runs_and_starts_none(recipe_bench, tmp_path, capsys):
     work = tmp_path / "work"
     work.mkdir()
