@@ -114,6 +114,7 @@ def main(argv=None) -> int:
     cpu = sum(r["cpu_s"] for r in ours if r.get("cpu_s") is not None)
     cpu_unknown = sum(r.get("cpu_s") is None for r in ours)
     predicted = {}
+    verdict: list[tuple[float, float]] = []  # per held-out task: (recommended - default, best - recommended)
     for task in tasks:
         own = [r for r in records if r["task"]["id"] == id_of[task]]
         others = [r for r in records if r["task"]["id"] != id_of[task] and r["recipe"]["name"] in recipes]
@@ -131,10 +132,16 @@ def main(argv=None) -> int:
         predicted[task] = rec
         best = max(means, key=means.get)
         got, default = means.get(rec.recipe, float("nan")), means.get("default", float("nan"))
+        verdict.append((got - default, means[best] - got))
         print(f"{task:{w}s} {rec.recipe + ('*' if rec.fallback else ''):13s} {got:<14.4f} {default:<9.4f} "
               f"{best + f' {means[best]:.4f}':24s} {got - default:>+13.4f} {means[best] - got:>10.4f}")
         if rec.fallback:
             print(f"{'':{w}s}  * {rec.reason}")
+    if verdict:
+        # the goal: at least as good as the default on every task, within 0.5 points of the best on two
+        print(f"goal: at least as good as default on {sum(d >= -1e-9 for d, _ in verdict)} of {len(verdict)} "
+              f"held-out tasks (all needed); within 0.5 points of the best on "
+              f"{sum(b <= 0.005 + 1e-9 for _, b in verdict)} (two needed)")
     if any(not rec.fallback for rec in predicted.values()):
         print("\npredicted advantage of each candidate (kept fraction over an average recipe on the task) "
               "[its measured runs on the held-out task]:")
