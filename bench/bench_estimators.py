@@ -90,6 +90,23 @@ def _offset_rows(text: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
+def _slices(text: str) -> list[tuple[int, int]]:
+    """``"0:2000,2000:6735"`` -> ``[(0, 2000), (2000, 6735)]``: row ranges START:STOP of the evaluation file,
+    START >= 0 and STOP > START; anything else is argparse's one-line error (exit 2)."""
+    import argparse
+
+    out = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        a, _, b = part.partition(":")
+        if not (a.strip().isdigit() and b.strip().isdigit()) or int(b) <= int(a):
+            raise argparse.ArgumentTypeError(f"expected START:STOP row ranges, comma-separated, with STOP > START; "
+                                             f"got {text!r}")
+        out.append((int(a), int(b)))
+    if not out:
+        raise argparse.ArgumentTypeError("expected at least one START:STOP row range")
+    return out
+
+
 def space_masks(spaces: list[str], mask: np.ndarray) -> dict[str, np.ndarray]:
     """``mask`` restricted to pairs of one space, per space that has such a pair (bands lie inside one space, but
     the spaces' seed noise differs a lot, so each gets its own figures)."""
@@ -413,6 +430,10 @@ def main(argv=None) -> int:
                          "OFFSET..OFFSET+ROWS (the ground truth scores SST-2 on the first 2,000); without one, the "
                          "last ROWS rows of the task file are held out")
     ap.add_argument("--distill-proxy-cache", default=None, help="JSON file for the proxy's runs (default: ~/.cache)")
+    ap.add_argument("--distill-proxy-slices", default=None, type=_slices, metavar="START:STOP,...",
+                    help="also judge the proxy's accuracy and agreement on these rows of the evaluation file (inside "
+                         "--distill-proxy-eval), read from each run's per-row records: e.g. the ground truth's own rows "
+                         "and rows it never used, from one run per student")
     ap.add_argument("--only-cached", action="store_true",
                     help="judge only the students whose distill-proxy run is already cached (the figures of a partial "
                          "run, without training)")
@@ -511,6 +532,20 @@ def main(argv=None) -> int:
             recs = est.metrics(archs)
             variants = {f"{name}:{m}": np.array([r[m] for r in recs]) for m in METRICS}
             cost = float(np.mean([r["cpu_s"] for r in recs]))  # CPU seconds of the runs, cached ones too
+        if name == "distill-proxy" and args.distill_proxy_slices:
+            offset = ctx.get("eval_offset") or 0
+            for a, b in args.distill_proxy_slices:
+                if not offset <= a < b <= offset + ctx["eval_rows"]:
+                    print(f"error: --distill-proxy-slices {a}:{b} is not inside the proxy's evaluation rows "
+                          f"{offset}:{offset + ctx['eval_rows']}", file=sys.stderr)
+                    return 2
+                try:
+                    recs = est.slice_metrics(archs, a - offset, b - offset)
+                except HwnasError as e:
+                    print(f"error: {e}", file=sys.stderr)
+                    return 2
+                for m in ("accuracy", "agreement"):
+                    variants[f"{name}:{m}@{a}:{b}"] = np.array([r[m] for r in recs])
         for label, sc in variants.items():
             results["estimators"][label] = report_estimator(label, sc, acc, within, bands, truth.spaces, cost,
                                                             args.bootstrap, archs)

@@ -17,7 +17,12 @@ which one :meth:`score` returns:
 
 All three are cached on disk per architecture, keyed by everything that changes
 them (teacher weights, data files, losses, settings), so switching the metric,
-or asking again, costs nothing.
+or asking again, costs nothing. A run also keeps, row by row, whether the student
+was right and whether it agreed with the teacher (two bit strings, ``correct`` and
+``agrees``, hex-encoded), so accuracy and agreement can be read on any slice of the
+held-out rows afterwards (:meth:`DistillProxy.slice_metrics`) without training again:
+one run scored on all of a validation file gives a score on the rows a ground truth
+used and one on rows it did not, and a bootstrap over rows (the evaluation noise).
 
 Cost: the recipe's cost per step times ``steps``, plus one pass over the held-out
 rows; ``bench/bench_estimators.py`` prints the measured figure.
@@ -40,18 +45,42 @@ from hwnas.estimators._encoders import EncoderSource
 from hwnas.estimators.base import ESTIMATORS, AccuracyEstimator
 from hwnas.space import Architecture
 
-__all__ = ["DistillProxy", "METRICS"]
+__all__ = ["DistillProxy", "METRICS", "ROW_RECORDS", "pack_bits", "unpack_bits"]
 
 #: What a run records; :meth:`DistillProxy.score` returns one of them (higher is better for all).
 METRICS = ("accuracy", "agreement", "kd")
 
 
-def _clean_run(rec: Any) -> dict[str, float] | None:
-    """A cached run with every metric finite, its numbers as floats; anything else is dropped."""
+#: The per-row records of a run (hex-encoded bit strings, one bit per held-out row, first row first).
+ROW_RECORDS = ("correct", "agrees")
+
+
+def pack_bits(flags: Any) -> str:
+    """Booleans, one per row, as a hex string (``np.packbits`` order: first row in the top bit)."""
+    return np.packbits(np.asarray(flags, dtype=bool)).tobytes().hex()
+
+
+def unpack_bits(text: str, rows: int) -> np.ndarray:
+    """The first ``rows`` booleans of a :func:`pack_bits` string."""
+    return np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))[:rows].astype(bool)
+
+
+def _clean_run(rec: Any) -> dict[str, Any] | None:
+    """A cached run with every metric finite, its numbers as floats (and its per-row hex records, when they
+    read back); anything else is dropped."""
     if not isinstance(rec, dict) or not all(isinstance(rec.get(m), (int, float)) and np.isfinite(rec[m])
                                             for m in METRICS):
         return None
-    return {k: float(v) for k, v in rec.items() if isinstance(v, (int, float))}
+    out: dict[str, Any] = {k: float(v) for k, v in rec.items() if isinstance(v, (int, float))}
+    for k in ROW_RECORDS:
+        v = rec.get(k)
+        if isinstance(v, str):
+            try:
+                bytes.fromhex(v)
+            except ValueError:
+                continue
+            out[k] = v
+    return out
 
 
 def _loss_config(losses: Any):
@@ -202,13 +231,38 @@ class DistillProxy(AccuracyEstimator):
         """Keys of the architectures whose run is cached (in memory or in the results file)."""
         return set(self._disk)
 
-    def metrics(self, archs) -> list[dict[str, float]]:
+    def metrics(self, archs) -> list[dict[str, Any]]:
         """Every recorded metric (and the run's seconds) of each architecture, running those not yet cached."""
-        from hwnas.space import as_architectures
-
-        archs = [self.validate(a) for a in as_architectures(archs)]
+        archs = self._as_archs(archs)
         self.score(archs)
         return [dict(self._disk[a.key]) for a in archs]
+
+    def slice_metrics(self, archs, start: int = 0, stop: int | None = None) -> list[dict[str, float]]:
+        """Accuracy and agreement of each architecture on held-out rows ``start:stop`` (positions among this
+        estimator's ``eval_rows``), read from the per-row records of its run (running those not cached yet).
+
+        Raises:
+            InvalidConfig: an empty or out-of-range slice, or a cached run recorded before per-row records
+                were kept (run it again with a new cache file).
+        """
+        rows = len(self.held)
+        stop = rows if stop is None else stop
+        if not 0 <= start < stop <= rows:
+            raise InvalidConfig(f"a slice of the {rows} held-out rows needs 0 <= start < stop <= {rows}; "
+                                f"got {start}:{stop}")
+        out = []
+        for arch, run in zip(self._as_archs(archs), self.metrics(archs), strict=True):
+            if not all(k in run for k in ROW_RECORDS):
+                raise InvalidConfig(f"the cached run of {arch.key} has no per-row records (recorded by an older "
+                                    f"hwnas); score it again with another cache file than {self.cache_path}")
+            out.append({"accuracy": float(unpack_bits(run["correct"], rows)[start:stop].mean()),
+                        "agreement": float(unpack_bits(run["agrees"], rows)[start:stop].mean())})
+        return out
+
+    def _as_archs(self, archs) -> list[Architecture]:
+        from hwnas.space import as_architectures
+
+        return [self.validate(a) for a in as_architectures(archs)]
 
     # ------------------------------------------------------------ scoring
     def _score(self, archs: list[Architecture]) -> np.ndarray:
@@ -268,6 +322,7 @@ class DistillProxy(AccuracyEstimator):
         logp = torch.log_softmax(logits, -1)
         kl = float((teacher_logp.exp() * (teacher_logp - logp)).sum(-1).mean())
         pred = logits.argmax(-1)
-        return {"accuracy": float((pred == held_enc["labels"]).float().mean()),
-                "agreement": float((pred == teacher_logp.argmax(-1)).float().mean()),
-                "kd": -kl, "cpu_s": time.process_time() - t0}
+        correct, agrees = (pred == held_enc["labels"]), (pred == teacher_logp.argmax(-1))
+        return {"accuracy": float(correct.float().mean()), "agreement": float(agrees.float().mean()),
+                "kd": -kl, "cpu_s": time.process_time() - t0,
+                "correct": pack_bits(correct.numpy()), "agrees": pack_bits(agrees.numpy())}

@@ -179,6 +179,15 @@ def test_distill_proxy_reports_every_metric_of_one_run(tmp_path, capsys, est_tas
     # a second invocation gives the same figures (read back from the cache file)
     assert bench().main(argv) == 0
     assert json.loads(res.read_text())["estimators"]["distill-proxy:kd"]["scores"] == kd
+    # slices of the evaluation rows, read from the same runs' per-row records
+    assert bench().main([*argv, "--distill-proxy-slices", "10:30,30:50"]) == 0
+    sliced = json.loads(res.read_text())["estimators"]
+    for key, run in runs.items():
+        for m in ("accuracy", "agreement"):
+            a, b = sliced[f"distill-proxy:{m}@10:30"]["scores"][key], sliced[f"distill-proxy:{m}@30:50"]["scores"][key]
+            assert (a + b) / 2 == pytest.approx(run[m])
+    assert bench().main([*argv, "--distill-proxy-slices", "0:20"]) == 2  # rows 0..10 were not scored
+    assert "is not inside the proxy's evaluation rows 10:50" in capsys.readouterr().err
     # a partial run: only the students with a cached run are judged, nothing is trained
     saved = json.loads(cache.read_text())
     saved["runs"] = dict(list(saved["runs"].items())[:6])
@@ -189,6 +198,18 @@ def test_distill_proxy_reports_every_metric_of_one_run(tmp_path, capsys, est_tas
     # runs of other settings are not passed off as these
     assert bench().main([*argv, "--only-cached", "--distill-proxy-steps", "3"]) == 2
     assert "holds runs of other settings" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text,ok", [("0:2000,2000:6735", [(0, 2000), (2000, 6735)]), ("5:5", None), ("a:3", None),
+                                     ("3", None), ("", None)])
+def test_distill_proxy_slices_are_start_stop_ranges(text, ok):
+    import argparse
+
+    if ok is not None:
+        assert bench()._slices(text) == ok
+    else:
+        with pytest.raises(argparse.ArgumentTypeError, match="START:STOP"):
+            bench()._slices(text)
 
 
 @pytest.mark.parametrize("text,ok", [("0,2000", (0, 2000)), ("2000,2000", (2000, 2000)), ("5,0", None),

@@ -78,6 +78,31 @@ def test_a_separate_evaluation_file_scores_its_rows(est_task, est_task_teacher, 
         _make(est_task, est_task_teacher, tmp_path, eval_task=str(est_task), eval_offset=8, eval_rows=200)
 
 
+def test_per_row_records_give_accuracy_and_agreement_on_any_slice(est_task, est_task_teacher, tmp_path, monkeypatch):
+    est = _make(est_task, est_task_teacher, tmp_path, eval_task=str(est_task), eval_offset=8, eval_rows=40)
+    recs = est.metrics(ARCHS)
+    whole = est.slice_metrics(ARCHS)
+    halves = est.slice_metrics(ARCHS, 0, 15), est.slice_metrics(ARCHS, 15, 40)
+    for rec, w, a, b in zip(recs, whole, *halves, strict=True):
+        assert w["accuracy"] == pytest.approx(rec["accuracy"]) and w["agreement"] == pytest.approx(rec["agreement"])
+        for m in ("accuracy", "agreement"):  # the two slices add up to the whole, row by row
+            assert (15 * a[m] + 25 * b[m]) / 40 == pytest.approx(w[m])
+    # a run scored on rows 8..48 read on its rows 8..23 is the same as a run scored on rows 8..23 only
+    short = _make(est_task, est_task_teacher, tmp_path / "short", eval_task=str(est_task), eval_offset=8, eval_rows=15)
+    assert [r["accuracy"] for r in short.metrics(ARCHS)] == pytest.approx([r["accuracy"] for r in halves[0]])
+    with pytest.raises(InvalidConfig, match=r"needs 0 <= start < stop <= 40; got 30:41"):
+        est.slice_metrics(ARCHS, 30, 41)
+    # a cache written before per-row records were kept: one line, no silent zeros
+    saved = json.loads((tmp_path / "runs.json").read_text())
+    for run in saved["runs"].values():
+        del run["correct"], run["agrees"]
+    (tmp_path / "runs.json").write_text(json.dumps(saved))
+    old = _make(est_task, est_task_teacher, tmp_path, eval_task=str(est_task), eval_offset=8, eval_rows=40)
+    assert old.score(ARCHS).tolist() == [r["accuracy"] for r in recs]  # the cached scores still serve
+    with pytest.raises(InvalidConfig, match="has no per-row records"):
+        old.slice_metrics(ARCHS, 0, 10)
+
+
 def test_without_an_evaluation_file_the_last_rows_are_held_out(est_task, est_task_teacher, tmp_path):
     est = _make(est_task, est_task_teacher, tmp_path)
     from hwnas.distill.data import load_task
