@@ -430,6 +430,9 @@ def main(argv=None) -> int:
                          "OFFSET..OFFSET+ROWS (the ground truth scores SST-2 on the first 2,000); without one, the "
                          "last ROWS rows of the task file are held out")
     ap.add_argument("--distill-proxy-cache", default=None, help="JSON file for the proxy's runs (default: ~/.cache)")
+    ap.add_argument("--distill-proxy-record-at", default=None, metavar="STEP,...",
+                    help="also score each run at these earlier steps (record_at): one run per student gives the "
+                         "figures of stopping at each of them (rows distill-proxy@STEP:METRIC)")
     ap.add_argument("--distill-proxy-slices", default=None, type=_slices, metavar="START:STOP,...",
                     help="also judge the proxy's accuracy and agreement on these rows of the evaluation file (inside "
                          "--distill-proxy-eval), read from each run's per-row records: e.g. the ground truth's own rows "
@@ -506,7 +509,7 @@ def main(argv=None) -> int:
             ctx |= {"task": str(Path(args.data) / TASK_FILES[args.task]), "steps": args.distill_proxy_steps,
                     "schedule_steps": args.distill_proxy_schedule_steps,
                     "losses": args.distill_proxy_losses or recipe_losses(truth.recipe), "eval_rows": rows,
-                    "cache": args.distill_proxy_cache}
+                    "cache": args.distill_proxy_cache, "record_at": args.distill_proxy_record_at or ()}
             if args.task in EVAL_FILES:
                 ctx |= {"eval_task": str(Path(args.data) / EVAL_FILES[args.task]), "eval_offset": offset}
         try:
@@ -523,6 +526,7 @@ def main(argv=None) -> int:
                 est.score([archs[i]])
                 rec = est.metrics([archs[i]])[0]
                 print(f"  {name} {i + 1}/{n} {archs[i]}: " + ", ".join(f"{m} {rec[m]:.4f}" for m in METRICS)
+                      + "".join(f", accuracy@{s} {rec[f'accuracy@{s}']:.4f}" for s in est.record_at)
                       + f" ({rec['cpu_s']:.0f} CPU s; truth {acc[i]:.4f})", flush=True)
         scores = est.score(archs)
         wall = time.perf_counter() - t0
@@ -530,7 +534,10 @@ def main(argv=None) -> int:
         variants = {name: scores}
         if name == "distill-proxy":  # one run records every metric: each is reported, at the same cost
             recs = est.metrics(archs)
-            variants = {f"{name}:{m}": np.array([r[m] for r in recs]) for m in METRICS}
+            variants = {}
+            for step in (*est.record_at, None):
+                at = "" if step is None else f"@{step}"
+                variants |= {f"{name}{at}:{m}": np.array([r[m + at] for r in recs]) for m in METRICS}
             cost = float(np.mean([r["cpu_s"] for r in recs]))  # CPU seconds of the runs, cached ones too
         if name == "distill-proxy" and args.distill_proxy_slices:
             offset = ctx.get("eval_offset") or 0
@@ -539,18 +546,24 @@ def main(argv=None) -> int:
                     print(f"error: --distill-proxy-slices {a}:{b} is not inside the proxy's evaluation rows "
                           f"{offset}:{offset + ctx['eval_rows']}", file=sys.stderr)
                     return 2
-                try:
-                    recs = est.slice_metrics(archs, a - offset, b - offset)
-                except HwnasError as e:
-                    print(f"error: {e}", file=sys.stderr)
-                    return 2
-                for m in ("accuracy", "agreement"):
-                    variants[f"{name}:{m}@{a}:{b}"] = np.array([r[m] for r in recs])
+                for step in (*est.record_at, None):
+                    try:
+                        recs = est.slice_metrics(archs, a - offset, b - offset, step=step)
+                    except HwnasError as e:
+                        print(f"error: {e}", file=sys.stderr)
+                        return 2
+                    tag = "" if step is None else f"@{step}"
+                    for m in ("accuracy", "agreement"):
+                        variants[f"{name}{tag}:{m}@{a}:{b}"] = np.array([r[m] for r in recs])
         for label, sc in variants.items():
-            results["estimators"][label] = report_estimator(label, sc, acc, within, bands, truth.spaces, cost,
+            step = label.partition("@")[2].partition(":")[0] if label.startswith(f"{name}@") else None
+            # a figure read at an earlier step of the run costs that share of its steps (training dominates)
+            share = int(step) / args.distill_proxy_steps if step else 1.0
+            results["estimators"][label] = report_estimator(label, sc, acc, within, bands, truth.spaces, cost * share,
                                                             args.bootstrap, archs)
             if name == "distill-proxy":
-                results["estimators"][label] |= {"steps": args.distill_proxy_steps,
+                results["estimators"][label] |= {"steps": int(step) if step else args.distill_proxy_steps,
+                                                 "run_steps": args.distill_proxy_steps,
                                                  "schedule_steps": args.distill_proxy_schedule_steps,
                                                  "losses": ctx["losses"],
                                                  "eval": ctx.get("eval_task", "last rows of the task file"),

@@ -24,6 +24,11 @@ held-out rows afterwards (:meth:`DistillProxy.slice_metrics`) without training a
 one run scored on all of a validation file gives a score on the rows a ground truth
 used and one on rows it did not, and a bootstrap over rows (the evaluation noise).
 
+``record_at`` also scores the student at earlier steps of the same run (say 200, 300
+and 400 of 500), recorded as ``accuracy@200``, ``correct@200`` and so on: the
+training is the same, so one run gives the whole curve of what stopping earlier would
+have scored (``metric="accuracy@300"`` scores with the figure at step 300).
+
 Cost: the recipe's cost per step times ``steps``, plus one pass over the held-out
 rows; ``bench/bench_estimators.py`` prints the measured figure.
 """
@@ -66,15 +71,14 @@ def unpack_bits(text: str, rows: int) -> np.ndarray:
 
 
 def _clean_run(rec: Any) -> dict[str, Any] | None:
-    """A cached run with every metric finite, its numbers as floats (and its per-row hex records, when they
-    read back); anything else is dropped."""
+    """A cached run with every metric finite, its numbers as floats (and its per-row hex records, ``correct``,
+    ``agrees`` and their ``@STEP`` forms, when they read back); anything else is dropped."""
     if not isinstance(rec, dict) or not all(isinstance(rec.get(m), (int, float)) and np.isfinite(rec[m])
                                             for m in METRICS):
         return None
     out: dict[str, Any] = {k: float(v) for k, v in rec.items() if isinstance(v, (int, float))}
-    for k in ROW_RECORDS:
-        v = rec.get(k)
-        if isinstance(v, str):
+    for k, v in rec.items():
+        if k.partition("@")[0] in ROW_RECORDS and isinstance(v, str):
             try:
                 bytes.fromhex(v)
             except ValueError:
@@ -118,7 +122,9 @@ class DistillProxy(AccuracyEstimator):
         schedule_steps: run the learning-rate (and loss-weight) schedule of a ``schedule_steps``-step
             distillation and stop after ``steps`` of it: the first ``steps`` steps of the full run, same
             batches, same rates (``None``: a whole ``steps``-step schedule, compressed).
-        metric: ``accuracy``, ``agreement`` or ``kd`` (see the module docstring).
+        metric: ``accuracy``, ``agreement`` or ``kd`` (see the module docstring), or ``NAME@STEP`` for its
+            figure at a step of ``record_at``.
+        record_at: earlier steps (each below ``steps``) at which the same run is also scored (module docstring).
         cache: a JSON file for the scores; ``None``: ``~/.cache/hwnas/distill-proxy/<signature>.json``;
             ``False``: memory only.
         threads: torch intra-op threads while training (``None``: unchanged).
@@ -133,7 +139,7 @@ class DistillProxy(AccuracyEstimator):
                  eval_task: str | Path | None = None, eval_offset: int = 0, eval_rows: int | None = None,
                  train_rows: int | None = None, losses: Any = None, steps: int = 100, batch_size: int = 32,
                  lr: float = 1e-4, max_len: int = 64, seed: int = 0, schedule_steps: int | None = None,
-                 metric: str = "accuracy",
+                 metric: str = "accuracy", record_at: Any = (),
                  cache: str | Path | bool | None = None, threads: int | None = None, **_: Any) -> None:
         super().__init__()
         for n, v in (("steps", steps), ("batch_size", batch_size), ("max_len", max_len)):
@@ -147,8 +153,23 @@ class DistillProxy(AccuracyEstimator):
             check_int("train_rows", train_rows)
         if not isinstance(lr, (int, float)) or not 0 < lr < 1:
             raise InvalidConfig(f"lr must be a number in (0, 1); got {lr!r}")
-        if metric not in METRICS:
-            raise InvalidConfig(f"distill-proxy metric must be one of {', '.join(METRICS)}; got {metric!r}")
+        if isinstance(record_at, str):
+            parts = [x.strip() for x in record_at.replace(";", ",").split(",") if x.strip()]
+            if not all(x.isdigit() for x in parts):
+                raise InvalidConfig(f"record_at must be step counts, comma-separated; got {record_at!r}")
+            record_at = [int(x) for x in parts]
+        elif isinstance(record_at, int):
+            record_at = [record_at]
+        record_at = sorted(set(record_at or ()))
+        for r in record_at:
+            if not isinstance(r, int) or isinstance(r, bool) or not 1 <= r < steps:
+                raise InvalidConfig(f"record_at steps must be integers from 1 to steps - 1 = {steps - 1}; got {r!r}")
+        self.record_at = tuple(record_at)
+        base, _, at = str(metric).partition("@")
+        if base not in METRICS or (at and not (at.isdigit() and int(at) in self.record_at)):
+            steps_note = (f", or one of them @STEP for a step in record_at ({', '.join(map(str, self.record_at))})"
+                          if self.record_at else " (NAME@STEP needs that step in record_at)")
+            raise InvalidConfig(f"distill-proxy metric must be one of {', '.join(METRICS)}{steps_note}; got {metric!r}")
         if teacher in (None, "", "default"):
             raise InvalidConfig("distill-proxy needs a teacher fine-tuned on the task (--teacher FOLDER, e.g. one of "
                                 "the teachers hwnas distill caches); the default teacher has no task head")
@@ -210,7 +231,8 @@ class DistillProxy(AccuracyEstimator):
                     "init": sn_sig, "data": data_sig, "eval_offset": eval_offset if eval_task is not None else None,
                     "eval_rows": eval_rows, "train_rows": train_rows, "losses": self.loss_config.to_dict(),
                     "steps": steps, **({"schedule_steps": self.schedule_steps} if self.schedule_steps else {}),
-                    "batch_size": batch_size, "lr": self.lr, "max_len": max_len, "seed": seed}
+                    "batch_size": batch_size, "lr": self.lr, "max_len": max_len, "seed": seed,
+                    **({"record_at": list(self.record_at)} if self.record_at else {})}
         self.signature = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
         self._cache = DiskResults(cache, name=self.name, signature=self.signature, field="runs", clean=_clean_run)
         self.cache_path = self._cache.path
@@ -237,9 +259,11 @@ class DistillProxy(AccuracyEstimator):
         self.score(archs)
         return [dict(self._disk[a.key]) for a in archs]
 
-    def slice_metrics(self, archs, start: int = 0, stop: int | None = None) -> list[dict[str, float]]:
+    def slice_metrics(self, archs, start: int = 0, stop: int | None = None, *,
+                      step: int | None = None) -> list[dict[str, float]]:
         """Accuracy and agreement of each architecture on held-out rows ``start:stop`` (positions among this
-        estimator's ``eval_rows``), read from the per-row records of its run (running those not cached yet).
+        estimator's ``eval_rows``), read from the per-row records of its run (running those not cached yet);
+        ``step``: at that step of ``record_at`` instead of the end.
 
         Raises:
             InvalidConfig: an empty or out-of-range slice, or a cached run recorded before per-row records
@@ -250,13 +274,16 @@ class DistillProxy(AccuracyEstimator):
         if not 0 <= start < stop <= rows:
             raise InvalidConfig(f"a slice of the {rows} held-out rows needs 0 <= start < stop <= {rows}; "
                                 f"got {start}:{stop}")
+        if step is not None and step not in self.record_at:
+            raise InvalidConfig(f"step {step} is not one of record_at ({', '.join(map(str, self.record_at)) or 'none'})")
+        at = "" if step is None else f"@{step}"
         out = []
         for arch, run in zip(self._as_archs(archs), self.metrics(archs), strict=True):
-            if not all(k in run for k in ROW_RECORDS):
+            if not all(k + at in run for k in ROW_RECORDS):
                 raise InvalidConfig(f"the cached run of {arch.key} has no per-row records (recorded by an older "
                                     f"hwnas); score it again with another cache file than {self.cache_path}")
-            out.append({"accuracy": float(unpack_bits(run["correct"], rows)[start:stop].mean()),
-                        "agreement": float(unpack_bits(run["agrees"], rows)[start:stop].mean())})
+            out.append({"accuracy": float(unpack_bits(run["correct" + at], rows)[start:stop].mean()),
+                        "agreement": float(unpack_bits(run["agrees" + at], rows)[start:stop].mean())})
         return out
 
     def _as_archs(self, archs) -> list[Architecture]:
@@ -308,21 +335,34 @@ class DistillProxy(AccuracyEstimator):
                                       problem_type="single_label_classification", seed=self.seed)
             tc = TrainConfig(steps=self.schedule_steps or self.steps, batch_size=self.batch_size, lr=self.lr,
                              max_len=self.max_len, seed=self.seed, checkpoint_every=0)
+            earlier: dict[str, Any] = {}
             with tempfile.TemporaryDirectory(prefix="hwnas-distill-proxy-") as tmp:
                 loop = DistillLoop(student, teacher.model, self.loss_config, train_enc, "classification", tc, tmp,
                                    eval_encoded=None, stage="distill-proxy", on_progress=None, on_evaluation=None,
                                    meta={"arch": arch.key})
                 loop.prepare()
-                loop.steps = self.steps  # the schedule is the whole run's (tc.steps); stop after the first steps
-                loop.run()
+                # the schedule is the whole run's (tc.steps); run it in segments, scoring at each recorded step:
+                # batches and rates depend on the step only, so the segments train exactly as one run would
+                for stop in (*self.record_at, self.steps):
+                    loop.steps = stop
+                    loop.run()
+                    loop.start = stop
+                    if stop < self.steps:
+                        at = self._judge(predict_logits(student, held_enc), held_enc, teacher_logp)
+                        earlier |= {f"{k}@{stop}": v for k, v in at.items()}
                 loop.finish()
             logits = predict_logits(student, held_enc)
         finally:
             torch.set_num_threads(old_threads)
+        return {**self._judge(logits, held_enc, teacher_logp), "cpu_s": time.process_time() - t0, **earlier}
+
+    @staticmethod
+    def _judge(logits, held_enc, teacher_logp) -> dict[str, Any]:
+        import torch
+
         logp = torch.log_softmax(logits, -1)
         kl = float((teacher_logp.exp() * (teacher_logp - logp)).sum(-1).mean())
         pred = logits.argmax(-1)
         correct, agrees = (pred == held_enc["labels"]), (pred == teacher_logp.argmax(-1))
-        return {"accuracy": float(correct.float().mean()), "agreement": float(agrees.float().mean()),
-                "kd": -kl, "cpu_s": time.process_time() - t0,
+        return {"accuracy": float(correct.float().mean()), "agreement": float(agrees.float().mean()), "kd": -kl,
                 "correct": pack_bits(correct.numpy()), "agrees": pack_bits(agrees.numpy())}

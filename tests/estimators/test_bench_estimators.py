@@ -186,6 +186,16 @@ def test_distill_proxy_reports_every_metric_of_one_run(tmp_path, capsys, est_tas
         for m in ("accuracy", "agreement"):
             a, b = sliced[f"distill-proxy:{m}@10:30"]["scores"][key], sliced[f"distill-proxy:{m}@30:50"]["scores"][key]
             assert (a + b) / 2 == pytest.approx(run[m])
+    # earlier steps of one run: a new cache (the settings differ), figures at step 1 and at the end
+    curve = [*argv[:-4], "--distill-proxy-cache", str(tmp_path / "curve.json"), "--bootstrap", "20", "--results", str(res),
+             "--distill-proxy-record-at", "1", "--distill-proxy-slices", "10:30"]
+    assert bench().main(curve) == 0
+    figs = json.loads(res.read_text())["estimators"]
+    assert {"distill-proxy@1:accuracy", "distill-proxy@1:kd", "distill-proxy@1:accuracy@10:30",
+            "distill-proxy:accuracy@10:30"} <= set(figs)
+    assert figs["distill-proxy@1:kd"]["steps"] == 1 and figs["distill-proxy:kd"]["steps"] == 2
+    assert figs["distill-proxy@1:kd"]["cost_s_per_arch"] == pytest.approx(figs["distill-proxy:kd"]["cost_s_per_arch"] / 2)
+    assert figs["distill-proxy:kd"]["scores"] == pytest.approx(kd)  # recording step 1 changed nothing at the end
     assert bench().main([*argv, "--distill-proxy-slices", "0:20"]) == 2  # rows 0..10 were not scored
     assert "is not inside the proxy's evaluation rows 10:50" in capsys.readouterr().err
     # a partial run: only the students with a cached run are judged, nothing is trained

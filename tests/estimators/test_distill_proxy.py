@@ -103,6 +103,28 @@ def test_per_row_records_give_accuracy_and_agreement_on_any_slice(est_task, est_
         old.slice_metrics(ARCHS, 0, 10)
 
 
+def test_record_at_scores_earlier_steps_of_the_same_run(est_task, est_task_teacher, tmp_path):
+    """Scoring at step 2 of a 4-step run changes nothing in the run, and gives what stopping at step 2 gives."""
+    curve = _make(est_task, est_task_teacher, tmp_path / "curve", steps=4, record_at="2")
+    whole = _make(est_task, est_task_teacher, tmp_path / "whole", steps=4)
+    early = _make(est_task, est_task_teacher, tmp_path / "early", steps=2, schedule_steps=4)
+    for c, w, e in zip(curve.metrics(ARCHS), whole.metrics(ARCHS), early.metrics(ARCHS), strict=True):
+        for m in METRICS:
+            assert c[m] == pytest.approx(w[m], abs=1e-6) and c[f"{m}@2"] == pytest.approx(e[m], abs=1e-6)
+        assert c["correct"] == w["correct"] and c["correct@2"] == e["correct"] and c["agrees@2"] == e["agrees"]
+    at2 = _make(est_task, est_task_teacher, tmp_path / "curve", steps=4, record_at=[2], metric="kd@2")
+    np.testing.assert_allclose(at2.score(ARCHS), [r["kd"] for r in early.metrics(ARCHS)], atol=1e-6)
+    assert [r["accuracy"] for r in curve.slice_metrics(ARCHS, 0, 5, step=2)] == pytest.approx(
+        [r["accuracy"] for r in early.slice_metrics(ARCHS, 0, 5)])
+    assert curve.signature != whole.signature  # a cache without the earlier steps is not taken for one with them
+    with pytest.raises(InvalidConfig, match=r"record_at steps must be integers from 1 to steps - 1 = 3; got 4"):
+        _make(est_task, est_task_teacher, tmp_path, steps=4, record_at="2,4")
+    with pytest.raises(InvalidConfig, match=r"@STEP for a step in record_at \(2\); got 'accuracy@3'"):
+        _make(est_task, est_task_teacher, tmp_path, steps=4, record_at="2", metric="accuracy@3")
+    with pytest.raises(InvalidConfig, match="step 3 is not one of record_at"):
+        curve.slice_metrics(ARCHS, 0, 5, step=3)
+
+
 def test_without_an_evaluation_file_the_last_rows_are_held_out(est_task, est_task_teacher, tmp_path):
     est = _make(est_task, est_task_teacher, tmp_path)
     from hwnas.distill.data import load_task
@@ -114,7 +136,7 @@ def test_without_an_evaluation_file_the_last_rows_are_held_out(est_task, est_tas
 
 
 @pytest.mark.parametrize("kw,match", [
-    ({"metric": "f1"}, r"metric must be one of accuracy, agreement, kd; got 'f1'"),
+    ({"metric": "f1"}, r"metric must be one of accuracy, agreement, kd \(NAME@STEP needs that step in record_at\); got 'f1'"),
     ({"steps": 0}, r"steps must be an integer >= 1; got 0"),
     ({"eval_offset": -1}, r"eval_offset must be an integer >= 0"),
     ({"losses": "logits=1,nope=2"}, r"unknown loss"),
