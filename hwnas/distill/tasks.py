@@ -132,16 +132,17 @@ def derive_news_source(source: str | Path, out_dir: str | Path, *, chars: int = 
 
 def derive_label_subset(source: str | Path, out_dir: str | Path, labels: list[str] | tuple[str, ...], *,
                         dev_share: float = 0.2) -> dict[str, Any]:
-    """Write ``out_dir/train.tsv`` and ``out_dir/dev.tsv`` holding only the rows of ``labels`` of a
-    ``text<TAB>label`` TSV with a header (rows whose text hashes below ``dev_share`` go to ``dev.tsv``,
-    see the module docstring; a text seen twice is kept once). Written atomically and reused when both
-    files exist. Returns the counts per split and label.
+    """Write ``out_dir/train.tsv`` and ``out_dir/dev.tsv`` holding only the rows of ``labels`` of a labelled
+    file (read by :func:`hwnas.distill.data.load_task`; rows whose text hashes below ``dev_share`` go to
+    ``dev.tsv``, see the module docstring; a text seen twice is kept once). Written atomically and reused
+    when both files exist. Returns the counts per split and label.
 
     Raises:
-        InvalidData: a missing file, a file without ``text`` and ``label`` columns, fewer than two labels
-            asked for, or a label the file does not have (the message lists the file's labels).
+        InvalidData: a missing or unreadable file, fewer than two labels asked for, or a label the file does
+            not have (the message lists the file's labels).
     """
     from hwnas._files import atomic_write_text
+    from hwnas.distill.data import load_task
 
     source, out_dir = Path(source), Path(out_dir)
     train_p, dev_p = out_dir / "train.tsv", out_dir / "dev.tsv"
@@ -152,20 +153,15 @@ def derive_label_subset(source: str | Path, out_dir: str | Path, labels: list[st
     want = [str(x) for x in labels]
     if len(set(want)) < 2:
         raise InvalidData(f"a task needs at least two labels; got {', '.join(want) or 'none'}")
-    with open(source, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, [])
-        if "text" not in header or "label" not in header:
-            raise InvalidData(f"{source}: needs a header with 'text' and 'label' columns; has {', '.join(header)}")
-        ti, li = header.index("text"), header.index("label")
-        rows = [(_clean(r[ti]), r[li].strip()) for r in reader if len(r) > max(ti, li)]
-    have = sorted({label for _, label in rows})
+    data = load_task(source)
+    have = sorted(data.label_names)
     unknown = [x for x in want if x not in have]
     if unknown:
         raise InvalidData(f"{source}: no label {', '.join(map(repr, unknown))}; its labels are {', '.join(have)}")
     split: dict[str, list[tuple[str, str]]] = {"train": [], "dev": []}
     seen: set[str] = set()
-    for text, label in rows:
+    for raw, index in zip(data.texts, data.labels, strict=True):
+        text, label = _clean(raw), data.label_names[index]
         if label in want and text and text not in seen:
             seen.add(text)
             split["dev" if _in_dev(text, dev_share) else "train"].append((text, label))
