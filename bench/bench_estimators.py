@@ -531,13 +531,13 @@ def main(argv=None) -> int:
         scores = est.score(archs)
         wall = time.perf_counter() - t0
         cost = est.cost_per_arch_s if est.cost_per_arch_s is not None else wall / n
-        variants = {name: scores}
+        variants = {name: (scores, None)}  # label -> (scores, the step they were read at; None: the end)
         if name == "distill-proxy":  # one run records every metric: each is reported, at the same cost
             recs = est.metrics(archs)
             variants = {}
             for step in (*est.record_at, None):
                 at = "" if step is None else f"@{step}"
-                variants |= {f"{name}{at}:{m}": np.array([r[m + at] for r in recs]) for m in METRICS}
+                variants |= {f"{name}{at}:{m}": (np.array([r[m + at] for r in recs]), step) for m in METRICS}
             cost = float(np.mean([r["cpu_s"] for r in recs]))  # CPU seconds of the runs, cached ones too
         if name == "distill-proxy" and args.distill_proxy_slices:
             offset = ctx.get("eval_offset") or 0
@@ -552,17 +552,16 @@ def main(argv=None) -> int:
                     except HwnasError as e:
                         print(f"error: {e}", file=sys.stderr)
                         return 2
-                    tag = "" if step is None else f"@{step}"
+                    at = "" if step is None else f"@{step}"
                     for m in ("accuracy", "agreement"):
-                        variants[f"{name}{tag}:{m}@{a}:{b}"] = np.array([r[m] for r in recs])
-        for label, sc in variants.items():
-            step = label.partition("@")[2].partition(":")[0] if label.startswith(f"{name}@") else None
+                        variants[f"{name}{at}:{m}@{a}:{b}"] = (np.array([r[m] for r in recs]), step)
+        for label, (sc, step) in variants.items():
             # a figure read at an earlier step of the run costs that share of its steps (training dominates)
-            share = int(step) / args.distill_proxy_steps if step else 1.0
+            share = step / args.distill_proxy_steps if step else 1.0
             results["estimators"][label] = report_estimator(label, sc, acc, within, bands, truth.spaces, cost * share,
                                                             args.bootstrap, archs)
             if name == "distill-proxy":
-                results["estimators"][label] |= {"steps": int(step) if step else args.distill_proxy_steps,
+                results["estimators"][label] |= {"steps": step or args.distill_proxy_steps,
                                                  "run_steps": args.distill_proxy_steps,
                                                  "schedule_steps": args.distill_proxy_schedule_steps,
                                                  "losses": ctx["losses"],
