@@ -35,7 +35,7 @@ Tasks (``--data`` is the folder of ../shared/data/README.md):
 * ``news-titles``: the same outlets and split from the title and subtitle alone (short texts, ``<work>/news-titles``),
   a fourth task for the experience table: many labels like ``news``, short inputs like ``sst2``.
 * ``agnews-biz-tech`` and ``agnews-world-sports``: two AG News topics each (Business against Sci/Tech, which
-  are easily confused; World against Sports, which are not), cut by
+  share much vocabulary; World against Sports, which share little), cut by
   :func:`hwnas.distill.tasks.derive_label_subset` into ``<work>/<task>`` (a fifth of the rows, by a hash of their
   text, to dev); scored on the first ``--eval-rows`` of its dev split. They share AG News' text, so with AG News
   held out the recommender has seen its corpus, though not its label set.
