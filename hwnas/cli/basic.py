@@ -23,12 +23,12 @@ def devices(as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(title="hwnas devices")
-    for col in ("device", "available", "dtypes", "description / reason"):
+    for col in ("device", "available", "dtypes", "options", "description / reason"):
         table.add_column(col)
     for info in infos:
         table.add_row(
             info.name, "[green]yes[/]" if info.available else "[red]no[/]", ",".join(info.dtypes),
-            escape(info.description if info.available else info.reason),
+            "\n".join(info.options) or "-", escape(info.description if info.available else info.reason),
         )
     console().print(table)
 

@@ -19,6 +19,9 @@ from hwnas.cli._options import list_option
 @click.option("--overwrite", is_flag=True, help="Replace --out if it is a profile hwnas wrote (its records are lost).")
 @click.option("--threads", default="1", show_default=True, help="Intra-op threads, or 'default' to leave the runtime's choice.")
 @click.option("--dtype", default="fp32", show_default=True, help="Data type (fp32, bf16, fp16: as the device supports).")
+@click.option("--device-option", "device_option", multiple=True, metavar="KEY=VALUE",
+              help="A backend's own option, repeatable: cuda_graphs=true for cuda, mode=eager for tpu "
+                   "(`hwnas devices` lists them). Recorded with every sample.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the sampling plan, weights, inputs and round order.")
 @click.option("--plan", type=click.Choice(["lhs", "random"]), default="lhs", show_default=True,
               help="Sampling plan: space-filling Latin hypercube with corners, or uniform random.")
@@ -48,7 +51,7 @@ from hwnas.cli._options import list_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as one JSON object on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress display (the summary is still printed).")
 def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, overwrite, threads, dtype, seed, plan,
-            archs_file, time_budget, interleave, max_time, quick, until_accuracy, round_size, clock,
+            archs_file, time_budget, device_option, interleave, max_time, quick, until_accuracy, round_size, clock,
             cluster, ray_address, ray_resource, max_retries, as_json, quiet) -> None:
     """Measure sampled architectures on a device, robustly, into a resumable JSONL file.
 
@@ -93,8 +96,11 @@ def profile(device_name, space_name, samples, seq_len, batch_size, out, resume, 
         raise InvalidConfig("give one of --resume (continue --out) and --overwrite (replace it)")
     check_not_input(out, [("--archs", archs_file), ("--space", space_name if space_name and
                                                         space_name not in ("tiny", "small", "base", "full") else None)])
+    from hwnas.devices.registry import parse_device_options
+
     config = ProfileConfig(
         device=device_name,
+        device_options=parse_device_options(device_name, device_option),
         space=space_name or ("" if archs_file else "small"),
         samples=samples,
         seq_lens=seq_lens,

@@ -9,6 +9,7 @@ latency themselves (they only record build and export times).
 
 from __future__ import annotations
 
+import inspect
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -137,6 +138,22 @@ class Device(ABC):
         self.max_positions = max_positions
         self.attn_implementation = attn_implementation
         self.seed = seed
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """The keyword options this backend adds to the shared ones (``hwnas profile --device-option KEY=VALUE``).
+
+        Read from the constructor's keyword-only parameters, so a backend declares an option by accepting it;
+        :meth:`settings` must record each under the same name (that is how a predictor remembers them).
+        """
+        shared = set(inspect.signature(Device.__init__).parameters)
+        params = inspect.signature(cls.__init__).parameters.values()
+        return tuple(p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in shared)
+
+    def options(self) -> dict[str, Any]:
+        """The values of this device's own options (:meth:`option_names`), as :meth:`settings` records them."""
+        settings = self.settings()
+        return {k: settings[k] for k in self.option_names() if k in settings}
 
     @classmethod
     def missing_package(cls, *modules: tuple[str, str]) -> str | None:

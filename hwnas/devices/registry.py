@@ -11,16 +11,18 @@ packages add backends through the ``hwnas.devices`` entry-point group::
 
 from __future__ import annotations
 
+import inspect
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from hwnas._registry import Registry
 from hwnas.devices.base import Device
-from hwnas.errors import DeviceUnavailable, HwnasError, UnknownDevice
+from hwnas.errors import DeviceUnavailable, HwnasError, InvalidConfig, UnknownDevice
 
 __all__ = [
     "DEVICES", "register_device", "unregister_device", "get_device_class", "create_device", "list_devices",
-    "device_names", "DeviceInfo",
+    "device_names", "DeviceInfo", "parse_device_options", "check_device_options",
 ]
 
 ENTRY_POINT_GROUP = "hwnas.devices"
@@ -74,6 +76,7 @@ def create_device(name: str, **options: Any) -> Device:
         DeviceUnavailable: it is registered but cannot run here (the message says why and what to install).
     """
     cls = get_device_class(name)
+    check_device_options(name, options)
     ok, reason = cls.is_available()
     if not ok:
         hint = f" ({cls.install_hint})" if cls.install_hint and cls.install_hint not in reason else ""
@@ -89,6 +92,8 @@ class DeviceInfo:
     description: str
     dtypes: tuple[str, ...]
     origin: str
+    #: the backend's own constructor options (``hwnas profile --device-option KEY=VALUE``)
+    options: tuple[str, ...] = ()
 
 
 def list_devices() -> list[DeviceInfo]:
@@ -98,7 +103,57 @@ def list_devices() -> list[DeviceInfo]:
         try:
             cls = get_device_class(name)
             ok, reason = cls.is_available()
-            out.append(DeviceInfo(name, ok, reason, cls.description, tuple(cls.dtypes), DEVICES.origin(name)))
+            out.append(DeviceInfo(name, ok, reason, cls.description, tuple(cls.dtypes), DEVICES.origin(name),
+                                  cls.option_names()))
         except HwnasError as exc:
             out.append(DeviceInfo(name, False, str(exc), "", (), DEVICES.origin(name)))
+    return out
+
+
+def check_device_options(name: str, options: Any) -> None:
+    """Raise :class:`InvalidConfig` naming the first keyword in ``options`` that device ``name`` does not take."""
+    cls = get_device_class(name)
+    shared = set(inspect.signature(Device.__init__).parameters) - {"self"}
+    unknown = sorted(set(options) - shared - set(cls.option_names()))
+    if unknown:
+        raise _no_such_option(name, cls, unknown[0])
+
+
+def _no_such_option(name: str, cls: type[Device], key: str) -> InvalidConfig:
+    own = cls.option_names()
+    accepted = f"its options: {', '.join(own)}" if own else "it has no options of its own"
+    return InvalidConfig(f"device {name!r} has no option {key!r}; {accepted}")
+
+
+def _option_value(text: str) -> Any:
+    """``true``/``false`` and JSON numbers become bool and numbers; anything else stays a string."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, (int, float)) else text
+
+
+def parse_device_options(name: str, items: Any) -> dict[str, Any]:
+    """``["cuda_graphs=true", "device_index=1"]`` as ``{"cuda_graphs": True, "device_index": 1}`` for device ``name``.
+
+    Raises:
+        UnknownDevice: ``name`` is not registered.
+        InvalidConfig: an item is not ``KEY=VALUE``, names an option the device does not take, or repeats one.
+    """
+    cls = get_device_class(name)
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = str(item).partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InvalidConfig(f"a device option must be KEY=VALUE; got {item!r}")
+        if key in out:
+            raise InvalidConfig(f"device option {key!r} is given twice")
+        if key not in cls.option_names():
+            raise _no_such_option(name, cls, key)
+        out[key] = _option_value(value)
     return out

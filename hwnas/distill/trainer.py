@@ -237,8 +237,14 @@ def _load_best(folder: Path) -> dict[str, Any] | None:
 # ---------------------------------------------------------------- evaluation
 @torch.no_grad()
 def predict_logits(model: nn.Module, encoded: dict[str, torch.Tensor], batch_size: int = 128,
-                   device: Any = "cpu") -> torch.Tensor:
-    """Logits of ``model`` on every encoded example: ``n x num_labels`` float32 on the CPU."""
+                   device: Any = None) -> torch.Tensor:
+    """Logits of ``model`` on every encoded example: ``n x num_labels`` float32 on the CPU.
+
+    ``device``: where the batches go; ``None``: where the model's weights are (on a GPU machine a model that
+    :func:`train` has used lives on the GPU).
+    """
+    if device is None:
+        device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     outs = []
@@ -268,7 +274,7 @@ def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, kind: str) -
 
 
 def evaluate(model: nn.Module, encoded: dict[str, torch.Tensor], kind: str, batch_size: int = 128,
-             device: Any = "cpu") -> dict[str, float]:
+             device: Any = None) -> dict[str, float]:
     return metrics_from_logits(predict_logits(model, encoded, batch_size, device), encoded["labels"], kind)
 
 

@@ -184,7 +184,8 @@ def _until_accuracy_locked(config, out, store, target, round_size, initial, resu
 
     existing = open_profile(store, resume)
     space = get_space(config.space or "small")
-    device = create_device(config.device, threads=config.threads, dtype=config.dtype, seed=config.seed)
+    device = create_device(config.device, threads=config.threads, dtype=config.dtype, seed=config.seed,
+                           **config.device_options)
     check_resume(existing, out, device, config.timing.clock)
 
     def key(task: Task) -> str:

@@ -244,7 +244,8 @@ def _tasks_from_spec(items: Sequence[Sequence[Any]]) -> list[Task]:
 def _device_and_reference(spec: Mapping[str, Any]) -> tuple[Any, Task]:
     from hwnas.devices.registry import create_device
 
-    device = create_device(spec["device"], threads=spec["threads"], dtype=spec["dtype"], seed=spec["seed"])
+    device = create_device(spec["device"], threads=spec["threads"], dtype=spec["dtype"], seed=spec["seed"],
+                           **spec.get("options", {}))
     return device, _tasks_from_spec([spec["reference"]])[0]
 
 
@@ -346,7 +347,7 @@ def _task_spec(task: Task) -> list[Any]:
 def _base_spec(device: Any, seed: int, timing: TimingConfig, reference: Task) -> dict[str, Any]:
     """What every task of a run is sent: the device settings, the timing protocol and the reference."""
     return {"device": device.name, "threads": device.threads, "dtype": device.dtype, "seed": seed,
-            "timing": asdict(timing), "reference": _task_spec(reference)}
+            "options": device.options(), "timing": asdict(timing), "reference": _task_spec(reference)}
 
 
 def _chunk_spec(base: Mapping[str, Any], chunk: Sequence[Task], chunk_no: int,
@@ -433,9 +434,11 @@ def profile_on_cluster(
     existing = open_profile(store, resume)
     space, tasks = plan_tasks(config)
     # Validate the device settings here; availability is each node's question.
-    from hwnas.devices.registry import get_device_class
+    from hwnas.devices.registry import check_device_options, get_device_class
 
-    device = get_device_class(config.device)(threads=config.threads, dtype=config.dtype, seed=config.seed)
+    check_device_options(config.device, config.device_options)
+    device = get_device_class(config.device)(threads=config.threads, dtype=config.dtype, seed=config.seed,
+                                             **config.device_options)
     check_resume(existing, out, device, config.timing.clock)
     with store.lock():  # one writer per profile, local or fleet
         ray, connected_here = connect(fleet)
@@ -634,7 +637,7 @@ class _FleetRun:
 def measure_on_cluster(
     tasks: Sequence[Task], *, device: str, threads: int | None = 1, dtype: str = "fp32",
     timing: TimingConfig | None = None, seed: int = 0, interleave: int = 8, fleet: FleetConfig | None = None,
-    reference: Task | None = None,
+    reference: Task | None = None, options: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Measure ``tasks`` on the cluster's nodes in parallel chunks; return one record per task, in order.
 
@@ -649,6 +652,7 @@ def measure_on_cluster(
     Args:
         reference: the task timed in every chunk beside the others (a predictor's
             drift reference); default: the middle of the tasks' values.
+        options: the device's own options (``cuda_graphs``...), as :func:`~hwnas.devices.create_device` takes them.
 
     Raises:
         ClusterError: as :func:`profile_on_cluster`, and when nodes of different
@@ -659,9 +663,10 @@ def measure_on_cluster(
     if not tasks:
         raise InvalidConfig("nothing to measure: no tasks given")
     check_int("interleave", interleave)
-    from hwnas.devices.registry import get_device_class
+    from hwnas.devices.registry import check_device_options, get_device_class
 
-    dev = get_device_class(device)(threads=threads, dtype=dtype, seed=seed)
+    check_device_options(device, options or {})
+    dev = get_device_class(device)(threads=threads, dtype=dtype, seed=seed, **(options or {}))
     resource = fleet.resource_for(dev.name)
     reference = reference or Task(reference_architecture(None, tasks), tasks[0].shape)
     ray, connected_here = connect(fleet)

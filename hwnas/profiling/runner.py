@@ -64,6 +64,8 @@ class ProfileConfig:
             store it with each record (``reference_ms``), so later measurements
             can tell the machine's drift from a real difference.
         timing: the timing protocol; its ``clock`` is recorded with every record.
+        device_options: the backend's own options (``Device.option_names()``), e.g.
+            ``{"cuda_graphs": True}`` for ``cuda``; recorded in every record's ``settings``.
     """
 
     device: str = "cpu"
@@ -82,6 +84,7 @@ class ProfileConfig:
     max_chunk_mb: float = 3072.0
     timing: TimingConfig = field(default_factory=TimingConfig)
     reference: bool = True
+    device_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_int("samples", self.samples)
@@ -271,10 +274,14 @@ def profile(
 
 
 def check_resume(existing: Sequence[Mapping[str, Any]], out: str | Path, device: Device, clock: str | None) -> None:
-    """Refuse to continue a profile measured with another device, dtype, thread count or clock (``None``: any)."""
+    """Refuse to continue a profile measured with another device, dtype, thread count, device option (``cuda_graphs``
+    ...) or clock (``None``: any)."""
+    options = device.options()
     for r in existing:
         asked = {"device": device.name, "dtype": device.dtype, "threads": device.threads}
         mismatch = [f"{k}={r.get(k)!r} (asked {v!r})" for k, v in asked.items() if r.get(k, v) != v]
+        settings = r.get("settings") if isinstance(r.get("settings"), dict) else {}
+        mismatch += [f"{k}={settings.get(k)!r} (asked {v!r})" for k, v in options.items() if settings.get(k, v) != v]
         if clock is not None and r.get("clock", "wall") != clock:
             mismatch.append(f"clock={r.get('clock', 'wall')!r} (asked {clock!r})")
         if mismatch:
@@ -296,7 +303,8 @@ def _profile_locked(config: ProfileConfig, out: str | Path, store: ProfileStore,
                     on_status: Callable[[str], None] | None) -> ProfileSummary:
     existing = open_profile(store, resume)
     space, tasks = plan_tasks(config)
-    device = create_device(config.device, threads=config.threads, dtype=config.dtype, seed=config.seed)
+    device = create_device(config.device, threads=config.threads, dtype=config.dtype, seed=config.seed,
+                           **config.device_options)
     check_resume(existing, out, device, config.timing.clock)
     reference = reference_task(config, space, tasks)
     done = {stored_key(r) for r in existing}

@@ -38,7 +38,7 @@ from hwnas.errors import InvalidConfig, check_int
 from hwnas.profiling.reference import Drift
 from hwnas.space import Architecture
 
-__all__ = ["Verification", "predictor_device_settings", "predictor_reference", "verify", "summarise",
+__all__ = ["Verification", "device_options_for", "predictor_device_settings", "predictor_reference", "verify", "summarise",
            "verdict_lines", "measure_student", "timing_for", "budget_verdicts"]
 
 
@@ -104,7 +104,11 @@ class Verification:
 
 
 def predictor_device_settings(predictor: Any) -> dict[str, Any]:
-    """``{"threads": ..., "dtype": ...}`` the predictor's training measurements were taken with."""
+    """``{"threads", "dtype", "options"}`` the predictor's training measurements were taken with.
+
+    ``options`` are the device's own options (``cuda_graphs``...) recorded in its settings; empty for a device
+    not registered here.
+    """
     manifest = getattr(predictor, "manifest", None) or {}
     device = manifest.get("device") or {}
     if not isinstance(device, dict):
@@ -112,7 +116,21 @@ def predictor_device_settings(predictor: Any) -> dict[str, Any]:
     settings = device.get("settings") or {}
     threads = device.get("threads", settings.get("threads"))
     dtype = device.get("dtype", settings.get("dtype")) or "fp32"
-    return {"threads": threads, "dtype": dtype}
+    return {"threads": threads, "dtype": dtype, "options": device_options_for(device.get("name"), settings)}
+
+
+def device_options_for(name: Any, settings: Any) -> dict[str, Any]:
+    """The entries of ``settings`` that are options of device ``name`` (none for a name not registered here)."""
+    from hwnas.devices.registry import get_device_class
+    from hwnas.errors import HwnasError
+
+    if not isinstance(name, str) or not isinstance(settings, dict):
+        return {}
+    try:
+        names = get_device_class(name).option_names()
+    except HwnasError:
+        return {}
+    return {k: settings[k] for k in names if k in settings}
 
 
 def predictor_clock(predictor: Any) -> str:
@@ -191,6 +209,7 @@ def verify(
         threads = recorded["threads"]
     dtype = dtype or recorded["dtype"]
     predictor.check_device(device, override)
+    options = device_options_for(device, recorded["options"])  # with --override, those the other device takes
     from hwnas.predictors.host import check_host
 
     if fleet is None:  # on a fleet the nodes are the measuring hosts: checked against their fingerprint below
@@ -210,10 +229,10 @@ def verify(
     upper = np.asarray(predictor.predict_upper(todo, seq_len=seq_len, batch_size=batch_size), dtype=np.float64)
     shape = Shape(batch_size, seq_len)
     if fleet is not None:
-        chunks = _measure_on_fleet(todo, shape, device, threads, dtype, timing, seed, interleave, fleet, ref_task,
-                                   predictor.manifest, strict, on_status)
+        chunks = _measure_on_fleet(todo, shape, device, threads, dtype, options, timing, seed, interleave, fleet,
+                                   ref_task, predictor.manifest, strict, on_status)
     else:
-        dev = create_device(device, threads=threads, dtype=dtype, seed=seed)
+        dev = create_device(device, threads=threads, dtype=dtype, seed=seed, **options)
         chunks = (
             measure_tasks(dev, [Task(a, shape) for a in todo[offset: offset + interleave]], timing,
                           seed=seed * 100003 + chunk_no, on_status=on_status, reference=ref_task)
@@ -239,8 +258,8 @@ def verify(
     return out
 
 
-def _measure_on_fleet(todo, shape, device, threads, dtype, timing, seed, interleave, fleet, ref_task, manifest,
-                      strict, on_status) -> list[list[dict[str, Any]]]:
+def _measure_on_fleet(todo, shape, device, threads, dtype, options, timing, seed, interleave, fleet, ref_task,
+                      manifest, strict, on_status) -> list[list[dict[str, Any]]]:
     """``todo`` measured on a Ray cluster, as chunks of ``interleave`` records in order (see :func:`verify`)."""
     from hwnas.predictors.host import check_host
     from hwnas.profiling import Task
@@ -249,7 +268,8 @@ def _measure_on_fleet(todo, shape, device, threads, dtype, timing, seed, interle
     if on_status:
         on_status(f"measuring {len(todo)} architecture(s) on the fleet's {device} nodes")
     records = measure_on_cluster([Task(a, shape) for a in todo], device=device, threads=threads, dtype=dtype,
-                                 timing=timing, seed=seed, interleave=interleave, fleet=fleet, reference=ref_task)
+                                 timing=timing, seed=seed, interleave=interleave, fleet=fleet, reference=ref_task,
+                                 options=options)
     # measure_on_cluster refuses nodes of mixed kinds, so one fingerprint stands for them all
     fingerprint = records[0].get("fingerprint")
     if isinstance(fingerprint, dict):
@@ -322,7 +342,8 @@ def measure_student(
     * the predictor's reference architecture, for the drift.
 
     Args:
-        predictor: its settings default threads/dtype/clock; its reference gives the drift.
+        predictor: its settings default threads/dtype/clock and the device's own options (``cuda_graphs``...);
+            its reference gives the drift.
         budget_ms: when given, the verdicts (raw and drift-normalised) are added.
 
     Returns:
@@ -335,9 +356,11 @@ def measure_student(
     from hwnas.profiling import measure_runners
 
     ref_task, ref_then = (None, None)
+    options: dict[str, Any] = {}
     if predictor is not None:
         from hwnas.predictors.host import check_host
 
+        options = device_options_for(device, predictor_device_settings(predictor)["options"])
         check_host(predictor.manifest, strict=strict)
         timing = timing_for(predictor, timing)
         ref_task, ref_then = predictor_reference(predictor)
@@ -345,7 +368,7 @@ def measure_student(
         from hwnas.devices.timing import TimingConfig
 
         timing = timing or TimingConfig()
-    dev = create_device(device, threads=threads, dtype=dtype, seed=seed)
+    dev = create_device(device, threads=threads, dtype=dtype, seed=seed, **options)
     shape = Shape(batch_size, seq_len)
     builders: list[tuple[str, Callable[[], Any]]] = []
     deployed_kind = None
@@ -383,6 +406,7 @@ def measure_student(
         "batch_size": batch_size, "student": student, "student_encoder": encoder,
         "deployed_vs_profiled": student["latency_ms"] / encoder["latency_ms"], "drift": drift.to_dict(),
         "student_normalised_ms": drift.normalise(student["latency_ms"], ratio), "fingerprint": dev.fingerprint(),
+        **({"device_options": options} if options else {}),
     }
     if "teacher" in measured:
         out["teacher"] = _summary(measured["teacher"])

@@ -12,7 +12,7 @@ from hwnas.space import Architecture
 
 def test_measures_with_the_predictors_settings(real_predictor_path, quick_timing):
     predictor = load_predictor(real_predictor_path)
-    assert predictor_device_settings(predictor) == {"threads": 1, "dtype": "fp32"}
+    assert predictor_device_settings(predictor) == {"threads": 1, "dtype": "fp32", "options": {}}
     a = Architecture(1, 128, 2, 256)
     b = Architecture(2, 128, 4, 256)
     records = verify([a, b, a], device="cpu", predictor=predictor, budget_ms=1000.0, roles=["winner", "front", "front"],

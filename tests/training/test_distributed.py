@@ -20,14 +20,18 @@ def test_torchrun_distillation_matches_one_process(tmp_path):
     torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
     if not os.path.exists(torchrun):
         pytest.skip("torchrun is not installed next to this Python")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    # Both runs on the CPU, also on a GPU machine: two processes cannot share one GPU under NCCL, and the
+    # comparison is between one process and two, not between devices.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29567", "-m", "tests.training.ddp_distill",
                            str(tmp_path / "ddp")], cwd=ROOT, env=env, capture_output=True, check=False, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    one = subprocess.run([sys.executable, "-m", "tests.training.ddp_distill", str(tmp_path / "one")], cwd=ROOT, env=env,
+                         capture_output=True, check=False, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
 
-    from tests.training.ddp_distill import run
-
-    events = run(tmp_path / "one")
+    events = json.loads((tmp_path / "one" / "events.json").read_text())
     assert [(e["step"], e["checkpoint"]) for e in events] == [(1, False), (2, True), (3, False), (4, True)]
     assert json.loads((tmp_path / "ddp" / "events.json").read_text()) == events  # the main process reports, once
     a = load_file(str(tmp_path / "ddp" / "student.safetensors"))
