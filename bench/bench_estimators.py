@@ -369,6 +369,31 @@ def noise_ceiling(truth, archs: list[str], acc: np.ndarray, mask: np.ndarray, re
                 for name, v in truth_vs_space.items()}}
 
 
+def row_resolution(bits: np.ndarray, mask: np.ndarray) -> dict:
+    """Whether the evaluation rows can tell the within-band students apart, from per-row records.
+
+    ``bits``: ``students x rows`` (right or wrong on each row) of one run per student that replicates the
+    table's recipe on the table's own rows. For every within-band pair: the accuracy gap and the standard
+    error of the paired difference on these rows (the training runs held fixed: seed noise comes on top).
+    Where few pairs differ by more than two standard errors, the table's within-band order is mostly the
+    draw of its evaluation rows, and no estimator can be expected to reproduce it. (Split halves and
+    bootstrap redraws of the same rows give biased taus here: halves of a fixed total anti-correlate, and
+    redraws share most of their rows. Rows the table never used measure it directly: ``--distill-proxy-slices``.)
+    """
+    n = bits.shape[1]
+    gaps, resolved = [], 0
+    for i, j in zip(*np.nonzero(np.triu(mask, 1)), strict=True):
+        d = bits[i].astype(float) - bits[j].astype(float)
+        se = d.std(ddof=1) / np.sqrt(n)
+        gaps.append((abs(d.mean()), se))
+        resolved += bool(abs(d.mean()) > 2 * se)
+    g = np.array(gaps) if gaps else np.zeros((0, 2))
+    return {"rows": int(n), "pairs": len(gaps),
+            "median_gap_points": float(np.median(g[:, 0]) * 100) if len(g) else None,
+            "median_paired_se_points": float(np.median(g[:, 1]) * 100) if len(g) else None,
+            "pairs_beyond_2se": int(resolved)}
+
+
 def report_estimator(name: str, scores: np.ndarray, acc: np.ndarray, within: np.ndarray, bands, spaces, cost: float,
                      bootstrap: int, archs) -> dict:
     """One estimator's figures (and its printed line): tau over all students and within bands, with bootstrap
@@ -437,6 +462,10 @@ def main(argv=None) -> int:
                     help="also judge the proxy's accuracy and agreement on these rows of the evaluation file (inside "
                          "--distill-proxy-eval), read from each run's per-row records: e.g. the ground truth's own rows "
                          "and rows it never used, from one run per student")
+    ap.add_argument("--row-resolution", default=None, type=_slices, metavar="START:STOP",
+                    help="the table's own rows inside --distill-proxy-eval, when the proxy runs the table's whole "
+                         "recipe: from each run's per-row records on those rows, how many within-band pairs differ by "
+                         "more than 2 standard errors of their paired difference (NOISE FLOOR (evaluation rows))")
     ap.add_argument("--only-cached", action="store_true",
                     help="judge only the students whose distill-proxy run is already cached (the figures of a partial "
                          "run, without training)")
@@ -555,6 +584,15 @@ def main(argv=None) -> int:
                     at = "" if step is None else f"@{step}"
                     for m in ("accuracy", "agreement"):
                         variants[f"{name}{at}:{m}@{a}:{b}"] = (np.array([r[m] for r in recs]), step)
+        if name == "distill-proxy" and args.row_resolution:
+            offset = ctx.get("eval_offset") or 0
+            (a, b), *rest = args.row_resolution
+            if rest or not offset <= a < b <= offset + ctx["eval_rows"]:
+                print(f"error: --row-resolution takes one slice inside the proxy's evaluation rows "
+                      f"{offset}:{offset + ctx['eval_rows']}", file=sys.stderr)
+                return 2
+            bits = est.row_records(archs, a - offset, b - offset)
+            results["row_resolution"] = row_resolution(bits, within) | {"slice": f"{a}:{b}"}
         for label, (sc, step) in variants.items():
             # a figure read at an earlier step of the run costs that share of its steps (training dominates)
             share = step / args.distill_proxy_steps if step else 1.0
@@ -586,6 +624,12 @@ def main(argv=None) -> int:
         print("  per-student seed sd (points): " + ", ".join(f"{k} {v:.2f}" for k, v in ceiling["per_student_sd_points"].items()))
     else:
         print(f"{'NOISE CEILING':34s} not available: {ceiling['reason']}")
+    rc = results.get("row_resolution")
+    if rc and rc["pairs"]:
+        print(f"{'NOISE FLOOR (evaluation rows)':34s} rows {rc['slice']}, one run per student: within-band pairs differ by "
+              f"a median {rc['median_gap_points']:.2f} points, with a median paired standard error of "
+              f"{rc['median_paired_se_points']:.2f} points; {rc['pairs_beyond_2se']} of {rc['pairs']} pairs differ by "
+              "more than 2 standard errors")
     if args.results:
         Path(args.results).write_text(json.dumps(_finite(results), indent=1, allow_nan=False) + "\n")
         print(f"written {args.results}")

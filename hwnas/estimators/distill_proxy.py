@@ -269,6 +269,20 @@ class DistillProxy(AccuracyEstimator):
             InvalidConfig: an empty or out-of-range slice, or a cached run recorded before per-row records
                 were kept (run it again with a new cache file).
         """
+        correct = self.row_records(archs, start, stop, step=step, record="correct")
+        agrees = self.row_records(archs, start, stop, step=step, record="agrees")
+        return [{"accuracy": float(c.mean()), "agreement": float(a.mean())} for c, a in zip(correct, agrees, strict=True)]
+
+    def row_records(self, archs, start: int = 0, stop: int | None = None, *, step: int | None = None,
+                    record: str = "correct") -> np.ndarray:
+        """``architectures x rows`` booleans of held-out rows ``start:stop``: whether each student was right
+        (``record="correct"``) or agreed with the teacher (``"agrees"``), at the end or at ``step``.
+
+        Raises:
+            InvalidConfig: as :meth:`slice_metrics`, and an unknown ``record``.
+        """
+        if record not in ROW_RECORDS:
+            raise InvalidConfig(f"record must be one of {', '.join(ROW_RECORDS)}; got {record!r}")
         rows = len(self.held)
         stop = rows if stop is None else stop
         if not 0 <= start < stop <= rows:
@@ -282,9 +296,8 @@ class DistillProxy(AccuracyEstimator):
             if not all(k + at in run for k in ROW_RECORDS):
                 raise InvalidConfig(f"the cached run of {arch.key} has no per-row records (recorded by an older "
                                     f"hwnas); score it again with another cache file than {self.cache_path}")
-            out.append({"accuracy": float(unpack_bits(run["correct" + at], rows)[start:stop].mean()),
-                        "agreement": float(unpack_bits(run["agrees" + at], rows)[start:stop].mean())})
-        return out
+            out.append(unpack_bits(run[record + at], rows)[start:stop])
+        return np.array(out, dtype=bool).reshape(len(out), stop - start)
 
     def _as_archs(self, archs) -> list[Architecture]:
         from hwnas.space import as_architectures

@@ -12,6 +12,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hwnas.space import get_space
@@ -198,6 +199,14 @@ def test_distill_proxy_reports_every_metric_of_one_run(tmp_path, capsys, est_tas
     assert figs["distill-proxy:kd"]["scores"] == pytest.approx(kd)  # recording step 1 changed nothing at the end
     assert bench().main([*argv, "--distill-proxy-slices", "0:20"]) == 2  # rows 0..10 were not scored
     assert "is not inside the proxy's evaluation rows 10:50" in capsys.readouterr().err
+    # whether the rows resolve the within-band pairs, from the same per-row records
+    assert bench().main([*argv, "--row-resolution", "10:50"]) == 0
+    resolution = json.loads(res.read_text())["row_resolution"]
+    assert resolution["rows"] == 40 and resolution["slice"] == "10:50" and resolution["pairs"] > 0
+    assert 0 <= resolution["pairs_beyond_2se"] <= resolution["pairs"]
+    assert "NOISE FLOOR (evaluation rows)" in capsys.readouterr().out
+    assert bench().main([*argv, "--row-resolution", "0:20"]) == 2
+    assert "--row-resolution takes one slice inside the proxy's evaluation rows 10:50" in capsys.readouterr().err
     # a partial run: only the students with a cached run are judged, nothing is trained
     saved = json.loads(cache.read_text())
     saved["runs"] = dict(list(saved["runs"].items())[:6])
@@ -233,3 +242,20 @@ def test_distill_proxy_eval_takes_a_first_row_from_zero(text, ok, capsys):
     else:
         with pytest.raises(argparse.ArgumentTypeError, match="expected OFFSET,ROWS"):
             be._offset_rows(text)
+
+
+def test_row_resolution_counts_the_pairs_the_rows_tell_apart():
+    """Per-row records of three students in one band: a clear gap is resolved, a gap of two rows in 400 is not."""
+    rows = 400
+    base = np.zeros(rows, dtype=bool)
+    base[:300] = True  # 75%
+    near = base.copy()
+    near[300:302] = True  # 75.5%: two rows apart
+    far = base.copy()
+    far[300:380] = True  # 95%
+    mask = np.ones((3, 3), dtype=bool)
+    np.fill_diagonal(mask, False)
+    r = bench().row_resolution(np.array([base, near, far]), mask)
+    assert r["rows"] == rows and r["pairs"] == 3
+    assert r["pairs_beyond_2se"] == 2  # base-far and near-far; base-near differ by 2 rows, within noise
+    assert r["median_gap_points"] == pytest.approx(19.5)
