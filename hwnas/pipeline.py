@@ -32,6 +32,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from hwnas._files import atomic_write_text
@@ -71,6 +72,8 @@ class RunConfig:
     Args:
         max_latency_ms: the latency budget (seq ``seq_len``, batch 1), checked on the predictor's upper bound.
         device: the device to profile and verify on.
+        device_options: the device's own options (``{"cuda_graphs": True}``), for profiling; the measurement of
+            the student takes them from the predictor's manifest.
         name: the run's folder name under ``work_dir`` (default ``<device>-<budget>ms``).
         space: search space; ``None`` chooses from the budget (:func:`choose_space`).
         predictor, supernet: reuse these instead of profiling/fitting or training.
@@ -87,6 +90,7 @@ class RunConfig:
 
     max_latency_ms: float
     device: str = "cpu"
+    device_options: Mapping[str, Any] = field(default_factory=dict)
     name: str | None = None
     work_dir: str = "hwnas-runs"
     space: str | None = None
@@ -281,7 +285,7 @@ class ProfileStage(Stage):
         c = self.config
         timing = TimingConfig.quick() if c.quick_timing else TimingConfig(max_time_s=c.profile_max_time_s)
         pcfg = ProfileConfig(device=c.device, space=self.ctx.space, samples=c.profile_samples, seq_lens=(c.seq_len,),
-                             threads=c.threads, seed=c.seed, timing=timing)
+                             threads=c.threads, seed=c.seed, timing=timing, device_options=dict(c.device_options))
         counts = {"done": 0, "skip": 0, "total": 0}
 
         def on_start(todo: int, skipped: int) -> None:

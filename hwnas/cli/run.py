@@ -13,6 +13,9 @@ from hwnas.cli._progress import ProgressBars
 @click.command("run")
 @click.option("--max-latency", required=True, help="Latency budget at --seq-len, batch 1 (e.g. 5ms).")
 @click.option("--device", default="cpu", show_default=True, help="Device to profile and verify on.")
+@click.option("--device-option", "device_option", multiple=True, metavar="KEY=VALUE",
+              help="A backend's own option, repeatable (e.g. cuda_graphs=true for cuda; `hwnas devices` lists them): "
+                   "profiled with it, and the student is measured with it.")
 @click.option("--name", default=None, help="Run folder name (default <device>-<budget>ms).")
 @click.option("--work-dir", default="hwnas-runs", show_default=True, help="Folder holding the runs.")
 @click.option("--space", default=None, help="Search space (default: tiny for budgets up to 8 ms, else small).")
@@ -36,7 +39,7 @@ from hwnas.cli._progress import ProgressBars
 @click.option("--overwrite", is_flag=True, help="Replace the run folder (only one hwnas wrote) instead of reusing it.")
 @click.option("--resume", is_flag=True, help="Continue the run folder (the default: every finished stage is reused).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary (summary.json) as JSON.")
-def run(max_latency: str, device: str, name: str | None, work_dir: str, space: str | None, predictor: str | None,
+def run(max_latency: str, device: str, device_option: tuple[str, ...], name: str | None, work_dir: str, space: str | None, predictor: str | None,
         supernet: str | None, task: str | None, eval_: str | None, threads: int, seq_len: int, strict: bool,
         samples: int, supernet_steps: int, evaluations: int, strategy: str | None, teacher_steps: int,
         distill_steps: int, quick: bool, quiet: bool, overwrite: bool, resume: bool, as_json: bool) -> None:
@@ -58,8 +61,11 @@ def run(max_latency: str, device: str, name: str | None, work_dir: str, space: s
     for option, value in (("--samples", samples), ("--supernet-steps", supernet_steps), ("--evaluations", evaluations),
                           ("--teacher-steps", teacher_steps), ("--distill-steps", distill_steps)):
         require_int(value, option)
+    from hwnas.devices.registry import parse_device_options
+
+    device_options = parse_device_options(device, device_option)
     ctx = click.get_current_context()
-    common = dict(device=device, name=name, work_dir=work_dir, predictor=predictor, supernet=supernet, task=task,
+    common = dict(device=device, device_options=device_options, name=name, work_dir=work_dir, predictor=predictor, supernet=supernet, task=task,
                   eval=eval_, threads=threads, seq_len=seq_len, strict=strict,
                   **({"strategy": strategy} if strategy else {}))
     if quick:
@@ -83,7 +89,7 @@ def run(max_latency: str, device: str, name: str | None, work_dir: str, space: s
     check_inputs_early(predictor=predictor, supernet=supernet, data=(("--task", task), ("--eval", eval_)))
     from hwnas.devices.registry import create_device
 
-    create_device(device, threads=threads)  # unknown or unavailable devices fail before anything runs
+    create_device(device, threads=threads, **device_options)  # unknown or unavailable devices fail before anything runs
     est = estimate_seconds(config)
     out = console(stderr=as_json or quiet)
     todo = ", ".join(f"{k} ~{fmt_s(v)}" for k, v in est.items() if v and k != "fixed")

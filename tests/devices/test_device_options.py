@@ -183,3 +183,20 @@ def test_devices_json_lists_options(capsys):
     assert code == 0
     by_name = {d["name"]: d for d in json.loads(out)}
     assert by_name["cuda"]["options"] == ["device_index", "cuda_graphs"] and by_name["cpu"]["options"] == []
+
+
+def test_hwnas_run_profiles_with_the_option(passes_device, tmp_path, capsys):
+    """`hwnas run --device-option` reaches the profile stage (the student's measurement reads it from the predictor)."""
+    from hwnas.pipeline import ProfileStage, RunContext, quick_config
+
+    config = quick_config(5.0, work_dir=str(tmp_path), name="run", device="passes-test", device_options={"passes": 2},
+                          profile_samples=2, seq_len=8)
+    config.folder.mkdir(parents=True)
+    stage = ProfileStage(RunContext(config))
+    assert stage.run()[0] == "ran"
+    records = [json.loads(line) for line in stage.output.read_text().splitlines()]
+    assert len(records) == 2 and {r["settings"]["passes"] for r in records} == {2}
+    code, _, err = run_cli(["run", "--max-latency", "5ms", "--quick", "--device", "passes-test", "--device-option",
+                            "laps=1", "--work-dir", tmp_path / "w"], capsys)
+    assert code == 2 and err.strip() == "hwnas: error: device 'passes-test' has no option 'laps'; its options: passes"
+    assert not (tmp_path / "w").exists()
