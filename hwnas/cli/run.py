@@ -39,7 +39,8 @@ from hwnas.cli._progress import ProgressBars
 @click.option("--overwrite", is_flag=True, help="Replace the run folder (only one hwnas wrote) instead of reusing it.")
 @click.option("--resume", is_flag=True, help="Continue the run folder (the default: every finished stage is reused).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary (summary.json) as JSON.")
-def run(max_latency: str, device: str, device_option: tuple[str, ...], name: str | None, work_dir: str, space: str | None, predictor: str | None,
+def run(max_latency: str, device: str, device_option: tuple[str, ...], name: str | None, work_dir: str,
+        space: str | None, predictor: str | None,
         supernet: str | None, task: str | None, eval_: str | None, threads: int, seq_len: int, strict: bool,
         samples: int, supernet_steps: int, evaluations: int, strategy: str | None, teacher_steps: int,
         distill_steps: int, quick: bool, quiet: bool, overwrite: bool, resume: bool, as_json: bool) -> None:
@@ -65,7 +66,8 @@ def run(max_latency: str, device: str, device_option: tuple[str, ...], name: str
 
     device_options = parse_device_options(device, device_option)
     ctx = click.get_current_context()
-    common = dict(device=device, device_options=device_options, name=name, work_dir=work_dir, predictor=predictor, supernet=supernet, task=task,
+    common = dict(device=device, device_options=device_options, name=name, work_dir=work_dir, predictor=predictor,
+                  supernet=supernet, task=task,
                   eval=eval_, threads=threads, seq_len=seq_len, strict=strict,
                   **({"strategy": strategy} if strategy else {}))
     if quick:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,7 +127,7 @@ def _no_such_option(name: str, cls: type[Device], key: str) -> InvalidConfig:
 
 
 def _option_value(text: str) -> Any:
-    """``true``/``false`` and JSON numbers become bool and numbers; anything else stays a string."""
+    """``true``/``false`` and finite JSON numbers become bool and numbers; anything else stays a string."""
     low = text.strip().lower()
     if low in ("true", "false"):
         return low == "true"
@@ -134,7 +135,7 @@ def _option_value(text: str) -> Any:
         value = json.loads(text)
     except ValueError:
         return text
-    return value if isinstance(value, (int, float)) else text
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else text
 
 
 def parse_device_options(name: str, items: Any) -> dict[str, Any]:

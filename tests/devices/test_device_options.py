@@ -90,6 +90,8 @@ def test_parse_device_options_types_the_values():
         {"cuda_graphs": True, "device_index": 1}
     assert registry.parse_device_options("cuda", ["cuda_graphs=False"]) == {"cuda_graphs": False}
     assert registry.parse_device_options("tensorrt", ["workspace_gib=0.5"]) == {"workspace_gib": 0.5}
+    # a number that is not finite stays text, so the backend's own check refuses it by name
+    assert registry.parse_device_options("tensorrt", ["workspace_gib=NaN"]) == {"workspace_gib": "NaN"}
     assert registry.parse_device_options("tpu", ["mode=eager"]) == {"mode": "eager"}
     assert registry.parse_device_options("cuda", []) == {}
 
