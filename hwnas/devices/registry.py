@@ -23,7 +23,7 @@ from hwnas.errors import DeviceUnavailable, HwnasError, InvalidConfig, UnknownDe
 
 __all__ = [
     "DEVICES", "register_device", "unregister_device", "get_device_class", "create_device", "list_devices",
-    "device_names", "DeviceInfo", "parse_device_options", "check_device_options",
+    "device_names", "DeviceInfo", "parse_device_options", "check_device_options", "build_device",
 ]
 
 ENTRY_POINT_GROUP = "hwnas.devices"
@@ -67,6 +67,18 @@ def device_names() -> list[str]:
 def get_device_class(name: str) -> type[Device]:
     """The backend class for ``name``; raises :class:`UnknownDevice` listing the known ones."""
     return DEVICES.get(name)
+
+
+def build_device(name: str, **options: Any) -> Device:
+    """Instantiate backend ``name`` with ``options`` checked, without asking whether it can run here (a fleet's
+    coordinator validates settings whose availability is each measuring node's question).
+
+    Raises:
+        UnknownDevice: ``name`` is not registered.
+        InvalidConfig: an option the backend does not take, or a value it refuses.
+    """
+    check_device_options(name, options)
+    return get_device_class(name)(**options)
 
 
 def create_device(name: str, **options: Any) -> Device:

@@ -434,11 +434,10 @@ def profile_on_cluster(
     existing = open_profile(store, resume)
     space, tasks = plan_tasks(config)
     # Validate the device settings here; availability is each node's question.
-    from hwnas.devices.registry import check_device_options, get_device_class
+    from hwnas.devices.registry import build_device
 
-    check_device_options(config.device, config.device_options)
-    device = get_device_class(config.device)(threads=config.threads, dtype=config.dtype, seed=config.seed,
-                                             **config.device_options)
+    device = build_device(config.device, threads=config.threads, dtype=config.dtype, seed=config.seed,
+                          **config.device_options)
     check_resume(existing, out, device, config.timing.clock)
     with store.lock():  # one writer per profile, local or fleet
         ray, connected_here = connect(fleet)
@@ -663,10 +662,9 @@ def measure_on_cluster(
     if not tasks:
         raise InvalidConfig("nothing to measure: no tasks given")
     check_int("interleave", interleave)
-    from hwnas.devices.registry import check_device_options, get_device_class
+    from hwnas.devices.registry import build_device
 
-    check_device_options(device, options or {})
-    dev = get_device_class(device)(threads=threads, dtype=dtype, seed=seed, **(options or {}))
+    dev = build_device(device, threads=threads, dtype=dtype, seed=seed, **(options or {}))
     resource = fleet.resource_for(dev.name)
     reference = reference or Task(reference_architecture(None, tasks), tasks[0].shape)
     ray, connected_here = connect(fleet)
