@@ -79,6 +79,10 @@ def parse_estimator_options(name: str, items) -> dict:
 @click.option("--screen", default=None,
               help="Two fidelities: score every feasible architecture with this cheap estimator first, and spend "
                    "--evaluations evaluations of --estimator on the best-screened ones (strategy 'screen').")
+@click.option("--tie-margin", default=None, metavar="MARGIN",
+              help="Pick the winner among the candidates whose estimate is within MARGIN of the best: the one with "
+                   "the most parameters. A score difference (0.005) or a multiple of the paired standard error (2se; "
+                   "distill-proxy with metric accuracy or agreement). Default: the highest estimate wins.")
 @click.option("--task", "task_path", default=None, type=click.Path(dir_okay=False),
               help="Labelled task file for task-proxy and distill-proxy (as hwnas distill --task).")
 @click.option("--teacher", default="default", show_default=True,
@@ -116,7 +120,7 @@ def parse_estimator_options(name: str, items) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print the winner and the Pareto front as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option("--strict", is_flag=True, help="Refuse a host-bound predictor profiled on another host (default: warn).")
-def search(predictor_path, supernet_path, estimator, estimator_path, estimator_options, screen, task_path, teacher, max_latency, out, strategy,
+def search(predictor_path, supernet_path, estimator, estimator_path, estimator_options, screen, tie_margin, task_path, teacher, max_latency, out, strategy,
            evaluations, budget_old, seq_len, batch_size, objective, reward_weight, max_params, max_memory, metric, seed, batch,
            verify_device, quick, cluster, ray_address, ray_resource, resume, overwrite, as_json, quiet, strict) -> None:
     """Search for the most accurate students predicted to run within --max-latency.
@@ -136,6 +140,9 @@ def search(predictor_path, supernet_path, estimator, estimator_path, estimator_o
     from hwnas.search import get_strategy_class
 
     budget_ms = parse_latency_ms(max_latency, what="--max-latency")
+    from hwnas.search.ties import parse_tie_margin
+
+    ties = parse_tie_margin(tie_margin, "--tie-margin")
     if budget_old is not None:
         from hwnas.cli._options import deprecated
 
@@ -244,6 +251,8 @@ def search(predictor_path, supernet_path, estimator, estimator_path, estimator_o
     options = parse_estimator_options(estimator, estimator_options)
     scorer = make_estimator(estimator, **context, **options)
     scorer.check_space(space)
+    if ties is not None:
+        ties.check_estimator(scorer)
     strategy_arg = strategy
     if screen is not None:
         from hwnas.search.screen import ScreenThenDecide
@@ -254,7 +263,7 @@ def search(predictor_path, supernet_path, estimator, estimator_path, estimator_o
     settings = dict(predictor=predictor, estimator=scorer, max_latency_ms=budget_ms, space=space, seq_len=seq_len,
                     batch_size=batch_size, strategy=strategy_arg, evaluations=evaluations, seed=seed, objective=objective,
                     reward_weight=reward_weight, max_params=max_params_n, max_memory_mb=max_memory_mb, batch=batch,
-                    out=out, resume=resume,
+                    out=out, resume=resume, ties=ties,
                     describe={**predictor_info, "supernet": supernet_path and str(supernet_path),
                               "device": predictor.device, "screen": screen, "task": task_path,
                               **({"estimator_options": options} if options else {})})
@@ -321,6 +330,10 @@ def _print_result(result) -> None:
     if w is not None:
         out.print(f"winner: {w.arch}  score {w.score:.4f}  predicted {fmt_ms(w.latency_ms)}  "
                   f"upper bound {fmt_ms(w.latency_upper_ms)}  budget {fmt_ms(result.problem.budget_ms)}")
+        ties = result.config.get("ties")
+        if ties:
+            out.print(f"tie margin {ties['text']}: {len(ties['tied'])} candidate(s) within it of the best "
+                      f"({ties['best']}, {ties['best_value']:.4f}); the winner has the most parameters among them")
     out.print(f"hypervolume {result.hypervolume:.4g}; {len(result.evaluated)} evaluations in {fmt_s(result.wall_s)}"
               f"{' (every feasible architecture evaluated)' if result.stopped == 'exhausted' else ''}; "
               f"results in {result.out}")

@@ -78,6 +78,19 @@ class AccuracyEstimator(ABC):
         """Raise when ``arch`` cannot be scored (default: anything can)."""
         return arch
 
+    def has_row_scores(self) -> bool:
+        """Whether :meth:`row_scores` works: every architecture is scored on the same held-out rows, and the
+        score is the mean of per-row values (what a search's ``2se`` tie rule needs, :mod:`hwnas.search.ties`)."""
+        return False
+
+    def row_scores(self, archs: Sequence[Any] | np.ndarray) -> np.ndarray:
+        """``architectures x rows`` per-row values whose row means are the scores (see :meth:`has_row_scores`).
+
+        Raises:
+            InvalidConfig: this estimator has no per-row scores (the default).
+        """
+        raise InvalidConfig(f"estimator {self.name} has no per-row scores")
+
     # ------------------------------------------------------------ shared
     def score(self, archs: Sequence[Any] | np.ndarray) -> np.ndarray:
         """One float per architecture, higher is better (``n`` float64 array).

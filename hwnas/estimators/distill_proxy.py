@@ -59,6 +59,9 @@ METRICS = ("accuracy", "agreement", "kd")
 #: The per-row records of a run (hex-encoded bit strings, one bit per held-out row, first row first).
 ROW_RECORDS = ("correct", "agrees")
 
+#: The per-row record whose mean is each metric (``kd`` has none).
+_ROW_OF_METRIC = {"accuracy": "correct", "agreement": "agrees"}
+
 
 def pack_bits(flags: Any) -> str:
     """Booleans, one per row, as a hex string (``np.packbits`` order: first row in the top bit)."""
@@ -298,6 +301,22 @@ class DistillProxy(AccuracyEstimator):
                                     f"hwnas); score it again with another cache file than {self.cache_path}")
             out.append(unpack_bits(run[record + at], rows)[start:stop])
         return np.array(out, dtype=bool).reshape(len(out), stop - start)
+
+    def has_row_scores(self) -> bool:
+        return self.metric.split("@")[0] in _ROW_OF_METRIC
+
+    def row_scores(self, archs) -> np.ndarray:
+        """Per held-out row, 1.0 where the student was right (``metric=accuracy``) or agreed with the teacher
+        (``agreement``), at the metric's step; the row means are :meth:`score`'s values.
+
+        Raises:
+            InvalidConfig: for ``metric=kd``, which is not a mean of per-row hits.
+        """
+        base, _, at = self.metric.partition("@")
+        if base not in _ROW_OF_METRIC:
+            raise InvalidConfig(f"distill-proxy with metric {self.metric} has no per-row scores (accuracy and "
+                                "agreement have)")
+        return self.row_records(archs, step=int(at) if at else None, record=_ROW_OF_METRIC[base]).astype(np.float64)
 
     def _as_archs(self, archs) -> list[Architecture]:
         from hwnas.space import as_architectures

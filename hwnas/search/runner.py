@@ -10,7 +10,9 @@ writes, in its output folder:
 * ``front.json``: the accuracy/latency Pareto front of the feasible evaluated
   architectures, with the reference point and hypervolume;
 * ``winner.json``: the best feasible architecture, with its score, predicted
-  latency and upper bound (ms) and what it was searched for;
+  latency and upper bound (ms) and what it was searched for (with a tie rule,
+  :mod:`hwnas.search.ties`, the most parameters among the candidates the
+  estimate cannot separate from the best);
 * ``front.png``: accuracy estimate against predicted latency, the front and the budget;
 * ``hypervolume.png``: hypervolume and best feasible score against evaluations.
 
@@ -42,6 +44,7 @@ from hwnas.outputs import MARKER, check_output_folder, one_writer, write_marker
 from hwnas.search.base import Strategy, create_strategy
 from hwnas.search.pareto import hypervolume_2d, pareto_mask
 from hwnas.search.problem import LatencyModel, SearchProblem, max_memory_constraint, max_params_constraint
+from hwnas.search.ties import TieRule, parse_tie_margin
 from hwnas.space import DIMENSIONS, Architecture, SearchSpace
 
 __all__ = ["Candidate", "SearchResult", "Progress", "run_search", "search", "write_json"]
@@ -92,8 +95,9 @@ class SearchResult:
 
     Attributes:
         winner: the feasible evaluated architecture with the best score (best
-            reward with ``objective="reward"``; ties go to the lower latency), or
-            None when nothing feasible was evaluated.
+            reward with ``objective="reward"``; equal values go to the lower latency), or
+            None when nothing feasible was evaluated. With a tie rule: the one with
+            the most parameters among those within its margin of the best.
         front: the accuracy/latency Pareto front of the feasible evaluated
             architectures, by increasing latency.
         evaluated: a ``pandas.DataFrame``, one row per evaluation in order (the
@@ -236,6 +240,7 @@ def run_search(
     seed: int = 0, strategy_options: Mapping[str, Any] | None = None, out: str | Path | None = None,
     resume: bool = False, describe: Mapping[str, Any] | None = None, reference_score: float | None = None,
     on_start: Callable[[int, int], None] | None = None, on_progress: Callable[[Progress], None] | None = None,
+    ties: TieRule | str | float | None = None,
 ) -> SearchResult:
     """Search ``problem`` with ``evaluations`` accuracy evaluations.
 
@@ -257,16 +262,23 @@ def run_search(
             feasible score evaluated (the reference latency is always the budget).
         on_start: called once with ``(evaluations to do, evaluations already done)``.
         on_progress: called after every batch with a :class:`Progress`.
+        ties: how the winner is picked among candidates the estimate cannot separate
+            (:mod:`hwnas.search.ties`): ``None`` (the highest value wins), a score
+            difference such as ``0.005``, or ``"2se"`` (two paired standard errors; needs
+            an estimator with :meth:`row_scores`).
 
     With ``out``, one process at a time writes it: its lock, ``<out>.lock`` beside
     it, refuses a second search on the same folder (:class:`InvalidConfig` naming the holder).
     """
     for label, value in (("evaluations", evaluations), ("batch", batch)):
         check_int(label, value)
+    ties = parse_tie_margin(ties, "ties")
+    if ties is not None:
+        ties.check_estimator(evaluate)
     with one_writer(out):
         return _run_search(problem, evaluate, strategy=strategy, evaluations=evaluations, batch=batch, seed=seed,
                            strategy_options=strategy_options, out=out, resume=resume, describe=describe,
-                           reference_score=reference_score, on_start=on_start, on_progress=on_progress)
+                           reference_score=reference_score, on_start=on_start, on_progress=on_progress, ties=ties)
 
 
 def _run_search(
@@ -274,6 +286,7 @@ def _run_search(
     strategy_options: Mapping[str, Any] | None, out: str | Path | None, resume: bool,
     describe: Mapping[str, Any] | None, reference_score: float | None,
     on_start: Callable[[int, int], None] | None, on_progress: Callable[[Progress], None] | None,
+    ties: TieRule | None = None,
 ) -> SearchResult:
     scorer = _as_scorer(evaluate)
     if isinstance(strategy, Strategy):
@@ -377,7 +390,12 @@ def _run_search(
             record(missing, score([problem.candidates[i] for i in missing]))
     wall_s = time.perf_counter() - start
 
-    result = _build_result(problem, strat, tracker, rows, config, stopped, out_path, wall_s, band)
+    row_scores = None
+    if ties is not None and ties.needs_rows:
+        def row_scores(indices: list[int]) -> np.ndarray:
+            return evaluate.row_scores([problem.candidates[i] for i in indices])
+    result = _build_result(problem, strat, tracker, rows, config, stopped, out_path, wall_s, band,
+                           ties=ties, row_scores=row_scores)
     if out_path is not None:
         config.update(status="done", finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                       evaluations_done=len(rows), stopped=stopped, wall_s=wall_s,
@@ -406,7 +424,8 @@ def top_band(problem: SearchProblem, within: float | None) -> np.ndarray | None:
 
 
 def _build_result(problem, strat, tracker, rows, config, stopped, out_path, wall_s,
-                  band: np.ndarray | None = None) -> SearchResult:
+                  band: np.ndarray | None = None, *, ties: TieRule | None = None,
+                  row_scores: Callable[[list[int]], np.ndarray] | None = None) -> SearchResult:
     import pandas as pd
 
     idx = np.asarray(tracker.indices, dtype=np.int64)
@@ -427,12 +446,33 @@ def _build_result(problem, strat, tracker, rows, config, stopped, out_path, wall
             f = f[np.isin(idx[f], band)]
         value = problem.rank_value(idx[f], scores[f])
         best = f[np.lexsort((problem.latency_ms[idx[f]], -value))[0]]
+        if ties is not None:
+            best = _tie_winner(problem, ties, idx, f, value, best, config, row_scores)
         winner = _candidate(problem, int(idx[best]), float(scores[best]))
     reference = (tracker.reference_score, problem.budget_ms)
     return SearchResult(
         winner=winner, front=front, evaluated=frame, hypervolume=tracker.hypervolume, reference=reference,
         problem=problem, strategy=strat, config=config, stopped=stopped, out=out_path, wall_s=wall_s,
     )
+
+
+def _tie_winner(problem: SearchProblem, ties: TieRule, idx: np.ndarray, f: np.ndarray, value: np.ndarray,
+                best: int, config: dict[str, Any], row_scores) -> int:
+    """The winner under ``ties`` among the positions ``f`` (values ``value``); records the tied set in ``config``."""
+    rows = None
+    if row_scores is not None:
+        def rows(positions: list[int]) -> np.ndarray:
+            return row_scores([int(idx[f[p]]) for p in positions])
+    top, tied = ties.tied(value, rows)
+    members = np.flatnonzero(tied)
+    arch_idx = idx[f[members]]
+    order = np.lexsort((problem.latency_ms[arch_idx], -value[members], -problem.params[arch_idx].astype(np.float64)))
+    chosen = int(f[members[order[0]]])
+    config["ties"] = {**ties.describe(), "best": problem.candidates[int(idx[f[top]])].key,
+                      "best_value": float(value[top]),
+                      "tied": [problem.candidates[int(i)].key for i in arch_idx[order]],
+                      "winner": problem.candidates[int(idx[chosen])].key}
+    return chosen
 
 
 # ------------------------------------------------------------- outputs
@@ -448,6 +488,8 @@ def winner_record(result: SearchResult) -> dict[str, Any] | None:
         "supernet": cfg.get("supernet"), "predictor": cfg.get("predictor"), "estimator": cfg.get("estimator"),
         "objective": result.problem.objective,
     }
+    if "ties" in cfg:
+        record["ties"] = cfg["ties"]
     del record["feasible"]  # a winner is feasible
     return record
 
@@ -516,6 +558,7 @@ def search(
     strategy_options: Mapping[str, Any] | None = None, batch: int = 1, out: str | Path | None = None,
     resume: bool = False, describe: Mapping[str, Any] | None = None, on_start: Callable[[int, int], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None, on_status: Callable[[str], None] | None = None,
+    ties: TieRule | str | float | None = None,
 ) -> SearchResult:
     """Find the most accurate architectures predicted to run within ``max_latency_ms``.
 
@@ -537,6 +580,7 @@ def search(
             fp32 weight memory in MB).
         strategy_options, batch, out, resume, describe, on_start, on_progress: as :func:`run_search`.
         on_status: one line before the search starts: how much of the space is predicted within the budget.
+        ties: the winner rule among candidates the estimate cannot separate (:func:`run_search`).
     """
     predictor_path = None
     if isinstance(predictor, (str, Path)):
@@ -570,4 +614,4 @@ def search(
     info.update(describe or {})
     return run_search(problem, estimator, strategy=strategy, evaluations=evaluations, batch=batch, seed=seed,
                       strategy_options=strategy_options, out=out, resume=resume, describe=info,
-                      on_start=on_start, on_progress=on_progress)
+                      on_start=on_start, on_progress=on_progress, ties=ties)

@@ -46,6 +46,19 @@ def test_cost_is_recorded_and_cache_hits_do_not_count(built):
     assert est.cost_per_arch_s == first
 
 
+def test_row_scores_are_offered_only_where_they_average_to_the_scores(built):
+    """``has_row_scores`` is a promise: per-row values over the same rows whose means are the scores; without it,
+    ``row_scores`` refuses in one line (the search's ``2se`` tie rule relies on both)."""
+    name, est = built
+    if est.has_row_scores():
+        rows = est.row_scores(ARCHS)
+        assert rows.ndim == 2 and rows.shape[0] == 3 and rows.shape[1] >= 2
+        np.testing.assert_allclose(rows.mean(axis=1), est.score(ARCHS), atol=1e-6)
+    else:
+        with pytest.raises(InvalidConfig, match=r"has no per-row scores"):
+            est.row_scores(ARCHS)
+
+
 def test_a_fresh_instance_gives_the_same_scores(built, est_teacher, est_task, est_supernet, est_task_teacher, tmp_path):
     name, est = built
     again = make_estimator(name, **context(name, est_teacher, est_task, est_supernet, tmp_path / "other",

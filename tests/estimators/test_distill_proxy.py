@@ -125,6 +125,22 @@ def test_record_at_scores_earlier_steps_of_the_same_run(est_task, est_task_teach
         curve.slice_metrics(ARCHS, 0, 5, step=3)
 
 
+def test_row_scores_are_the_per_row_hits_whose_means_are_the_scores(est_task, est_task_teacher, tmp_path):
+    """What the search's ``2se`` tie rule reads: one row of 0/1 per architecture, averaging to its score."""
+    for metric in ("accuracy", "agreement", "agreement@2"):
+        est = _make(est_task, est_task_teacher, tmp_path, steps=4, record_at="2", metric=metric,
+                    eval_task=str(est_task), eval_offset=8, eval_rows=40)
+        assert est.has_row_scores()
+        rows = est.row_scores(ARCHS)
+        assert rows.shape == (2, 40) and set(np.unique(rows)) <= {0.0, 1.0}
+        np.testing.assert_allclose(rows.mean(axis=1), est.score(ARCHS), atol=1e-6)
+    kd = _make(est_task, est_task_teacher, tmp_path, steps=4, record_at="2", metric="kd",
+               eval_task=str(est_task), eval_offset=8, eval_rows=40)
+    assert not kd.has_row_scores()
+    with pytest.raises(InvalidConfig, match="distill-proxy with metric kd has no per-row scores"):
+        kd.row_scores(ARCHS)
+
+
 def test_without_an_evaluation_file_the_last_rows_are_held_out(est_task, est_task_teacher, tmp_path):
     est = _make(est_task, est_task_teacher, tmp_path)
     from hwnas.distill.data import load_task

@@ -87,3 +87,32 @@ def test_supernet_and_predictor_of_different_spaces(other_space_predictor_path, 
 def test_bad_numbers(base_args, capsys, args, expected):
     code, _, err = run_cli([*base_args, "--max-latency", "80ms", *args], capsys)
     one_line_error(code, err, expected)
+
+
+def test_tie_margin_picks_the_most_parameters_among_the_tied_and_says_so(base_args, tmp_path, capsys):
+    code, out, err = run_cli([*base_args, "--max-latency", "80ms", "--strategy", "random", "--evaluations", "4",
+                              "--tie-margin", "10"], capsys)  # supernet-loss scores lie far within 10: all tie
+    assert code == 0, err
+    run = tmp_path / "run"
+    winner = json.loads((run / "winner.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    assert winner["ties"] == config["ties"] and config["ties"]["text"] == "10"
+    assert len(config["ties"]["tied"]) == config["evaluations_done"] == 4
+    with open(run / "evaluated.csv") as f:
+        import csv
+
+        params = [int(r["params"]) for r in csv.DictReader(f) if r["feasible"] == "True"]
+    assert winner["params"] == max(params)
+    assert "tie margin 10: 4 candidate(s) within it of the best" in out
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--tie-margin", "close"], "--tie-margin must be a score difference >= 0 (e.g. 0.005) or a positive multiple "
+                                "of the paired standard error (e.g. 2se); got 'close'"),
+    (["--tie-margin", "2se"], "tie margin 2se needs an estimator that scores every architecture on the same held-out "
+                              "rows (distill-proxy with metric accuracy or agreement); estimator supernet-loss does not"),
+])
+def test_bad_tie_margin_is_one_line(base_args, tmp_path, capsys, args, expected):
+    code, _, err = run_cli([*base_args, "--max-latency", "80ms", *args], capsys)
+    one_line_error(code, err, expected)
+    assert not (tmp_path / "run").exists()
