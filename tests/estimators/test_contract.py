@@ -49,7 +49,7 @@ def test_cost_is_recorded_and_cache_hits_do_not_count(built):
 def test_row_scores_are_offered_only_where_they_average_to_the_scores(built):
     """``has_row_scores`` is a promise: per-row values over the same rows whose means are the scores; without it,
     ``row_scores`` refuses in one line (the search's ``2se`` tie rule relies on both)."""
-    name, est = built
+    _, est = built
     if est.has_row_scores():
         rows = est.row_scores(ARCHS)
         assert rows.ndim == 2 and rows.shape[0] == 3 and rows.shape[1] >= 2
