@@ -93,7 +93,7 @@ def test_parse_tie_margin_refuses_anything_else_in_one_line(text):
 
 
 def test_without_a_rule_the_best_score_wins_and_with_one_the_most_parameters_among_the_tied(problem):
-    problem, est, feasible = _setup(gap=8)
+    problem, est, _ = _setup(gap=8)
     plain = run_search(problem, est, strategy="random", evaluations=40, seed=3)
     evaluated = plain.evaluated[plain.evaluated.feasible]
     assert plain.winner.score == evaluated.score.max()
