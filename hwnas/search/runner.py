@@ -463,7 +463,7 @@ def _tie_winner(problem: SearchProblem, ties: TieRule, idx: np.ndarray, f: np.nd
     if row_scores is not None:
         def rows(positions: list[int]) -> np.ndarray:
             return row_scores([int(idx[f[p]]) for p in positions])
-    top, tied = ties.tied(value, rows)
+    top, tied = ties.tied(value, rows, best=int(np.flatnonzero(f == best)[0]))
     members = np.flatnonzero(tied)
     arch_idx = idx[f[members]]
     order = np.lexsort((problem.latency_ms[arch_idx], -value[members], -problem.params[arch_idx].astype(np.float64)))

@@ -83,14 +83,16 @@ class TieRule:
                 f"(distill-proxy with metric accuracy or agreement); estimator {name} does not; "
                 "give a score difference instead (e.g. 0.005)")
 
-    def tied(self, values: np.ndarray, rows: Callable[[list[int]], np.ndarray] | None = None) -> tuple[int, np.ndarray]:
-        """The best position in ``values`` and a mask of the positions tied with it (the best included).
+    def tied(self, values: np.ndarray, rows: Callable[[list[int]], np.ndarray] | None = None,
+             best: int | None = None) -> tuple[int, np.ndarray]:
+        """The best position in ``values`` (``best`` if given, else the first maximum) and a mask of the
+        positions tied with it (the best included).
 
         ``rows(positions)`` returns the per-row scores of those positions (one row of the result per
         position, all over the same held-out rows); it is called once, with every position, for ``se`` rules.
         """
         values = np.asarray(values, dtype=np.float64)
-        best = int(np.argmax(values))
+        best = int(np.argmax(values)) if best is None else int(best)
         gap = values[best] - values
         if self.margin is not None:
             return best, gap <= self.margin + 1e-12
