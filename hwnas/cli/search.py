@@ -79,6 +79,9 @@ def parse_estimator_options(name: str, items) -> dict:
 @click.option("--screen", default=None,
               help="Two fidelities: score every feasible architecture with this cheap estimator first, and spend "
                    "--evaluations evaluations of --estimator on the best-screened ones (strategy 'screen').")
+@click.option("--screen-bands", default=4, show_default=True, type=int,
+              help="With --screen: the evaluations go round this many latency bands of the feasible set, slowest "
+                   "first, to keep the front covered; 1 spends them all on the best-screened architectures.")
 @click.option("--tie-margin", default=None, metavar="MARGIN",
               help="Pick the winner among the candidates whose estimate is within MARGIN of the best: the one with "
                    "the most parameters. A score difference (0.005) or a multiple of the paired standard error (2se; "
@@ -120,7 +123,7 @@ def parse_estimator_options(name: str, items) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print the winner and the Pareto front as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option("--strict", is_flag=True, help="Refuse a host-bound predictor profiled on another host (default: warn).")
-def search(predictor_path, supernet_path, estimator, estimator_path, estimator_options, screen, tie_margin, task_path, teacher, max_latency, out, strategy,
+def search(predictor_path, supernet_path, estimator, estimator_path, estimator_options, screen, screen_bands, tie_margin, task_path, teacher, max_latency, out, strategy,
            evaluations, budget_old, seq_len, batch_size, objective, reward_weight, max_params, max_memory, metric, seed, batch,
            verify_device, quick, cluster, ray_address, ray_resource, resume, overwrite, as_json, quiet, strict) -> None:
     """Search for the most accurate students predicted to run within --max-latency.
@@ -173,6 +176,12 @@ def search(predictor_path, supernet_path, estimator, estimator_path, estimator_o
     if estimator_path is not None and "learned" not in (estimator, screen):
         raise InvalidConfig("--estimator-path is the fitted model of the learned estimator; give --estimator learned "
                             "(or --screen learned) with it")
+    from hwnas.cli._options import explicit
+
+    if screen is None and explicit(click.get_current_context(), "screen_bands"):
+        raise InvalidConfig("--screen-bands only applies with --screen NAME")
+    if screen_bands < 1:
+        raise InvalidConfig(f"--screen-bands must be an integer >= 1; got {screen_bands}")
     if screen is not None:
         if strategy not in ("bo", "screen"):
             raise InvalidConfig(f"--screen chooses the strategy 'screen'; drop --strategy {strategy}")
@@ -181,7 +190,7 @@ def search(predictor_path, supernet_path, estimator, estimator_path, estimator_o
     if evaluations < 1:
         raise InvalidConfig(f"{'--budget' if budget_old is not None else '--evaluations'} must be an integer >= 1 "
                             f"(accuracy evaluations); got {evaluations}")
-    from hwnas.cli._options import check_seq_len, explicit, require_int
+    from hwnas.cli._options import check_seq_len, require_int
 
     if objective != "reward" and explicit(click.get_current_context(), "reward_weight"):
         raise InvalidConfig(f"--reward-weight only applies with --objective reward (the objective is {objective})")
@@ -259,7 +268,7 @@ def search(predictor_path, supernet_path, estimator, estimator_path, estimator_o
 
         screener = make_estimator(screen, **context)
         screener.check_space(space)
-        strategy_arg = ScreenThenDecide(screen=screener, seed=seed)
+        strategy_arg = ScreenThenDecide(screen=screener, bands=screen_bands, seed=seed)
     settings = dict(predictor=predictor, estimator=scorer, max_latency_ms=budget_ms, space=space, seq_len=seq_len,
                     batch_size=batch_size, strategy=strategy_arg, evaluations=evaluations, seed=seed, objective=objective,
                     reward_weight=reward_weight, max_params=max_params_n, max_memory_mb=max_memory_mb, batch=batch,

@@ -42,7 +42,32 @@ def test_screen_spends_the_expensive_estimator_on_the_best_screened(real_predict
     assert config["estimator"].startswith("supernet-loss:tiny@")
 
 
+def test_screen_bands_one_spends_every_evaluation_on_the_best_screened(real_predictor_path, tmp_path, capsys):
+    """--screen-bands 1: the evaluations go to the top of the screen (the most parameters), not round the bands."""
+    import csv
+
+    runs = {}
+    for bands in (1, 4):
+        out = tmp_path / f"b{bands}"
+        code, _, err = run_cli(["search", "--predictor", real_predictor_path, "--screen", "params", "--estimator",
+                                "flops", "--screen-bands", str(bands), "--max-latency", "80ms", "--evaluations", "4",
+                                "--out", out], capsys)
+        assert code == 0, err
+        assert json.loads((out / "config.json").read_text())["strategy_options"]["bands"] == bands
+        with open(out / "evaluated.csv") as f:
+            runs[bands] = sorted(int(r["params"]) for r in csv.DictReader(f))
+    from hwnas.search.problem import SearchProblem
+    from hwnas.predictors import load_predictor
+
+    problem = SearchProblem(space="tiny", latency=load_predictor(real_predictor_path), budget_ms=80.0)
+    top4 = sorted(problem.params[problem.feasible])[-4:]
+    assert runs[1] == [int(p) for p in top4]
+    assert runs[4] != runs[1]  # round the bands: smaller students are evaluated too
+
+
 @pytest.mark.parametrize("args,expected", [
+    (["--estimator", "params", "--screen-bands", "2"], "--screen-bands only applies with --screen NAME"),
+    (["--estimator", "params", "--screen", "flops", "--screen-bands", "0"], "--screen-bands must be an integer >= 1"),
     (["--estimator", "nope"], "--estimator: unknown estimator 'nope'; known: params"),
     (["--estimator", "supernet-loss"], "estimator 'supernet-loss' needs --supernet"),
     (["--estimator", "task-proxy"], "estimator 'task-proxy' needs --task"),
