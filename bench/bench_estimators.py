@@ -445,6 +445,9 @@ def main(argv=None) -> int:
                     help="task-proxy's training rows and held-out rows (the first TRAIN rows of the task file train, "
                          "the next EVAL score)")
     ap.add_argument("--distill-proxy-steps", type=int, default=100)
+    ap.add_argument("--distill-proxy-seed", type=int, default=0,
+                    help="the proxy's seed (its students' initial heads and batch order; another seed is another "
+                         "cache entry): repeat the decisive runs with seeds 1, 2 to average the truth's seed noise away")
     ap.add_argument("--distill-proxy-schedule-steps", type=int, default=None,
                     help="stop after --distill-proxy-steps of a distillation this long (default: a whole schedule of "
                          "--distill-proxy-steps); the ground truth's step count makes the proxy its first steps")
@@ -538,7 +541,8 @@ def main(argv=None) -> int:
             ctx |= {"task": str(Path(args.data) / TASK_FILES[args.task]), "steps": args.distill_proxy_steps,
                     "schedule_steps": args.distill_proxy_schedule_steps,
                     "losses": args.distill_proxy_losses or recipe_losses(truth.recipe), "eval_rows": rows,
-                    "cache": args.distill_proxy_cache, "record_at": args.distill_proxy_record_at or ()}
+                    "cache": args.distill_proxy_cache, "record_at": args.distill_proxy_record_at or (),
+                    "seed": args.distill_proxy_seed}
             if args.task in EVAL_FILES:
                 ctx |= {"eval_task": str(Path(args.data) / EVAL_FILES[args.task]), "eval_offset": offset}
         try:

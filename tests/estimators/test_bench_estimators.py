@@ -217,6 +217,9 @@ def test_distill_proxy_reports_every_metric_of_one_run(tmp_path, capsys, est_tas
     # runs of other settings are not passed off as these
     assert bench().main([*argv, "--only-cached", "--distill-proxy-steps", "3"]) == 2
     assert "holds runs of other settings" in capsys.readouterr().err
+    # another seed is other settings too: the seed reaches the proxy
+    assert bench().main([*argv, "--only-cached", "--distill-proxy-seed", "1"]) == 2
+    assert "holds runs of other settings" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text,ok", [("0:2000,2000:6735", [(0, 2000), (2000, 6735)]), ("5:5", None), ("a:3", None),
