@@ -45,10 +45,22 @@ def main(argv=None) -> int:
     common_args(ap)
     ap.add_argument("--recipes", default=DEFAULT_RECIPES, help="candidate recipes, comma-separated")
     ap.add_argument("--seed-table", default=None, help="also write the experience records here (the shipped seed)")
+    ap.add_argument("--margin", default="auto",
+                    help="the predicted gain over default a recipe needs to be recommended (kept fraction): 'auto' "
+                         "(the training tasks' seed noise, as hwnas distill --recipe auto) or a number (0: the "
+                         "highest prediction wins)")
     ap.add_argument("--evaluate-only", action="store_true",
                     help="train nothing: evaluate on the finished runs already in --work (read only)")
     args = ap.parse_args(argv)
     tasks, recipes = args.tasks.split(","), args.recipes.split(",")
+    if args.margin != "auto":
+        try:
+            args.margin = float(args.margin)
+        except ValueError:
+            args.margin = -1.0
+        if not (args.margin >= 0 and args.margin != float("inf")):
+            print(f"--margin must be 'auto' or a kept fraction >= 0; got {args.margin!r}", file=sys.stderr)
+            return 2
     seeds = [int(s) for s in args.seeds.split(",")]
     work = Path(args.work)
     if args.evaluate_only:
@@ -125,7 +137,8 @@ def main(argv=None) -> int:
         typed = {"steps": args.steps, "batch_size": args.batch_size, "max_len": args.max_len,
                  **({"lr": args.lr} if args.lr is not None else {})}
         cands = [get_recipe(n) for n in recipes]
-        rec = recommend(own[0]["features"], arch, others, overrides=typed, candidates=cands, seed=0)
+        rec = recommend(own[0]["features"], arch, others, overrides=typed, candidates=cands, seed=0,
+                        margin=args.margin)
         means = {n: statistics.mean(v) for n in recipes if (v := measured(task, n, "student"))}
         if not means:
             continue
@@ -147,7 +160,9 @@ def main(argv=None) -> int:
               "[its measured runs on the held-out task]:")
         for task, rec in predicted.items():
             print(f"{task:{w}s} " + "  ".join(f"{n} {p:+.3f} [{len(measured(task, n, 'student'))}]"
-                                            for n, p in rec.predicted.items()))
+                                            for n, p in rec.predicted.items())
+                  + f"  | margin {rec.margin:.4f}" + (" (default kept: gain within it)" if "keeping default"
+                                                        in rec.reason else ""))
     spread = [statistics.stdev(v) for t in tasks for n in recipes if len(v := measured(t, n, "student")) > 1]
     print(f"\nseed spread (std of accuracy over seeds, mean over task x recipe): "
           f"{statistics.mean(spread):.4f}" if spread else "\nseed spread: one seed per run (unknown; run more --seeds)")

@@ -9,8 +9,8 @@ import math
 
 import pytest
 
-from hwnas.distill.auto import (FEATURES, Recommender, dataset_features, ranking_rows, recommend, settings_record,
-                                text_features)
+from hwnas.distill.auto import (FEATURES, Recommender, dataset_features, ranking_rows, recommend, seed_noise,
+                                settings_record, text_features)
 from hwnas.distill.data import TaskData, load_task
 from hwnas.distill.experience import make_record
 from hwnas.distill.recipes import apply_recipe, get_recipe
@@ -142,6 +142,38 @@ def test_runs_alone_in_their_group_teach_nothing_and_a_table_of_them_falls_back(
     assert one_task.fallback and "compares recipes on only one task" in one_task.reason
     rec = recommend(feats, ARCH, rows + alone, overrides={"steps": 100})
     assert not rec.fallback and "4 runs without another recipe in their group left out" in rec.reason
+
+
+def test_seed_noise_pools_the_repeats_of_one_recipe_in_one_group():
+    rows = [_run("default", "t1", 0.80), _run("default", "t1", 0.84),  # sd 0.0283, 1 dof
+            _run("minilm", "t1", 0.70), _run("minilm", "t1", 0.70), _run("minilm", "t1", 0.76),  # var 0.0012, 2 dof
+            _run("minilm", "t1", 0.50, steps=200),  # alone: no repeat
+            _run("minilm", "t2", 0.30)]
+    noise, dof = seed_noise(rows)
+    assert dof == 3 and noise == pytest.approx(math.sqrt((0.0008 * 1 + 0.0012 * 2) / 3))
+    assert seed_noise([_run("default", "t1", 0.8), _run("minilm", "t1", 0.7)]) == (0.0, 0)
+
+
+def test_a_predicted_gain_within_the_seed_noise_keeps_the_default():
+    """mi-alpha is 1 point better on every task, but seeds move each run by about 2 points: below the noise the
+    recommendation stays default; margin 0 (the plain rule) or quieter seeds let mi-alpha through."""
+    def table(spread: float) -> list[dict]:
+        return [_run(name, f"t{k}", 0.8 + k * 0.02 + (0.01 if name == "mi-alpha" else 0.0) + spread * (seed - 0.5),
+                     feats=float(k)) for k in range(4) for name in ("default", "mi-alpha") for seed in range(2)]
+    cands = [get_recipe("default"), get_recipe("mi-alpha")]
+    feats = {f: 1.5 for f in FEATURES}
+    noisy = recommend(feats, ARCH, table(0.03), overrides={"steps": 100}, candidates=cands)
+    gain = noisy.predicted["mi-alpha"] - noisy.predicted["default"]
+    assert 0 < gain < noisy.margin and noisy.margin == pytest.approx(seed_noise(table(0.03))[0])
+    assert noisy.recipe == "default" and not noisy.fallback
+    assert "is within the experience's seed noise" in noisy.reason and noisy.to_dict()["margin"] == noisy.margin
+    plain = recommend(feats, ARCH, table(0.03), overrides={"steps": 100}, candidates=cands, margin=0)
+    assert plain.recipe == "mi-alpha" and plain.margin == 0.0
+    quiet = recommend(feats, ARCH, table(0.002), overrides={"steps": 100}, candidates=cands)
+    assert quiet.recipe == "mi-alpha" and quiet.margin < gain
+    for bad in (-0.1, float("nan"), "often", True):
+        with pytest.raises(InvalidConfig, match="margin must be 'auto' or a kept fraction >= 0"):
+            recommend(feats, ARCH, table(0.03), candidates=cands, margin=bad)
 
 
 def test_the_recommender_round_trips_through_json_without_pickle():
