@@ -431,6 +431,9 @@ def recommend(features: Mapping[str, Any], arch: Mapping[str, Any], rows: Sequen
     """
     from hwnas.distill.recipes import apply_recipe, candidates as default_candidates
 
+    if margin != "auto" and not (isinstance(margin, (int, float)) and not isinstance(margin, bool)
+                                 and math.isfinite(margin) and margin >= 0):
+        raise InvalidConfig(f"margin must be 'auto' or a kept fraction >= 0; got {margin!r}")
     cands = list(candidates) if candidates is not None else default_candidates()
     rows = usable(rows)
     tasks = {r["task"].get("id") for r in rows}
@@ -453,12 +456,7 @@ def recommend(features: Mapping[str, Any], arch: Mapping[str, Any], rows: Sequen
     if reason:
         return Recommendation("default", {}, True, f"{reason}: using the default recipe", len(ranked),
                               len(ranked_tasks))
-    if margin == "auto":
-        margin = seed_noise(rows)[0]
-    elif not (isinstance(margin, (int, float)) and not isinstance(margin, bool) and math.isfinite(margin)
-              and margin >= 0):
-        raise InvalidConfig(f"margin must be 'auto' or a kept fraction >= 0; got {margin!r}")
-    margin = float(margin)
+    margin = seed_noise(rows)[0] if margin == "auto" else float(margin)
     model = Recommender(seed=seed).fit(ranked)
     cand_settings = [settings_record(apply_recipe(c, overrides or {})) for c in cands]
     pred = model.predict(features, cand_settings, arch)

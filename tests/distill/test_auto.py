@@ -172,8 +172,9 @@ def test_a_predicted_gain_within_the_seed_noise_keeps_the_default():
     quiet = recommend(feats, ARCH, table(0.002), overrides={"steps": 100}, candidates=cands)
     assert quiet.recipe == "mi-alpha" and quiet.margin < gain
     for bad in (-0.1, float("nan"), "often", True):
-        with pytest.raises(InvalidConfig, match="margin must be 'auto' or a kept fraction >= 0"):
-            recommend(feats, ARCH, table(0.03), candidates=cands, margin=bad)
+        for rows in (table(0.03), table(0.03)[:3]):  # refused with or without enough experience to fit
+            with pytest.raises(InvalidConfig, match="margin must be 'auto' or a kept fraction >= 0"):
+                recommend(feats, ARCH, rows, candidates=cands, margin=bad)
 
 
 def test_the_recommender_round_trips_through_json_without_pickle():
