@@ -320,7 +320,8 @@ def _print_json(result) -> None:
 
     click.echo(json.dumps({"winner": row(result.winner) if result.winner is not None else None,
                            "front": [row(c) for c in result.front], "evaluations": len(result.evaluated),
-                           "hypervolume": result.hypervolume, "out": str(result.out)}, indent=2))
+                           "hypervolume": result.hypervolume, "out": str(result.out),
+                           **({"ties": result.config["ties"]} if "ties" in result.config else {})}, indent=2))
 
 
 def _print_result(result) -> None:

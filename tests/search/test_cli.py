@@ -104,6 +104,10 @@ def test_tie_margin_picks_the_most_parameters_among_the_tied_and_says_so(base_ar
         params = [int(r["params"]) for r in csv.DictReader(f) if r["feasible"] == "True"]
     assert winner["params"] == max(params)
     assert "tie margin 10: 4 candidate(s) within it of the best" in out
+    code, out, err = run_cli([*base_args, "--max-latency", "80ms", "--strategy", "random", "--evaluations", "4",
+                              "--tie-margin", "10", "--resume", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["ties"]["winner"] == config["ties"]["winner"]
 
 
 @pytest.mark.parametrize(("args", "expected"), [
