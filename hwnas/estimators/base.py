@@ -83,6 +83,10 @@ class AccuracyEstimator(ABC):
         score is the mean of per-row values (what a search's ``2se`` tie rule needs, :mod:`hwnas.search.ties`)."""
         return False
 
+    def row_scores_problem(self) -> str | None:
+        """Why :meth:`row_scores` cannot serve, in words for an error message; ``None`` when it can."""
+        return None if self.has_row_scores() else f"estimator {self.name} has no per-row scores"
+
     def row_scores(self, archs: Sequence[Any] | np.ndarray) -> np.ndarray:
         """``architectures x rows`` per-row values whose row means are the scores (see :meth:`has_row_scores`).
 

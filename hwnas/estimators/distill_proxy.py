@@ -303,7 +303,21 @@ class DistillProxy(AccuracyEstimator):
         return np.array(out, dtype=bool).reshape(len(out), stop - start)
 
     def has_row_scores(self) -> bool:
-        return self.metric.split("@")[0] in _ROW_OF_METRIC
+        return self.metric.split("@")[0] in _ROW_OF_METRIC and not self.runs_without_rows()
+
+    def runs_without_rows(self) -> list[str]:
+        """Keys of the cached runs recorded without per-row records (by an older hwnas): they cannot give
+        :meth:`row_scores`."""
+        return sorted(k for k, run in self._disk.items() if not all(r in run for r in ROW_RECORDS))
+
+    def row_scores_problem(self) -> str | None:
+        if self.metric.split("@")[0] not in _ROW_OF_METRIC:
+            return f"distill-proxy with metric {self.metric} is not a mean of per-row hits (accuracy and agreement are)"
+        old = self.runs_without_rows()
+        if old:
+            return (f"its cache {self.cache_path} holds {len(old)} run(s) recorded without per-row records (an "
+                    "older hwnas); give another --estimator-option cache=FILE")
+        return None
 
     def row_scores(self, archs) -> np.ndarray:
         """Per held-out row, 1.0 where the student was right (``metric=accuracy``) or agreed with the teacher

@@ -78,6 +78,10 @@ class TieRule:
         has = getattr(estimator, "has_row_scores", None)
         if not (callable(has) and has()):
             name = getattr(estimator, "name", None) or type(estimator).__name__
+            problem = getattr(estimator, "row_scores_problem", None)
+            why = problem() if callable(problem) else None
+            if why and not why.startswith("estimator "):
+                raise InvalidConfig(f"tie margin {self} needs per-row scores: {why}")
             raise InvalidConfig(
                 f"tie margin {self} needs an estimator that scores every architecture on the same held-out rows "
                 f"(distill-proxy with metric accuracy or agreement); estimator {name} does not; "

@@ -137,8 +137,23 @@ def test_row_scores_are_the_per_row_hits_whose_means_are_the_scores(est_task, es
     kd = _make(est_task, est_task_teacher, tmp_path, steps=4, record_at="2", metric="kd",
                eval_task=str(est_task), eval_offset=8, eval_rows=40)
     assert not kd.has_row_scores()
+    assert "metric kd is not a mean of per-row hits" in kd.row_scores_problem()
     with pytest.raises(InvalidConfig, match="distill-proxy with metric kd has no per-row scores"):
         kd.row_scores(ARCHS)
+    # a cache holding runs of an older hwnas (no per-row records) is refused by a 2se search before it starts
+    from hwnas.search.ties import parse_tie_margin
+
+    cache = tmp_path / "runs.json"
+    saved = json.loads(cache.read_text())
+    for run in saved["runs"].values():
+        run.pop("correct", None), run.pop("agrees", None)
+    cache.write_text(json.dumps(saved))
+    old = _make(est_task, est_task_teacher, tmp_path, steps=4, record_at="2", metric="accuracy",
+                eval_task=str(est_task), eval_offset=8, eval_rows=40)
+    assert not old.has_row_scores() and len(old.runs_without_rows()) == 2
+    with pytest.raises(InvalidConfig, match=r"tie margin 2se needs per-row scores: its cache .* holds 2 run\(s\) "
+                                            r"recorded without per-row records"):
+        parse_tie_margin("2se").check_estimator(old)
 
 
 def test_without_an_evaluation_file_the_last_rows_are_held_out(est_task, est_task_teacher, tmp_path):
