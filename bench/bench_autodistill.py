@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import statistics
 import sys
@@ -54,12 +55,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     tasks, recipes = args.tasks.split(","), args.recipes.split(",")
     if args.margin != "auto":
+        text = args.margin
         try:
-            args.margin = float(args.margin)
+            args.margin = float(text)
         except ValueError:
-            args.margin = -1.0
-        if not (args.margin >= 0 and args.margin != float("inf")):
-            print(f"--margin must be 'auto' or a kept fraction >= 0; got {args.margin!r}", file=sys.stderr)
+            args.margin = math.nan
+        if not (math.isfinite(args.margin) and args.margin >= 0):
+            print(f"--margin must be 'auto' or a kept fraction >= 0; got {text!r}", file=sys.stderr)
             return 2
     seeds = [int(s) for s in args.seeds.split(",")]
     work = Path(args.work)

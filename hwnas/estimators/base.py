@@ -81,11 +81,12 @@ class AccuracyEstimator(ABC):
     def has_row_scores(self) -> bool:
         """Whether :meth:`row_scores` works: every architecture is scored on the same held-out rows, and the
         score is the mean of per-row values (what a search's ``2se`` tie rule needs, :mod:`hwnas.search.ties`)."""
-        return False
+        return self.row_scores_problem() is None
 
     def row_scores_problem(self) -> str | None:
-        """Why :meth:`row_scores` cannot serve, in words for an error message; ``None`` when it can."""
-        return None if self.has_row_scores() else f"estimator {self.name} has no per-row scores"
+        """``None`` when :meth:`row_scores` works, else what a ``Kse`` tie rule lacks, worded to follow "needs"
+        in its error message. Estimators that give per-row scores override this (the default: none)."""
+        return no_row_scores(self.name)
 
     def row_scores(self, archs: Sequence[Any] | np.ndarray) -> np.ndarray:
         """``architectures x rows`` per-row values whose row means are the scores (see :meth:`has_row_scores`).
@@ -132,6 +133,12 @@ class AccuracyEstimator(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, cached={len(self._memory)})"
+
+
+def no_row_scores(name: str) -> str:
+    """What a ``Kse`` tie rule lacks with an estimator (or scoring function) ``name`` that has no per-row scores."""
+    return (f"an estimator that scores every architecture on the same held-out rows (distill-proxy with metric "
+            f"accuracy or agreement); estimator {name} does not; give a score difference instead (e.g. 0.005)")
 
 
 #: What the search passes every estimator through flags of its own (--supernet, --teacher, --task, --estimator-path).

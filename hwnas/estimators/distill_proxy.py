@@ -302,9 +302,6 @@ class DistillProxy(AccuracyEstimator):
             out.append(unpack_bits(run[record + at], rows)[start:stop])
         return np.array(out, dtype=bool).reshape(len(out), stop - start)
 
-    def has_row_scores(self) -> bool:
-        return self.metric.split("@")[0] in _ROW_OF_METRIC and not self.runs_without_rows()
-
     def runs_without_rows(self) -> list[str]:
         """Keys of the cached runs recorded without per-row records (by an older hwnas): they cannot give
         :meth:`row_scores`."""
@@ -312,11 +309,12 @@ class DistillProxy(AccuracyEstimator):
 
     def row_scores_problem(self) -> str | None:
         if self.metric.split("@")[0] not in _ROW_OF_METRIC:
-            return f"distill-proxy with metric {self.metric} is not a mean of per-row hits (accuracy and agreement are)"
+            return (f"per-row scores: distill-proxy with metric {self.metric} is not a mean of per-row hits "
+                    "(accuracy and agreement are)")
         old = self.runs_without_rows()
         if old:
-            return (f"its cache {self.cache_path} holds {len(old)} run(s) recorded without per-row records (an "
-                    "older hwnas); give another --estimator-option cache=FILE")
+            return (f"per-row scores: its cache {self.cache_path} holds {len(old)} run(s) recorded without per-row "
+                    "records (an older hwnas); give another --estimator-option cache=FILE")
         return None
 
     def row_scores(self, archs) -> np.ndarray:

@@ -390,10 +390,7 @@ def _run_search(
             record(missing, score([problem.candidates[i] for i in missing]))
     wall_s = time.perf_counter() - start
 
-    row_scores = None
-    if ties is not None and ties.needs_rows:
-        def row_scores(indices: list[int]) -> np.ndarray:
-            return evaluate.row_scores([problem.candidates[i] for i in indices])
+    row_scores = evaluate.row_scores if ties is not None and ties.needs_rows else None
     result = _build_result(problem, strat, tracker, rows, config, stopped, out_path, wall_s, band,
                            ties=ties, row_scores=row_scores)
     if out_path is not None:
@@ -425,7 +422,7 @@ def top_band(problem: SearchProblem, within: float | None) -> np.ndarray | None:
 
 def _build_result(problem, strat, tracker, rows, config, stopped, out_path, wall_s,
                   band: np.ndarray | None = None, *, ties: TieRule | None = None,
-                  row_scores: Callable[[list[int]], np.ndarray] | None = None) -> SearchResult:
+                  row_scores: Callable[[list[Architecture]], np.ndarray] | None = None) -> SearchResult:
     import pandas as pd
 
     idx = np.asarray(tracker.indices, dtype=np.int64)
@@ -462,7 +459,7 @@ def _tie_winner(problem: SearchProblem, ties: TieRule, idx: np.ndarray, f: np.nd
     rows = None
     if row_scores is not None:
         def rows(positions: list[int]) -> np.ndarray:
-            return row_scores([int(idx[f[p]]) for p in positions])
+            return row_scores([problem.candidates[int(idx[f[p]])] for p in positions])
     top, tied = ties.tied(value, rows, best=int(np.flatnonzero(f == best)[0]))
     members = np.flatnonzero(tied)
     arch_idx = idx[f[members]]

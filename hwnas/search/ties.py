@@ -76,16 +76,14 @@ class TieRule:
         if not self.needs_rows:
             return
         has = getattr(estimator, "has_row_scores", None)
-        if not (callable(has) and has()):
-            name = getattr(estimator, "name", None) or type(estimator).__name__
-            problem = getattr(estimator, "row_scores_problem", None)
-            why = problem() if callable(problem) else None
-            if why and not why.startswith("estimator "):
-                raise InvalidConfig(f"tie margin {self} needs per-row scores: {why}")
-            raise InvalidConfig(
-                f"tie margin {self} needs an estimator that scores every architecture on the same held-out rows "
-                f"(distill-proxy with metric accuracy or agreement); estimator {name} does not; "
-                "give a score difference instead (e.g. 0.005)")
+        if callable(has) and has():
+            return
+        from hwnas.estimators.base import no_row_scores
+
+        problem = getattr(estimator, "row_scores_problem", None)  # a plain scoring function has neither
+        why = problem() if callable(problem) else None
+        name = getattr(estimator, "name", None) or getattr(estimator, "__name__", type(estimator).__name__)
+        raise InvalidConfig(f"tie margin {self} needs {why or no_row_scores(name)}")
 
     def tied(self, values: np.ndarray, rows: Callable[[list[int]], np.ndarray] | None = None,
              best: int | None = None) -> tuple[int, np.ndarray]:
