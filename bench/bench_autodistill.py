@@ -50,6 +50,9 @@ def main(argv=None) -> int:
                     help="the predicted gain over default a recipe needs to be recommended (kept fraction): 'auto' "
                          "(the training tasks' seed noise, as hwnas distill --recipe auto) or a number (0: the "
                          "highest prediction wins)")
+    ap.add_argument("--no-nearest-check", action="store_true",
+                    help="let the model's ranking alone decide (hwnas.distill.auto.recommend(nearest_check=False)); "
+                         "by default a pick must also have beaten default beyond the margin on the nearest past task")
     ap.add_argument("--evaluate-only", action="store_true",
                     help="train nothing: evaluate on the finished runs already in --work (read only)")
     args = ap.parse_args(argv)
@@ -140,7 +143,7 @@ def main(argv=None) -> int:
                  **({"lr": args.lr} if args.lr is not None else {})}
         cands = [get_recipe(n) for n in recipes]
         rec = recommend(own[0]["features"], arch, others, overrides=typed, candidates=cands, seed=0,
-                        margin=args.margin)
+                        margin=args.margin, nearest_check=not args.no_nearest_check)
         means = {n: statistics.mean(v) for n in recipes if (v := measured(task, n, "student"))}
         if not means:
             continue
@@ -164,7 +167,10 @@ def main(argv=None) -> int:
             print(f"{task:{w}s} " + "  ".join(f"{n} {p:+.3f} [{len(measured(task, n, 'student'))}]"
                                             for n, p in rec.predicted.items())
                   + f"  | margin {rec.margin:.4f}" + (" (default kept: gain within it)" if "keeping default"
-                                                        in rec.reason else ""))
+                                                        in rec.reason and rec.nearest is None else "")
+                  + (f" | nearest past task {rec.nearest['name'] or rec.nearest['task']} (distance "
+                     f"{rec.nearest['distance']:.2f}, typical {rec.nearest['typical']:.2f}): measured {rec.nearest['gain']:+.3f}"
+                     + (" -> default kept" if "keeping default" in rec.reason else "") if rec.nearest else ""))
     spread = [statistics.stdev(v) for t in tasks for n in recipes if len(v := measured(t, n, "student")) > 1]
     print(f"\nseed spread (std of accuracy over seeds, mean over task x recipe): "
           f"{statistics.mean(spread):.4f}" if spread else "\nseed spread: one seed per run (unknown; run more --seeds)")

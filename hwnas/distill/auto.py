@@ -93,7 +93,7 @@ from hwnas.errors import InvalidConfig
 
 __all__ = ["FEATURES", "RECIPE_FEATURES", "MODEL_VERSION", "ARCH_FEATURES", "dataset_features", "text_features",
            "task_id", "recipe_features", "settings_record", "Recommendation", "Recommender", "recommend", "MIN_RUNS",
-           "TARGET", "group_key", "ranking_rows", "seed_noise"]
+           "TARGET", "group_key", "ranking_rows", "seed_noise", "nearest_task"]
 
 FEATURES = ("log10_examples", "num_labels", "pair", "len_mean", "len_p90", "label_entropy", "majority",
             "emb_cos", "emb_spread", "emb_sep")
@@ -325,6 +325,7 @@ class Recommendation:
     runs: int = 0
     tasks: int = 0
     margin: float = 0.0
+    nearest: dict[str, Any] | None = None
 
     def save(self, folder: str | Path) -> Path:
         """Write ``recommendation.json`` into ``folder`` (atomically) and return its path."""
@@ -334,7 +335,8 @@ class Recommendation:
 
     def to_dict(self) -> dict[str, Any]:
         return {"recipe": self.recipe, "predicted_advantage": self.predicted, "fallback": self.fallback,
-                "reason": self.reason, "runs": self.runs, "tasks": self.tasks, "margin": self.margin}
+                "reason": self.reason, "runs": self.runs, "tasks": self.tasks, "margin": self.margin,
+                "nearest": self.nearest}
 
 
 class Recommender:
@@ -415,9 +417,51 @@ def usable(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return out
 
 
+def nearest_task(features: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], recipe: str,
+                 baseline: str = "default") -> dict[str, Any] | None:
+    """The past task nearest to ``features`` that measured both ``recipe`` and ``baseline``, and what it measured.
+
+    Distance is Euclidean over :data:`FEATURES`, each scaled by its standard deviation across the experience's
+    tasks (one feature vector per task id; features constant across them are ignored), as meta-learning
+    systems match a new dataset to past ones by meta-features. The measured gain is the mean kept fraction of
+    ``recipe`` minus that of ``baseline`` in each group (task, student, steps) holding both, averaged over those
+    groups. Returns ``{"task", "name", "distance", "typical", "gain", "runs"}``, or ``None`` when no task measured
+    both; ``typical`` is the median distance between two past tasks on the same scale (``nan`` with one task), the
+    yardstick for whether the nearest task is near at all.
+    """
+    rows = usable(rows)
+    by_task: dict[str, Mapping[str, Any]] = {}
+    for r in rows:
+        by_task.setdefault(r["task"].get("id"), r)
+    ids = list(by_task)
+    mat = np.array([[float(by_task[t]["features"].get(k, 0.0)) for k in FEATURES] for t in ids], dtype=float)
+    sd = mat.std(axis=0) if len(ids) > 1 else np.zeros(len(FEATURES))
+    use = sd > 1e-12
+    x = np.array([float(features.get(k, 0.0)) for k in FEATURES], dtype=float)
+    scaled = mat[:, use] / sd[use] if use.any() else np.zeros((len(ids), 0))
+    pairs = [float(np.linalg.norm(scaled[i] - scaled[j])) for i in range(len(ids)) for j in range(i + 1, len(ids))]
+    typical = float(np.median(pairs)) if pairs else math.nan
+    found = []
+    for t, vec in zip(ids, mat, strict=True):
+        groups: dict[str, dict[str, list[float]]] = {}
+        for r in rows:
+            if r["task"].get("id") == t and r["recipe"].get("name") in (recipe, baseline):
+                groups.setdefault(group_key(r), {}).setdefault(r["recipe"]["name"], []).append(float(r["result"]["kept"]))
+        both = [g for g in groups.values() if recipe in g and baseline in g]
+        if not both:
+            continue
+        dist = float(np.sqrt((((x - vec) / np.where(use, sd, 1.0))[use] ** 2).sum()))
+        gain = float(np.mean([np.mean(g[recipe]) - np.mean(g[baseline]) for g in both]))
+        found.append({"task": t, "name": by_task[t]["task"].get("name"), "distance": dist, "typical": typical,
+                      "gain": gain,
+                      "runs": sum(len(g[recipe]) + len(g[baseline]) for g in both)})
+    return min(found, key=lambda f: (f["distance"], f["task"])) if found else None
+
+
 def recommend(features: Mapping[str, Any], arch: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], *,
               overrides: Mapping[str, Any] | None = None, candidates: Sequence[Any] | None = None,
-              min_runs: int = MIN_RUNS, seed: int = 0, margin: float | str = "auto") -> Recommendation:
+              min_runs: int = MIN_RUNS, seed: int = 0, margin: float | str = "auto",
+              nearest_check: bool = True) -> Recommendation:
     """The candidate recipe with the highest predicted advantage (module docstring) for a dataset and student.
 
     Args:
@@ -428,6 +472,10 @@ def recommend(features: Mapping[str, Any], arch: Mapping[str, Any], rows: Sequen
         candidates: recipes to choose among (default: :func:`hwnas.distill.recipes.candidates`).
         margin: the predicted gain over ``default`` a candidate needs to replace it (kept fraction);
             ``"auto"``: the experience's seed noise (:func:`seed_noise`; 0 without repeated seeds).
+        nearest_check: when the nearest past task that measured both a candidate and ``default``
+            (:func:`nearest_task`) is nearer than two past tasks typically are to each other, the candidate
+            must also have beaten ``default`` there by more than the margin; otherwise ``default`` is kept.
+            A task unlike every past one is left to the model. ``False``: the model's ranking alone decides.
     """
     from hwnas.distill.recipes import apply_recipe, candidates as default_candidates
 
@@ -467,8 +515,19 @@ def recommend(features: Mapping[str, Any], arch: Mapping[str, Any], rows: Sequen
         kept_default = (f"; {best}'s predicted gain over default ({scores[best] - scores['default']:+.3f}) is within "
                         f"the experience's seed noise ({margin:.3f}): keeping default")
         best = "default"
+    nearest = None
+    if nearest_check and "default" in scores and best != "default":
+        nearest = nearest_task(features, rows, best)
+        if nearest is not None and nearest["distance"] < nearest["typical"] and nearest["gain"] <= max(margin, 1e-6):
+            label = nearest["name"] or nearest["task"]
+            kept_default = (f"; on the nearest past task ({label}, distance {nearest['distance']:.2f}, past tasks "
+                            f"typically {nearest['typical']:.2f} apart) {best} measured "
+                            f"{nearest['gain']:+.3f} over default, not beyond the seed noise ({margin:.3f}): "
+                            f"keeping default")
+            best = "default"
     note = f"; {alone} runs without another recipe in their group left out" if alone else ""
     return Recommendation(best, scores, False,
                           f"predicted advantage {scores[best]:+.3f} over an average recipe "
                           f"(default {scores.get('default', float('nan')):+.3f}), from {len(ranked)} runs on "
-                          f"{len(ranked_tasks)} tasks{note}{kept_default}", len(ranked), len(ranked_tasks), margin)
+                          f"{len(ranked_tasks)} tasks{note}{kept_default}", len(ranked), len(ranked_tasks), margin,
+                          nearest)
