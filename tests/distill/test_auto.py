@@ -6,11 +6,12 @@ import csv
 import gzip
 import json
 import math
+import statistics
 
 import pytest
 
-from hwnas.distill.auto import (FEATURES, Recommender, dataset_features, ranking_rows, recommend, seed_noise,
-                                settings_record, text_features)
+from hwnas.distill.auto import (FEATURES, Recommender, dataset_features, nearest_task, ranking_rows, recommend,
+                                seed_noise, settings_record, text_features)
 from hwnas.distill.data import TaskData, load_task
 from hwnas.distill.experience import make_record
 from hwnas.distill.recipes import apply_recipe, get_recipe
@@ -175,6 +176,52 @@ def test_a_predicted_gain_within_the_seed_noise_keeps_the_default():
         for rows in (table(0.03), table(0.03)[:3]):  # refused with or without enough experience to fit
             with pytest.raises(InvalidConfig, match="margin must be 'auto' or a kept fraction >= 0"):
                 recommend(feats, ARCH, rows, candidates=cands, margin=bad)
+
+
+def _split_tasks() -> list[dict]:
+    """mi-alpha wins by 5 points on w1 and w2 (one label count) and loses by 1 on l1 and l2 (another); the label
+    count separates them for the trees, but l2 is nearest to a new task on the other features."""
+    def feats(a: int, b: float, sep: float) -> dict:
+        return {**{k: 0.0 for k in FEATURES}, "num_labels": 2.0 + 7 * a, "len_mean": b, "len_p90": b, "emb_cos": b,
+                "emb_sep": sep}
+    plan = {"w1": (0, -10.0, 0.05, 0.0), "w2": (0, 20.0, 0.05, 0.0), "l1": (1, 3.0, -0.01, 0.1), "l2": (1, 5.0, -0.01, 0.0)}
+    return [make_record(recipe_name=name, settings=settings_record(apply_recipe(name, {"steps": 100})),
+                        features=feats(a, b, sep), arch=ARCH, metric="accuracy", student=(kept + 0.002 * seed) * 0.9,
+                        teacher=0.9, steps=100, task_id=t, source=f"{t}.tsv")
+            for t, (a, b, gain, sep) in plan.items() for name, kept in (("default", 0.8), ("mi-alpha", 0.8 + gain))
+            for seed in range(2)]
+
+
+def _new_task(sep: float) -> dict:
+    return {**{k: 0.0 for k in FEATURES}, "num_labels": 2.0, "len_mean": 4.5, "len_p90": 4.5, "emb_cos": 4.5,
+            "emb_sep": sep}
+
+
+def test_nearest_task_scales_each_feature_by_its_spread_and_reports_what_that_task_measured():
+    rows = _split_tasks()
+    near = nearest_task(_new_task(0.0), rows, "mi-alpha")
+    # num_labels: 2 against 9 over a spread of 3.5 (2.0); the three length-like features differ by 0.5 over their
+    # spread (about 10.9): l2 at about 2.0, ahead of w1 (three times 14.5 / 10.9) and w2
+    sd_b = statistics.pstdev([-10.0, 20.0, 3.0, 5.0])
+    assert near["task"] == "l2" and near["gain"] == pytest.approx(-0.01) and near["runs"] == 4
+    assert near["distance"] == pytest.approx(math.sqrt(2.0 ** 2 + 3 * (0.5 / sd_b) ** 2), rel=1e-6)
+    assert 2.0 < near["distance"] < near["typical"]
+    far = nearest_task(_new_task(1.0), rows, "mi-alpha")  # emb_sep: 1.0 where the past tasks spread by 0.04
+    assert far["task"] == "l1" and far["distance"] > 5 * far["typical"]
+    assert nearest_task(_new_task(0.0), rows, "minilm") is None  # no past task ran minilm
+
+
+def test_a_pick_that_lost_on_a_near_past_task_keeps_the_default_and_a_task_unlike_all_is_left_to_the_model():
+    rows, cands = _split_tasks(), [get_recipe("default"), get_recipe("mi-alpha")]
+    near = recommend(_new_task(0.0), ARCH, rows, overrides={"steps": 100}, candidates=cands)
+    assert near.predicted["mi-alpha"] - near.predicted["default"] > near.margin  # the trees side with w1 and w2
+    assert near.recipe == "default" and not near.fallback and near.nearest["task"] == "l2"
+    assert "on the nearest past task (l2, distance 2.0" in near.reason
+    assert "mi-alpha measured -0.010 over default" in near.reason and near.to_dict()["nearest"]["task"] == "l2"
+    unchecked = recommend(_new_task(0.0), ARCH, rows, overrides={"steps": 100}, candidates=cands, nearest_check=False)
+    assert unchecked.recipe == "mi-alpha" and unchecked.nearest is None
+    far = recommend(_new_task(1.0), ARCH, rows, overrides={"steps": 100}, candidates=cands)
+    assert far.recipe == "mi-alpha" and far.nearest["task"] == "l1" and "nearest" not in far.reason
 
 
 def test_the_recommender_round_trips_through_json_without_pickle():
