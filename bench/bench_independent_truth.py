@@ -9,9 +9,10 @@ itself, the parameter count, the same full runs on rows 2000-3999, and the 200-o
 
 ``--truth-runs`` takes the truth from *other* runs of the same recipe instead: another seed of the full recipe
 (``bench_estimators.py --distill-proxy-seed 1``, per-row records on all rows), averaged over the files given. The
-seed-0 runs then become one more score to judge, on the truth's own rows too: how well one seed of the recipe
-predicts another is the ceiling any estimator is held to. Only students present in every file are used (a
-partial run of the other seed is fine; the count is printed).
+``--full`` runs (seed 0 by default) then become one more score to judge, on the truth's own rows too: how well one
+seed of the recipe predicts the others is the ceiling any estimator is held to. Only students present in every file
+are used (a partial run of the other seed is fine; the count is printed). Rotating which seed is ``--full`` and
+which are the truth gives that ceiling three times over with three seeds.
 
     python bench/bench_independent_truth.py --truth-runs bench/results/distill-proxy-sst2-500steps-allrows-s1-runs.json \
         --truth-rows 0:6735
@@ -72,9 +73,9 @@ def main(argv=None) -> int:
           f"truth: {source} on sst2/dev.tsv rows {a}-{b - 1}")
     rows = {"table accuracy (rows 0-1999)": truth.accuracy[idx],
             "params": np.array([Architecture.parse(k).num_parameters() for k in keys], float),
-            ("the seed-0 full runs" if others else "the same full runs") + ", rows 2000-3999": bits[:, 2000:4000].mean(1)}
+            ("the --full runs" if others else "the same full runs") + ", rows 2000-3999": bits[:, 2000:4000].mean(1)}
     if others:
-        rows[f"the seed-0 full runs, the truth's rows {a}-{b - 1}"] = bits[:, a:b].mean(1)
+        rows[f"the --full runs, the truth's rows {a}-{b - 1}"] = bits[:, a:b].mean(1)
     for m in ("accuracy", "agreement", "kd"):
         rows[f"200-of-500 proxy {m} (rows 2000-3999)"] = np.array([proxy[k][m] for k in keys])
     print(f"{'score':44s} {'tau all':>8s} {'tau band':>9s}  95% CI")

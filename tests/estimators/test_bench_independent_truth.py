@@ -58,10 +58,10 @@ def test_another_seeds_runs_become_the_truth_and_the_seed_0_runs_a_score(tmp_pat
     out = capsys.readouterr().out
     assert f"{len(keys) - 4} of {len(keys)} students" in out
     assert "truth: 1 other run(s) of the table's recipe (another seed), averaged, on sst2/dev.tsv rows 0-6734" in out
-    line = next(x for x in out.splitlines() if x.startswith("the seed-0 full runs, the truth's rows 0-6734"))
+    line = next(x for x in out.splitlines() if x.startswith("the --full runs, the truth's rows 0-6734"))
     tau_all = float(line.split()[-4])
     assert tau_all > 0.8  # both runs follow the same order, 6,735 rows each
-    assert "the seed-0 full runs, rows 2000-3999" in out
+    assert "the --full runs, rows 2000-3999" in out
 
 
 def test_too_few_students_in_every_file_is_one_line(tmp_path, capsys):
