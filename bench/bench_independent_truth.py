@@ -78,11 +78,12 @@ def main(argv=None) -> int:
         rows[f"the --full runs, the truth's rows {a}-{b - 1}"] = bits[:, a:b].mean(1)
     for m in ("accuracy", "agreement", "kd"):
         rows[f"200-of-500 proxy {m} (rows 2000-3999)"] = np.array([proxy[k][m] for k in keys])
-    print(f"{'score':44s} {'tau all':>8s} {'tau band':>9s}  95% CI")
+    bands = [truth.bands[i] for i in idx]
+    print(f"{'score':44s} {'tau all':>8s} {'tau band':>9s}  {'95% CI':16s} regret (points; the table's bands)")
     for name, s in rows.items():
         lo, hi = be.tau_ci(s, new_truth, within, args.bootstrap)
         print(f"{name:44s} {be.pair_tau(s, new_truth, everyone):8.3f} {be.pair_tau(s, new_truth, within):9.3f}  "
-              f"[{lo:.3f}, {hi:.3f}]")
+              f"[{lo:.3f}, {hi:.3f}]  {be.regret(s, new_truth, bands):6.2f}")
     return 0
 
 
