@@ -8,8 +8,9 @@ on ``--rows`` of ``--eval`` (slices ``START:STOP``, comma-separated; choose rows
 same per-budget verdict as ``bench_end_to_end.py`` (:func:`bench_end_to_end.compare`: searched minus baseline,
 against twice the standard error of the difference over seeds), beside the original figures. No training.
 
-Resumable and cheap: each student's score is kept in ``--cache`` (keyed by folder, evaluation file and rows), so
-a rerun scores only what is missing.
+Resumable and cheap: each student's score is kept in ``--cache`` (keyed by the folder as the results file names it,
+the evaluation file's content and the rows), so a rerun scores only what is missing, and a committed cache reprints
+the verdicts on a machine without the students.
 
     python bench/bench_rescore.py --results bench/results/end_to_end-sst2-gt-v1-distillproxy-ties-bands1.json \\
         --eval ../shared/data/sst2/dev.tsv --rows 0:2000,4000:6735 --seeds 0,1,2
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -80,6 +80,9 @@ def main(argv=None) -> int:
     cache_file = Path(args.cache)
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
     rows_text = ",".join(f"{a}:{b}" for a, b in args.rows)
+    # keyed by the folder as the results file names it and the evaluation file's content, not by absolute paths,
+    # so a committed cache serves a fresh clone that has no students
+    eval_digest = hashlib.sha256(Path(args.eval).read_bytes()).hexdigest()
     print(f"rescoring {args.results} on {args.eval} rows {rows_text}; seeds {args.seeds or 'all'}", flush=True)
     for budget in results["budgets"]:
         if labels is not None and budget["label"] not in labels:
@@ -92,8 +95,7 @@ def main(argv=None) -> int:
                 if seeds is not None and run["seed"] not in seeds:
                     continue
                 folder = Path(run["folder"])
-                key = hashlib.sha256(json.dumps([str(folder.resolve()), os.path.abspath(args.eval), rows_text]).encode()
-                                     ).hexdigest()[:16]
+                key = hashlib.sha256(json.dumps([run["folder"], eval_digest, rows_text]).encode()).hexdigest()[:16]
                 if key not in cache:
                     if not (folder / "model.safetensors").is_file():
                         raise SystemExit(f"no exported student in {folder}: rerun its bench_end_to_end.py command")
