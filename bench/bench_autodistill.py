@@ -170,7 +170,7 @@ def main(argv=None) -> int:
                                                         in rec.reason and rec.nearest is None else "")
                   + (f" | nearest past task {rec.nearest['name'] or rec.nearest['task']} (distance "
                      f"{rec.nearest['distance']:.2f}, typical {rec.nearest['typical']:.2f}): measured {rec.nearest['gain']:+.3f}"
-                     + (" -> default kept" if "keeping default" in rec.reason else "") if rec.nearest else ""))
+                     + (" -> default kept" if rec.recipe == "default" else "") if rec.nearest else ""))
     spread = [statistics.stdev(v) for t in tasks for n in recipes if len(v := measured(t, n, "student")) > 1]
     print(f"\nseed spread (std of accuracy over seeds, mean over task x recipe): "
           f"{statistics.mean(spread):.4f}" if spread else "\nseed spread: one seed per run (unknown; run more --seeds)")

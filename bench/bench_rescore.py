@@ -46,18 +46,26 @@ def _slices(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def score(folder: Path, eval_file: str, rows: list[tuple[int, int]], max_len: int) -> tuple[float, int]:
-    """Accuracy of the exported student in ``folder`` on ``rows`` of ``eval_file``, and the number of rows."""
+def picked_rows(eval_file: str, rows: list[tuple[int, int]]):
+    """The :class:`~hwnas.distill.data.TaskData` of ``rows`` of ``eval_file``."""
+    from hwnas.distill.data import load_task
+
+    data = load_task(eval_file, split="validation")
+    stop = max(b for _, b in rows)
+    if stop > len(data):
+        raise SystemExit(f"--rows ends at {stop} but {eval_file} has {len(data)} rows")
+    return data.subset([i for a, b in rows for i in range(a, b)])
+
+
+def score(folder: Path, picked, max_len: int) -> tuple[float, int]:
+    """Accuracy of the exported student in ``folder`` on the rows ``picked`` (:func:`picked_rows`), and their
+    number."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from hwnas.distill.data import encode, load_task
+    from hwnas.distill.data import encode
     from hwnas.distill.trainer import evaluate
 
-    data = load_task(eval_file, split="validation")
-    if rows[-1][1] > len(data):
-        raise SystemExit(f"--rows ends at {rows[-1][1]} but {eval_file} has {len(data)} rows")
-    picked = data.subset([i for a, b in rows for i in range(a, b)])
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     with torch.no_grad():
@@ -83,6 +91,7 @@ def main(argv=None) -> int:
     # keyed by the folder as the results file names it and the evaluation file's content, not by absolute paths,
     # so a committed cache serves a fresh clone that has no students
     eval_digest = hashlib.sha256(Path(args.eval).read_bytes()).hexdigest()
+    picked = None
     print(f"rescoring {args.results} on {args.eval} rows {rows_text}; seeds {args.seeds or 'all'}", flush=True)
     for budget in results["budgets"]:
         if labels is not None and budget["label"] not in labels:
@@ -100,7 +109,9 @@ def main(argv=None) -> int:
                     if not (folder / "model.safetensors").is_file():
                         raise SystemExit(f"no exported student in {folder}: rerun its bench_end_to_end.py command")
                     max_len = json.loads((folder / "distill_config.json").read_text()).get("max_len") or 128
-                    acc, n = score(folder, args.eval, args.rows, max_len)
+                    if picked is None:  # read once, and only when a student is not cached
+                        picked = picked_rows(args.eval, args.rows)
+                    acc, n = score(folder, picked, max_len)
                     cache[key] = {"folder": str(folder), "eval": args.eval, "rows": rows_text, "accuracy": acc, "n": n}
                     tmp = cache_file.with_suffix(".tmp")
                     tmp.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")

@@ -440,32 +440,32 @@ def nearest_task(features: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
     both; ``typical`` is the median distance between two past tasks on the same scale (``nan`` with one task), the
     yardstick for whether the nearest task is near at all.
     """
-    rows = usable(rows)
     by_task: dict[str, Mapping[str, Any]] = {}
-    for r in rows:
-        by_task.setdefault(r["task"].get("id"), r)
+    groups: dict[str, dict[str, dict[str, list[float]]]] = {}  # task -> group -> recipe -> kept fractions
+    for r in usable(rows):
+        t = r["task"].get("id")
+        by_task.setdefault(t, r)
+        if r["recipe"].get("name") in (recipe, baseline):
+            groups.setdefault(t, {}).setdefault(group_key(r), {}).setdefault(r["recipe"]["name"], []).append(
+                float(r["result"]["kept"]))
+    if not by_task:
+        return None
     ids = list(by_task)
     mat = np.array([[float(by_task[t]["features"].get(k, 0.0)) for k in FEATURES] for t in ids], dtype=float)
-    sd = mat.std(axis=0) if len(ids) > 1 else np.zeros(len(FEATURES))
+    sd = mat.std(axis=0)
     use = sd > 1e-12
-    x = np.array([float(features.get(k, 0.0)) for k in FEATURES], dtype=float)
-    scaled = mat[:, use] / sd[use] if use.any() else np.zeros((len(ids), 0))
+    scaled = mat[:, use] / sd[use]
+    x = np.array([float(features.get(k, 0.0)) for k in FEATURES], dtype=float)[use] / sd[use]
     pairs = [float(np.linalg.norm(scaled[i] - scaled[j])) for i in range(len(ids)) for j in range(i + 1, len(ids))]
     typical = float(np.median(pairs)) if pairs else math.nan
     found = []
-    for t, vec in zip(ids, mat, strict=True):
-        groups: dict[str, dict[str, list[float]]] = {}
-        for r in rows:
-            if r["task"].get("id") == t and r["recipe"].get("name") in (recipe, baseline):
-                groups.setdefault(group_key(r), {}).setdefault(r["recipe"]["name"], []).append(float(r["result"]["kept"]))
-        both = [g for g in groups.values() if recipe in g and baseline in g]
-        if not both:
-            continue
-        dist = float(np.sqrt((((x - vec) / np.where(use, sd, 1.0))[use] ** 2).sum()))
-        gain = float(np.mean([np.mean(g[recipe]) - np.mean(g[baseline]) for g in both]))
-        found.append({"task": t, "name": by_task[t]["task"].get("name"), "distance": dist, "typical": typical,
-                      "gain": gain,
-                      "runs": sum(len(g[recipe]) + len(g[baseline]) for g in both)})
+    for t, vec in zip(ids, scaled, strict=True):
+        both = [g for g in groups.get(t, {}).values() if recipe in g and baseline in g]
+        if both:
+            found.append({"task": t, "name": by_task[t]["task"].get("name"),
+                          "distance": float(np.linalg.norm(x - vec)), "typical": typical,
+                          "gain": float(np.mean([np.mean(g[recipe]) - np.mean(g[baseline]) for g in both])),
+                          "runs": sum(len(g[recipe]) + len(g[baseline]) for g in both)})
     return min(found, key=lambda f: (f["distance"], f["task"])) if found else None
 
 
